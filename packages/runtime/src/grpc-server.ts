@@ -1,0 +1,173 @@
+import { once } from "node:events";
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
+import type { HandlerContext, Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
+import { createContextValues, createHandlerContext } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { toConnectError } from "./errors.js";
+import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+
+/** A Connect-style service implementation: the same object can be served by connect-node or grpc-js. */
+// biome-ignore lint/suspicious/noExplicitAny: method signatures are checked where each impl is declared
+export type AnyServiceImpl = Record<string, (...args: any[]) => any>;
+
+export interface ServiceRegistration {
+  service: DescService;
+  impl: AnyServiceImpl;
+}
+
+export interface GrpcServerOptions {
+  registrations: ServiceRegistration[];
+  interceptors: Interceptor[];
+  /** Largest message accepted or sent, in bytes. */
+  maxMessageBytes: number;
+  /** Aborted when the server shuts down, so long streams stop and the server can drain. */
+  shutdownSignal: AbortSignal;
+}
+
+/**
+ * Serves Connect-style implementations over @grpc/grpc-js. grpc-js is the internal transport because it
+ * measured about 2.8x faster per unary hop than connect-node here; Connect interceptors and handler
+ * contexts are kept so that domain services are written once, in the Connect style.
+ */
+export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": options.maxMessageBytes,
+    "grpc.max_send_message_length": options.maxMessageBytes,
+  });
+  for (const { service, impl } of options.registrations) {
+    for (const method of service.methods) {
+      const fn = impl[method.localName];
+      if (!fn) continue;
+      const path = `/${service.typeName}/${method.name}`;
+      const handler = createMethodHandler(service, method, fn.bind(impl), options);
+      const serialize = (msg: unknown) => Buffer.from(toBinary(method.output, toMessage(method.output, msg)));
+      const deserialize = (bytes: Buffer) => fromBinary(method.input, bytes);
+      server.register(path, handler, serialize, deserialize, handlerType(method));
+    }
+  }
+  return server;
+}
+
+function handlerType(method: DescMethod): string {
+  switch (method.methodKind) {
+    case "unary":
+      return "unary";
+    case "server_streaming":
+      return "serverStream";
+    case "client_streaming":
+      return "clientStream";
+    case "bidi_streaming":
+      return "bidi";
+  }
+}
+
+function toMessage<T extends DescMessage>(schema: T, value: unknown): MessageShape<T> {
+  return isMessage(value, schema) ? value : create(schema, value as never);
+}
+
+type AnyCall = grpc.ServerUnaryCall<unknown, unknown> & Partial<grpc.ServerDuplexStream<unknown, unknown>>;
+
+function createMethodHandler(
+  service: DescService,
+  method: DescMethod,
+  // biome-ignore lint/suspicious/noExplicitAny: see AnyServiceImpl
+  impl: (...args: any[]) => any,
+  options: GrpcServerOptions,
+): grpc.UntypedHandleCall {
+  const { interceptors, shutdownSignal } = options;
+  const url = `/${service.typeName}/${method.name}`;
+  const streamingInput = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
+
+  const start = (call: AnyCall) => {
+    const requestAbort = new AbortController();
+    call.on("cancelled", () => requestAbort.abort(new Error("client cancelled")));
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
+    const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
+    const contextValues = createContextValues();
+    const ctx = createHandlerContext({
+      service,
+      method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      url,
+      timeoutMs,
+      shutdownSignal,
+      requestSignal: requestAbort.signal,
+      requestHeader: metadataToHeaders(call.metadata),
+      contextValues,
+    });
+    // Node destroys a stream when its async iterator finishes, which would kill the duplex's sending half.
+    const input = streamingInput
+      ? (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false })
+      : call.request;
+    // The innermost step calls the implementation; interceptors wrap it like an onion.
+    // biome-ignore lint/suspicious/noExplicitAny: interceptor requests are typed per method at runtime
+    const innermost = async (req: any): Promise<UnaryResponse | StreamResponse> => {
+      const common = { service, header: ctx.responseHeader, trailer: ctx.responseTrailer };
+      if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
+        const out = await impl(req.message, ctx);
+        return { ...common, stream: false, method, message: toMessage(method.output, out) } as UnaryResponse;
+      }
+      return { ...common, stream: true, method, message: impl(req.message, ctx) } as StreamResponse;
+    };
+    const run = interceptors.reduceRight((next, interceptor) => interceptor(next), innermost);
+    const req = {
+      stream: method.methodKind !== "unary",
+      service,
+      method,
+      requestMethod: "POST",
+      url,
+      signal: ctx.signal,
+      header: ctx.requestHeader,
+      contextValues,
+      message: input,
+      // biome-ignore lint/suspicious/noExplicitAny: see innermost
+    } as any;
+    return { ctx, response: run(req), abort: () => ctx.abort() };
+  };
+
+  if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
+    return ((call: AnyCall, callback: grpc.sendUnaryData<unknown>) => {
+      const { ctx, response, abort } = start(call);
+      response.then(
+        (res) => {
+          call.sendMetadata(headersToMetadata(res.header));
+          callback(null, res.message, headersToMetadata(res.trailer));
+          abort();
+        },
+        (err) => {
+          callback(toServiceError(err, ctx));
+          abort();
+        },
+      );
+    }) as grpc.UntypedHandleCall;
+  }
+
+  return (async (call: grpc.ServerWritableStream<unknown, unknown>) => {
+    const { ctx, response, abort } = start(call as unknown as AnyCall);
+    try {
+      const res = (await response) as StreamResponse;
+      let headerSent = false;
+      for await (const msg of res.message) {
+        if (call.cancelled) break;
+        if (!headerSent) {
+          call.sendMetadata(headersToMetadata(res.header));
+          headerSent = true;
+        }
+        if (!call.write(msg)) await Promise.race([once(call, "drain"), once(call, "cancelled")]);
+      }
+      if (!call.cancelled) call.end(headersToMetadata(res.trailer));
+    } catch (err) {
+      if (!call.cancelled) call.emit("error", toServiceError(err, ctx));
+    } finally {
+      abort();
+    }
+  }) as grpc.UntypedHandleCall;
+}
+
+function toServiceError(err: unknown, ctx: HandlerContext): Partial<grpc.StatusObject> {
+  const ce = toConnectError(err, ctx.signal);
+  return { code: ce.code as number, details: ce.rawMessage, metadata: headersToMetadata(ce.metadata) };
+}

@@ -1,0 +1,171 @@
+import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+
+export interface GrpcTransportOptions {
+  /** host:port of the service. */
+  address: string;
+  maxMessageBytes?: number;
+}
+
+export interface GrpcTransport extends Transport {
+  readonly address: string;
+  close(): void;
+}
+
+/**
+ * A Connect `Transport` over an @grpc/grpc-js channel, so typed Connect clients (`createClient`) talk to
+ * our internal services through grpc-js's HTTP/2 stack (the fastest we measured) with plain gRPC on the
+ * wire: no compression (tensors and images do not compress), deadlines and cancellation propagated.
+ */
+export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
+  const max = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  const client = new grpc.Client(options.address, grpc.credentials.createInsecure(), {
+    "grpc.max_receive_message_length": max,
+    "grpc.max_send_message_length": max,
+    "grpc.keepalive_time_ms": 30_000,
+  });
+
+  const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
+    timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
+
+  const codec = <I extends DescMessage, O extends DescMessage>(method: { input: I; output: O }) => ({
+    serialize: (msg: MessageInitShape<I>) => Buffer.from(toBinary(method.input, create(method.input, msg))),
+    deserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+  });
+
+  return {
+    address: options.address,
+    close: () => client.close(),
+
+    unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: MessageInitShape<I>,
+    ): Promise<UnaryResponse<I, O>> {
+      const { serialize, deserialize } = codec(method);
+      const responseHeader = new Headers();
+      const trailer = new Headers();
+      return new Promise((resolve, reject) => {
+        if (signal?.aborted) return reject(abortError(signal));
+        const call = client.makeUnaryRequest(
+          `/${method.parent.typeName}/${method.name}`,
+          serialize,
+          deserialize,
+          input,
+          headersToMetadata(new Headers(header)),
+          callOptions(timeoutMs),
+          (err, message) => {
+            signal?.removeEventListener("abort", onAbort);
+            if (err) return reject(fromServiceError(err, signal));
+            resolve({
+              stream: false,
+              service: method.parent,
+              method,
+              header: responseHeader,
+              trailer,
+              message: message!,
+            });
+          },
+        );
+        const onAbort = () => call.cancel();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        call.on("metadata", (md) => copyInto(responseHeader, md));
+        call.on("status", (status) => copyInto(trailer, status.metadata));
+      });
+    },
+
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: ConstructorParameters<typeof Headers>[0],
+      input: AsyncIterable<MessageInitShape<I>>,
+    ): Promise<StreamResponse<I, O>> {
+      if (signal?.aborted) throw abortError(signal);
+      const { serialize, deserialize } = codec(method);
+      const path = `/${method.parent.typeName}/${method.name}`;
+      const metadata = headersToMetadata(new Headers(header));
+      const opts = callOptions(timeoutMs);
+      const responseHeader = new Headers();
+      const trailer = new Headers();
+
+      let call: grpc.ClientReadableStream<MessageInitShape<O>> | grpc.ClientDuplexStream<unknown, unknown>;
+      if (method.methodKind === "server_streaming") {
+        const first = await firstOf(input);
+        call = client.makeServerStreamRequest(path, serialize, deserialize, first, metadata, opts);
+      } else {
+        const duplex = client.makeBidiStreamRequest(path, serialize, deserialize, metadata, opts);
+        void pump(input, duplex);
+        call = duplex as grpc.ClientDuplexStream<unknown, unknown>;
+      }
+      const onAbort = () => call.cancel();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      call.on("metadata", (md: grpc.Metadata) => copyInto(responseHeader, md));
+      call.on("status", (status: grpc.StatusObject) => copyInto(trailer, status.metadata));
+
+      const stream = async function* () {
+        try {
+          for await (const msg of call as AsyncIterable<unknown>) yield msg;
+        } catch (err) {
+          throw fromServiceError(err as grpc.ServiceError, signal);
+        } finally {
+          signal?.removeEventListener("abort", onAbort);
+          call.cancel();
+        }
+      };
+      return {
+        stream: true,
+        service: method.parent,
+        method,
+        header: responseHeader,
+        trailer,
+        message: stream() as AsyncIterable<never>,
+      };
+    },
+  };
+}
+
+async function firstOf<T>(input: AsyncIterable<T>): Promise<T> {
+  for await (const value of input) return value;
+  throw new ConnectError("missing request message", Code.Internal);
+}
+
+async function pump<T>(input: AsyncIterable<T>, call: grpc.ClientDuplexStream<T, unknown>): Promise<void> {
+  try {
+    for await (const msg of input) {
+      if (!call.write(msg)) await new Promise((resolve) => call.once("drain", resolve));
+    }
+    call.end();
+  } catch {
+    call.cancel();
+  }
+}
+
+function copyInto(headers: Headers, metadata: grpc.Metadata): void {
+  metadataToHeaders(metadata).forEach((value, key) => {
+    headers.set(key, value);
+  });
+}
+
+function abortError(signal: AbortSignal): ConnectError {
+  const reason = signal.reason;
+  if (reason instanceof ConnectError) return reason;
+  return new ConnectError("the call was cancelled", Code.Canceled);
+}
+
+function fromServiceError(err: Partial<grpc.ServiceError>, signal: AbortSignal | undefined): ConnectError {
+  if (signal?.aborted) return abortError(signal);
+  if (err instanceof ConnectError) return err;
+  const code =
+    typeof err.code === "number" && err.code > 0 && err.code <= 16
+      ? (err.code as number as Code)
+      : Code.Unknown;
+  const metadata = err.metadata ? metadataToHeaders(err.metadata) : undefined;
+  return new ConnectError(err.details ?? err.message ?? "unknown error", code, metadata, undefined, err);
+}

@@ -1,0 +1,62 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { toConnectError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { loggerKey, REQUEST_ID_HEADER, requestIdFrom, requestIdKey } from "./request-scope.js";
+
+/**
+ * Server interceptor, outermost: gives the call a request id and a child logger, maps every error through
+ * the one error table, and writes one access-log line per call (streams: when the stream ends).
+ */
+export function createServerInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const requestId = requestIdFrom(req.header);
+    const log = logger.child({ requestId, rpc: `${req.service.typeName}/${req.method.name}` });
+    req.contextValues.set(requestIdKey, requestId);
+    req.contextValues.set(loggerKey, log);
+    const started = performance.now();
+    const finish = (err?: unknown) => {
+      const ms = Math.round((performance.now() - started) * 100) / 100;
+      if (err === undefined) {
+        log.info({ ms, code: "ok" }, "rpc");
+        return;
+      }
+      const ce = toConnectError(err, req.signal);
+      const line = { ms, code: codeName(ce), err: ce.rawMessage, cause: describeCause(ce.cause) };
+      if (ce.code === Code.Internal) log.error(line, "rpc failed");
+      else log.info(line, "rpc");
+      return ce;
+    };
+    try {
+      const res = await next(req);
+      res.header.set(REQUEST_ID_HEADER, requestId);
+      if (!res.stream) {
+        finish();
+        return res;
+      }
+      const messages = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* messages;
+          } catch (err) {
+            throw finish(err);
+          }
+          finish();
+        })(),
+      };
+    } catch (err) {
+      throw finish(err);
+    }
+  };
+}
+
+function codeName(err: ConnectError): string {
+  return Code[err.code] ?? String(err.code);
+}
+
+function describeCause(cause: unknown): string | undefined {
+  if (cause instanceof Error) return cause.stack ?? cause.message;
+  return cause === undefined ? undefined : String(cause);
+}

@@ -1,0 +1,14 @@
+import { pino } from "pino";
+
+/** The logging surface domain code may use; pino satisfies it, and so does a test's own recorder. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+export function createLogger(service: string, level = "info"): Logger {
+  return pino({ name: service, level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime });
+}

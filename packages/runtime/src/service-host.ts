@@ -1,0 +1,95 @@
+import type { DescService } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
+import { Health } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
+import * as grpc from "@grpc/grpc-js";
+import { createGrpcServer, type ServiceRegistration } from "./grpc-server.js";
+import { createHealthService, HealthRegistry } from "./health.js";
+import { createServerInterceptor } from "./interceptors.js";
+import type { Logger } from "./logger.js";
+import { createReflectionServices } from "./reflection.js";
+
+export interface ServiceHostOptions {
+  name: string;
+  host: string;
+  /** 0 = any free port (tests). */
+  port: number;
+  logger: Logger;
+  registrations: ServiceRegistration[];
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  interceptors?: Interceptor[];
+}
+
+export interface RunningService {
+  readonly port: number;
+  readonly address: string;
+  readonly health: HealthRegistry;
+  /** Readiness drops first, then streams get the grace period to finish, then the rest is cut. */
+  close(): Promise<void>;
+}
+
+/** Builds and starts a domain service on gRPC/HTTP2 with health, reflection and the common interceptors. */
+export async function startGrpcService(options: ServiceHostOptions): Promise<RunningService> {
+  const domain: DescService[] = options.registrations.map((r) => r.service);
+  const health = new HealthRegistry(domain.map((s) => s.typeName));
+  const reflection = createReflectionServices([...domain, Health]);
+  const shutdown = new AbortController();
+  const server = createGrpcServer({
+    registrations: [
+      ...options.registrations,
+      { service: Health, impl: createHealthService(health) },
+      ...reflection,
+    ],
+    interceptors: [createServerInterceptor(options.logger), ...(options.interceptors ?? [])],
+    maxMessageBytes: options.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  options.logger.info({ address }, `${options.name} listening`);
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      health.setReady(false);
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const timer = new Promise<"timeout">((resolve) =>
+        setTimeout(() => resolve("timeout"), options.shutdownGraceMs).unref(),
+      );
+      if ((await Promise.race([drained, timer])) === "timeout") {
+        options.logger.warn(
+          { graceMs: options.shutdownGraceMs },
+          "drain timed out; cancelling remaining calls",
+        );
+        shutdown.abort(new Error("server shutting down"));
+        server.forceShutdown();
+      }
+      shutdown.abort(new Error("server shut down"));
+    })();
+    return closing;
+  };
+  return { port, address, health, close };
+}
+
+/** SIGTERM/SIGINT close the service gracefully once; a second signal exits at once. */
+export function closeOnSignals(service: { close(): Promise<void> }, logger: Logger): void {
+  let count = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    count++;
+    if (count > 1) process.exit(130);
+    logger.info({ signal }, "shutting down");
+    service.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err: String(err) }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
