@@ -1,0 +1,3 @@
+export { DdimScheduler } from "./ddim-scheduler.js";
+export type { Scheduler, SchedulerKind, SchedulerState, StepOptions, StepResult } from "./scheduler.js";
+export { SchedulerInputError } from "./scheduler-config.js";
