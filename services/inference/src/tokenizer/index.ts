@@ -1,4 +1,3 @@
-export { normalizeClipText, preTokenizeClip } from "./clip-pre-tokenizer.js";
 export * from "./clip-tokenizer.js";
 export * from "./prompt-attention.js";
 export * from "./prompt-emphasis.js";
