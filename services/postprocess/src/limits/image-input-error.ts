@@ -1,0 +1,17 @@
+export type ImageInputErrorCode = "invalid_image" | "too_large";
+
+/**
+ * An input image we will not decode. `code` is stable for mapping to a status ("invalid_image" →
+ * INVALID_ARGUMENT, "too_large" → RESOURCE_EXHAUSTED or INVALID_ARGUMENT); `field` names the request field.
+ */
+export class ImageInputError extends Error {
+  override readonly name = "ImageInputError";
+
+  constructor(
+    readonly code: ImageInputErrorCode,
+    readonly field: string,
+    reason: string,
+  ) {
+    super(`${field}: ${reason}`);
+  }
+}
