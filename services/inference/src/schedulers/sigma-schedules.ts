@@ -1,0 +1,63 @@
+import type { TimestepSpacing } from "./common-options.js";
+import { arange, linspace, roundHalfEven } from "./numpy-numerics.js";
+import { f32 } from "./torch-numerics.js";
+
+/** sigma_t = sqrt((1 - alpha_prod_t) / alpha_prod_t) for every training step, in float32 as torch computes it. */
+export function trainingSigmas(alphasCumprod: Float32Array): Float32Array {
+  return alphasCumprod.map((a) => Math.sqrt(f32(f32(1 - a) / a)));
+}
+
+/** `np.log` of the float32 training sigmas (float32 results). */
+export function logSigmas(sigmas: Float32Array): Float32Array {
+  return sigmas.map(Math.log);
+}
+
+/** Timesteps as the k-diffusion style schedulers (Euler, Euler ancestral, Heun) space them, as float32. */
+export function spacedFloatTimesteps(
+  spacing: TimestepSpacing,
+  numTrainTimesteps: number,
+  n: number,
+  stepsOffset: number,
+): number[] {
+  switch (spacing) {
+    case "linspace":
+      return linspace(0, numTrainTimesteps - 1, n)
+        .map(f32)
+        .reverse();
+    case "leading": {
+      const ratio = Math.floor(numTrainTimesteps / n);
+      return Array.from({ length: n }, (_, i) => f32(i * ratio + stepsOffset)).reverse();
+    }
+    case "trailing":
+      return arange(numTrainTimesteps, 0, -numTrainTimesteps / n).map((t) => f32(roundHalfEven(t) - 1));
+  }
+}
+
+/** The Karras et al. (2022) schedule with rho = 7, as k-diffusion and diffusers build it (float64). */
+export function karrasSigmas(sigmaMin: number, sigmaMax: number, n: number): number[] {
+  const rho = 7.0;
+  const minInvRho = sigmaMin ** (1 / rho);
+  const maxInvRho = sigmaMax ** (1 / rho);
+  return linspace(0, 1, n).map((ramp) => (maxInvRho + ramp * (minInvRho - maxInvRho)) ** rho);
+}
+
+/** sigmas evenly spaced in log between sigma_max and sigma_min (float64). */
+export function exponentialSigmas(sigmaMin: number, sigmaMax: number, n: number): number[] {
+  return linspace(Math.log(sigmaMax), Math.log(sigmaMin), n).map(Math.exp);
+}
+
+/**
+ * diffusers' `_sigma_to_t`: the fractional training step whose log-sigma matches, interpolating linearly
+ * between the two neighbouring training steps.
+ */
+export function sigmaToT(sigma: number, logTrainingSigmas: Float32Array): number {
+  const logSigma = Math.log(Math.max(sigma, 1e-10));
+  let low = 0;
+  for (let i = 0; i < logTrainingSigmas.length; i++)
+    if (logSigma - (logTrainingSigmas[i] as number) >= 0) low = i;
+  low = Math.min(low, logTrainingSigmas.length - 2);
+  const lowLog = logTrainingSigmas[low] as number;
+  const highLog = logTrainingSigmas[low + 1] as number;
+  const w = Math.min(Math.max((lowLog - logSigma) / f32(lowLog - highLog), 0), 1);
+  return (1 - w) * low + w * (low + 1);
+}
