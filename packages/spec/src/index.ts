@@ -1,0 +1,3 @@
+export * from "./limits.js";
+export * from "./resolved-spec.js";
+export * from "./validate-spec.js";

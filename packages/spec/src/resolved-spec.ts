@@ -1,0 +1,51 @@
+import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+
+export type GenerationModeName = "txt2img" | "img2img" | "inpaint";
+
+/** diffusers scheduler class names, as scheduler_config.json's `_class_name` spells them. */
+export type SchedulerClassName =
+  | "EulerDiscreteScheduler"
+  | "EulerAncestralDiscreteScheduler"
+  | "DDIMScheduler"
+  | "DPMSolverMultistepScheduler"
+  | "LCMScheduler"
+  | "HeunDiscreteScheduler"
+  | "UniPCMultistepScheduler";
+
+/** A validated generation request with every default applied: what domain code works from. */
+export interface ResolvedSpec {
+  readonly mode: GenerationModeName;
+  readonly model: string;
+  readonly refiner: string;
+  readonly vae: string;
+  /** Unset = the model's scheduler_config.json class. */
+  readonly scheduler: SchedulerClassName | undefined;
+  readonly steps: number;
+  readonly karrasSigmas: boolean | undefined;
+  readonly timestepSpacing: "leading" | "trailing" | "linspace" | undefined;
+  readonly guidanceScale: number;
+  /** Unset = choose at random and report it back. */
+  readonly seed: bigint | undefined;
+  readonly strength: number;
+  readonly eta: number;
+  readonly guidanceRescale: number;
+  readonly clipSkip: number;
+  readonly denoisingEnd: number;
+  readonly prompt: string;
+  readonly negativePrompt: string;
+  readonly prompt2: string;
+  readonly negativePrompt2: string;
+  readonly plainPrompt: boolean;
+  readonly width: number;
+  readonly height: number;
+  readonly originalSize: { width: number; height: number };
+  readonly cropTop: number;
+  readonly cropLeft: number;
+  readonly targetSize: { width: number; height: number };
+  readonly aestheticScore: number;
+  readonly negativeAestheticScore: number;
+  readonly count: number;
+  readonly previewInterval: number;
+  readonly initImage: Image | undefined;
+  readonly maskImage: Image | undefined;
+}

@@ -1,0 +1,187 @@
+import { type GenerationSpec, GenerationMode, SchedulerKind, TimestepSpacing } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
+import { DEFAULTS, LIMITS } from "./limits.js";
+import type { GenerationModeName, ResolvedSpec, SchedulerClassName } from "./resolved-spec.js";
+
+const SCHEDULERS: Record<SchedulerKind, SchedulerClassName | undefined> = {
+  [SchedulerKind.UNSPECIFIED]: undefined,
+  [SchedulerKind.EULER]: "EulerDiscreteScheduler",
+  [SchedulerKind.EULER_ANCESTRAL]: "EulerAncestralDiscreteScheduler",
+  [SchedulerKind.DDIM]: "DDIMScheduler",
+  [SchedulerKind.DPMPP_2M]: "DPMSolverMultistepScheduler",
+  [SchedulerKind.LCM]: "LCMScheduler",
+  [SchedulerKind.HEUN]: "HeunDiscreteScheduler",
+  [SchedulerKind.UNIPC]: "UniPCMultistepScheduler",
+};
+
+const SPACINGS = {
+  [TimestepSpacing.UNSPECIFIED]: undefined,
+  [TimestepSpacing.LEADING]: "leading",
+  [TimestepSpacing.TRAILING]: "trailing",
+  [TimestepSpacing.LINSPACE]: "linspace",
+} as const;
+
+const MODES: Record<GenerationMode, GenerationModeName | undefined> = {
+  [GenerationMode.UNSPECIFIED]: undefined,
+  [GenerationMode.TXT2IMG]: "txt2img",
+  [GenerationMode.IMG2IMG]: "img2img",
+  [GenerationMode.INPAINT]: "inpaint",
+};
+
+/**
+ * Checks a GenerationSpec against LIMITS and applies defaults. Every problem is an INVALID_ARGUMENT naming
+ * the field by its path under `prefix` (e.g. "spec.size.width"). `defaultMode` lets a workflow imply one.
+ */
+export function validateGenerationSpec(
+  spec: GenerationSpec | undefined,
+  prefix = "spec",
+  defaultMode: GenerationModeName = "txt2img",
+): ResolvedSpec {
+  const f = (path: string) => `${prefix}.${path}`;
+  if (!spec) throw new InvalidArgumentError(prefix, "is required");
+  const mode = MODES[spec.mode] ?? (spec.mode === GenerationMode.UNSPECIFIED ? defaultMode : undefined);
+  if (!mode) throw new InvalidArgumentError(f("mode"), `unknown mode ${spec.mode}`);
+
+  const c = spec.conditioning;
+  const prompt = c?.prompt ?? "";
+  if (prompt.trim() === "") throw new InvalidArgumentError(f("conditioning.prompt"), "must not be empty");
+  for (const [name, text] of [
+    ["prompt", prompt],
+    ["negative_prompt", c?.negativePrompt ?? ""],
+    ["prompt_2", c?.prompt2 ?? ""],
+    ["negative_prompt_2", c?.negativePrompt2 ?? ""],
+  ] as const) {
+    if (text.length > LIMITS.maxPromptChars) {
+      throw new InvalidArgumentError(f(`conditioning.${name}`), `is longer than ${LIMITS.maxPromptChars} characters`);
+    }
+  }
+
+  const width = side(spec.size?.width ?? 0, f("size.width"));
+  const height = side(spec.size?.height ?? 0, f("size.height"));
+  if (width * height > LIMITS.maxPixels) {
+    throw new InvalidArgumentError(f("size"), `${width}x${height} is more than ${LIMITS.maxPixels} pixels`);
+  }
+
+  const steps = spec.scheduler?.steps || DEFAULTS.steps;
+  if (!Number.isInteger(steps) || steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
+    throw new InvalidArgumentError(f("scheduler.steps"), `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}], got ${steps}`);
+  }
+  const scheduler = SCHEDULERS[spec.scheduler?.kind ?? SchedulerKind.UNSPECIFIED];
+  if (spec.scheduler && spec.scheduler.kind !== SchedulerKind.UNSPECIFIED && !scheduler) {
+    throw new InvalidArgumentError(f("scheduler.kind"), `unknown scheduler ${spec.scheduler.kind}`);
+  }
+  const spacing = spec.scheduler ? SPACINGS[spec.scheduler.spacing] : undefined;
+
+  const p = spec.params;
+  const guidanceScale = p?.guidanceScale ?? DEFAULTS.guidanceScale;
+  range(guidanceScale, 0, LIMITS.maxGuidanceScale, f("params.guidance_scale"));
+  const strength = p?.strength ?? DEFAULTS.strength;
+  if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError(f("params.strength"), `must be in (0, 1], got ${strength}`);
+  range(p?.eta ?? 0, 0, 1, f("params.eta"));
+  range(p?.guidanceRescale ?? 0, 0, 1, f("params.guidance_rescale"));
+  range(p?.clipSkip ?? 0, 0, LIMITS.maxClipSkip, f("params.clip_skip"));
+  const denoisingEnd = p?.denoisingEnd ?? 0;
+  if (!(denoisingEnd >= 0 && denoisingEnd < 1)) {
+    throw new InvalidArgumentError(f("params.denoising_end"), `must be in [0, 1), got ${denoisingEnd}`);
+  }
+  if (denoisingEnd > 0 && !spec.models?.refiner) {
+    throw new InvalidArgumentError(f("params.denoising_end"), "needs models.refiner to hand off to");
+  }
+
+  const count = spec.output?.count || DEFAULTS.count;
+  if (!Number.isInteger(count) || count < 1 || count > LIMITS.maxImagesPerRequest) {
+    throw new InvalidArgumentError(f("output.count"), `must be in [1, ${LIMITS.maxImagesPerRequest}], got ${count}`);
+  }
+  const quality = spec.output?.quality ?? 0;
+  if (quality !== 0) range(quality, 1, 100, f("output.quality"));
+  const previewInterval = spec.preview?.intervalSteps ?? 0;
+  range(previewInterval, 0, LIMITS.maxPreviewInterval, f("preview.interval_steps"));
+
+  const initImage = spec.initImage;
+  const maskImage = spec.maskImage;
+  if (mode !== "txt2img") requireImage(initImage, f("init_image"));
+  if (mode === "inpaint") requireImage(maskImage, f("mask_image"));
+
+  const micro = spec.micro;
+  const originalSize = sizeOr(micro?.originalSize, { width, height }, f("micro.original_size"));
+  const targetSize = sizeOr(micro?.targetSize, { width, height }, f("micro.target_size"));
+  range(micro?.cropTop ?? 0, 0, LIMITS.maxSide, f("micro.crop_top"));
+  range(micro?.cropLeft ?? 0, 0, LIMITS.maxSide, f("micro.crop_left"));
+
+  return {
+    mode,
+    model: spec.models?.base ?? "",
+    refiner: spec.models?.refiner ?? "",
+    vae: spec.models?.vae ?? "",
+    scheduler,
+    steps,
+    karrasSigmas: spec.scheduler?.karrasSigmas,
+    timestepSpacing: spacing,
+    guidanceScale,
+    seed: p?.seed,
+    strength,
+    eta: p?.eta ?? 0,
+    guidanceRescale: p?.guidanceRescale ?? 0,
+    clipSkip: p?.clipSkip ?? 0,
+    denoisingEnd,
+    prompt,
+    negativePrompt: c?.negativePrompt ?? "",
+    prompt2: c?.prompt2 || prompt,
+    negativePrompt2: c?.negativePrompt2 || (c?.negativePrompt ?? ""),
+    plainPrompt: c?.plainPrompt ?? false,
+    width,
+    height,
+    originalSize,
+    cropTop: micro?.cropTop ?? 0,
+    cropLeft: micro?.cropLeft ?? 0,
+    targetSize,
+    aestheticScore: micro?.aestheticScore ?? DEFAULTS.aestheticScore,
+    negativeAestheticScore: micro?.negativeAestheticScore ?? DEFAULTS.negativeAestheticScore,
+    count,
+    previewInterval,
+    initImage,
+    maskImage,
+  };
+}
+
+function side(value: number, field: string): number {
+  if (value === 0) throw new InvalidArgumentError(field, "is required");
+  if (!Number.isInteger(value) || value < LIMITS.minSide || value > LIMITS.maxSide) {
+    throw new InvalidArgumentError(field, `must be in [${LIMITS.minSide}, ${LIMITS.maxSide}], got ${value}`);
+  }
+  if (value % LIMITS.sideMultiple !== 0) {
+    throw new InvalidArgumentError(field, `must be a multiple of ${LIMITS.sideMultiple}, got ${value}`);
+  }
+  return value;
+}
+
+function range(value: number, min: number, max: number, field: string): void {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new InvalidArgumentError(field, `must be in [${min}, ${max}], got ${value}`);
+  }
+}
+
+function sizeOr(
+  size: { width: number; height: number } | undefined,
+  fallback: { width: number; height: number },
+  field: string,
+): { width: number; height: number } {
+  if (!size || (size.width === 0 && size.height === 0)) return fallback;
+  range(size.width, 1, 65536, `${field}.width`);
+  range(size.height, 1, 65536, `${field}.height`);
+  return { width: size.width, height: size.height };
+}
+
+function requireImage(image: Image | undefined, field: string): void {
+  if (!image || image.data.length === 0) throw new InvalidArgumentError(field, "is required for this mode");
+  if (image.data.length > LIMITS.maxInputImageBytes) {
+    throw new InvalidArgumentError(field, `is larger than ${LIMITS.maxInputImageBytes} bytes`);
+  }
+  if (image.encoding === ImageEncoding.RAW) {
+    const expected = image.width * image.height * image.channels;
+    if (!(image.width > 0 && image.height > 0 && [1, 3, 4].includes(image.channels)) || expected !== image.data.length) {
+      throw new InvalidArgumentError(field, "raw pixels need width, height, channels (1, 3 or 4) matching the data length");
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { commonSettings, parse } from "@dmesh/runtime";
+
+/** Every setting of the orchestrator; the README's table is `configTable(orchestratorSettings)`. */
+export const orchestratorSettings = {
+  ...commonSettings,
+  port: { env: "PORT", description: "gRPC, Connect and gRPC-Web port (HTTP/1.1 and h2c)", default: 50051, parse: parse.int(0, 65535) },
+  inferenceUrls: {
+    env: "INFERENCE_URLS",
+    description: "inference replicas, host:port list (dns:///name:port resolves every address)",
+    default: ["127.0.0.1:50052"],
+    parse: parse.addresses,
+  },
+  postprocessUrls: {
+    env: "POSTPROCESS_URLS",
+    description: "postprocess replicas, host:port list",
+    default: ["127.0.0.1:50053"],
+    parse: parse.addresses,
+  },
+  deviceUrls: {
+    env: "DEVICE_URLS",
+    description: "device services to report in mesh status, host:port list",
+    default: ["127.0.0.1:50054"],
+    parse: parse.addresses,
+  },
+  dataDir: { env: "DATA_DIR", description: "SQLite state and artifact files", default: ".dmesh/data", parse: parse.string },
+  maxConcurrentSessions: {
+    env: "MAX_CONCURRENT_SESSIONS",
+    description: "sessions executing at once",
+    default: 4,
+    parse: parse.int(1, 1024),
+  },
+  maxQueuedSessions: {
+    env: "MAX_QUEUED_SESSIONS",
+    description: "sessions waiting before submits get RESOURCE_EXHAUSTED",
+    default: 1000,
+    parse: parse.int(1, 1_000_000),
+  },
+  maxAttempts: {
+    env: "MAX_ATTEMPTS",
+    description: "inference attempts per step before a session fails",
+    default: 3,
+    parse: parse.int(1, 20),
+  },
+  checkpointIntervalSteps: {
+    env: "CHECKPOINT_INTERVAL_STEPS",
+    description: "denoising steps between stored checkpoints",
+    default: 1,
+    parse: parse.int(1, 1000),
+  },
+  callTimeoutMs: {
+    env: "CALL_TIMEOUT_MS",
+    description: "deadline of each unary call to a domain service",
+    default: 60_000,
+    parse: parse.int(100, 3_600_000),
+  },
+  healthIntervalMs: {
+    env: "HEALTH_INTERVAL_MS",
+    description: "how often replicas are health-checked",
+    default: 2000,
+    parse: parse.int(100, 600_000),
+  },
+  batchWindow: {
+    env: "BATCH_WINDOW",
+    description: "unfinished sessions one batch keeps in the queue",
+    default: 8,
+    parse: parse.int(1, 10_000),
+  },
+};

@@ -1,0 +1,2 @@
+export { orchestratorSettings } from "./config.js";
+export { type Orchestrator, type OrchestratorConfig, startOrchestrator } from "./server.js";

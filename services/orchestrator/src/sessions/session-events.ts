@@ -1,0 +1,77 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  type Session,
+  type SessionEvent,
+  SessionEventKind,
+  SessionEventSchema,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+
+const MAX_BUFFERED = 256;
+
+/**
+ * Fans session events out to any number of watchers. A slow watcher never grows memory without bound:
+ * past MAX_BUFFERED pending events its queued progress events are dropped (state and artifact events stay).
+ */
+export class SessionEvents {
+  private readonly watchers = new Map<string, Set<(event: SessionEvent) => void>>();
+  private readonly stateListeners = new Set<(event: SessionEvent) => void>();
+
+  publish(event: SessionEvent): void {
+    const id = event.session?.id ?? "";
+    for (const watcher of this.watchers.get(id) ?? []) watcher(event);
+    if (event.kind !== SessionEventKind.PROGRESS) for (const listener of this.stateListeners) listener(event);
+  }
+
+  /** Every non-progress event of every session (batches follow their items this way). */
+  onStateChange(listener: (event: SessionEvent) => void): void {
+    this.stateListeners.add(listener);
+  }
+
+  /** The snapshot first, then every event until the signal aborts or `isLast` says the stream is done. */
+  async *watch(
+    snapshot: Session,
+    signal: AbortSignal,
+    isLast: (event: SessionEvent) => boolean,
+  ): AsyncGenerator<SessionEvent> {
+    const first = create(SessionEventSchema, { kind: SessionEventKind.SNAPSHOT, session: snapshot });
+    const pending: SessionEvent[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (event: SessionEvent) => {
+      if (pending.length >= MAX_BUFFERED) {
+        const i = pending.findIndex((e) => e.kind === SessionEventKind.PROGRESS);
+        if (i >= 0) pending.splice(i, 1);
+      }
+      pending.push(event);
+      wake?.();
+    };
+    const set = this.watchers.get(snapshot.id) ?? new Set();
+    this.watchers.set(snapshot.id, set);
+    set.add(listener);
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort);
+    try {
+      yield first;
+      if (isLast(first)) return;
+      while (!signal.aborted) {
+        const event = pending.shift();
+        if (!event) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+          wake = undefined;
+          continue;
+        }
+        yield event;
+        if (isLast(event)) return;
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      set.delete(listener);
+      if (set.size === 0) this.watchers.delete(snapshot.id);
+    }
+  }
+
+  watcherCount(sessionId: string): number {
+    return this.watchers.get(sessionId)?.size ?? 0;
+  }
+}

@@ -1,0 +1,306 @@
+import { randomInt, randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { type GenerationSpec, GenerationSpecSchema, HyperparametersSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import {
+  type Session,
+  SessionAction,
+  type SessionEvent,
+  SessionEventKind,
+  SessionEventSchema,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { FailedPreconditionError, InvalidArgumentError, type Logger, NotFoundError, ResourceExhaustedError } from "@dmesh/runtime";
+import { validateGenerationSpec } from "@dmesh/spec";
+import { newSession } from "../store/session-store.js";
+import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
+import type { SessionEvents } from "./session-events.js";
+import { type CommitOptions, markFinished, type RunControl, type RunnerDeps, runSession } from "./session-runner.js";
+
+export interface SessionLimits {
+  /** Sessions executing at once across all replicas. */
+  maxConcurrent: number;
+  /** Sessions waiting; a submit beyond it gets RESOURCE_EXHAUSTED. */
+  maxQueued: number;
+}
+
+export interface SubmitRequest {
+  workflowId: string;
+  spec: GenerationSpec | undefined;
+  images: Record<string, ImageInput>;
+  requestId: string;
+  priority: number;
+  batchId?: string;
+}
+
+const TERMINAL = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);
+
+export function isTerminal(state: SessionState): boolean {
+  return TERMINAL.has(state);
+}
+
+/**
+ * The session lifecycle: submit (idempotent by request id), a bounded priority queue, bounded concurrency,
+ * pause/resume/cancel/restart, and recovery of whatever a crash interrupted. All state changes go through
+ * `commit`, which persists before it tells watchers, so what a client saw is what a restart finds.
+ */
+export class SessionManager {
+  private readonly queue: { id: string; priority: number; seq: number }[] = [];
+  private readonly running = new Map<string, RunControl>();
+  private readonly live = new Map<string, Session>();
+  private seq = 0;
+  private closed = false;
+
+  constructor(
+    private readonly deps: Omit<RunnerDeps, "commit">,
+    private readonly events: SessionEvents,
+    private readonly workflows: WorkflowCatalog,
+    private readonly limits: SessionLimits,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Re-queues what was queued or running when the process stopped; running ones resume from checkpoints. */
+  recover(): { requeued: number } {
+    let requeued = 0;
+    for (const state of [SessionState.RUNNING, SessionState.QUEUED]) {
+      for (const session of this.deps.store.listByState(state)) {
+        session.state = SessionState.QUEUED;
+        this.commit(session, SessionEventKind.STATE, { persist: true });
+        this.enqueue(session);
+        requeued++;
+      }
+    }
+    this.pump();
+    return { requeued };
+  }
+
+  submit(req: SubmitRequest): { session: Session; existing: boolean } {
+    if (req.requestId) {
+      const existing = this.deps.store.getByRequestId(req.requestId);
+      if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
+    }
+    const workflow = this.workflows.get(req.workflowId);
+    const generates = workflow.template.steps.find((s) => s.operation === "generate");
+    let spec = req.spec;
+    if (generates || spec) {
+      validateGenerationSpec(spec, "spec", generates?.mode ?? "txt2img");
+      spec = create(GenerationSpecSchema, spec);
+      // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
+      spec.params = create(HyperparametersSchema, spec.params ?? {});
+      spec.params.seed ??= BigInt(randomInt(0, 2 ** 32));
+    }
+    for (const input of workflow.template.inputs) {
+      if (input.name === "spec") continue;
+      const given = req.images[input.name];
+      if (input.required && !given) throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
+      if (given?.source.case === "artifactId" && !this.deps.artifacts.get(given.source.value)) {
+        throw new NotFoundError(`images.${input.name}.artifact_id`, `no artifact ${given.source.value}`);
+      }
+      if (given?.source.case === undefined && given) throw new InvalidArgumentError(`images.${input.name}`, "needs image or artifact_id");
+    }
+    if (this.queue.length >= this.limits.maxQueued) {
+      throw new ResourceExhaustedError(`the queue is full (${this.limits.maxQueued} sessions waiting); try again later`);
+    }
+    const session = newSession({
+      id: randomUUID(),
+      workflowId: req.workflowId,
+      spec,
+      requestId: req.requestId,
+      priority: req.priority,
+      batchId: req.batchId ?? "",
+      createdAt: timestampNow(),
+      updatedAt: timestampNow(),
+      sequence: 1n,
+    });
+    this.deps.store.create(session, req.images);
+    this.live.set(session.id, session);
+    this.events.publish(create(SessionEventSchema, { kind: SessionEventKind.STATE, session }));
+    this.enqueue(session);
+    this.pump();
+    return { session, existing: false };
+  }
+
+  get(id: string): Session {
+    const session = this.live.get(id) ?? this.deps.store.get(id);
+    if (!session) throw new NotFoundError("session_id", `no session ${id}`);
+    return session;
+  }
+
+  /** Snapshot, then events until the session ends (or pauses, when `untilPaused`), or the signal aborts. */
+  watch(id: string, signal: AbortSignal, untilPaused = false): AsyncGenerator<SessionEvent> {
+    const snapshot = this.get(id);
+    return this.events.watch(snapshot, signal, (e) => {
+      const state = e.session?.state ?? SessionState.UNSPECIFIED;
+      return isTerminal(state) || (untilPaused && state === SessionState.PAUSED);
+    });
+  }
+
+  control(id: string, action: SessionAction): Session {
+    const session = this.get(id);
+    const control = this.running.get(id);
+    const refuse = (what: string) => {
+      throw new FailedPreconditionError(`cannot ${what} a session that is ${SessionState[session.state].toLowerCase()}`, "action");
+    };
+    switch (action) {
+      case SessionAction.PAUSE:
+        if (session.state === SessionState.QUEUED) {
+          this.dequeue(id);
+          session.state = SessionState.PAUSED;
+          this.commit(session, SessionEventKind.STATE, { persist: true });
+        } else if (control) {
+          control.pauseRequested = true;
+          if (control.replica) {
+            const replica = this.deps.inference.all().find((r) => r.address === control.replica);
+            void replica?.client.pauseGeneration({ generationId: id }).catch((err: unknown) => {
+              this.logger.warn({ sessionId: id, err: String(err) }, "pause request failed");
+            });
+          }
+        } else refuse("pause");
+        return session;
+      case SessionAction.RESUME:
+        if (session.state !== SessionState.PAUSED) refuse("resume");
+        session.state = SessionState.QUEUED;
+        this.commit(session, SessionEventKind.STATE, { persist: true });
+        this.enqueue(session);
+        this.pump();
+        return session;
+      case SessionAction.CANCEL:
+        if (isTerminal(session.state)) refuse("cancel");
+        if (control) {
+          control.cancelRequested = true;
+          control.abort.abort(new Error("cancelled by request"));
+        } else {
+          this.dequeue(id);
+          markFinished(session, SessionState.CANCELLED);
+          this.commit(session, SessionEventKind.STATE, { persist: true });
+        }
+        return session;
+      case SessionAction.RESTART:
+        if (control) refuse("restart (cancel it first)");
+        this.dequeue(id);
+        this.deps.store.resetProgress(id);
+        session.state = SessionState.QUEUED;
+        session.error = "";
+        session.progress = 0;
+        session.denoiseStep = 0;
+        session.attempts = 0;
+        session.artifactIds = [];
+        session.timings = [];
+        this.commit(session, SessionEventKind.STATE, { persist: true });
+        this.enqueue(session);
+        this.pump();
+        return session;
+      default:
+        throw new InvalidArgumentError("action", "must be PAUSE, RESUME, CANCEL or RESTART");
+    }
+  }
+
+  /** Deletes the session, its inputs, checkpoint and artifacts (files no other session shares). */
+  async delete(id: string): Promise<number> {
+    this.get(id);
+    const control = this.running.get(id);
+    if (control) {
+      control.cancelRequested = true;
+      control.abort.abort(new Error("session deleted"));
+      const deadline = Date.now() + 10_000;
+      while (this.running.has(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    }
+    this.dequeue(id);
+    const artifactIds = this.deps.artifacts.idsOfSession(id);
+    this.deps.store.delete(id);
+    this.live.delete(id);
+    return this.deps.artifacts.removeUnreferenced(artifactIds);
+  }
+
+  list(states: SessionState[], batchId: string, limit: number, after: string): Session[] {
+    return this.deps.store
+      .list({ states, batchId, limit, after })
+      .map((s) => this.live.get(s.id) ?? s);
+  }
+
+  counts(): { queued: number; running: number } {
+    return { queued: this.queue.length, running: this.running.size };
+  }
+
+  /** Stops taking work; running sessions are left in RUNNING so that the next start resumes them. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const control of this.running.values()) control.abort.abort(new Error("orchestrator shutting down"));
+    const deadline = Date.now() + 5_000;
+    while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private commit(session: Session, kind: SessionEventKind, options: CommitOptions = {}): void {
+    session.sequence += 1n;
+    session.updatedAt = timestampNow();
+    if (options.persist !== false) this.deps.store.save(session);
+    if (isTerminal(session.state)) this.live.delete(session.id);
+    else this.live.set(session.id, session);
+    this.events.publish(
+      create(SessionEventSchema, {
+        kind,
+        session,
+        artifactId: options.artifactId ?? "",
+        ...(options.preview ? { preview: options.preview } : {}),
+      }),
+    );
+  }
+
+  private enqueue(session: Session): void {
+    this.dequeue(session.id);
+    this.queue.push({ id: session.id, priority: session.priority, seq: this.seq++ });
+    this.queue.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+  }
+
+  private dequeue(id: string): void {
+    const i = this.queue.findIndex((q) => q.id === id);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  private pump(): void {
+    while (!this.closed && this.running.size < this.limits.maxConcurrent && this.queue.length > 0) {
+      const next = this.queue.shift();
+      if (next) void this.execute(next.id);
+    }
+  }
+
+  private async execute(id: string): Promise<void> {
+    const session = this.get(id);
+    const control: RunControl = {
+      abort: new AbortController(),
+      pauseRequested: false,
+      cancelRequested: false,
+      replica: undefined,
+    };
+    this.running.set(id, control);
+    session.state = SessionState.RUNNING;
+    session.error = "";
+    this.commit(session, SessionEventKind.STATE, { persist: true });
+    try {
+      const workflow = this.workflows.get(session.workflowId);
+      const outcome = await runSession(session, workflow.template, workflow.order, control, {
+        ...this.deps,
+        commit: (s, kind, options) => this.commit(s, kind, options),
+      });
+      if (outcome === "completed") markFinished(session, SessionState.COMPLETED);
+      else if (outcome === "paused") session.state = SessionState.PAUSED;
+      else markFinished(session, SessionState.CANCELLED);
+    } catch (err) {
+      if (this.closed && !control.cancelRequested) {
+        // Shutting down: leave it RUNNING in the database; recover() resumes it.
+        this.running.delete(id);
+        return;
+      }
+      if (control.cancelRequested) markFinished(session, SessionState.CANCELLED);
+      else {
+        const message = err instanceof Error ? err.message : String(err);
+        this.logger.warn({ sessionId: id, err: message }, "session failed");
+        markFinished(session, SessionState.FAILED, message);
+      }
+    }
+    this.running.delete(id);
+    this.commit(session, SessionEventKind.STATE, { persist: true });
+    this.pump();
+  }
+}

@@ -1,0 +1,103 @@
+import { createHash, randomUUID } from "node:crypto";
+import { mkdirSync, openSync, closeSync, fsyncSync, writeSync, renameSync, statSync, unlinkSync, createReadStream, existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { type Artifact, ArtifactSchema } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
+import type { Db } from "./database.js";
+
+export interface ArtifactMeta {
+  sessionId: string;
+  mediaType: string;
+  width: number;
+  height: number;
+  imageIndex: number;
+  seed: bigint;
+}
+
+/**
+ * Images as content-addressed files (`<dir>/<sha256[0:2]>/<sha256>`) plus an index row per session and image.
+ * The same bytes are stored once however many sessions made them; a file goes when its last row goes.
+ */
+export class ArtifactStore {
+  private readonly stmts;
+
+  constructor(
+    private readonly db: Db,
+    private readonly dir: string,
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.stmts = {
+      insert: db.prepare(
+        "INSERT OR REPLACE INTO artifacts (id, session_id, image_index, created_at, data) VALUES (?, ?, ?, ?, ?)",
+      ),
+      byId: db.prepare("SELECT data FROM artifacts WHERE id = ? LIMIT 1"),
+      bySession: db.prepare("SELECT data FROM artifacts WHERE session_id = ? ORDER BY image_index"),
+      refs: db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE id = ?"),
+      idsOfSession: db.prepare("SELECT DISTINCT id FROM artifacts WHERE session_id = ?"),
+    };
+  }
+
+  /** Writes the file durably (temp, fsync, rename) before indexing it, so an index row always has its file. */
+  put(bytes: Uint8Array, meta: ArtifactMeta): Artifact {
+    const id = createHash("sha256").update(bytes).digest("hex");
+    const path = this.pathOf(id);
+    if (!existsSync(path)) {
+      mkdirSync(join(this.dir, id.slice(0, 2)), { recursive: true });
+      const tmp = `${path}.${randomUUID()}.tmp`;
+      const fd = openSync(tmp, "w");
+      try {
+        writeSync(fd, bytes);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, path);
+    }
+    const artifact = create(ArtifactSchema, { ...meta, id, sizeBytes: BigInt(bytes.length), createdAt: timestampNow() });
+    this.stmts.insert.run(id, artifact.sessionId, artifact.imageIndex, Date.now(), toBinary(ArtifactSchema, artifact));
+    return artifact;
+  }
+
+  get(id: string): Artifact | undefined {
+    const row = this.stmts.byId.get(id) as { data: Buffer } | undefined;
+    return row ? fromBinary(ArtifactSchema, row.data) : undefined;
+  }
+
+  listBySession(sessionId: string): Artifact[] {
+    return (this.stmts.bySession.all(sessionId) as { data: Buffer }[]).map((r) => fromBinary(ArtifactSchema, r.data));
+  }
+
+  open(id: string, chunkBytes: number): AsyncIterable<Buffer> {
+    return createReadStream(this.pathOf(id), { highWaterMark: chunkBytes });
+  }
+
+  read(id: string): Buffer {
+    return readFileSync(this.pathOf(id));
+  }
+
+  pathOf(id: string): string {
+    return join(this.dir, id.slice(0, 2), id);
+  }
+
+  /**
+   * Call after the session's rows are gone (DELETE cascades): removes files no other session references.
+   * Returns the bytes freed.
+   */
+  removeUnreferenced(ids: string[]): number {
+    let freed = 0;
+    for (const id of ids) {
+      const { n } = this.stmts.refs.get(id) as { n: number };
+      if (n > 0) continue;
+      const path = this.pathOf(id);
+      if (!existsSync(path)) continue;
+      freed += statSync(path).size;
+      unlinkSync(path);
+    }
+    return freed;
+  }
+
+  idsOfSession(sessionId: string): string[] {
+    return (this.stmts.idsOfSession.all(sessionId) as { id: string }[]).map((r) => r.id);
+  }
+}

@@ -1,0 +1,147 @@
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { type DenoiseCheckpoint, DenoiseCheckpointSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { type Session, SessionSchema, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import type { Db } from "./database.js";
+
+/** Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database. */
+export class SessionStore {
+  private readonly stmts;
+
+  constructor(private readonly db: Db) {
+    this.stmts = {
+      insert: db.prepare(
+        "INSERT INTO sessions (id, state, request_id, batch_id, priority, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      update: db.prepare("UPDATE sessions SET state = ?, updated_at = ?, data = ? WHERE id = ?"),
+      get: db.prepare("SELECT data FROM sessions WHERE id = ?"),
+      byRequest: db.prepare("SELECT data FROM sessions WHERE request_id = ?"),
+      byState: db.prepare("SELECT data FROM sessions WHERE state = ? ORDER BY priority DESC, created_at, id"),
+      delete: db.prepare("DELETE FROM sessions WHERE id = ?"),
+      putInput: db.prepare("INSERT OR REPLACE INTO session_inputs (session_id, name, data) VALUES (?, ?, ?)"),
+      inputs: db.prepare("SELECT name, data FROM session_inputs WHERE session_id = ?"),
+      putCheckpoint: db.prepare("INSERT OR REPLACE INTO checkpoints (session_id, step, data) VALUES (?, ?, ?)"),
+      checkpoint: db.prepare("SELECT data FROM checkpoints WHERE session_id = ?"),
+      dropCheckpoint: db.prepare("DELETE FROM checkpoints WHERE session_id = ?"),
+      finishedBefore: db.prepare("SELECT id FROM sessions WHERE state IN (4, 5, 6) AND updated_at < ?"),
+      counts: db.prepare("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state"),
+    };
+  }
+
+  /** Inserts the session with its inputs in one transaction: it exists whole or not at all. */
+  create(session: Session, inputs: Record<string, ImageInput>): void {
+    this.db.transaction(() => {
+      const now = Date.now();
+      this.stmts.insert.run(
+        session.id,
+        session.state,
+        session.requestId || null,
+        session.batchId || null,
+        session.priority,
+        now,
+        now,
+        toBinary(SessionSchema, session),
+      );
+      for (const [name, input] of Object.entries(inputs)) {
+        this.stmts.putInput.run(session.id, name, toBinary(ImageInputSchema, input));
+      }
+    })();
+  }
+
+  save(session: Session): void {
+    this.stmts.update.run(session.state, Date.now(), toBinary(SessionSchema, session), session.id);
+  }
+
+  get(id: string): Session | undefined {
+    const row = this.stmts.get.get(id) as { data: Buffer } | undefined;
+    return row ? fromBinary(SessionSchema, row.data) : undefined;
+  }
+
+  getByRequestId(requestId: string): Session | undefined {
+    const row = this.stmts.byRequest.get(requestId) as { data: Buffer } | undefined;
+    return row ? fromBinary(SessionSchema, row.data) : undefined;
+  }
+
+  listByState(state: SessionState): Session[] {
+    return (this.stmts.byState.all(state) as { data: Buffer }[]).map((r) => fromBinary(SessionSchema, r.data));
+  }
+
+  list(filter: { states: SessionState[]; batchId: string; limit: number; after: string }): Session[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.states.length > 0) {
+      where.push(`state IN (${filter.states.map(() => "?").join(",")})`);
+      args.push(...filter.states);
+    }
+    if (filter.batchId) {
+      where.push("batch_id = ?");
+      args.push(filter.batchId);
+    }
+    if (filter.after) {
+      where.push("id > ?");
+      args.push(filter.after);
+    }
+    const sql = `SELECT data FROM sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+    args.push(filter.limit);
+    return (this.db.prepare(sql).all(...args) as { data: Buffer }[]).map((r) => fromBinary(SessionSchema, r.data));
+  }
+
+  /** Adds or replaces named inputs (also a step's stored outputs) of an existing session. */
+  putInputs(id: string, inputs: Record<string, ImageInput>): void {
+    this.db.transaction(() => {
+      for (const [name, input] of Object.entries(inputs)) {
+        this.stmts.putInput.run(id, name, toBinary(ImageInputSchema, input));
+      }
+    })();
+  }
+
+  /** Forgets stored step outputs and the checkpoint: a restart begins from nothing but the request. */
+  resetProgress(id: string): void {
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM session_inputs WHERE session_id = ? AND name LIKE 'step.%'").run(id);
+      this.stmts.dropCheckpoint.run(id);
+    })();
+  }
+
+  inputs(id: string): Record<string, ImageInput> {
+    const out: Record<string, ImageInput> = {};
+    for (const row of this.stmts.inputs.all(id) as { name: string; data: Buffer }[]) {
+      out[row.name] = fromBinary(ImageInputSchema, row.data);
+    }
+    return out;
+  }
+
+  /** Stores the session's state and its newest checkpoint together, so they never disagree after a crash. */
+  saveWithCheckpoint(session: Session, checkpoint: DenoiseCheckpoint): void {
+    this.db.transaction(() => {
+      this.stmts.putCheckpoint.run(session.id, checkpoint.step, toBinary(DenoiseCheckpointSchema, checkpoint));
+      this.save(session);
+    })();
+  }
+
+  checkpoint(id: string): DenoiseCheckpoint | undefined {
+    const row = this.stmts.checkpoint.get(id) as { data: Buffer } | undefined;
+    return row ? fromBinary(DenoiseCheckpointSchema, row.data) : undefined;
+  }
+
+  dropCheckpoint(id: string): void {
+    this.stmts.dropCheckpoint.run(id);
+  }
+
+  delete(id: string): boolean {
+    return this.stmts.delete.run(id).changes > 0;
+  }
+
+  finishedBefore(time: number): string[] {
+    return (this.stmts.finishedBefore.all(time) as { id: string }[]).map((r) => r.id);
+  }
+
+  counts(): Map<SessionState, number> {
+    const rows = this.stmts.counts.all() as { state: SessionState; n: number }[];
+    return new Map(rows.map((r) => [r.state, r.n]));
+  }
+}
+
+export function newSession(init: MessageInitShape<typeof SessionSchema>): Session {
+  return create(SessionSchema, { state: SessionState.QUEUED, ...init });
+}
