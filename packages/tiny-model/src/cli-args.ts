@@ -1,0 +1,110 @@
+import { parseArgs } from "node:util";
+import type { TinyModelOptions } from "./options.js";
+import { DIFFUSION_ARTIFACT } from "./write-tiny-model.js";
+import { SAFETY_CLASSIFIER_ARTIFACT } from "./write-tiny-safety-classifier.js";
+import { UPSCALER_ARTIFACT } from "./write-tiny-upscaler.js";
+
+export const USAGE = `usage: dmesh-tiny-model <dir> [options]
+
+Writes a tiny diffusion model (real ONNX graphs, seeded weights) in the layout of an optimum ONNX export.
+Skips a directory that already holds the same complete model.
+
+  --kind sdxl|sdxl-refiner|sd15        pipeline to imitate (default sdxl)
+  --seed N                             weight seed, 0..4294967295 (default 42)
+  --unet-in-channels 4|9               9 makes an inpainting UNet (default 4)
+  --timestep-type float32|int64        dtype of the UNet's timestep (default float32)
+  --timestep-shape vector|scalar       timestep as [steps] or rank 0 (default vector)
+  --input-ids-type int32|int64         dtype of input_ids (default int32)
+  --vae-encoder-output latent_parameters|latent_sample   (default latent_parameters)
+  --artifact diffusion-pipeline|upscaler|safety-classifier   what to write (default diffusion-pipeline)
+  --scale 2|4                          upscaler factor (default 2)
+  --force                              rewrite even if complete, or write into a foreign non-empty dir
+  --help`;
+
+/** A command line that cannot be understood; the message says what is wrong. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+export type Artifact =
+  | typeof DIFFUSION_ARTIFACT
+  | typeof UPSCALER_ARTIFACT
+  | typeof SAFETY_CLASSIFIER_ARTIFACT;
+
+export interface CliRequest {
+  readonly dir: string;
+  readonly artifact: Artifact;
+  readonly force: boolean;
+  /** Raw option values; the writers validate them. */
+  readonly diffusion: Partial<TinyModelOptions>;
+  readonly scale?: number;
+  readonly help: boolean;
+}
+
+function integer(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value))
+    throw new UsageError(`--${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+export function parseCliArgs(argv: readonly string[]): CliRequest {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const artifact = (values.artifact ?? DIFFUSION_ARTIFACT) as Artifact;
+  if (![DIFFUSION_ARTIFACT, UPSCALER_ARTIFACT, SAFETY_CLASSIFIER_ARTIFACT].includes(artifact)) {
+    throw new UsageError(
+      `--artifact must be ${DIFFUSION_ARTIFACT}, ${UPSCALER_ARTIFACT} or ${SAFETY_CLASSIFIER_ARTIFACT}`,
+    );
+  }
+  if (values.help) return { dir: "", artifact, force: false, diffusion: {}, help: true };
+  if (positionals.length !== 1) throw new UsageError("expected exactly one <dir>");
+  const scale = integer("scale", values.scale);
+  return {
+    dir: positionals[0] as string,
+    artifact,
+    force: values.force ?? false,
+    help: false,
+    ...(scale !== undefined && { scale }),
+    diffusion: {
+      kind: values.kind as TinyModelOptions["kind"] | undefined,
+      seed: integer("seed", values.seed),
+      unetInChannels: integer("unet-in-channels", values["unet-in-channels"]) as
+        | TinyModelOptions["unetInChannels"]
+        | undefined,
+      timestepType: values["timestep-type"] as TinyModelOptions["timestepType"] | undefined,
+      timestepShape: values["timestep-shape"] as TinyModelOptions["timestepShape"] | undefined,
+      inputIdsType: values["input-ids-type"] as TinyModelOptions["inputIdsType"] | undefined,
+      vaeEncoderOutput: values["vae-encoder-output"] as TinyModelOptions["vaeEncoderOutput"] | undefined,
+    },
+  };
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      kind: { type: "string" },
+      seed: { type: "string" },
+      "unet-in-channels": { type: "string" },
+      "timestep-type": { type: "string" },
+      "timestep-shape": { type: "string" },
+      "input-ids-type": { type: "string" },
+      "vae-encoder-output": { type: "string" },
+      artifact: { type: "string" },
+      scale: { type: "string" },
+      force: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}

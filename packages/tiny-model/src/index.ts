@@ -1,0 +1,24 @@
+export type { TextEncoderDims, TinyModelDims, UnetDims, VaeDims } from "./dims.js";
+export type { GeneratedFile, ModelIo, ModelSignature } from "./generated-files.js";
+export {
+  type GeneratedModelManifest,
+  MANIFEST_FILE,
+  type ManifestFile,
+  ModelDirectoryError,
+  readManifest,
+  type WriteModelDirectoryOptions,
+} from "./model-directory.js";
+export {
+  defaultTinyModelOptions,
+  resolveTinyModelOptions,
+  type TinyModelKind,
+  TinyModelOptionError,
+  type TinyModelOptions,
+} from "./options.js";
+export {
+  ensureTinyModel,
+  findTinyModel,
+  generateTinyModel,
+  type TinyModelManifest,
+  writeTinyModel,
+} from "./write-tiny-model.js";

@@ -1,0 +1,87 @@
+/** Which pipeline the tiny model imitates. */
+export type TinyModelKind = "sdxl" | "sdxl-refiner" | "sd15";
+
+export interface TinyModelOptions {
+  readonly kind: TinyModelKind;
+  /** Seeds every weight (an unsigned 32-bit integer). */
+  readonly seed: number;
+  /** 4 for text-to-image, 9 for an inpainting UNet (latents ++ mask ++ masked-image latents). */
+  readonly unetInChannels: 4 | 9;
+  /** dtype of the UNet's `timestep`: float32 (optimum) or int64 (older diffusers exports). */
+  readonly timestepType: "float32" | "int64";
+  /** `vector`: timestep is [steps] (1 or batch); `scalar`: rank 0, as the newest optimum exports it. */
+  readonly timestepShape: "vector" | "scalar";
+  /** dtype of the text encoders' `input_ids`: int32 (optimum up to 1.2x) or int64 (later optimum). */
+  readonly inputIdsType: "int32" | "int64";
+  /** The VAE encoder's output: mean ++ logvar (`latent_parameters`, 8 channels) or the mean (`latent_sample`). */
+  readonly vaeEncoderOutput: "latent_sample" | "latent_parameters";
+}
+
+export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
+  kind: "sdxl",
+  seed: 42,
+  unetInChannels: 4,
+  timestepType: "float32",
+  timestepShape: "vector",
+  inputIdsType: "int32",
+  vaeEncoderOutput: "latent_parameters",
+});
+
+/** An option value out of range; `field` names the option. */
+export class TinyModelOptionError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+    this.name = "TinyModelOptionError";
+  }
+}
+
+const choices: { readonly [K in keyof TinyModelOptions]?: readonly TinyModelOptions[K][] } = {
+  kind: ["sdxl", "sdxl-refiner", "sd15"],
+  unetInChannels: [4, 9],
+  timestepType: ["float32", "int64"],
+  timestepShape: ["vector", "scalar"],
+  inputIdsType: ["int32", "int64"],
+  vaeEncoderOutput: ["latent_sample", "latent_parameters"],
+};
+
+/** Fills in defaults and validates every field, naming the first bad one. */
+export function resolveTinyModelOptions(options: Partial<TinyModelOptions> = {}): TinyModelOptions {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  const merged: TinyModelOptions = { ...defaultTinyModelOptions, ...given };
+  for (const key of Object.keys(merged) as (keyof TinyModelOptions)[]) {
+    if (!(key in defaultTinyModelOptions)) throw new TinyModelOptionError(key, "unknown option");
+    const allowed = choices[key] as readonly unknown[] | undefined;
+    if (allowed !== undefined && !allowed.includes(merged[key])) {
+      throw new TinyModelOptionError(
+        key,
+        `must be one of ${allowed.map((v) => JSON.stringify(v)).join(", ")}`,
+      );
+    }
+  }
+  checkSeed(merged.seed);
+  return merged;
+}
+
+/** Throws a TinyModelOptionError unless `seed` is an unsigned 32-bit integer. */
+export function checkSeed(seed: number): number {
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new TinyModelOptionError("seed", "must be an integer in [0, 4294967295]");
+  }
+  return seed;
+}
+
+/** The same options in a fixed key order (for manifests and comparisons). */
+export function canonicalOptions(o: TinyModelOptions): TinyModelOptions {
+  return {
+    kind: o.kind,
+    seed: o.seed,
+    unetInChannels: o.unetInChannels,
+    timestepType: o.timestepType,
+    timestepShape: o.timestepShape,
+    inputIdsType: o.inputIdsType,
+    vaeEncoderOutput: o.vaeEncoderOutput,
+  };
+}
