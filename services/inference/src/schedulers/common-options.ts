@@ -27,3 +27,21 @@ export const stepsOffsetOption = {
   min: 0,
   description: "Offset added to every timestep with leading spacing (Stable Diffusion uses 1).",
 } as const;
+
+export function clipSampleOptions(defaultClip: boolean) {
+  return {
+    clip_sample: { type: "boolean", default: defaultClip, description: "Clip the predicted clean sample." },
+    clip_sample_range: {
+      type: "number",
+      default: 1.0,
+      min: 0,
+      description: "Clip the predicted clean sample to [-range, range].",
+    },
+  } as const;
+}
+
+export const setAlphaToOneOption = {
+  type: "boolean",
+  default: true,
+  description: "Use alpha_prod = 1 past the last step (else the alpha of training step 0).",
+} as const;

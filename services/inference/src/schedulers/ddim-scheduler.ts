@@ -1,5 +1,11 @@
-import { predictionTypeOption, stepsOffsetOption, timestepSpacingOption } from "./common-options.js";
-import { alphasCumprod, noiseScheduleOptions } from "./noise-schedule.js";
+import {
+  clipSampleOptions,
+  predictionTypeOption,
+  setAlphaToOneOption,
+  stepsOffsetOption,
+  timestepSpacingOption,
+} from "./common-options.js";
+import { addNoiseByAlpha, alphaProdAt, alphasCumprod, noiseScheduleOptions } from "./noise-schedule.js";
 import { arange, linspace, roundHalfEven } from "./numpy-numerics.js";
 import type { StepOptions, StepResult } from "./scheduler.js";
 import { SchedulerBase } from "./scheduler-base.js";
@@ -14,18 +20,8 @@ export const ddimOptions = {
     beta_schedule: "linear",
     schedules: ["linear", "scaled_linear", "squaredcos_cap_v2"],
   }),
-  clip_sample: { type: "boolean", default: true, description: "Clip the predicted clean sample." },
-  clip_sample_range: {
-    type: "number",
-    default: 1.0,
-    min: 0,
-    description: "Clip the predicted clean sample to [-range, range].",
-  },
-  set_alpha_to_one: {
-    type: "boolean",
-    default: true,
-    description: "Use alpha_prod = 1 past the last step (else the alpha of training step 0).",
-  },
+  ...clipSampleOptions(true),
+  set_alpha_to_one: setAlphaToOneOption,
   steps_offset: stepsOffsetOption,
   prediction_type: predictionTypeOption(["epsilon", "sample", "v_prediction"]),
   ...thresholdingOptions,
@@ -62,7 +58,9 @@ export class DdimScheduler extends SchedulerBase<DdimConfig> {
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): StepResult {
     this.checkStepInputs(modelOutput, sample);
-    this.currentIndex(timestep);
+    // DDIM derives the previous timestep arithmetically, so (as in diffusers) any training step is accepted;
+    // the index is only kept for progress and state.
+    const index = this.index ?? this.begin ?? Math.max(0, this.schedule.indexOf(timestep));
     const { config } = this;
     const prev = timestep - Math.floor(config.num_train_timesteps / (this.inferenceSteps as number));
     const alphaProd = this.alphaAt(timestep);
@@ -112,7 +110,7 @@ export class DdimScheduler extends SchedulerBase<DdimConfig> {
       for (let i = 0; i < n; i++)
         prevSample[i] = (prevSample[i] as number) + f32(stdDev * (noise[i] as number));
     }
-    this.index = (this.index as number) + 1;
+    this.index = index + 1;
     return { prevSample, predOriginalSample: predOriginal };
   }
 
@@ -121,32 +119,8 @@ export class DdimScheduler extends SchedulerBase<DdimConfig> {
   }
 
   private alphaAt(timestep: number): number {
-    const value = Number.isInteger(timestep) ? this.alphasCumprod[timestep] : undefined;
-    if (value === undefined) {
-      throw new SchedulerInputError(
-        "timestep",
-        `must be an integer training step in [0, ${this.alphasCumprod.length}), got ${timestep}`,
-      );
-    }
-    return value;
+    return alphaProdAt(this.alphasCumprod, timestep);
   }
-}
-
-/** DDPM-style noising, x_t = sqrt(alpha_prod) x_0 + sqrt(1 - alpha_prod) noise, in float32. */
-export function addNoiseByAlpha(
-  original: Float32Array,
-  noise: Float32Array,
-  alphaProd: number,
-): Float32Array {
-  if (noise.length !== original.length) {
-    throw new SchedulerInputError(
-      "noise",
-      `has ${noise.length} values but the sample has ${original.length}`,
-    );
-  }
-  const a = f32(Math.sqrt(alphaProd));
-  const b = f32(Math.sqrt(f32(1 - alphaProd)));
-  return original.map((x, i) => f32(a * x) + f32(b * (noise[i] as number)));
 }
 
 /** DDIM's integer timesteps for each `timestep_spacing`. */

@@ -109,3 +109,32 @@ function rescaleZeroTerminalSnr(betas: Float32Array): Float32Array {
   });
   return bar.map((v, i) => (i === 0 ? 1 - v : 1 - f32(v / (bar[i - 1] as number))));
 }
+
+/** alpha_prod at an integer training step, as DDIM and LCM index `alphas_cumprod` by timestep. */
+export function alphaProdAt(alphas: Float32Array, timestep: number): number {
+  const value = Number.isInteger(timestep) ? alphas[timestep] : undefined;
+  if (value === undefined) {
+    throw new SchedulerInputError(
+      "timestep",
+      `must be an integer training step in [0, ${alphas.length}), got ${timestep}`,
+    );
+  }
+  return value;
+}
+
+/** DDPM-style noising, x_t = sqrt(alpha_prod) x_0 + sqrt(1 - alpha_prod) noise, in float32. */
+export function addNoiseByAlpha(
+  original: Float32Array,
+  noise: Float32Array,
+  alphaProd: number,
+): Float32Array {
+  if (noise.length !== original.length) {
+    throw new SchedulerInputError(
+      "noise",
+      `has ${noise.length} values but the sample has ${original.length}`,
+    );
+  }
+  const a = f32(Math.sqrt(alphaProd));
+  const b = f32(Math.sqrt(f32(1 - alphaProd)));
+  return original.map((x, i) => f32(a * x) + f32(b * (noise[i] as number)));
+}
