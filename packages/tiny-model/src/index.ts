@@ -16,9 +16,22 @@ export {
   type TinyModelOptions,
 } from "./options.js";
 export {
+  DIFFUSION_ARTIFACT,
   ensureTinyModel,
   findTinyModel,
   generateTinyModel,
   type TinyModelManifest,
   writeTinyModel,
 } from "./write-tiny-model.js";
+export {
+  resolveTinySafetyClassifierOptions,
+  type TinySafetyClassifierManifest,
+  type TinySafetyClassifierOptions,
+  writeTinySafetyClassifier,
+} from "./write-tiny-safety-classifier.js";
+export {
+  resolveTinyUpscalerOptions,
+  type TinyUpscalerManifest,
+  type TinyUpscalerOptions,
+  writeTinyUpscaler,
+} from "./write-tiny-upscaler.js";
