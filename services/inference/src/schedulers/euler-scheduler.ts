@@ -4,13 +4,7 @@ import { interp } from "./numpy-numerics.js";
 import type { StepOptions, StepResult } from "./scheduler.js";
 import { type ConfigOf, type OptionSpecs, parseConfig, SchedulerInputError } from "./scheduler-config.js";
 import { SigmaSchedulerBase } from "./sigma-scheduler-base.js";
-import {
-  exponentialSigmas,
-  karrasSigmas,
-  logSigmas,
-  sigmaToT,
-  spacedFloatTimesteps,
-} from "./sigma-schedules.js";
+import { logSigmas, respaceSigmas, spacedFloatTimesteps } from "./sigma-schedules.js";
 import { f32, linspaceF32 } from "./torch-numerics.js";
 
 export const sigmaScheduleOptions = {
@@ -111,13 +105,7 @@ export class EulerScheduler extends SigmaSchedulerBase<EulerConfig> {
             linspaceF32(logTrain[train.length - 1] as number, logTrain[0] as number, numInferenceSteps + 1),
             (v) => f32(Math.exp(v)),
           );
-    if (config.use_karras_sigmas || config.use_exponential_sigmas) {
-      const sigmaMin = config.sigma_min ?? (sigmas[sigmas.length - 1] as number);
-      const sigmaMax = config.sigma_max ?? (sigmas[0] as number);
-      const spaced = config.use_karras_sigmas ? karrasSigmas : exponentialSigmas;
-      sigmas = spaced(sigmaMin, sigmaMax, numInferenceSteps);
-      timesteps = sigmas.map((s) => f32(sigmaToT(s, logTrain)));
-    }
+    ({ sigmas, timesteps } = respaceSigmas(sigmas, timesteps, logTrain, numInferenceSteps, config));
     const last = config.final_sigmas_type === "sigma_min" ? this.sigmaMinOfTraining() : 0;
     const sigmaSchedule = Float32Array.from([...sigmas, last]);
     if (config.timestep_type === "continuous" && config.prediction_type === "v_prediction") {

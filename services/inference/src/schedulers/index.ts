@@ -2,6 +2,7 @@ export { DdimScheduler } from "./ddim-scheduler.js";
 export { DpmSolverMultistepScheduler } from "./dpm-solver-multistep-scheduler.js";
 export { EulerAncestralScheduler } from "./euler-ancestral-scheduler.js";
 export { EulerScheduler } from "./euler-scheduler.js";
+export { HeunScheduler } from "./heun-scheduler.js";
 export { LcmScheduler } from "./lcm-scheduler.js";
 export type {
   Scheduler,

@@ -2,6 +2,7 @@ import { DdimScheduler, ddimOptions } from "./ddim-scheduler.js";
 import { DpmSolverMultistepScheduler, dpmSolverMultistepOptions } from "./dpm-solver-multistep-scheduler.js";
 import { EulerAncestralScheduler, eulerAncestralOptions } from "./euler-ancestral-scheduler.js";
 import { EulerScheduler, eulerOptions } from "./euler-scheduler.js";
+import { HeunScheduler, heunOptions } from "./heun-scheduler.js";
 import { LcmScheduler, lcmOptions } from "./lcm-scheduler.js";
 import type { Scheduler, SchedulerKind } from "./scheduler.js";
 import { type OptionSpecs, SchedulerInputError } from "./scheduler-config.js";
@@ -62,6 +63,15 @@ const ENTRIES: readonly SchedulerEntry[] = [
     options: lcmOptions,
     create: (config) => new LcmScheduler(config),
     aliases: { lcm: {} },
+  },
+  {
+    kind: "HeunDiscreteScheduler",
+    description:
+      "Heun (Karras et al. 2022, algorithm 1): two model evaluations per step, timesteps repeated.",
+    stochastic: false,
+    options: heunOptions,
+    create: (config) => new HeunScheduler(config),
+    aliases: { heun: {}, heun_karras: { use_karras_sigmas: true } },
   },
 ];
 

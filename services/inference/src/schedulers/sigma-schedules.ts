@@ -61,3 +61,28 @@ export function sigmaToT(sigma: number, logTrainingSigmas: Float32Array): number
   const w = Math.min(Math.max((lowLog - logSigma) / f32(lowLog - highLog), 0), 1);
   return (1 - w) * low + w * (low + 1);
 }
+
+export interface SigmaSpacing {
+  readonly use_karras_sigmas: boolean;
+  readonly use_exponential_sigmas: boolean;
+  readonly sigma_min?: number | null;
+  readonly sigma_max?: number | null;
+}
+
+/**
+ * Replaces interpolated sigmas by Karras or exponential ones when configured (bounded by the config's
+ * sigma_min/sigma_max, else by the interpolated ends) and maps them back to fractional float32 timesteps.
+ */
+export function respaceSigmas(
+  sigmas: number[],
+  timesteps: number[],
+  logTrainingSigmas: Float32Array,
+  n: number,
+  spacing: SigmaSpacing,
+): { sigmas: number[]; timesteps: number[] } {
+  if (!spacing.use_karras_sigmas && !spacing.use_exponential_sigmas) return { sigmas, timesteps };
+  const sigmaMin = spacing.sigma_min ?? (sigmas[sigmas.length - 1] as number);
+  const sigmaMax = spacing.sigma_max ?? (sigmas[0] as number);
+  const spaced = (spacing.use_karras_sigmas ? karrasSigmas : exponentialSigmas)(sigmaMin, sigmaMax, n);
+  return { sigmas: spaced, timesteps: spaced.map((s) => f32(sigmaToT(s, logTrainingSigmas))) };
+}

@@ -65,6 +65,7 @@ describe("listSchedulers", () => {
       "EulerAncestralDiscreteScheduler",
       "DPMSolverMultistepScheduler",
       "LCMScheduler",
+      "HeunDiscreteScheduler",
     ]);
     const dpm = list.find((s) => s.kind === "DPMSolverMultistepScheduler");
     expect(dpm?.aliases).toContain("dpmpp_2m");

@@ -11,6 +11,7 @@ const kinds: [string, Record<string, unknown>][] = [
   ["dpmpp_2m_sde_karras", {}],
   ["DPMSolverMultistepScheduler", { solver_order: 3, lower_order_final: false }],
   ["lcm", {}],
+  ["heun_karras", {}],
 ];
 
 function start(kind: string): Scheduler {
