@@ -7,13 +7,13 @@ import * as grpc from "@grpc/grpc-js";
 import { toConnectError } from "./errors.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
-/** A Connect-style service implementation: the same object can be served by connect-node or grpc-js. */
-// biome-ignore lint/suspicious/noExplicitAny: method signatures are checked where each impl is declared
-export type AnyServiceImpl = Record<string, (...args: any[]) => any>;
-
+/**
+ * A service and its Connect-style implementation (`ServiceImpl<typeof X>`, checked where it is declared):
+ * the same object can be served by connect-node or grpc-js.
+ */
 export interface ServiceRegistration {
   service: DescService;
-  impl: AnyServiceImpl;
+  impl: object;
 }
 
 export interface GrpcServerOptions {
@@ -37,8 +37,8 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
   });
   for (const { service, impl } of options.registrations) {
     for (const method of service.methods) {
-      const fn = impl[method.localName];
-      if (!fn) continue;
+      const fn = (impl as Record<string, unknown>)[method.localName];
+      if (typeof fn !== "function") continue;
       const path = `/${service.typeName}/${method.name}`;
       const handler = createMethodHandler(service, method, fn.bind(impl), options);
       const serialize = (msg: unknown) => Buffer.from(toBinary(method.output, toMessage(method.output, msg)));

@@ -9,3 +9,4 @@ export * from "./metadata.js";
 export * from "./reflection.js";
 export * from "./request-scope.js";
 export * from "./service-host.js";
+export * from "./connect-server.js";

@@ -1,0 +1,100 @@
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import * as net from "node:net";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Logger } from "./logger.js";
+
+export interface ConnectServerOptions {
+  name: string;
+  host: string;
+  port: number;
+  logger: Logger;
+  routes: (router: ConnectRouter) => void;
+  interceptors: Interceptor[];
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  /** Called first on close, e.g. to drop readiness before connections drain. */
+  onClose?: () => void;
+}
+
+export interface RunningConnectServer {
+  readonly port: number;
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+const H2_PREFACE = "PRI * HTTP/2.0";
+
+/**
+ * Connect, gRPC and gRPC-Web (binary and JSON) on one port: HTTP/2 with prior knowledge (gRPC clients,
+ * grpcurl) and HTTP/1.1 (browsers, curl, gateways). The first bytes of a connection tell which it is.
+ */
+export async function startConnectServer(options: ConnectServerOptions): Promise<RunningConnectServer> {
+  const shutdown = new AbortController();
+  const handler = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: options.interceptors,
+    readMaxBytes: options.maxMessageBytes,
+    writeMaxBytes: options.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+  });
+  const h1 = http.createServer(handler);
+  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, handler);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.once("data", (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      const target = first.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE ? h2 : h1;
+      target.emit("connection", socket);
+      socket.resume();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => resolve());
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+  options.logger.info({ address }, `${options.name} listening (gRPC, Connect, gRPC-Web; HTTP/1.1 and h2c)`);
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      options.onClose?.();
+      server.close();
+      h1.close();
+      h1.closeIdleConnections();
+      // GOAWAY: clients open no new streams here; the running ones finish, then the session closes.
+      for (const session of sessions) session.close();
+      const drained = new Promise<void>((resolve) => {
+        const check = setInterval(() => {
+          if (sockets.size === 0) {
+            clearInterval(check);
+            resolve();
+          }
+        }, 25);
+        check.unref();
+      });
+      const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), options.shutdownGraceMs).unref());
+      // Streams get the grace period; then every handler's signal aborts and sockets close.
+      const h2close = new Promise<void>((resolve) => h2.close(() => resolve()));
+      if ((await Promise.race([drained, timeout])) === "timeout") {
+        shutdown.abort(new Error("server shutting down"));
+        for (const s of sockets) s.destroy();
+      }
+      shutdown.abort(new Error("server shut down"));
+      await Promise.race([h2close, new Promise((r) => setTimeout(r, 100).unref())]);
+    })();
+    return closing;
+  };
+  return { port, address, close };
+}

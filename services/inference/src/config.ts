@@ -1,0 +1,67 @@
+import { commonSettings, parse } from "@dmesh/runtime";
+
+/** Every setting of the inference service; the README's table is `configTable(inferenceSettings)`. */
+export const inferenceSettings = {
+  ...commonSettings,
+  port: { env: "PORT", description: "gRPC port", default: 50052, parse: parse.int(0, 65535) },
+  modelsDir: {
+    env: "MODELS_DIR",
+    description: "directory of model suites (one diffusers/optimum ONNX export per subdirectory)",
+    default: ".dmesh/models",
+    parse: parse.string,
+  },
+  defaultModel: {
+    env: "DEFAULT_MODEL",
+    description: "model used when a request names none (empty = first found)",
+    default: "",
+    parse: parse.string,
+  },
+  preloadDefaultModel: {
+    env: "PRELOAD_DEFAULT_MODEL",
+    description: "load the default model at start; readiness waits for it",
+    default: true,
+    parse: parse.bool,
+  },
+  executionProviders: {
+    env: "EXECUTION_PROVIDERS",
+    description: "onnxruntime provider chain, most preferred first (cuda, tensorrt, dml, coreml, webgpu, cpu)",
+    default: ["cpu"],
+    parse: (raw: string) => {
+      const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      const known = ["cuda", "tensorrt", "dml", "coreml", "webgpu", "cpu"];
+      for (const p of list) if (!known.includes(p)) throw new Error(`unknown provider "${p}"; known: ${known.join(", ")}`);
+      return list;
+    },
+  },
+  intraOpThreads: {
+    env: "INTRA_OP_THREADS",
+    description: "onnxruntime intra-op threads (0 = one per core)",
+    default: 0,
+    parse: parse.int(0, 1024),
+  },
+  graphOptimization: {
+    env: "GRAPH_OPTIMIZATION",
+    description: "onnxruntime graph optimization level",
+    default: "all" as const,
+    parse: parse.oneOf("disabled", "basic", "extended", "all"),
+  },
+  memoryArena: { env: "MEMORY_ARENA", description: "onnxruntime CPU memory arena", default: true, parse: parse.bool },
+  maxLoadedModels: {
+    env: "MAX_LOADED_MODELS",
+    description: "model suites kept in memory; idle ones beyond this are unloaded, least recently used first",
+    default: 2,
+    parse: parse.int(1, 64),
+  },
+  maxConcurrent: {
+    env: "MAX_CONCURRENT_GENERATIONS",
+    description: "generations running at once in this process",
+    default: 1,
+    parse: parse.int(1, 64),
+  },
+  maxQueued: {
+    env: "MAX_QUEUED_GENERATIONS",
+    description: "generations waiting before RESOURCE_EXHAUSTED",
+    default: 16,
+    parse: parse.int(0, 10_000),
+  },
+};

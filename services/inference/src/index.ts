@@ -1,0 +1,2 @@
+export { inferenceSettings } from "./config.js";
+export { type InferenceConfig, startInference } from "./server.js";

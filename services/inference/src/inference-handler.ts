@@ -1,0 +1,197 @@
+import { randomInt } from "node:crypto";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
+import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import {
+  type DenoiseCheckpoint,
+  type DenoiseCheckpointSchema,
+  type GenerateRequest,
+  type GenerateResponseSchema,
+  type InferenceService,
+  Stage,
+} from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { GenerationTimingsSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
+import { validateGenerationSpec } from "@dmesh/spec";
+import type { ModelRegistry } from "./models/model-registry.js";
+import type { EtaEstimator } from "./pipeline/eta-estimator.js";
+import { EventChannel } from "./pipeline/event-channel.js";
+import { generateImages } from "./pipeline/generate-images.js";
+import type { GenerationQueue } from "./pipeline/generation-queue.js";
+import type { DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
+
+type Response = MessageInitShape<typeof GenerateResponseSchema>;
+
+const STAGES: Record<StageName, Stage> = {
+  loading: Stage.LOADING_MODEL,
+  encoding_prompt: Stage.ENCODING_PROMPT,
+  encoding_image: Stage.ENCODING_IMAGE,
+  denoising: Stage.DENOISING,
+  decoding: Stage.DECODING,
+};
+
+/** InferenceService transport: proto in, domain pipeline, proto events out. */
+export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
+  private readonly pauses = new Map<string, { paused: boolean }>();
+
+  constructor(
+    private readonly models: ModelRegistry,
+    private readonly queue: GenerationQueue,
+    private readonly eta: EtaEstimator,
+    private readonly logger: Logger,
+  ) {}
+
+  async *generate(req: GenerateRequest, ctx: HandlerContext): AsyncGenerator<Response> {
+    const scope = scopeFrom(ctx, this.logger);
+    const spec = validateGenerationSpec(req.spec, "spec");
+    if (req.checkpointIntervalSteps < 0) throw new InvalidArgumentError("checkpoint_interval_steps", "must be >= 0");
+    const resume = req.resumeFrom ? checkpointToDomain(req.resumeFrom) : undefined;
+    const seed = resume?.seed ?? spec.seed ?? BigInt(randomInt(0, 2 ** 32));
+    const id = req.generationId || scope.requestId;
+    if (this.pauses.has(id)) throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
+    const pause = { paused: false };
+    this.pauses.set(id, pause);
+    const channel = new EventChannel<Response>();
+    const work = this.queue
+      .run(ctx.signal, async () => {
+        channel.push({ event: { case: "progress", value: { stage: Stage.LOADING_MODEL, totalSteps: spec.steps } } });
+        const { model, release } = await this.models.acquire(spec.model);
+        try {
+          const result = await generateImages(
+            model,
+            {
+              spec,
+              seed,
+              resumeFrom: resume,
+              checkpointInterval: req.checkpointIntervalSteps,
+              signal: ctx.signal,
+              pauseRequested: () => pause.paused,
+              eta: this.eta,
+              logger: scope.logger,
+            },
+            {
+              progress: (p) =>
+                channel.push({
+                  event: {
+                    case: "progress",
+                    value: {
+                      stage: STAGES[p.stage],
+                      step: p.step,
+                      totalSteps: p.totalSteps,
+                      etaSeconds: p.etaSeconds,
+                      elapsedSeconds: p.elapsedSeconds,
+                      ...(p.preview
+                        ? {
+                            preview: {
+                              encoding: ImageEncoding.RAW,
+                              data: p.preview.rgb,
+                              width: p.preview.width,
+                              height: p.preview.height,
+                              channels: 3,
+                            },
+                          }
+                        : {}),
+                    },
+                  },
+                }),
+              checkpoint: (state) => channel.push({ event: { case: "checkpoint", value: checkpointToProto(state) } }),
+              image: (img) =>
+                channel.push({
+                  event: {
+                    case: "image",
+                    value: {
+                      index: img.index,
+                      seed: img.seed,
+                      image: { encoding: ImageEncoding.RAW, data: img.rgb, width: img.width, height: img.height, channels: 3 },
+                    },
+                  },
+                }),
+            },
+          );
+          channel.push({
+            event: {
+              case: "done",
+              value: {
+                timings: create(GenerationTimingsSchema, result.timings),
+                executionProviders: model.providers,
+                paused: result.paused,
+                model: model.dir.id,
+              },
+            },
+          });
+          scope.logger.info(
+            { model: model.dir.id, seconds: result.timings.totalSeconds, onnxSeconds: result.timings.onnxSeconds, paused: result.paused },
+            "generation finished",
+          );
+        } finally {
+          release();
+        }
+      })
+      .then(
+        () => channel.close(),
+        (err) => channel.close(err),
+      );
+    try {
+      yield* channel;
+    } finally {
+      this.pauses.delete(id);
+      await work;
+    }
+  }
+
+  pauseGeneration(req: { generationId: string }) {
+    if (!req.generationId) throw new InvalidArgumentError("generation_id", "is required");
+    const pause = this.pauses.get(req.generationId);
+    if (pause) pause.paused = true;
+    return { found: pause !== undefined };
+  }
+
+  getQueue() {
+    return {
+      running: this.queue.running,
+      queued: this.queue.queued,
+      maxConcurrent: this.queue.maxConcurrent,
+      maxQueue: this.queue.maxQueued,
+      loadedModels: this.models.loadedIds(),
+    };
+  }
+}
+
+function checkpointToProto(state: DenoiseState): MessageInitShape<typeof DenoiseCheckpointSchema> {
+  return {
+    step: state.step,
+    totalSteps: state.totalSteps,
+    imageIndex: state.imageIndex,
+    latents: {
+      dtype: DataType.FLOAT32,
+      shape: [...state.latentShape],
+      data: new Uint8Array(state.latents.buffer, state.latents.byteOffset, state.latents.byteLength),
+    },
+    schedulerStateJson: state.schedulerState,
+    rngStateJson: state.rngState,
+    seed: state.seed,
+    specDigest: state.specDigest,
+  };
+}
+
+function checkpointToDomain(cp: DenoiseCheckpoint): DenoiseState {
+  const latents = cp.latents;
+  if (!latents || latents.dtype !== DataType.FLOAT32 || latents.data.byteLength % 4 !== 0) {
+    throw new InvalidArgumentError("resume_from.latents", "must be a float32 tensor");
+  }
+  const count = latents.shape.reduce((n, d) => n * d, 1);
+  if (count * 4 !== latents.data.byteLength) throw new InvalidArgumentError("resume_from.latents", "shape does not match data");
+  const copy = latents.data.slice();
+  return {
+    imageIndex: cp.imageIndex,
+    step: cp.step,
+    totalSteps: cp.totalSteps,
+    latents: new Float32Array(copy.buffer, copy.byteOffset, count),
+    latentShape: latents.shape,
+    schedulerState: cp.schedulerStateJson,
+    rngState: cp.rngStateJson,
+    seed: cp.seed,
+    specDigest: cp.specDigest,
+  };
+}

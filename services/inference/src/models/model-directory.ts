@@ -1,0 +1,105 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { ModelContractError } from "./model-errors.js";
+
+export type ModelFamilyName = "sdxl" | "sdxl-refiner" | "sd1" | "sd2";
+
+export const COMPONENTS = ["text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder"] as const;
+export type ComponentName = (typeof COMPONENTS)[number];
+
+/** What a diffusers/optimum ONNX export directory holds, read from its files without loading any model. */
+export interface ModelDirectory {
+  readonly id: string;
+  readonly path: string;
+  readonly family: ModelFamilyName;
+  /** Component -> model.onnx path, for the components present. */
+  readonly components: Partial<Record<ComponentName, string>>;
+  readonly tokenizers: ("tokenizer" | "tokenizer_2")[];
+  readonly schedulerConfig: Record<string, unknown>;
+  readonly vaeScalingFactor: number;
+  /** UNet `sample_size` x 8: the size the model was trained at. */
+  readonly nativeSize: number;
+  /** SDXL's `force_zeros_for_empty_prompt`: an empty negative prompt is a zero embedding. */
+  readonly forceZerosForEmptyPrompt: boolean;
+  readonly requiresAestheticsScore: boolean;
+  readonly fileBytes: Partial<Record<ComponentName, number>>;
+}
+
+/**
+ * Reads a model directory in the layout diffusers/optimum ONNX exports produce. Every missing file that the
+ * family needs is an error naming it, before any session is created.
+ */
+export function readModelDirectory(id: string, path: string): ModelDirectory {
+  const index = readJson(id, join(path, "model_index.json"));
+  const components: Partial<Record<ComponentName, string>> = {};
+  const fileBytes: Partial<Record<ComponentName, number>> = {};
+  for (const name of COMPONENTS) {
+    const file = join(path, name, "model.onnx");
+    if (existsSync(file)) {
+      components[name] = file;
+      fileBytes[name] = componentBytes(join(path, name));
+    }
+  }
+  const hasTe1 = "text_encoder" in components;
+  const hasTe2 = "text_encoder_2" in components;
+  const unetConfig = optionalJson(join(path, "unet", "config.json"));
+  const family: ModelFamilyName =
+    hasTe1 && hasTe2 ? "sdxl" : hasTe2 ? "sdxl-refiner" : Number(unetConfig.cross_attention_dim) === 1024 ? "sd2" : "sd1";
+  const required: ComponentName[] = ["unet", "vae_decoder"];
+  if (!hasTe1 && !hasTe2) required.push("text_encoder");
+  for (const name of required) {
+    if (!components[name]) throw new ModelContractError(id, `missing ${join(path, name, "model.onnx")}`);
+  }
+  const tokenizers: ("tokenizer" | "tokenizer_2")[] = [];
+  if (hasTe1) tokenizers.push("tokenizer");
+  if (hasTe2) tokenizers.push("tokenizer_2");
+  for (const t of tokenizers) {
+    for (const file of ["vocab.json", "merges.txt"]) {
+      if (!existsSync(join(path, t, file))) throw new ModelContractError(id, `missing ${join(path, t, file)}`);
+    }
+  }
+  const schedulerConfig = readJson(id, join(path, "scheduler", "scheduler_config.json"));
+  const vaeConfig = optionalJson(join(path, "vae_decoder", "config.json"));
+  const sampleSize = Number(unetConfig.sample_size) || (family.startsWith("sdxl") ? 128 : 64);
+  return {
+    id,
+    path,
+    family,
+    components,
+    tokenizers,
+    schedulerConfig,
+    vaeScalingFactor: Number(vaeConfig.scaling_factor) || (family.startsWith("sdxl") ? 0.13025 : 0.18215),
+    nativeSize: sampleSize * 8,
+    forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false && family.startsWith("sdxl"),
+    requiresAestheticsScore: index.requires_aesthetics_score === true || family === "sdxl-refiner",
+    fileBytes,
+  };
+}
+
+function componentBytes(dir: string): number {
+  // External-data exports keep weights beside model.onnx (model.onnx_data, weights.pb).
+  let total = 0;
+  for (const f of ["model.onnx", "model.onnx_data", "weights.pb"]) {
+    const p = join(dir, f);
+    if (existsSync(p)) total += statSync(p).size;
+  }
+  return total;
+}
+
+function readJson(id: string, file: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new ModelContractError(id, `missing ${file}`);
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelContractError(id, `${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function optionalJson(file: string): Record<string, unknown> {
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,15 @@
+import { createHash } from "node:crypto";
+import type { ResolvedSpec } from "@dmesh/spec";
+
+/** A fingerprint of everything that shapes the result, so a checkpoint resumes only the generation it came from. */
+export function specDigest(spec: ResolvedSpec, seed: bigint): string {
+  const hash = createHash("sha256");
+  hash.update(
+    JSON.stringify({ ...spec, seed: seed.toString(), initImage: undefined, maskImage: undefined }, (_k, v) =>
+      typeof v === "bigint" ? v.toString() : v,
+    ),
+  );
+  if (spec.initImage) hash.update(spec.initImage.data);
+  if (spec.maskImage) hash.update(spec.maskImage.data);
+  return hash.digest("hex").slice(0, 32);
+}

@@ -1,0 +1,76 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ComputeScheduleRequest, SchedulerService } from "@dmesh/contracts/dmesh/scheduler/v1/scheduler_pb.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
+import { LIMITS } from "@dmesh/spec";
+import type { ModelRegistry } from "./models/model-registry.js";
+import { createScheduler, listSchedulers, SchedulerInputError } from "./schedulers/index.js";
+
+const KINDS: Record<string, SchedulerKind> = {
+  EulerDiscreteScheduler: SchedulerKind.EULER,
+  EulerAncestralDiscreteScheduler: SchedulerKind.EULER_ANCESTRAL,
+  DDIMScheduler: SchedulerKind.DDIM,
+  DPMSolverMultistepScheduler: SchedulerKind.DPMPP_2M,
+  LCMScheduler: SchedulerKind.LCM,
+  HeunDiscreteScheduler: SchedulerKind.HEUN,
+  UniPCMultistepScheduler: SchedulerKind.UNIPC,
+};
+const CLASS_OF = Object.fromEntries(Object.entries(KINDS).map(([name, kind]) => [kind, name])) as Record<SchedulerKind, string>;
+
+/** SchedulerService: the schedulers the pipeline uses, for clients that plan or inspect schedules. */
+export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
+  constructor(private readonly models: ModelRegistry) {}
+
+  listSchedulers() {
+    return {
+      schedulers: listSchedulers().map((s) => ({
+        kind: KINDS[s.kind] ?? SchedulerKind.UNSPECIFIED,
+        className: s.kind,
+        aliases: [...s.aliases],
+        stochastic: s.stochastic,
+        options: s.options.map((o) => ({
+          key: o.key,
+          type: o.type,
+          description: o.description,
+          defaultJson: JSON.stringify(o.default ?? null),
+        })),
+      })),
+    };
+  }
+
+  computeSchedule(req: ComputeScheduleRequest) {
+    const base = req.model ? { ...(this.models.info(req.model).dir?.schedulerConfig ?? {}) } : {};
+    let overrides: Record<string, unknown> = {};
+    if (req.configJson) {
+      try {
+        overrides = JSON.parse(req.configJson) as Record<string, unknown>;
+      } catch {
+        throw new InvalidArgumentError("config_json", "is not valid JSON");
+      }
+      if (typeof overrides !== "object" || overrides === null || Array.isArray(overrides)) {
+        throw new InvalidArgumentError("config_json", "must be a JSON object");
+      }
+    }
+    const spec = req.scheduler;
+    const config: Record<string, unknown> = { ...base, ...overrides };
+    if (spec?.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
+    const steps = spec?.steps || 20;
+    if (steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
+      throw new InvalidArgumentError("scheduler.steps", `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}]`);
+    }
+    const kind = (spec?.kind ? CLASS_OF[spec.kind] : undefined) ?? String(config._class_name ?? "EulerDiscreteScheduler");
+    try {
+      const scheduler = createScheduler(kind, config);
+      scheduler.setTimesteps(steps);
+      return {
+        timesteps: scheduler.timesteps,
+        sigmas: scheduler.sigmas ? [...scheduler.sigmas] : [],
+        initNoiseSigma: scheduler.initNoiseSigma,
+        configJson: JSON.stringify({ _class_name: scheduler.kind, ...scheduler.config }),
+      };
+    } catch (err) {
+      if (err instanceof SchedulerInputError) throw new InvalidArgumentError(`scheduler.${err.field}`, err.message);
+      throw err;
+    }
+  }
+}

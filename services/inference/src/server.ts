@@ -1,0 +1,63 @@
+import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
+import { startGrpcService } from "@dmesh/runtime";
+import { ConditioningHandler } from "./conditioning-handler.js";
+import type { inferenceSettings } from "./config.js";
+import { InferenceHandler } from "./inference-handler.js";
+import { ModelHandler } from "./model-handler.js";
+import { ModelRegistry } from "./models/model-registry.js";
+import { EtaEstimator } from "./pipeline/eta-estimator.js";
+import { GenerationQueue } from "./pipeline/generation-queue.js";
+import { routes } from "./routes.js";
+import { SchedulerHandler } from "./scheduler-handler.js";
+
+export type InferenceConfig = ConfigOf<typeof inferenceSettings>;
+
+/**
+ * Starts the inference process. It turns ready once its default model is loaded (or at once when there is
+ * nothing to preload), so that Kubernetes sends no request before a model can serve it.
+ */
+export async function startInference(config: InferenceConfig, logger: Logger): Promise<RunningService> {
+  const models = new ModelRegistry(
+    config.modelsDir,
+    config.defaultModel,
+    {
+      executionProviders: config.executionProviders,
+      intraOpThreads: config.intraOpThreads,
+      graphOptimization: config.graphOptimization,
+      memoryArena: config.memoryArena,
+    },
+    config.maxLoadedModels,
+    logger,
+  );
+  const service = await startGrpcService({
+    name: "inference",
+    host: config.host,
+    port: config.port,
+    logger,
+    maxMessageBytes: config.maxMessageBytes,
+    shutdownGraceMs: config.shutdownGraceMs,
+    registrations: routes({
+      inference: new InferenceHandler(models, new GenerationQueue(config.maxConcurrent, config.maxQueued), new EtaEstimator(), logger),
+      models: new ModelHandler(models),
+      conditioning: new ConditioningHandler(models),
+      schedulers: new SchedulerHandler(models),
+    }),
+  });
+  const defaultId = models.defaultId;
+  if (config.preloadDefaultModel && defaultId) {
+    models.load(defaultId).then(
+      () => service.health.setReady(true),
+      (err: Error) => logger.error({ model: defaultId, err: err.message }, "default model failed to load; not ready"),
+    );
+  } else {
+    if (!defaultId) logger.warn({ modelsDir: config.modelsDir }, "no model found; requests will get NOT_FOUND");
+    service.health.setReady(true);
+  }
+  return {
+    ...service,
+    close: async () => {
+      await service.close();
+      await models.close();
+    },
+  };
+}
