@@ -217,6 +217,47 @@ describe("the default tiny SDXL model", () => {
     expect(maxAbsDiff(perSample.out_sample as ort.Tensor, shared.out_sample as ort.Tensor)).toBe(0);
   });
 
+  it("unet lets a correct Euler loop (diffusers' EulerDiscreteScheduler, 12 steps) end at unit-scale latents", async () => {
+    const unet = session("unet/model.onnx");
+    const alphasCumprod: number[] = [];
+    let product = 1;
+    for (let i = 0; i < 1000; i++) {
+      product *= 1 - (Math.sqrt(0.00085) + (i / 999) * (Math.sqrt(0.012) - Math.sqrt(0.00085))) ** 2;
+      alphasCumprod.push(product);
+    }
+    const steps = 12;
+    const timesteps = Array.from({ length: steps }, (_, i) => (steps - 1 - i) * Math.floor(1000 / steps) + 1); // leading
+    const sigmas = [
+      ...timesteps.map((t) => Math.sqrt((1 - (alphasCumprod[t] as number)) / (alphasCumprod[t] as number))),
+      0,
+    ];
+    const [h, w] = [16, 16];
+    const sigmaMax = sigmas[0] as number;
+    let latents = Float32Array.from(
+      wave(4 * h * w, Math.SQRT2, 0.3),
+      (v) => v * Math.sqrt(sigmaMax ** 2 + 1),
+    );
+    const feeds = unetFeeds(h, w, 1);
+    for (let i = 0; i < steps; i++) {
+      const sigma = sigmas[i] as number;
+      const scaled = latents.map((v) => v / Math.sqrt(sigma ** 2 + 1));
+      const eps = floats(
+        (
+          await unet.run({
+            ...feeds,
+            sample: floatTensor(scaled, [1, 4, h, w]),
+            timestep: floatTensor(Float32Array.from([timesteps[i] as number]), [1]),
+          })
+        ).out_sample as ort.Tensor,
+      );
+      const dt = (sigmas[i + 1] as number) - sigma;
+      latents = latents.map((v, k) => v + dt * (eps[k] as number));
+    }
+    const std = Math.sqrt(latents.reduce((s, v) => s + v * v, 0) / latents.length);
+    expect(std).toBeGreaterThan(0.3);
+    expect(std).toBeLessThan(3);
+  });
+
   it("vae_decoder paints a smooth, coloured picture in about [-1, 1]", async () => {
     const [h, w] = [8, 12];
     const latents = Float32Array.from(wave(4 * h * w, 1.2), (v) => v / 0.13025); // unscaled, as pipelines pass them

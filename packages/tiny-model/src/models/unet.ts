@@ -18,6 +18,13 @@ import { createWeightInit } from "../weight-init.js";
 // package writes next to it (same module tree, same parameter names and shapes), with the I/O of
 // optimum's UNetOnnxConfig. Upsamplers resize to the size of the skip they meet (diffusers'
 // `forward_upsample_size`), so any latent size works, odd ones included.
+//
+// Random weights alone would predict noise that no sampler can use: latents would end far out of range
+// and every picture would be saturated blobs, a broken pipeline indistinguishable from a working one.
+// So out_sample = √(1 − ᾱ_t)·latents + UNet(…): the first term is the exact ε-prediction for latents
+// drawn from N(0, I) (the optimal denoiser of a unit-Gaussian prior, on the scaled_linear schedule of
+// SD/SDXL), so a correct sampler ends at unit-scale latents; the seeded UNet adds structure that
+// depends on the prompt and every other input.
 
 export type UnetOptions = Pick<TinyModelOptions, "seed" | "timestepType" | "timestepShape">;
 
@@ -142,6 +149,29 @@ function upsample(b: Block, x: Value, like: Value, name: string, channels: numbe
   return conv2d(b.net, up, `${name}.conv`, channels, channels);
 }
 
+/** How much the seeded UNet adds to the prior's prediction (its conv_out weight scale). */
+const RESIDUAL_GAIN = 0.5;
+const TRAIN_TIMESTEPS = 1000;
+
+/** √(1 − ᾱ_t) for SD/SDXL's scaled_linear betas (0.00085 → 0.012), linearly interpolated at t: [n] → [n]. */
+function noiseStdAt(g: GraphBuilder, t: Value): Value {
+  const table: number[] = [];
+  let alphaBar = 1;
+  const [lo, hi] = [Math.sqrt(0.00085), Math.sqrt(0.012)];
+  for (let i = 0; i < TRAIN_TIMESTEPS; i++) {
+    alphaBar *= 1 - (lo + ((hi - lo) * i) / (TRAIN_TIMESTEPS - 1)) ** 2;
+    table.push(Math.sqrt(1 - alphaBar));
+  }
+  const values = g.float(table, [TRAIN_TIMESTEPS]);
+  const clipped = g.op("Clip", [t, g.float([0], []), g.float([TRAIN_TIMESTEPS - 1], [])]);
+  const below = g.op("Floor", [clipped]);
+  const above = g.op("Min", [g.op("Add", [below, g.float([1], [])]), g.float([TRAIN_TIMESTEPS - 1], [])]);
+  const at = (index: Value) => g.op("Gather", [values, g.op("Cast", [index], { to: 7 })], { axis: 0 });
+  const w = g.op("Sub", [clipped, below]);
+  const [a, b] = [at(below), at(above)];
+  return g.op("Add", [a, g.op("Mul", [g.op("Sub", [b, a]), w])]);
+}
+
 interface Skip {
   readonly value: Value;
   readonly channels: number;
@@ -174,11 +204,11 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
         };
 
   // Time conditioning: the timestep (1 or one per sample) is broadcast over the batch, as diffusers does.
-  const tProj = g.scoped("time_proj", () => {
+  const batched = g.scoped("time_proj", () => {
     const t = g.op("Reshape", [g.op("Cast", [timestep], { to: 1 }), g.int64([-1])]);
-    const batched = g.op("Expand", [t, g.op("Shape", [sample], { start: 0, end: 1 })]);
-    return sinusoidalEmbedding(g, batched, c0);
+    return g.op("Expand", [t, g.op("Shape", [sample], { start: 0, end: 1 })]);
   });
+  const tProj = g.scoped("time_proj", () => sinusoidalEmbedding(g, batched, c0));
   let emb = timestepEmbedding(net, tProj, "time_embedding", c0, d.timeEmbedDim);
   if (added !== undefined) {
     const timeIdsDim = added.timeIdsSize * added.timeEmbedDim;
@@ -245,7 +275,17 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
   }
 
   x = silu(g, groupNorm(net, x, "conv_norm_out", c0, d.normGroups, RESNET_EPS));
-  x = conv2d(net, x, "conv_out", c0, d.outChannels);
-  g.output(x, "out_sample", "float32", ["batch_size", d.outChannels, "height", "width"]);
+  x = conv2d(net, x, "conv_out", c0, d.outChannels, { gain: RESIDUAL_GAIN });
+  const prior = g.scoped("gaussian_prior", () => {
+    const latents = g.op("Slice", [sample, g.int64([0]), g.int64([d.outChannels]), g.int64([1])]);
+    const scale = g.op("Reshape", [noiseStdAt(g, batched), g.int64([-1, 1, 1, 1])]);
+    return g.op("Mul", [latents, scale]);
+  });
+  g.output(g.op("Add", [prior, x]), "out_sample", "float32", [
+    "batch_size",
+    d.outChannels,
+    "height",
+    "width",
+  ]);
   return g.toModel("dmesh tiny UNet2DConditionModel (seeded random weights)");
 }
