@@ -45,7 +45,7 @@ export class OnnxComponent {
       try {
         session = await ort.InferenceSession.create(file, {
           executionProviders: used,
-          intraOpNumThreads: settings.intraOpThreads || undefined,
+          ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
           graphOptimizationLevel: settings.graphOptimization,
           enableCpuMemArena: settings.memoryArena,
         });
@@ -103,7 +103,16 @@ export class OnnxComponent {
     clock.seconds += (performance.now() - started) / 1000;
     clock.calls++;
     const out: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
-    for (const [name, tensor] of Object.entries(result)) {
+    // onnxruntime-node 1.23 returns requested fetches in the session's output order but labelled with the
+    // session's first output names: relabel by position unless they came back under their own names.
+    const entries = Object.entries(result);
+    let named = entries;
+    if (outputs && !outputs.every((n) => n in result)) {
+      const order = [...this.outputs.keys()];
+      const sorted = [...outputs].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+      named = entries.map(([, t], i) => [sorted[i] ?? "", t]);
+    }
+    for (const [name, tensor] of named) {
       const data =
         tensor.type === "float16"
           ? fromFloat16(tensor.data as Uint16Array)
