@@ -174,6 +174,8 @@ describe("determinism and validation", () => {
       [{ format: "jpeg", compressionLevel: 9 }, "compressionLevel"],
       [{ format: "png", quality: 90 }, "quality"],
       [{ format: "png", compressionLevel: 10 }, "compressionLevel"],
+      [{ format: "webp", effort: 7 }, "effort"],
+      [{ format: "jpeg", effort: 2 }, "effort"],
       [{ format: "gif" as "png" }, "format"],
     ];
     for (const [options, field] of cases) {
