@@ -1,0 +1,2 @@
+export { postprocessSettings } from "./config.js";
+export { type PostprocessConfig, startPostprocess } from "./server.js";
