@@ -7,7 +7,7 @@ import { listRenderNodes } from "../../src/detect/drm-render-nodes.js";
 import type { ExecutionProviderStatus } from "../../src/detect/execution-providers.js";
 import { buildDevices, type DeviceInputs } from "../../src/detect/host-devices.js";
 import { GIB, MIB } from "../../src/units/bytes.js";
-import { gpuHost } from "../support/hosts.js";
+import { gpuHost } from "./support/hosts.js";
 
 const cpu = { model: "Apple M2 Max", logicalCores: 12 };
 const memory = { totalBytes: 32 * GIB, freeBytes: 20 * GIB, cgroupLimited: false };

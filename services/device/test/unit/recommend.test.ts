@@ -5,7 +5,7 @@ import { InvalidFieldError } from "../../src/errors/invalid-field-error.js";
 import type { ModelMemoryEstimate } from "../../src/recommend/model-memory-estimate.js";
 import { recommendExecution } from "../../src/recommend/recommend-execution.js";
 import { GIB, MIB } from "../../src/units/bytes.js";
-import { gpuHost } from "../support/hosts.js";
+import { gpuHost } from "./support/hosts.js";
 
 /** An SDXL-sized UNet in fp32: ~10 GiB of weights, ~3 GiB of activations per 1024x1024 image. */
 const sdxl: ModelMemoryEstimate = {

@@ -10,7 +10,7 @@ import { readGenerationParameters } from "../../src/encode/read-generation-param
 import { formatInfotext } from "../../src/infotext/format-infotext.js";
 import { ImageInputError } from "../../src/limits/image-input-error.js";
 import { InvalidFieldError } from "../../src/validation/invalid-field-error.js";
-import { gradientImage } from "../support/test-images.js";
+import { gradientImage } from "./support/test-images.js";
 
 const latin1Infotext = formatInfotext({
   prompt: "a café on the quay, golden hour",

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
-import type { ExecutionProviderStatus } from "../../src/detect/execution-providers.js";
-import { buildDevices, type HostSummary } from "../../src/detect/host-devices.js";
-import { parseNvidiaSmiCsv } from "../../src/detect/nvidia-smi.js";
-import { GIB } from "../../src/units/bytes.js";
+import type { ExecutionProviderStatus } from "../../../src/detect/execution-providers.js";
+import { buildDevices, type HostSummary } from "../../../src/detect/host-devices.js";
+import { parseNvidiaSmiCsv } from "../../../src/detect/nvidia-smi.js";
+import { GIB } from "../../../src/units/bytes.js";
 
 const status = (name: ExecutionProviderStatus["name"], usable: boolean): ExecutionProviderStatus => ({
   name,
@@ -21,7 +21,7 @@ export function gpuHost(fixture: string, options: { tensorrt?: boolean; cores?: 
     status("cuda", true),
     status("tensorrt", options.tensorrt ?? true),
   ];
-  const text = readFileSync(new URL(`../unit/fixtures/${fixture}`, import.meta.url), "utf8");
+  const text = readFileSync(new URL(`../fixtures/${fixture}`, import.meta.url), "utf8");
   return {
     hostname: "gpu-node-1",
     platform: "linux",
