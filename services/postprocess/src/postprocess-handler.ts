@@ -24,7 +24,6 @@ import { decodeUntrustedImage } from "./limits/decode-untrusted-image.js";
 import { ImageInputError } from "./limits/image-input-error.js";
 import type { ImageLimits } from "./limits/image-limits.js";
 import { type ResizeKernel, resizeImage } from "./resize/resize-image.js";
-import { InvalidFieldError } from "./validation/invalid-field-error.js";
 
 const FORMATS: Partial<Record<ImageEncoding, OutputFormat>> = {
   [ImageEncoding.UNSPECIFIED]: "png",
@@ -218,7 +217,6 @@ async function mapErrors<T>(work: () => Promise<T>): Promise<T> {
       const reason = err.message.slice(err.field.length + 2);
       throw err.code === "too_large" ? new ResourceExhaustedError(`${err.field}: ${reason}`) : new InvalidArgumentError(err.field, reason);
     }
-    if (err instanceof InvalidFieldError) throw new InvalidArgumentError(err.field, err.message.slice(err.field.length + 2));
     throw err;
   }
 }

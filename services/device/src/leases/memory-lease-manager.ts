@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";
-import { InvalidFieldError } from "../errors/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import { type Clock, systemClock } from "./clock.js";
 import { LeaseNotFoundError } from "./lease-not-found-error.js";
 
@@ -70,7 +70,7 @@ export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions = {}
   const checkTtl = (ttlMs: number | undefined) => {
     const ttl = ttlMs ?? defaultTtlMs;
     if (!Number.isFinite(ttl) || ttl <= 0 || ttl > maxTtlMs) {
-      throw new InvalidFieldError("ttlMs", `must be above 0 and at most ${maxTtlMs}, got ${ttl}`);
+      throw new InvalidArgumentError("ttlMs", `must be above 0 and at most ${maxTtlMs}, got ${ttl}`);
     }
     return ttl;
   };
@@ -78,7 +78,7 @@ export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions = {}
     const capacity = capacities.get(deviceId);
     if (capacity === undefined) {
       const known = [...capacities.keys()].join(", ") || "none";
-      throw new InvalidFieldError("deviceId", `unknown device ${deviceId} (known: ${known})`);
+      throw new InvalidArgumentError("deviceId", `unknown device ${deviceId} (known: ${known})`);
     }
     return capacity;
   };
@@ -86,7 +86,7 @@ export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions = {}
   return {
     setCapacity(deviceId, bytes) {
       if (!Number.isSafeInteger(bytes) || bytes < 0) {
-        throw new InvalidFieldError("bytes", `must be a non-negative integer, got ${bytes}`);
+        throw new InvalidArgumentError("bytes", `must be a non-negative integer, got ${bytes}`);
       }
       capacities.set(deviceId, bytes);
     },
@@ -94,10 +94,10 @@ export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions = {}
     acquire(request) {
       expire();
       if (typeof request.holder !== "string" || request.holder === "") {
-        throw new InvalidFieldError("holder", "must name the worker holding the lease");
+        throw new InvalidArgumentError("holder", "must name the worker holding the lease");
       }
       if (!Number.isSafeInteger(request.bytes) || request.bytes <= 0) {
-        throw new InvalidFieldError("bytes", `must be a positive integer, got ${request.bytes}`);
+        throw new InvalidArgumentError("bytes", `must be a positive integer, got ${request.bytes}`);
       }
       const ttl = checkTtl(request.ttlMs);
       const free = Math.max(0, capacityOf(request.deviceId) - leasedBytes(request.deviceId));

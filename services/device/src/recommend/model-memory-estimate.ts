@@ -1,4 +1,4 @@
-import { InvalidFieldError } from "../errors/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 
 export type Precision = "float32" | "float16";
 
@@ -27,14 +27,14 @@ export function checkModelMemoryEstimate(
       value < 0 ||
       (key === "activationBytesPerImage" && value === 0)
     ) {
-      throw new InvalidFieldError(
+      throw new InvalidArgumentError(
         `${field}.${key}`,
         `must be a ${key === "weightsBytes" ? "non-negative" : "positive"} number of bytes, got ${String(value)}`,
       );
     }
   }
   if (estimate.precision !== "float32" && estimate.precision !== "float16") {
-    throw new InvalidFieldError(
+    throw new InvalidArgumentError(
       `${field}.precision`,
       `must be float32 or float16, got ${String(estimate.precision)}`,
     );

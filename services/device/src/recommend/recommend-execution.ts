@@ -1,7 +1,7 @@
 import type { ExecutionProviderName } from "../detect/execution-providers.js";
 import type { DeviceInfo, DeviceKind, HostSummary } from "../detect/host-devices.js";
 import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";
-import { InvalidFieldError } from "../errors/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import { formatBytes } from "../units/bytes.js";
 import {
   checkModelMemoryEstimate,
@@ -63,10 +63,10 @@ export function recommendExecution(request: RecommendationRequest): ExecutionRec
   const estimate = checkModelMemoryEstimate(request.estimate);
   const headroom = request.headroomFraction ?? DEFAULT_HEADROOM;
   if (!(headroom >= 0 && headroom < 1))
-    throw new InvalidFieldError("headroomFraction", `must be in [0, 1), got ${headroom}`);
+    throw new InvalidArgumentError("headroomFraction", `must be in [0, 1), got ${headroom}`);
   const maxBatch = request.maxBatch ?? DEFAULT_MAX_BATCH;
   if (!Number.isInteger(maxBatch) || maxBatch < 1)
-    throw new InvalidFieldError("maxBatch", `must be a positive integer, got ${maxBatch}`);
+    throw new InvalidArgumentError("maxBatch", `must be a positive integer, got ${maxBatch}`);
 
   const evaluate = (device: DeviceInfo): Evaluation => {
     const precision: Precision = device.kind === "cpu" ? "float32" : "float16";
@@ -115,7 +115,7 @@ function candidates(request: RecommendationRequest): DeviceInfo[] {
     return devices.filter((d) => d.kind === "cpu" || d.executionProviders.length > 0);
   const device = devices.find((d) => d.id === request.deviceId);
   if (!device) {
-    throw new InvalidFieldError(
+    throw new InvalidArgumentError(
       "deviceId",
       `unknown device ${request.deviceId} (have ${devices.map((d) => d.id).join(", ")})`,
     );

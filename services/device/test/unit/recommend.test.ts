@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createHostDetector } from "../../src/detect/detect-host.js";
 import { InsufficientMemoryError } from "../../src/errors/insufficient-memory-error.js";
-import { InvalidFieldError } from "../../src/errors/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ModelMemoryEstimate } from "../../src/recommend/model-memory-estimate.js";
 import { recommendExecution } from "../../src/recommend/recommend-execution.js";
 import { GIB, MIB } from "../../src/units/bytes.js";
@@ -101,7 +101,7 @@ describe("recommendExecution on a 4x A100 node", () => {
       }),
     );
     expect(() => recommendExecution({ host, estimate: { ...sdxl, activationBytesPerImage: 0 } })).toThrow(
-      InvalidFieldError,
+      InvalidArgumentError,
     );
     expect(() => recommendExecution({ host, estimate: { ...sdxl, precision: "int8" as "float16" } })).toThrow(
       expect.objectContaining({ field: "estimate.precision" }),

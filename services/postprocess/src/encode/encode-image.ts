@@ -1,7 +1,7 @@
 import sharp, { type Sharp } from "sharp";
 import { type RawImage, sharpFromRaw } from "../image/raw-image.js";
 import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import { buildUserCommentExif } from "./exif-user-comment.js";
 import { insertAfterIhdr, pngTextChunk } from "./png-chunks.js";
 import { buildXmpPacket } from "./xmp-packet.js";
@@ -50,7 +50,7 @@ export async function encodeImage(image: RawImage, options: EncodeOptions): Prom
   const format = checkOneOf("format", options.format, OUTPUT_FORMATS);
   const infotext = options.infotext;
   if (infotext !== undefined && typeof infotext !== "string") {
-    throw new InvalidFieldError("infotext", "must be a string");
+    throw new InvalidArgumentError("infotext", "must be a string");
   }
   const bytes =
     format === "png"
@@ -94,7 +94,7 @@ async function encodeWithExif(
     format === "webp" ? 6 : 9,
   );
   const lossless = options.lossless ?? false;
-  if (typeof lossless !== "boolean") throw new InvalidFieldError("lossless", "must be a boolean");
+  if (typeof lossless !== "boolean") throw new InvalidArgumentError("lossless", "must be a boolean");
 
   const pipeline = infotext === undefined ? sharpFromRaw(image) : await withInfotextMetadata(image, infotext);
   switch (format) {
@@ -126,6 +126,6 @@ function rejectOptions(
   names: readonly (keyof EncodeOptions)[],
 ) {
   for (const name of names) {
-    if (options[name] !== undefined) throw new InvalidFieldError(name, `does not apply to ${format}`);
+    if (options[name] !== undefined) throw new InvalidArgumentError(name, `does not apply to ${format}`);
   }
 }

@@ -1,5 +1,5 @@
 import { checkIntegerInRange, checkNumberInRange } from "../validation/check-number.js";
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 
 /** One enhancement step; a list of them is applied in order. */
 export type EnhanceOp =
@@ -20,9 +20,9 @@ export const MAX_ENHANCE_OPS = 16;
 
 /** Validates every step, naming the field as `ops[i].param`. */
 export function checkEnhanceOps(ops: readonly EnhanceOp[]): readonly EnhanceOp[] {
-  if (!Array.isArray(ops)) throw new InvalidFieldError("ops", "must be a list");
+  if (!Array.isArray(ops)) throw new InvalidArgumentError("ops", "must be a list");
   if (ops.length > MAX_ENHANCE_OPS) {
-    throw new InvalidFieldError("ops", `holds ${ops.length} steps; the limit is ${MAX_ENHANCE_OPS}`);
+    throw new InvalidArgumentError("ops", `holds ${ops.length} steps; the limit is ${MAX_ENHANCE_OPS}`);
   }
   for (const [i, op] of ops.entries()) checkEnhanceOp(op, `ops[${i}]`);
   return ops;
@@ -37,12 +37,12 @@ function checkEnhanceOp(op: EnhanceOp, at: string): void {
       const lower = checkNumberInRange(`${at}.lower`, op.lower ?? 1, 0, 99);
       const upper = checkNumberInRange(`${at}.upper`, op.upper ?? 99, 1, 100);
       if (lower >= upper)
-        throw new InvalidFieldError(`${at}.lower`, `must be below upper (${upper}), got ${lower}`);
+        throw new InvalidArgumentError(`${at}.lower`, `must be below upper (${upper}), got ${lower}`);
       return;
     }
     case "modulate":
       if (op.brightness === undefined && op.saturation === undefined) {
-        throw new InvalidFieldError(`${at}.brightness`, "give brightness, saturation or both");
+        throw new InvalidArgumentError(`${at}.brightness`, "give brightness, saturation or both");
       }
       if (op.brightness !== undefined) checkNumberInRange(`${at}.brightness`, op.brightness, 0, 4);
       if (op.saturation !== undefined) checkNumberInRange(`${at}.saturation`, op.saturation, 0, 4);
@@ -52,11 +52,11 @@ function checkEnhanceOp(op: EnhanceOp, at: string): void {
       return;
     case "denoise":
       if (checkIntegerInRange(`${at}.size`, op.size, 3, 15) % 2 === 0) {
-        throw new InvalidFieldError(`${at}.size`, `must be odd, got ${op.size}`);
+        throw new InvalidArgumentError(`${at}.size`, `must be odd, got ${op.size}`);
       }
       return;
     default:
-      throw new InvalidFieldError(
+      throw new InvalidArgumentError(
         `${at}.op`,
         `must be one of sharpen, normalize, modulate, gamma, denoise, got ${JSON.stringify((op as { op?: unknown })?.op)}`,
       );

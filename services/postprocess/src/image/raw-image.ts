@@ -1,6 +1,6 @@
 import sharp, { type Sharp } from "sharp";
 import { checkIntegerInRange } from "../validation/check-number.js";
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 
 /** Interleaved 8-bit pixels, row-major, as a VAE decoder's output becomes after scaling to 0..255. */
 export interface RawImage {
@@ -13,16 +13,16 @@ export interface RawImage {
 /** Larger than any image we produce or accept; keeps width * height * channels a safe integer. */
 const MAX_SIDE = 65_535;
 
-/** Throws an InvalidFieldError (field `${field}.…`) unless the dimensions and the buffer agree. */
+/** Throws an InvalidArgumentError (field `${field}.…`) unless the dimensions and the buffer agree. */
 export function checkRawImage(image: RawImage, field = "image"): RawImage {
   checkIntegerInRange(`${field}.width`, image.width, 1, MAX_SIDE);
   checkIntegerInRange(`${field}.height`, image.height, 1, MAX_SIDE);
   if (image.channels !== 3 && image.channels !== 4) {
-    throw new InvalidFieldError(`${field}.channels`, `must be 3 (RGB) or 4 (RGBA), got ${image.channels}`);
+    throw new InvalidArgumentError(`${field}.channels`, `must be 3 (RGB) or 4 (RGBA), got ${image.channels}`);
   }
   const expected = image.width * image.height * image.channels;
   if (image.data.byteLength !== expected) {
-    throw new InvalidFieldError(
+    throw new InvalidArgumentError(
       `${field}.data`,
       `holds ${image.data.byteLength} bytes but ${image.width}x${image.height}x${image.channels} needs ${expected}`,
     );

@@ -1,4 +1,4 @@
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import {
   type GenerationParameters,
   type InfotextValue,
@@ -16,7 +16,7 @@ import { pythonStr, quoteInfotextValue } from "./infotext-value.js";
  * there is a negative prompt and values quoted by A1111's `quote`.
  */
 export function formatInfotext(params: GenerationParameters): string {
-  if (typeof params.prompt !== "string") throw new InvalidFieldError("prompt", "must be a string");
+  if (typeof params.prompt !== "string") throw new InvalidArgumentError("prompt", "must be a string");
   const settingsText = [...collectSettings(params)]
     .map(([key, value]) => (value === key ? key : `${key}: ${quoteInfotextValue(pythonStr(value))}`))
     .join(", ");
@@ -39,7 +39,7 @@ function collectSettings(params: GenerationParameters): Map<string, InfotextValu
   for (const [key, value] of Object.entries(params.extra ?? {})) {
     const field = `extra.${key}`;
     if (!isInfotextKey(key)) {
-      throw new InvalidFieldError(
+      throw new InvalidArgumentError(
         field,
         "a key needs a letter, digit or _ first, then letters, digits, _, space, - or /",
       );
@@ -59,7 +59,7 @@ function collectSettings(params: GenerationParameters): Map<string, InfotextValu
 function setSize(settings: Map<string, InfotextValue>, params: GenerationParameters): void {
   if (params.width === undefined && params.height === undefined) return;
   if (params.width === undefined || params.height === undefined) {
-    throw new InvalidFieldError(
+    throw new InvalidArgumentError(
       params.width === undefined ? "width" : "height",
       "width and height go together",
     );
@@ -81,6 +81,6 @@ function checkValue(field: string, value: unknown, kind: "integer" | "number" | 
           : finite || typeof value === "string" || typeof value === "boolean";
   if (!ok) {
     const expected = kind === "any" ? "a string, a finite number or a boolean" : `a ${kind}`;
-    throw new InvalidFieldError(field, `must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`);
+    throw new InvalidArgumentError(field, `must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`);
   }
 }

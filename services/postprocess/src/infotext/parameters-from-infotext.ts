@@ -1,4 +1,4 @@
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import {
   type GenerationParameters,
   LEADING_FIELDS,
@@ -51,7 +51,7 @@ function parseNumber(label: string, text: string, kind: "integer" | "number"): n
   const value = text.trim() === "" ? Number.NaN : Number(text);
   if (kind === "integer" ? !Number.isSafeInteger(value) : !Number.isFinite(value)) {
     const expected = kind === "integer" ? "an integer" : "a number";
-    throw new InvalidFieldError(`infotext.${label}`, `expected ${expected}, got ${JSON.stringify(text)}`);
+    throw new InvalidArgumentError(`infotext.${label}`, `expected ${expected}, got ${JSON.stringify(text)}`);
   }
   return value;
 }

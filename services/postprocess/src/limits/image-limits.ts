@@ -1,5 +1,5 @@
 import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 
 export const INPUT_FORMATS = ["png", "jpeg", "webp", "avif"] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];
@@ -31,7 +31,7 @@ export function resolveImageLimits(limits: Partial<ImageLimits> = {}): ImageLimi
   checkIntegerInRange("limits.maxHeight", merged.maxHeight, 1, 65_535);
   checkIntegerInRange("limits.maxPixels", merged.maxPixels, 1, 2 ** 31 - 1);
   if (!Array.isArray(merged.formats) || merged.formats.length === 0) {
-    throw new InvalidFieldError("limits.formats", "must list at least one format");
+    throw new InvalidArgumentError("limits.formats", "must list at least one format");
   }
   for (const [i, format] of merged.formats.entries())
     checkOneOf(`limits.formats[${i}]`, format, INPUT_FORMATS);

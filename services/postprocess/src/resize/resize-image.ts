@@ -1,6 +1,6 @@
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { checkIntegerInRange, checkNumberInRange, checkOneOf } from "../validation/check-number.js";
-import { InvalidFieldError } from "../validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 
 export const RESIZE_KERNELS = ["lanczos3", "lanczos2", "mitchell", "cubic", "linear", "nearest"] as const;
 export type ResizeKernel = (typeof RESIZE_KERNELS)[number];
@@ -40,7 +40,7 @@ function targetSize(image: RawImage, options: ResizeOptions): { width: number; h
   );
   const bySize = options.width !== undefined || options.height !== undefined;
   if (bySize === (options.scale !== undefined)) {
-    throw new InvalidFieldError("scale", "give either scale or width and height");
+    throw new InvalidArgumentError("scale", "give either scale or width and height");
   }
   let width: number;
   let height: number;
@@ -52,7 +52,7 @@ function targetSize(image: RawImage, options: ResizeOptions): { width: number; h
     field = "scale";
   } else {
     if (options.width === undefined || options.height === undefined) {
-      throw new InvalidFieldError(
+      throw new InvalidArgumentError(
         options.width === undefined ? "width" : "height",
         "width and height go together",
       );
@@ -62,7 +62,7 @@ function targetSize(image: RawImage, options: ResizeOptions): { width: number; h
     field = "width";
   }
   if (width * height > maxPixels) {
-    throw new InvalidFieldError(
+    throw new InvalidArgumentError(
       field,
       `gives ${width}x${height} (${width * height} pixels); the limit is ${maxPixels}`,
     );

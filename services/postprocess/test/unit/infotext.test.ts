@@ -4,7 +4,7 @@ import type { GenerationParameters } from "../../src/infotext/generation-paramet
 import { pythonNumber, quoteInfotextValue } from "../../src/infotext/infotext-value.js";
 import { parametersFromInfotext } from "../../src/infotext/parameters-from-infotext.js";
 import { parseInfotext } from "../../src/infotext/parse-infotext.js";
-import { InvalidFieldError } from "../../src/validation/invalid-field-error.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
 
 const sdxl: GenerationParameters = {
   prompt: "a lighthouse at dusk, volumetric light",
@@ -89,7 +89,7 @@ describe("formatInfotext", () => {
       [{ prompt: "p", extra: { ok: Number.POSITIVE_INFINITY } }, "extra.ok"],
     ];
     for (const [params, field] of bad) {
-      expect(() => formatInfotext(params)).toThrow(InvalidFieldError);
+      expect(() => formatInfotext(params)).toThrow(InvalidArgumentError);
       expect(() => formatInfotext(params)).toThrow(expect.objectContaining({ field }));
     }
   });

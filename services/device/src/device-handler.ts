@@ -1,0 +1,161 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type AcquireLeaseRequest,
+  type DeviceService,
+  DeviceKind,
+  DeviceSchema,
+  LeaseSchema,
+  type RecommendSettingsRequest,
+} from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
+import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@dmesh/runtime";
+import type { HostDetector } from "./detect/detect-host.js";
+import type { DeviceInfo, HostSummary } from "./detect/host-devices.js";
+import { InsufficientMemoryError } from "./errors/insufficient-memory-error.js";
+import { LeaseNotFoundError } from "./leases/lease-not-found-error.js";
+import type { MemoryLease, MemoryLeaseManager } from "./leases/memory-lease-manager.js";
+import { recommendExecution } from "./recommend/recommend-execution.js";
+
+const KINDS: Record<DeviceInfo["kind"], DeviceKind> = {
+  cpu: DeviceKind.CPU,
+  cuda: DeviceKind.CUDA,
+  dml: DeviceKind.DML,
+  coreml: DeviceKind.COREML,
+  webgpu: DeviceKind.WEBGPU,
+};
+
+/** DeviceService transport over host detection, recommendations and memory leases. */
+export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
+  constructor(
+    private readonly detector: HostDetector,
+    private readonly leases: MemoryLeaseManager,
+  ) {}
+
+  async listDevices(_req: unknown, ctx: HandlerContext) {
+    const host = await this.refresh(ctx.signal);
+    return {
+      host: {
+        hostname: host.hostname,
+        platform: host.platform,
+        arch: host.arch,
+        cpuModel: host.cpu.model,
+        cpuCores: host.cpu.effectiveCores,
+        memoryTotalBytes: BigInt(host.memory.totalBytes),
+        memoryFreeBytes: BigInt(host.memory.freeBytes),
+        onnxruntimeBackends: host.executionProviders.filter((p) => p.usable).map((p) => p.name),
+      },
+      devices: host.devices.map((d) => this.device(d, host)),
+    };
+  }
+
+  async *watchDevices(req: { intervalMs: number }, ctx: HandlerContext) {
+    const interval = req.intervalMs || 1000;
+    if (interval < 100 || interval > 60_000) throw new InvalidArgumentError("interval_ms", "must be in [100, 60000]");
+    while (!ctx.signal.aborted) {
+      const host = await this.refresh(ctx.signal);
+      yield { time: timestampNow(), devices: host.devices.map((d) => this.device(d, host)) };
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, interval);
+        ctx.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          resolve();
+        }, { once: true });
+      });
+    }
+  }
+
+  async recommendSettings(req: RecommendSettingsRequest, ctx: HandlerContext) {
+    if (req.width < 0 || req.height < 0) throw new InvalidArgumentError("width", "must be >= 0");
+    const host = await this.refresh(ctx.signal);
+    if (req.deviceId && !host.devices.some((d) => d.id === req.deviceId)) {
+      throw new NotFoundError("device_id", `no device "${req.deviceId}" on ${host.hostname}`);
+    }
+    const reserved = new Map<string, number>();
+    for (const lease of this.leases.leases()) reserved.set(lease.deviceId, (reserved.get(lease.deviceId) ?? 0) + lease.bytes);
+    const rec = recommendExecution({
+      host,
+      estimate: {
+        weightsBytes: Number(req.modelBytes),
+        activationBytesPerImage: Number(req.activationBytesPerImage),
+        precision: "float32",
+      },
+      ...(req.deviceId ? { deviceId: req.deviceId } : {}),
+      reservedBytes: reserved,
+    });
+    return {
+      deviceId: rec.deviceId,
+      executionProviders: [...rec.providers],
+      fp16: rec.precision === "float16",
+      maxBatchSize: rec.maxBatch,
+      intraOpThreads: rec.intraOpThreads,
+      reason: rec.reasons.join("; "),
+    };
+  }
+
+  acquireLease(req: AcquireLeaseRequest) {
+    if (!req.deviceId) throw new InvalidArgumentError("device_id", "is required");
+    if (!req.holder) throw new InvalidArgumentError("holder", "is required");
+    if (req.memoryBytes <= 0n) throw new InvalidArgumentError("memory_bytes", "must be > 0");
+    const ttl = req.ttlSeconds || 30;
+    if (ttl < 1 || ttl > 3600) throw new InvalidArgumentError("ttl_seconds", "must be in [1, 3600]");
+    return this.leaseCall(() =>
+      this.leases.acquire({ deviceId: req.deviceId, holder: req.holder, bytes: Number(req.memoryBytes), ttlMs: ttl * 1000 }),
+    );
+  }
+
+  renewLease(req: { leaseId: string }) {
+    if (!req.leaseId) throw new InvalidArgumentError("lease_id", "is required");
+    return this.leaseCall(() => this.leases.renew(req.leaseId));
+  }
+
+  releaseLease(req: { leaseId: string }) {
+    if (!req.leaseId) throw new InvalidArgumentError("lease_id", "is required");
+    if (!this.leases.release(req.leaseId)) throw new NotFoundError("lease_id", `no lease ${req.leaseId}`);
+    return {};
+  }
+
+  /** Detects the host and keeps lease capacity equal to each device's total memory. */
+  private async refresh(signal: AbortSignal): Promise<HostSummary> {
+    const host = await this.detector.detect(signal);
+    for (const d of host.devices) {
+      if (d.memory.totalBytes !== undefined) this.leases.setCapacity(d.id, d.memory.totalBytes);
+    }
+    return host;
+  }
+
+  private device(d: DeviceInfo, host: HostSummary) {
+    const leased = this.leases.leases(d.id).reduce((n, l) => n + l.bytes, 0);
+    return create(DeviceSchema, {
+      id: d.id,
+      kind: KINDS[d.kind],
+      name: d.name,
+      memoryTotalBytes: BigInt(d.memory.totalBytes ?? 0),
+      memoryFreeBytes: BigInt(d.memory.freeBytes ?? 0),
+      utilizationPercent: d.utilization === undefined ? -1 : d.utilization * 100,
+      temperatureCelsius: d.temperatureC ?? -1,
+      executionProviders: [...d.executionProviders, "cpu"].filter((p, i, a) => a.indexOf(p) === i),
+      cores: d.kind === "cpu" ? host.cpu.effectiveCores : 0,
+      memoryLeasedBytes: BigInt(leased),
+    });
+  }
+
+  private leaseCall(fn: () => MemoryLease) {
+    try {
+      const lease = fn();
+      return {
+        lease: create(LeaseSchema, {
+          id: lease.id,
+          deviceId: lease.deviceId,
+          memoryBytes: BigInt(lease.bytes),
+          holder: lease.holder,
+          expiresAt: timestampFromMs(lease.expiresAt),
+        }),
+      };
+    } catch (err) {
+      if (err instanceof InsufficientMemoryError) throw new ResourceExhaustedError(err.message);
+      if (err instanceof LeaseNotFoundError) throw new NotFoundError("lease_id", err.message);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,2 @@
+export { deviceSettings } from "./config.js";
+export { type DeviceConfig, startDevice } from "./server.js";

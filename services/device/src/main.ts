@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+import { closeOnSignals, createLogger, loadConfig } from "@dmesh/runtime";
+import { deviceSettings } from "./config.js";
+import { startDevice } from "./server.js";
+
+const config = loadConfig(deviceSettings);
+const logger = createLogger("device", config.logLevel);
+closeOnSignals(await startDevice(config, logger), logger);

@@ -1,0 +1,34 @@
+import { type ConfigOf, type Logger, type RunningService, startGrpcService } from "@dmesh/runtime";
+import type { deviceSettings } from "./config.js";
+import { createHostDetector } from "./detect/detect-host.js";
+import { DeviceHandler } from "./device-handler.js";
+import { createMemoryLeaseManager } from "./leases/memory-lease-manager.js";
+import { routes } from "./routes.js";
+
+export type DeviceConfig = ConfigOf<typeof deviceSettings>;
+
+/** Starts the device service; ready after the first successful detection of the host. */
+export async function startDevice(config: DeviceConfig, logger: Logger): Promise<RunningService> {
+  const detector = createHostDetector({ nvidiaSmiCommand: config.nvidiaSmi });
+  const leases = createMemoryLeaseManager({
+    defaultTtlMs: config.leaseTtlSeconds * 1000,
+    onExpire: (lease) => logger.warn({ lease: lease.id, holder: lease.holder, device: lease.deviceId }, "lease expired unrenewed"),
+  });
+  const service = await startGrpcService({
+    name: "device",
+    host: config.host,
+    port: config.port,
+    logger,
+    maxMessageBytes: config.maxMessageBytes,
+    shutdownGraceMs: config.shutdownGraceMs,
+    registrations: routes(new DeviceHandler(detector, leases)),
+  });
+  const host = await detector.detect();
+  for (const problem of host.problems) logger.warn({ problem }, "device detection problem");
+  logger.info(
+    { devices: host.devices.map((d) => `${d.id} ${d.name}`), providers: host.executionProviders.filter((p) => p.usable).map((p) => p.name) },
+    "host detected",
+  );
+  service.health.setReady(true);
+  return service;
+}
