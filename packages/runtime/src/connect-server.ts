@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "./logger.js";
@@ -25,6 +26,34 @@ export interface RunningConnectServer {
 }
 
 const H2_PREFACE = "PRI * HTTP/2.0";
+
+/** A duplex over `socket` whose readable side begins with `first`. */
+function prepend(socket: net.Socket, first: Buffer): Duplex {
+  const duplex = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, callback) {
+      socket.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    destroy(err, callback) {
+      socket.destroy(err ?? undefined);
+      callback(err);
+    },
+  });
+  duplex.push(first);
+  socket.on("data", (chunk) => {
+    if (!duplex.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => duplex.push(null));
+  socket.on("error", (err) => duplex.destroy(err));
+  socket.on("close", () => duplex.destroy());
+  return duplex;
+}
 
 /**
  * Connect, gRPC and gRPC-Web (binary and JSON) on one port: HTTP/2 with prior knowledge (gRPC clients,
@@ -52,10 +81,15 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     socket.once("close", () => sockets.delete(socket));
     socket.once("data", (first: Buffer) => {
       socket.pause();
-      socket.unshift(first);
-      const target = first.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE ? h2 : h1;
-      target.emit("connection", socket);
-      socket.resume();
+      if (first.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE) {
+        // nghttp2 reads the socket's native handle, not bytes pushed back into the JS stream: hand it a
+        // JS stream that starts with the bytes already read.
+        h2.emit("connection", prepend(socket, first));
+      } else {
+        socket.unshift(first);
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -12,7 +12,7 @@ import { type Image, ImageEncoding, ImageSchema } from "@dmesh/contracts/dmesh/c
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import type { PostprocessService } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 import { SafetyPolicy, UpscaleKernel } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { type Session, SessionEventKind, SessionState, StepTimingSchema } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { FailedPreconditionError, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
@@ -76,6 +76,8 @@ export async function runSession(
     }
   }
   const steps = new Map(template.steps.map((s) => [s.id, s]));
+  // The model the inference replica actually used (the default when the spec names none), for the infotext.
+  let modelUsed = session.spec?.models?.base ?? "";
   for (const [index, stepId] of order.entries()) {
     const step = steps.get(stepId);
     if (!step || outputs.has(stepId)) continue;
@@ -93,7 +95,7 @@ export async function runSession(
     outputs.set(stepId, images);
     if (step.operation !== "encode") {
       images.forEach((image, i) => {
-        inputs[`${STEP_OUTPUT}${stepId}.${i}`] = { source: { case: "image", value: image } } as ImageInput;
+        inputs[`${STEP_OUTPUT}${stepId}.${i}`] = create(ImageInputSchema, { source: { case: "image", value: image } });
       });
       deps.store.putInputs(session.id, inputs);
     }
@@ -161,7 +163,7 @@ export async function runSession(
             const res = await pp.client.process(
               {
                 image,
-                parameters: infotextParameters(spec, seed, { width: image.width, height: image.height }, spec.models?.base || "default"),
+                parameters: infotextParameters(spec, seed, { width: image.width, height: image.height }, modelUsed),
                 safety: SafetyPolicy.PASS,
                 encode: {
                   encoding: spec.output?.encoding || ImageEncoding.PNG,
@@ -275,6 +277,7 @@ export async function runSession(
           seeds.push(event.value.seed);
           break;
         case "done":
+          if (event.value.model) modelUsed = event.value.model;
           if (event.value.paused) return "paused";
           break;
       }

@@ -1,0 +1,66 @@
+import { readFileSync } from "node:fs";
+import { extname } from "node:path";
+import { parseArgs } from "node:util";
+import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { describeEnd, runWorkflow } from "../run-workflow.js";
+import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
+
+export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
+    [--guidance G] [--scheduler euler|euler_a|ddim|dpmpp_2m|lcm|heun] [--count N] [--out FILE|DIR]
+    [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--image FILE] [--mask FILE] [--strength S]
+    [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
+  Runs a workflow through the orchestrator, shows its progress and saves the images.`;
+
+export async function generate(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...SPEC_FLAGS,
+      out: { type: "string", default: ".dmesh/out" },
+      url: { type: "string", default: DEFAULT_URL },
+      workflow: { type: "string", default: "txt2img" },
+      image: { type: "string" },
+      mask: { type: "string" },
+      "request-id": { type: "string" },
+      detach: { type: "boolean", default: false },
+    },
+  });
+  const prompt = positionals.join(" ");
+  const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
+  const images: Record<string, { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }> = {};
+  for (const name of ["image", "mask"] as const) {
+    const file = values[name];
+    if (file) images[name] = { source: { case: "image", value: { encoding: encodingOf(file), data: readFileSync(file) } } };
+  }
+  const abort = new AbortController();
+  process.once("SIGINT", () => abort.abort());
+  const { session, files } = await runWorkflow(orchestratorClients(values.url), {
+    workflowId: values.workflow,
+    spec,
+    images,
+    out: values.out,
+    requestId: values["request-id"],
+    detach: values.detach,
+    signal: abort.signal,
+  });
+  for (const file of files) process.stdout.write(`${file}\n`);
+  process.stderr.write(`session ${session?.id ?? "?"}: ${describeEnd(session)}\n`);
+  return session?.state === SessionState.COMPLETED || session?.state === SessionState.PAUSED ? 0 : 1;
+}
+
+function encodingOf(file: string): ImageEncoding {
+  switch (extname(file).toLowerCase()) {
+    case ".jpg":
+    case ".jpeg":
+      return ImageEncoding.JPEG;
+    case ".webp":
+      return ImageEncoding.WEBP;
+    case ".avif":
+      return ImageEncoding.AVIF;
+    default:
+      return ImageEncoding.PNG;
+  }
+}

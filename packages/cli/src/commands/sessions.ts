@@ -1,0 +1,81 @@
+import { parseArgs } from "node:util";
+import { SessionAction, SessionEventKind, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { ProgressBar } from "../progress-bar.js";
+import { describeEnd, saveArtifact } from "../run-workflow.js";
+import { printTable } from "./status.js";
+
+export const SESSIONS_HELP = `dmesh sessions [--url URL]                 list sessions
+dmesh session ID                           show one
+dmesh pause|resume|cancel|restart ID       control one
+dmesh delete ID                            delete it and its images
+dmesh watch ID [--out DIR]                 follow it to the end, saving its images`;
+
+const ACTIONS: Record<string, SessionAction> = {
+  pause: SessionAction.PAUSE,
+  resume: SessionAction.RESUME,
+  cancel: SessionAction.CANCEL,
+  restart: SessionAction.RESTART,
+};
+
+export async function sessions(command: string, argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { url: { type: "string", default: DEFAULT_URL }, out: { type: "string", default: ".dmesh/out" } },
+  });
+  const clients = orchestratorClients(values.url);
+  const id = positionals[0] ?? "";
+  const opts = { timeoutMs: 30_000 };
+  switch (command) {
+    case "sessions": {
+      const res = await clients.processing.listSessions({ pageSize: 100 }, opts);
+      printTable(
+        ["id", "workflow", "state", "step", "progress", "error"],
+        res.sessions.map((s) => [
+          s.id,
+          s.workflowId,
+          SessionState[s.state].toLowerCase(),
+          s.denoiseTotal ? `${s.denoiseStep}/${s.denoiseTotal}` : "",
+          `${Math.round(s.progress * 100)}%`,
+          s.error,
+        ]),
+      );
+      return 0;
+    }
+    case "session": {
+      const { session } = await clients.processing.getSession({ sessionId: id }, opts);
+      process.stdout.write(`${JSON.stringify(session, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
+      return 0;
+    }
+    case "delete":
+      await clients.processing.deleteSession({ sessionId: id }, opts);
+      process.stdout.write(`deleted ${id}\n`);
+      return 0;
+    case "watch": {
+      const bar = new ProgressBar();
+      let last;
+      let saved = 0;
+      for await (const { event } of clients.processing.watchSession({ sessionId: id })) {
+        last = event?.session;
+        if (event?.kind === SessionEventKind.PROGRESS && last) bar.update(last.currentStep, last.denoiseStep, last.denoiseTotal);
+        if (event?.kind === SessionEventKind.ARTIFACT && event.artifactId) {
+          bar.done();
+          const path = `${values.out}/${id}-${saved++}.png`;
+          await saveArtifact(clients, event.artifactId, path);
+          process.stdout.write(`${path}\n`);
+        }
+      }
+      bar.done();
+      process.stderr.write(`session ${id}: ${describeEnd(last)}\n`);
+      return 0;
+    }
+    default: {
+      const action = ACTIONS[command];
+      if (action === undefined) throw new Error(`unknown command ${command}`);
+      const { session } = await clients.processing.controlSession({ sessionId: id, action }, opts);
+      process.stdout.write(`${id}: ${describeEnd(session)}${session?.denoiseTotal ? ` at step ${session.denoiseStep}/${session.denoiseTotal}` : ""}\n`);
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ensureTinyModel } from "@dmesh/tiny-model";
+import { orchestratorClients } from "../clients.js";
+import { launchMesh, SERVICES, type ServiceName } from "../mesh-launcher.js";
+import { describeEnd, runWorkflow } from "../run-workflow.js";
+import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
+
+export const UP_HELP = `dmesh up [prompt] [--exit] [--out FILE] [--base-port 50051] [--data .dmesh] [generation flags]
+  Starts device, postprocess, inference and orchestrator as separate processes on 127.0.0.1 (generating the
+  tiny model first if no model is present), makes one image through the orchestrator, then keeps serving
+  until Ctrl-C (or exits at once with --exit).`;
+
+const DEFAULT_PROMPT = "a lighthouse on a cliff at sunset, oil painting";
+
+export async function up(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      ...SPEC_FLAGS,
+      exit: { type: "boolean", default: false },
+      out: { type: "string" },
+      "base-port": { type: "string", default: "50051" },
+      data: { type: "string", default: ".dmesh" },
+      "log-level": { type: "string", default: "info" },
+    },
+  });
+  const root = values.data;
+  const modelsDir = process.env.MODELS_DIR ?? join(root, "models");
+  const basePort = Number(values["base-port"]);
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65530) throw new Error("--base-port must be a port number");
+  const say = (line: string) => process.stdout.write(`dmesh: ${line}\n`);
+
+  if (!hasModel(modelsDir)) {
+    const started = performance.now();
+    const dir = join(modelsDir, "tiny-sdxl");
+    const { written } = await ensureTinyModel(dir);
+    say(`tiny SDXL-layout model ${written ? "generated" : "found"} at ${dir} (${Math.round(performance.now() - started)} ms)`);
+  }
+
+  const ports = Object.fromEntries(
+    (["orchestrator", "inference", "postprocess", "device"] as ServiceName[]).map((name, i) => [name, basePort + i]),
+  ) as Record<ServiceName, number>;
+  say(`starting ${SERVICES.join(", ")} (logs in ${join(root, "logs")})`);
+  const mesh = await launchMesh(
+    {
+      ports,
+      host: "127.0.0.1",
+      dataDir: join(root, "data"),
+      modelsDir,
+      logDir: join(root, "logs"),
+      env: { LOG_LEVEL: values["log-level"] },
+    },
+    (name, address) => say(`${name.padEnd(12)} ready on ${address}`),
+  );
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return code;
+    stopping = true;
+    say("stopping the mesh");
+    await mesh.stop();
+    return code;
+  };
+
+  try {
+    const prompt = positionals.join(" ") || DEFAULT_PROMPT;
+    const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
+    say(`txt2img "${prompt}" ${spec.size?.width}x${spec.size?.height}, ${spec.scheduler?.steps} steps`);
+    const started = performance.now();
+    const { session, files } = await runWorkflow(orchestratorClients(mesh.url), {
+      workflowId: "txt2img",
+      spec,
+      out: values.out ?? join(root, "out"),
+    });
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    if (files.length === 0) {
+      say(`no image: ${describeEnd(session)}`);
+      return await stop(1);
+    }
+    for (const file of files) {
+      say(`wrote ${file} (${Math.round(statSync(file).size / 1024)} KiB, seed ${session?.seeds[0] ?? "?"}) in ${seconds} s`);
+    }
+  } catch (err) {
+    process.stderr.write(`dmesh: ${(err as Error).message}\n`);
+    return await stop(1);
+  }
+
+  if (values.exit) return await stop(0);
+  say(`serving on ${mesh.url} (gRPC, Connect, gRPC-Web) — Ctrl-C to stop`);
+  return await new Promise<number>((resolve) => {
+    const onSignal = () => void stop(0).then(resolve);
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    for (const child of Object.values(mesh.children)) {
+      child.once("exit", (code, signal) => {
+        if (stopping) return;
+        say(`a service exited unexpectedly (${code ?? signal}); see the logs`);
+        void stop(1).then(resolve);
+      });
+    }
+  });
+}
+
+function hasModel(dir: string): boolean {
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory() && existsSync(join(dir, d.name, "model_index.json")));
+}

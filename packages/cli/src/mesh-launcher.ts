@@ -1,0 +1,123 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
+import { createGrpcTransport } from "@dmesh/runtime";
+
+export const SERVICES = ["device", "postprocess", "inference", "orchestrator"] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface MeshLayout {
+  ports: Record<ServiceName, number>;
+  dataDir: string;
+  modelsDir: string;
+  logDir: string;
+  host: string;
+  /** Extra environment for every service (e.g. LOG_LEVEL). */
+  env?: Record<string, string>;
+}
+
+export interface RunningMesh {
+  readonly url: string;
+  readonly children: Record<ServiceName, ChildProcess>;
+  /** SIGTERM to every service, then wait for them to exit (SIGKILL after the grace period). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Path of a service's compiled entry point, found through its workspace package. */
+export function serviceEntry(name: ServiceName): string {
+  return join(dirname(fileURLToPath(import.meta.resolve(`@dmesh/${name}`))), "main.js");
+}
+
+/** Starts the four services as separate processes on loopback and waits until each reports ready. */
+export async function launchMesh(layout: MeshLayout, onReady?: (name: ServiceName, address: string) => void): Promise<RunningMesh> {
+  mkdirSync(layout.logDir, { recursive: true });
+  const address = (name: ServiceName) => `${layout.host}:${layout.ports[name]}`;
+  const envFor = (name: ServiceName): Record<string, string> => {
+    const common = { HOST: layout.host, PORT: String(layout.ports[name]), ...layout.env };
+    switch (name) {
+      case "inference":
+        return { ...common, MODELS_DIR: layout.modelsDir };
+      case "orchestrator":
+        return {
+          ...common,
+          DATA_DIR: layout.dataDir,
+          INFERENCE_URLS: address("inference"),
+          POSTPROCESS_URLS: address("postprocess"),
+          DEVICE_URLS: address("device"),
+        };
+      default:
+        return common;
+    }
+  };
+  const children = {} as Record<ServiceName, ChildProcess>;
+  const stop = async (graceMs = 15_000) => {
+    await Promise.all(
+      Object.values(children).map(
+        (child) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
+            const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+            child.once("exit", () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            child.kill("SIGTERM");
+          }),
+      ),
+    );
+  };
+  try {
+    for (const name of SERVICES) {
+      const logFile = join(layout.logDir, `${name}.log`);
+      const log = createWriteStream(logFile, { flags: "a" });
+      const child = spawn(process.execPath, [serviceEntry(name)], {
+        env: { ...process.env, ...envFor(name) },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child.stdout?.pipe(log);
+      child.stderr?.pipe(log);
+      children[name] = child;
+      await waitReady(name, address(name), child, logFile, 120_000);
+      onReady?.(name, address(name));
+    }
+  } catch (err) {
+    await stop(2000);
+    throw err;
+  }
+  return { url: `http://${address("orchestrator")}`, children, stop };
+}
+
+/** Polls grpc.health.v1 readiness ("") until SERVING; fails early, with the log's tail, if the process exits. */
+async function waitReady(name: ServiceName, address: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+  const transport = createGrpcTransport({ address });
+  const health = createClient(Health, transport);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${tail(logFile)}`);
+      }
+      try {
+        const res = await health.check({ service: "" }, { timeoutMs: 1000 });
+        if (res.status === Serving.SERVING) return;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${name} was not ready within ${timeoutMs / 1000} s:\n${tail(logFile)}`);
+  } finally {
+    transport.close();
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").split("\n").slice(-15).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
