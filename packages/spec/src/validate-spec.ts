@@ -63,7 +63,7 @@ export function validateGenerationSpec(
     throw new InvalidArgumentError(f("size"), `${width}x${height} is more than ${LIMITS.maxPixels} pixels`);
   }
 
-  const steps = spec.scheduler?.steps || DEFAULTS.steps;
+  const steps = spec.scheduler?.steps ?? DEFAULTS.steps;
   if (!Number.isInteger(steps) || steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
     throw new InvalidArgumentError(f("scheduler.steps"), `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}], got ${steps}`);
   }

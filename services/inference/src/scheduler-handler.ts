@@ -54,7 +54,7 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
     const spec = req.scheduler;
     const config: Record<string, unknown> = { ...base, ...overrides };
     if (spec?.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
-    const steps = spec?.steps || 20;
+    const steps = spec?.steps ?? 20;
     if (steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
       throw new InvalidArgumentError("scheduler.steps", `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}]`);
     }

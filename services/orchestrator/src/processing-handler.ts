@@ -3,7 +3,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
-import { InvalidArgumentError, type Logger } from "@dmesh/runtime";
+import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import type { BatchManager } from "./batches/batch-manager.js";
 import { isTerminal, type SessionManager } from "./sessions/session-manager.js";
 import type { WorkflowEstimator } from "./workflows/workflow-estimator.js";
@@ -29,11 +29,12 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   }
 
   async *executeWorkflow(req: Parameters<ServiceImpl<typeof ProcessingService>["executeWorkflow"]>[0], ctx: HandlerContext) {
+    // Without an explicit request_id the call's x-request-id is the session's: one id in every hop's logs.
     const { session } = this.sessions.submit({
       workflowId: req.workflowId,
       spec: req.spec,
       images: req.images,
-      requestId: req.requestId,
+      requestId: req.requestId || scopeFrom(ctx, this.logger).requestId,
       priority: req.priority,
     });
     let ended = false;

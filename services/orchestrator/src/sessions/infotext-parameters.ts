@@ -30,7 +30,7 @@ export function infotextParameters(
   return {
     prompt: spec.conditioning?.prompt ?? "",
     negativePrompt: spec.conditioning?.negativePrompt ?? "",
-    steps: scheduler?.steps || 20,
+    steps: scheduler?.steps ?? 20,
     sampler: SAMPLER_NAMES[scheduler?.kind ?? SchedulerKind.UNSPECIFIED],
     scheduleType: scheduler?.karrasSigmas ? "Karras" : "",
     cfgScale: spec.params?.guidanceScale ?? 7,
