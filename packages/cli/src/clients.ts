@@ -17,7 +17,12 @@ export const DEFAULT_URL = "http://127.0.0.1:50051";
  * over HTTP/1.1, uncompressed (images do not compress and gzip made large messages several times slower).
  */
 export function orchestratorClients(url: string): OrchestratorClients {
-  const transport = createConnectTransport({ baseUrl: url, httpVersion: "1.1", acceptCompression: [], useBinaryFormat: true });
+  const transport = createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    acceptCompression: [],
+    useBinaryFormat: true,
+  });
   return {
     processing: createClient(ProcessingService, transport),
     mesh: createClient(MeshService, transport),

@@ -63,7 +63,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConnectError) {
       const field = err.metadata.get("dmesh-field");
-      process.stderr.write(`dmesh: ${Code[err.code]}: ${err.rawMessage}${field ? ` (field ${field})` : ""}\n`);
+      process.stderr.write(
+        `dmesh: ${Code[err.code]}: ${err.rawMessage}${field ? ` (field ${field})` : ""}\n`,
+      );
     } else process.stderr.write(`dmesh: ${(err as Error).message}\n`);
     process.exit(1);
   },

@@ -3,7 +3,10 @@ import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus as Serving } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { createGrpcTransport } from "@dmesh/runtime";
 
 export const SERVICES = ["device", "postprocess", "inference", "orchestrator"] as const;
@@ -32,7 +35,10 @@ export function serviceEntry(name: ServiceName): string {
 }
 
 /** Starts the four services as separate processes on loopback and waits until each reports ready. */
-export async function launchMesh(layout: MeshLayout, onReady?: (name: ServiceName, address: string) => void): Promise<RunningMesh> {
+export async function launchMesh(
+  layout: MeshLayout,
+  onReady?: (name: ServiceName, address: string) => void,
+): Promise<RunningMesh> {
   mkdirSync(layout.logDir, { recursive: true });
   const address = (name: ServiceName) => `${layout.host}:${layout.ports[name]}`;
   const envFor = (name: ServiceName): Record<string, string> => {
@@ -91,14 +97,22 @@ export async function launchMesh(layout: MeshLayout, onReady?: (name: ServiceNam
 }
 
 /** Polls grpc.health.v1 readiness ("") until SERVING; fails early, with the log's tail, if the process exits. */
-async function waitReady(name: ServiceName, address: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
+async function waitReady(
+  name: ServiceName,
+  address: string,
+  child: ChildProcess,
+  logFile: string,
+  timeoutMs: number,
+): Promise<void> {
   const transport = createGrpcTransport({ address });
   const health = createClient(Health, transport);
   const deadline = Date.now() + timeoutMs;
   try {
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null) {
-        throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${tail(logFile)}`);
+        throw new Error(
+          `${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${tail(logFile)}`,
+        );
       }
       try {
         const res = await health.check({ service: "" }, { timeoutMs: 1000 });

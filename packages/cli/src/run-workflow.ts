@@ -3,14 +3,21 @@ import { dirname, extname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { type Session, SessionEventKind, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  type Session,
+  SessionEventKind,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import type { OrchestratorClients } from "./clients.js";
 import { ProgressBar } from "./progress-bar.js";
 
 export interface RunWorkflowOptions {
   workflowId: string;
   spec: MessageInitShape<typeof GenerationSpecSchema>;
-  images?: Record<string, MessageInitShape<typeof import("@dmesh/contracts/dmesh/processing/v1/processing_pb.js").ImageInputSchema>>;
+  images?: Record<
+    string,
+    MessageInitShape<typeof import("@dmesh/contracts/dmesh/processing/v1/processing_pb.js").ImageInputSchema>
+  >;
   /** A file path (image i > 0 gets "-i" before the extension) or a directory. */
   out: string;
   requestId?: string;
@@ -55,7 +62,11 @@ export async function runWorkflow(
   return { session, files };
 }
 
-export async function saveArtifact(clients: OrchestratorClients, artifactId: string, path: string): Promise<void> {
+export async function saveArtifact(
+  clients: OrchestratorClients,
+  artifactId: string,
+  path: string,
+): Promise<void> {
   const chunks: Uint8Array[] = [];
   for await (const res of clients.artifacts.getArtifact({ artifactId })) {
     if (res.chunk.length > 0) chunks.push(res.chunk);

@@ -42,8 +42,14 @@ export function specFromFlags(
   const seed = flags.seed === undefined ? undefined : BigInt(flags.seed);
   return {
     conditioning: { prompt, negativePrompt: flags.negative ?? "" },
-    size: { width: int("width", flags.width, defaults.width), height: int("height", flags.height, defaults.height) },
-    scheduler: { steps: int("steps", flags.steps, defaults.steps), ...(scheduler !== undefined ? { kind: scheduler } : {}) },
+    size: {
+      width: int("width", flags.width, defaults.width),
+      height: int("height", flags.height, defaults.height),
+    },
+    scheduler: {
+      steps: int("steps", flags.steps, defaults.steps),
+      ...(scheduler !== undefined ? { kind: scheduler } : {}),
+    },
     params: {
       ...(seed !== undefined ? { seed } : {}),
       ...(flags.guidance ? { guidanceScale: int("guidance", flags.guidance) } : {}),

@@ -29,9 +29,21 @@ export async function batch(argv: string[]): Promise<number> {
     steps: 20,
   });
   const axes = [];
-  if (values.prompts) axes.push({ field: "conditioning.prompt", valuesJson: values.prompts.split("|").map((p) => JSON.stringify(p)) });
-  if (values.seeds) axes.push({ field: "params.seed", valuesJson: values.seeds.split(",").map((s) => JSON.stringify(s.trim())) });
-  if (values.guidances) axes.push({ field: "params.guidanceScale", valuesJson: values.guidances.split(",").map((g) => g.trim()) });
+  if (values.prompts)
+    axes.push({
+      field: "conditioning.prompt",
+      valuesJson: values.prompts.split("|").map((p) => JSON.stringify(p)),
+    });
+  if (values.seeds)
+    axes.push({
+      field: "params.seed",
+      valuesJson: values.seeds.split(",").map((s) => JSON.stringify(s.trim())),
+    });
+  if (values.guidances)
+    axes.push({
+      field: "params.guidanceScale",
+      valuesJson: values.guidances.split(",").map((g) => g.trim()),
+    });
   const { batch: created } = await clients.processing.createBatch(
     { workflowId: "txt2img", base, axes, priority: Number(values.priority) },
     { timeoutMs: 30_000 },
@@ -43,20 +55,36 @@ export async function batch(argv: string[]): Promise<number> {
   for await (const { event } of clients.processing.executeBatch({ batchId: created.id })) {
     if (!event?.batch) continue;
     last = event.batch;
-    bar.update("batch", last.completed + last.failed + last.cancelled, last.items.length, `${last.failed} failed`);
+    bar.update(
+      "batch",
+      last.completed + last.failed + last.cancelled,
+      last.items.length,
+      `${last.failed} failed`,
+    );
   }
   bar.done();
-  process.stdout.write(`batch ${last.id}: ${BatchState[last.state].toLowerCase()}, ${last.completed} completed, ${last.failed} failed\n`);
+  process.stdout.write(
+    `batch ${last.id}: ${BatchState[last.state].toLowerCase()}, ${last.completed} completed, ${last.failed} failed\n`,
+  );
   return last.state === BatchState.COMPLETED ? 0 : 1;
 }
 
 export async function batchStatus(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { url: { type: "string", default: DEFAULT_URL } } });
-  const { batch: b } = await orchestratorClients(values.url).processing.getBatch({ batchId: positionals[0] ?? "" }, { timeoutMs: 10_000 });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { url: { type: "string", default: DEFAULT_URL } },
+  });
+  const { batch: b } = await orchestratorClients(values.url).processing.getBatch(
+    { batchId: positionals[0] ?? "" },
+    { timeoutMs: 10_000 },
+  );
   if (!b) return 1;
   process.stdout.write(`batch ${b.id}: ${BatchState[b.state].toLowerCase()}\n`);
   for (const item of b.items) {
-    process.stdout.write(`  ${item.index}\t${SessionState[item.state]?.toLowerCase() ?? ""}\t${item.sessionId}\t${item.error}\n`);
+    process.stdout.write(
+      `  ${item.index}\t${SessionState[item.state]?.toLowerCase() ?? ""}\t${item.sessionId}\t${item.error}\n`,
+    );
   }
   return 0;
 }

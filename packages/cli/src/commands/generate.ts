@@ -30,10 +30,16 @@ export async function generate(argv: string[]): Promise<number> {
   });
   const prompt = positionals.join(" ");
   const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
-  const images: Record<string, { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }> = {};
+  const images: Record<
+    string,
+    { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }
+  > = {};
   for (const name of ["image", "mask"] as const) {
     const file = values[name];
-    if (file) images[name] = { source: { case: "image", value: { encoding: encodingOf(file), data: readFileSync(file) } } };
+    if (file)
+      images[name] = {
+        source: { case: "image", value: { encoding: encodingOf(file), data: readFileSync(file) } },
+      };
   }
   const abort = new AbortController();
   process.once("SIGINT", () => abort.abort());

@@ -1,5 +1,9 @@
 import { parseArgs } from "node:util";
-import { SessionAction, SessionEventKind, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  SessionAction,
+  SessionEventKind,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { ProgressBar } from "../progress-bar.js";
 import { describeEnd, saveArtifact } from "../run-workflow.js";
@@ -22,7 +26,10 @@ export async function sessions(command: string, argv: string[]): Promise<number>
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { url: { type: "string", default: DEFAULT_URL }, out: { type: "string", default: ".dmesh/out" } },
+    options: {
+      url: { type: "string", default: DEFAULT_URL },
+      out: { type: "string", default: ".dmesh/out" },
+    },
   });
   const clients = orchestratorClients(values.url);
   const id = positionals[0] ?? "";
@@ -45,7 +52,9 @@ export async function sessions(command: string, argv: string[]): Promise<number>
     }
     case "session": {
       const { session } = await clients.processing.getSession({ sessionId: id }, opts);
-      process.stdout.write(`${JSON.stringify(session, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify(session, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`,
+      );
       return 0;
     }
     case "delete":
@@ -54,11 +63,12 @@ export async function sessions(command: string, argv: string[]): Promise<number>
       return 0;
     case "watch": {
       const bar = new ProgressBar();
-      let last;
+      let last: Session | undefined;
       let saved = 0;
       for await (const { event } of clients.processing.watchSession({ sessionId: id })) {
         last = event?.session;
-        if (event?.kind === SessionEventKind.PROGRESS && last) bar.update(last.currentStep, last.denoiseStep, last.denoiseTotal);
+        if (event?.kind === SessionEventKind.PROGRESS && last)
+          bar.update(last.currentStep, last.denoiseStep, last.denoiseTotal);
         if (event?.kind === SessionEventKind.ARTIFACT && event.artifactId) {
           bar.done();
           const path = `${values.out}/${id}-${saved++}.png`;
@@ -74,7 +84,9 @@ export async function sessions(command: string, argv: string[]): Promise<number>
       const action = ACTIONS[command];
       if (action === undefined) throw new Error(`unknown command ${command}`);
       const { session } = await clients.processing.controlSession({ sessionId: id, action }, opts);
-      process.stdout.write(`${id}: ${describeEnd(session)}${session?.denoiseTotal ? ` at step ${session.denoiseStep}/${session.denoiseTotal}` : ""}\n`);
+      process.stdout.write(
+        `${id}: ${describeEnd(session)}${session?.denoiseTotal ? ` at step ${session.denoiseStep}/${session.denoiseTotal}` : ""}\n`,
+      );
       return 0;
     }
   }

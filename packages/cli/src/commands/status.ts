@@ -12,8 +12,12 @@ export async function status(argv: string[]): Promise<number> {
     i.address,
     i.health,
     `${i.latencyMs.toFixed(1)} ms`,
-    i.domain === "inference" ? `queue ${i.queueRunning}+${i.queueQueued}, warm: ${i.warmModels.join(",") || "-"}` : "",
-    i.deviceMemoryTotalBytes > 0n ? `mem ${gib(i.deviceMemoryFreeBytes)}/${gib(i.deviceMemoryTotalBytes)} GiB free` : "",
+    i.domain === "inference"
+      ? `queue ${i.queueRunning}+${i.queueQueued}, warm: ${i.warmModels.join(",") || "-"}`
+      : "",
+    i.deviceMemoryTotalBytes > 0n
+      ? `mem ${gib(i.deviceMemoryFreeBytes)}/${gib(i.deviceMemoryTotalBytes)} GiB free`
+      : "",
     i.error,
   ]);
   printTable(["domain", "address", "health", "latency", "load", "device", "error"], rows);
@@ -27,6 +31,10 @@ function gib(bytes: bigint): string {
 
 export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
-  const line = (cells: string[]) => cells.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) => cell.padEnd(widths[c] ?? 0))
+      .join("  ")
+      .trimEnd();
   process.stdout.write(`${[line(header), ...rows.map(line)].join("\n")}\n`);
 }

@@ -30,18 +30,24 @@ export async function up(argv: string[]): Promise<number> {
   const root = values.data;
   const modelsDir = process.env.MODELS_DIR ?? join(root, "models");
   const basePort = Number(values["base-port"]);
-  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65530) throw new Error("--base-port must be a port number");
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort > 65530)
+    throw new Error("--base-port must be a port number");
   const say = (line: string) => process.stdout.write(`dmesh: ${line}\n`);
 
   if (!hasModel(modelsDir)) {
     const started = performance.now();
     const dir = join(modelsDir, "tiny-sdxl");
     const { written } = await ensureTinyModel(dir);
-    say(`tiny SDXL-layout model ${written ? "generated" : "found"} at ${dir} (${Math.round(performance.now() - started)} ms)`);
+    say(
+      `tiny SDXL-layout model ${written ? "generated" : "found"} at ${dir} (${Math.round(performance.now() - started)} ms)`,
+    );
   }
 
   const ports = Object.fromEntries(
-    (["orchestrator", "inference", "postprocess", "device"] as ServiceName[]).map((name, i) => [name, basePort + i]),
+    (["orchestrator", "inference", "postprocess", "device"] as ServiceName[]).map((name, i) => [
+      name,
+      basePort + i,
+    ]),
   ) as Record<ServiceName, number>;
   say(`starting ${SERVICES.join(", ")} (logs in ${join(root, "logs")})`);
   const mesh = await launchMesh(
@@ -80,7 +86,9 @@ export async function up(argv: string[]): Promise<number> {
       return await stop(1);
     }
     for (const file of files) {
-      say(`wrote ${file} (${Math.round(statSync(file).size / 1024)} KiB, seed ${session?.seeds[0] ?? "?"}) in ${seconds} s`);
+      say(
+        `wrote ${file} (${Math.round(statSync(file).size / 1024)} KiB, seed ${session?.seeds[0] ?? "?"}) in ${seconds} s`,
+      );
     }
   } catch (err) {
     process.stderr.write(`dmesh: ${(err as Error).message}\n`);
@@ -105,5 +113,7 @@ export async function up(argv: string[]): Promise<number> {
 
 function hasModel(dir: string): boolean {
   if (!existsSync(dir)) return false;
-  return readdirSync(dir, { withFileTypes: true }).some((d) => d.isDirectory() && existsSync(join(dir, d.name, "model_index.json")));
+  return readdirSync(dir, { withFileTypes: true }).some(
+    (d) => d.isDirectory() && existsSync(join(dir, d.name, "model_index.json")),
+  );
 }
