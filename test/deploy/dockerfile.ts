@@ -93,10 +93,9 @@ export function isDockerignored(path: string, dockerignore: string): boolean {
     if (pattern.startsWith("!")) throw new Error(`unsupported .dockerignore exception: ${pattern}`);
     const regex = pattern
       .replace(/^\/+/, "")
-      .replace(/[.+?^(){}|[\]\\]/g, "\\$&")
-      .replace(/\*\*\//g, "\u0000")
-      .replace(/\*/g, "[^/]*")
-      .replace(/\u0000/g, "(?:.*/)?");
+      .split("**/")
+      .map((part) => part.replace(/[.+?^(){}|[\]\\]/g, "\\$&").replace(/\*/g, "[^/]*"))
+      .join("(?:.*/)?");
     return new RegExp(`^${regex}(?:/.*)?$`).test(path);
   });
 }

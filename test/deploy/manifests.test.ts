@@ -7,16 +7,15 @@ import { findKubectl, type K8sObject, renderKustomization } from "./kubectl-rend
 import { imageSource, MESH_SERVICES, meshService, REPO_ROOT } from "./mesh-services.js";
 
 const kubectl = findKubectl();
-const OVERLAYS = [
-  { overlay: "dev", gpu: false },
-  { overlay: "prod", gpu: true },
+// [overlay, runs inference on NVIDIA GPUs]
+const OVERLAYS: [string, boolean][] = [
+  ["dev", false],
+  ["prod", true],
 ];
-const TITLE = kubectl
-  ? "deploy/overlays/$overlay"
-  : "deploy/overlays/$overlay (skipped: kubectl not found on PATH)";
+const TITLE = kubectl ? "deploy/overlays/%s" : "deploy/overlays/%s (skipped: kubectl not found on PATH)";
 const GPU = "nvidia.com/gpu";
 
-describe.skipIf(!kubectl).each(OVERLAYS)(TITLE, ({ overlay, gpu }) => {
+describe.skipIf(!kubectl).each(OVERLAYS)(TITLE, (overlay, gpu) => {
   const objects: K8sObject[] = kubectl
     ? renderKustomization(kubectl, join(REPO_ROOT, "deploy/overlays", overlay))
     : [];
