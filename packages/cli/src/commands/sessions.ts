@@ -1,5 +1,6 @@
 import { parseArgs } from "node:util";
 import {
+  type Session,
   SessionAction,
   SessionEventKind,
   SessionState,
