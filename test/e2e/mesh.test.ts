@@ -1,7 +1,14 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fromBinary, toBinary, create, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { orchestratorClients } from "@dmesh/cli/clients";
 import { runWorkflow } from "@dmesh/cli/run-workflow";
@@ -15,7 +22,10 @@ import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_p
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SchedulerService } from "@dmesh/contracts/dmesh/scheduler/v1/scheduler_pb.js";
-import { Health, HealthCheckResponse_ServingStatus as Serving } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { createGrpcTransport } from "@dmesh/runtime";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -39,7 +49,11 @@ describe("one image through every hop", () => {
     const run = async (seed: bigint, out: string) =>
       runWorkflow(clients, {
         workflowId: "txt2img",
-        spec: { ...SMALL, conditioning: { prompt: "a red fox, (snow:1.2)", negativePrompt: "blurry" }, params: { seed } },
+        spec: {
+          ...SMALL,
+          conditioning: { prompt: "a red fox, (snow:1.2)", negativePrompt: "blurry" },
+          params: { seed },
+        },
         out: join(mesh.dir, out),
       });
     const a = await run(42n, "a.png");
@@ -122,7 +136,9 @@ describe("every service answers plain gRPC", () => {
     expect(workflows.workflows.map((w) => w.id)).toContain("txt2img");
     const status = await unary(mesh.address("orchestrator"), MeshService.method.getMeshStatus, {});
     expect(status.instructors.map((i) => i.health)).toEqual(["SERVING", "SERVING", "SERVING"]);
-    const artifacts = await unary(mesh.address("orchestrator"), ArtifactService.method.listArtifacts, { sessionId: "none" });
+    const artifacts = await unary(mesh.address("orchestrator"), ArtifactService.method.listArtifacts, {
+      sessionId: "none",
+    });
     expect(artifacts.artifacts).toEqual([]);
   });
 
@@ -140,12 +156,28 @@ describe("every service answers plain gRPC", () => {
     () => {
       const script = join(import.meta.dirname, "..", "support", "reflect.py");
       for (const [name, expected] of [
-        ["orchestrator", ["dmesh.processing.v1.ProcessingService", "dmesh.processing.v1.MeshService", "grpc.health.v1.Health"]],
-        ["inference", ["dmesh.inference.v1.InferenceService", "dmesh.model.v1.ModelService", "dmesh.scheduler.v1.SchedulerService"]],
+        [
+          "orchestrator",
+          [
+            "dmesh.processing.v1.ProcessingService",
+            "dmesh.processing.v1.MeshService",
+            "grpc.health.v1.Health",
+          ],
+        ],
+        [
+          "inference",
+          [
+            "dmesh.inference.v1.InferenceService",
+            "dmesh.model.v1.ModelService",
+            "dmesh.scheduler.v1.SchedulerService",
+          ],
+        ],
         ["postprocess", ["dmesh.postprocess.v1.PostprocessService"]],
         ["device", ["dmesh.device.v1.DeviceService"]],
       ] as const) {
-        const out = JSON.parse(execFileSync(python, [script, mesh.address(name)], { encoding: "utf8", timeout: 20_000 }));
+        const out = JSON.parse(
+          execFileSync(python, [script, mesh.address(name)], { encoding: "utf8", timeout: 20_000 }),
+        );
         expect(out.health, name).toBe("SERVING");
         for (const service of expected) expect(out.services, name).toContain(service);
         expect(out.described, name).toBeGreaterThan(0);
@@ -180,7 +212,12 @@ describe("browsers and gateways: Connect over HTTP/1.1", () => {
 describe("bad requests get a clear error naming the field, and every service stays up", () => {
   const cases: [string, object, Code, string][] = [
     ["empty prompt", { conditioning: { prompt: " " } }, Code.InvalidArgument, "spec.conditioning.prompt"],
-    ["width not a multiple of 8", { size: { width: 100, height: 64 } }, Code.InvalidArgument, "spec.size.width"],
+    [
+      "width not a multiple of 8",
+      { size: { width: 100, height: 64 } },
+      Code.InvalidArgument,
+      "spec.size.width",
+    ],
     ["steps 0", { scheduler: { steps: 0 } }, Code.InvalidArgument, "spec.scheduler.steps"],
     ["steps 10,000", { scheduler: { steps: 10_000 } }, Code.InvalidArgument, "spec.scheduler.steps"],
     ["unknown model", { models: { base: "no-such-model" } }, Code.NotFound, "models.base"],
@@ -231,7 +268,13 @@ describe("bad requests get a clear error naming the field, and every service sta
     const transport = createGrpcTransport({ address: mesh.address("inference") });
     const inference = createClient(InferenceService, transport);
     const err = await (async () => {
-      for await (const _ of inference.generate({ spec: { conditioning: { prompt: "x" }, size: { width: 64, height: 64 }, scheduler: { steps: 100_000 } } })) {
+      for await (const _ of inference.generate({
+        spec: {
+          conditioning: { prompt: "x" },
+          size: { width: 64, height: 64 },
+          scheduler: { steps: 100_000 },
+        },
+      })) {
         // nothing
       }
     })().catch((e: unknown) => e);

@@ -118,7 +118,9 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
         }, 25);
         check.unref();
       });
-      const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), options.shutdownGraceMs).unref());
+      const timeout = new Promise<"timeout">((r) =>
+        setTimeout(() => r("timeout"), options.shutdownGraceMs).unref(),
+      );
       // Streams get the grace period; then every handler's signal aborts and sockets close.
       const h2close = new Promise<void>((resolve) => h2.close(() => resolve()));
       if ((await Promise.race([drained, timeout])) === "timeout") {

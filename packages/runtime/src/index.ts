@@ -1,4 +1,5 @@
 export * from "./config.js";
+export * from "./connect-server.js";
 export * from "./errors.js";
 export * from "./grpc-server.js";
 export * from "./grpc-transport.js";
@@ -9,4 +10,3 @@ export * from "./metadata.js";
 export * from "./reflection.js";
 export * from "./request-scope.js";
 export * from "./service-host.js";
-export * from "./connect-server.js";

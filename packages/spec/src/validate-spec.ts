@@ -1,4 +1,9 @@
-import { type GenerationSpec, GenerationMode, SchedulerKind, TimestepSpacing } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import {
+  GenerationMode,
+  type GenerationSpec,
+  SchedulerKind,
+  TimestepSpacing,
+} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { DEFAULTS, LIMITS } from "./limits.js";
@@ -53,7 +58,10 @@ export function validateGenerationSpec(
     ["negative_prompt_2", c?.negativePrompt2 ?? ""],
   ] as const) {
     if (text.length > LIMITS.maxPromptChars) {
-      throw new InvalidArgumentError(f(`conditioning.${name}`), `is longer than ${LIMITS.maxPromptChars} characters`);
+      throw new InvalidArgumentError(
+        f(`conditioning.${name}`),
+        `is longer than ${LIMITS.maxPromptChars} characters`,
+      );
     }
   }
 
@@ -65,7 +73,10 @@ export function validateGenerationSpec(
 
   const steps = spec.scheduler?.steps ?? DEFAULTS.steps;
   if (!Number.isInteger(steps) || steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
-    throw new InvalidArgumentError(f("scheduler.steps"), `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}], got ${steps}`);
+    throw new InvalidArgumentError(
+      f("scheduler.steps"),
+      `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}], got ${steps}`,
+    );
   }
   const scheduler = SCHEDULERS[spec.scheduler?.kind ?? SchedulerKind.UNSPECIFIED];
   if (spec.scheduler && spec.scheduler.kind !== SchedulerKind.UNSPECIFIED && !scheduler) {
@@ -77,7 +88,8 @@ export function validateGenerationSpec(
   const guidanceScale = p?.guidanceScale ?? DEFAULTS.guidanceScale;
   range(guidanceScale, 0, LIMITS.maxGuidanceScale, f("params.guidance_scale"));
   const strength = p?.strength ?? DEFAULTS.strength;
-  if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError(f("params.strength"), `must be in (0, 1], got ${strength}`);
+  if (!(strength > 0 && strength <= 1))
+    throw new InvalidArgumentError(f("params.strength"), `must be in (0, 1], got ${strength}`);
   range(p?.eta ?? 0, 0, 1, f("params.eta"));
   range(p?.guidanceRescale ?? 0, 0, 1, f("params.guidance_rescale"));
   range(p?.clipSkip ?? 0, 0, LIMITS.maxClipSkip, f("params.clip_skip"));
@@ -91,7 +103,10 @@ export function validateGenerationSpec(
 
   const count = spec.output?.count || DEFAULTS.count;
   if (!Number.isInteger(count) || count < 1 || count > LIMITS.maxImagesPerRequest) {
-    throw new InvalidArgumentError(f("output.count"), `must be in [1, ${LIMITS.maxImagesPerRequest}], got ${count}`);
+    throw new InvalidArgumentError(
+      f("output.count"),
+      `must be in [1, ${LIMITS.maxImagesPerRequest}], got ${count}`,
+    );
   }
   const quality = spec.output?.quality ?? 0;
   if (quality !== 0) range(quality, 1, 100, f("output.quality"));
@@ -180,8 +195,14 @@ function requireImage(image: Image | undefined, field: string): void {
   }
   if (image.encoding === ImageEncoding.RAW) {
     const expected = image.width * image.height * image.channels;
-    if (!(image.width > 0 && image.height > 0 && [1, 3, 4].includes(image.channels)) || expected !== image.data.length) {
-      throw new InvalidArgumentError(field, "raw pixels need width, height, channels (1, 3 or 4) matching the data length");
+    if (
+      !(image.width > 0 && image.height > 0 && [1, 3, 4].includes(image.channels)) ||
+      expected !== image.data.length
+    ) {
+      throw new InvalidArgumentError(
+        field,
+        "raw pixels need width, height, channels (1, 3 or 4) matching the data length",
+      );
     }
   }
 }

@@ -4,7 +4,12 @@ import { commonSettings, parse } from "@dmesh/runtime";
 export const deviceSettings = {
   ...commonSettings,
   port: { env: "PORT", description: "gRPC port", default: 50054, parse: parse.int(0, 65535) },
-  nvidiaSmi: { env: "NVIDIA_SMI", description: "nvidia-smi command to query NVIDIA GPUs", default: "nvidia-smi", parse: parse.string },
+  nvidiaSmi: {
+    env: "NVIDIA_SMI",
+    description: "nvidia-smi command to query NVIDIA GPUs",
+    default: "nvidia-smi",
+    parse: parse.string,
+  },
   leaseTtlSeconds: {
     env: "LEASE_TTL_SECONDS",
     description: "default lifetime of a memory lease that is not renewed",

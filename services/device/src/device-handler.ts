@@ -3,9 +3,9 @@ import { timestampFromMs, timestampNow } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type AcquireLeaseRequest,
-  type DeviceService,
   DeviceKind,
   DeviceSchema,
+  type DeviceService,
   LeaseSchema,
   type RecommendSettingsRequest,
 } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
@@ -51,16 +51,21 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
 
   async *watchDevices(req: { intervalMs: number }, ctx: HandlerContext) {
     const interval = req.intervalMs || 1000;
-    if (interval < 100 || interval > 60_000) throw new InvalidArgumentError("interval_ms", "must be in [100, 60000]");
+    if (interval < 100 || interval > 60_000)
+      throw new InvalidArgumentError("interval_ms", "must be in [100, 60000]");
     while (!ctx.signal.aborted) {
       const host = await this.refresh(ctx.signal);
       yield { time: timestampNow(), devices: host.devices.map((d) => this.device(d, host)) };
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, interval);
-        ctx.signal.addEventListener("abort", () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
+        ctx.signal.addEventListener(
+          "abort",
+          () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          { once: true },
+        );
       });
     }
   }
@@ -72,7 +77,8 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
       throw new NotFoundError("device_id", `no device "${req.deviceId}" on ${host.hostname}`);
     }
     const reserved = new Map<string, number>();
-    for (const lease of this.leases.leases()) reserved.set(lease.deviceId, (reserved.get(lease.deviceId) ?? 0) + lease.bytes);
+    for (const lease of this.leases.leases())
+      reserved.set(lease.deviceId, (reserved.get(lease.deviceId) ?? 0) + lease.bytes);
     const rec = recommendExecution({
       host,
       estimate: {
@@ -100,7 +106,12 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
     const ttl = req.ttlSeconds || 30;
     if (ttl < 1 || ttl > 3600) throw new InvalidArgumentError("ttl_seconds", "must be in [1, 3600]");
     return this.leaseCall(() =>
-      this.leases.acquire({ deviceId: req.deviceId, holder: req.holder, bytes: Number(req.memoryBytes), ttlMs: ttl * 1000 }),
+      this.leases.acquire({
+        deviceId: req.deviceId,
+        holder: req.holder,
+        bytes: Number(req.memoryBytes),
+        ttlMs: ttl * 1000,
+      }),
     );
   }
 

@@ -12,7 +12,11 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
   const detector = createHostDetector({ nvidiaSmiCommand: config.nvidiaSmi });
   const leases = createMemoryLeaseManager({
     defaultTtlMs: config.leaseTtlSeconds * 1000,
-    onExpire: (lease) => logger.warn({ lease: lease.id, holder: lease.holder, device: lease.deviceId }, "lease expired unrenewed"),
+    onExpire: (lease) =>
+      logger.warn(
+        { lease: lease.id, holder: lease.holder, device: lease.deviceId },
+        "lease expired unrenewed",
+      ),
   });
   const service = await startGrpcService({
     name: "device",
@@ -26,7 +30,10 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
   const host = await detector.detect();
   for (const problem of host.problems) logger.warn({ problem }, "device detection problem");
   logger.info(
-    { devices: host.devices.map((d) => `${d.id} ${d.name}`), providers: host.executionProviders.filter((p) => p.usable).map((p) => p.name) },
+    {
+      devices: host.devices.map((d) => `${d.id} ${d.name}`),
+      providers: host.executionProviders.filter((p) => p.usable).map((p) => p.name),
+    },
     "host detected",
   );
   service.health.setReady(true);

@@ -1,14 +1,14 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import {
-  type EnhanceOp as EnhanceOpProto,
   type EncodeSpec,
+  type EnhanceOp as EnhanceOpProto,
   type GenerationParameters as ParametersProto,
   type PostprocessService,
   type ProcessRequest,
   SafetyPolicy,
-  type UpscaleSpec,
   UpscaleKernel,
+  type UpscaleSpec,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 import { DomainError, InvalidArgumentError, ResourceExhaustedError } from "@dmesh/runtime";
 import { encodeImage, type OutputFormat } from "./encode/encode-image.js";
@@ -56,9 +56,22 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     return mapErrors(async () => {
       const started = performance.now();
       let image = await this.decode(req.image, "image");
-      const safety = { policy: req.safety || SafetyPolicy.PASS, score: 0, flagged: false, action: "passed", classifier: "none" };
-      if (req.safety === SafetyPolicy.BLUR || req.safety === SafetyPolicy.REJECT || req.safety === SafetyPolicy.FLAG) {
-        throw new InvalidArgumentError("safety", "no safety classifier is configured on this postprocess service");
+      const safety = {
+        policy: req.safety || SafetyPolicy.PASS,
+        score: 0,
+        flagged: false,
+        action: "passed",
+        classifier: "none",
+      };
+      if (
+        req.safety === SafetyPolicy.BLUR ||
+        req.safety === SafetyPolicy.REJECT ||
+        req.safety === SafetyPolicy.FLAG
+      ) {
+        throw new InvalidArgumentError(
+          "safety",
+          "no safety classifier is configured on this postprocess service",
+        );
       }
       if (req.upscale && req.upscale.factor > 1) image = await upscale(image, req.upscale);
       if (ctx.signal.aborted) throw ctx.signal.reason;
@@ -78,7 +91,9 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
   async enhance(req: { image?: Image; ops: EnhanceOpProto[] }) {
     return mapErrors(async () => {
       if (req.ops.length === 0) throw new InvalidArgumentError("ops", "needs at least one operation");
-      return { image: toProto(await enhanceImage(await this.decode(req.image, "image"), req.ops.map(enhanceOp))) };
+      return {
+        image: toProto(await enhanceImage(await this.decode(req.image, "image"), req.ops.map(enhanceOp))),
+      };
     });
   }
 
@@ -86,14 +101,19 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     return mapErrors(async () => {
       await this.decode(req.image, "image");
       if (req.policy !== SafetyPolicy.PASS && req.policy !== SafetyPolicy.UNSPECIFIED) {
-        throw new InvalidArgumentError("policy", "no safety classifier is configured on this postprocess service");
+        throw new InvalidArgumentError(
+          "policy",
+          "no safety classifier is configured on this postprocess service",
+        );
       }
       return { result: { policy: SafetyPolicy.PASS, action: "passed", classifier: "none" } };
     });
   }
 
   async encode(req: { image?: Image; encode?: EncodeSpec; parameters?: ParametersProto }) {
-    return mapErrors(async () => ({ image: await encode(await this.decode(req.image, "image"), req.encode, req.parameters) }));
+    return mapErrors(async () => ({
+      image: await encode(await this.decode(req.image, "image"), req.encode, req.parameters),
+    }));
   }
 
   async readMetadata(req: { image?: Image }) {
@@ -108,8 +128,12 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
   private async decode(image: Image | undefined, field: string): Promise<RawImage> {
     if (!image || image.data.length === 0) throw new InvalidArgumentError(field, "is required");
     if (image.encoding === ImageEncoding.RAW) {
-      if (image.channels !== 3 && image.channels !== 4) throw new InvalidArgumentError(`${field}.channels`, "must be 3 or 4");
-      return checkRawImage({ data: image.data, width: image.width, height: image.height, channels: image.channels }, field);
+      if (image.channels !== 3 && image.channels !== 4)
+        throw new InvalidArgumentError(`${field}.channels`, "must be 3 or 4");
+      return checkRawImage(
+        { data: image.data, width: image.width, height: image.height, channels: image.channels },
+        field,
+      );
     }
     return decodeUntrustedImage(image.data, { field: `${field}.data`, limits: this.limits });
   }
@@ -118,14 +142,23 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
 async function upscale(image: RawImage, spec: UpscaleSpec): Promise<RawImage> {
   if (![1, 2, 4].includes(spec.factor)) throw new InvalidArgumentError("upscale.factor", "must be 1, 2 or 4");
   const kernel = KERNELS[spec.kernel];
-  if (!kernel) throw new InvalidArgumentError("upscale.kernel", "model-based upscaling is not configured on this service");
+  if (!kernel)
+    throw new InvalidArgumentError(
+      "upscale.kernel",
+      "model-based upscaling is not configured on this service",
+    );
   return spec.factor === 1 ? image : resizeImage(image, { scale: spec.factor, kernel });
 }
 
-async function encode(image: RawImage, spec: EncodeSpec | undefined, parameters: ParametersProto | undefined): Promise<Image> {
+async function encode(
+  image: RawImage,
+  spec: EncodeSpec | undefined,
+  parameters: ParametersProto | undefined,
+): Promise<Image> {
   const format = FORMATS[spec?.encoding ?? ImageEncoding.PNG];
   if (!format) throw new InvalidArgumentError("encode.encoding", "must be PNG, JPEG, WEBP or AVIF");
-  const infotext = spec?.embedMetadata && parameters ? formatInfotext(parametersFromProto(parameters)) : undefined;
+  const infotext =
+    spec?.embedMetadata && parameters ? formatInfotext(parametersFromProto(parameters)) : undefined;
   const encoded = await encodeImage(image, {
     format,
     ...(spec?.quality ? { quality: spec.quality } : {}),
@@ -215,7 +248,9 @@ async function mapErrors<T>(work: () => Promise<T>): Promise<T> {
     if (err instanceof DomainError) throw err;
     if (err instanceof ImageInputError) {
       const reason = err.message.slice(err.field.length + 2);
-      throw err.code === "too_large" ? new ResourceExhaustedError(`${err.field}: ${reason}`) : new InvalidArgumentError(err.field, reason);
+      throw err.code === "too_large"
+        ? new ResourceExhaustedError(`${err.field}: ${reason}`)
+        : new InvalidArgumentError(err.field, reason);
     }
     throw err;
   }

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
+import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";
 import { type Clock, systemClock } from "./clock.js";
 import { LeaseNotFoundError } from "./lease-not-found-error.js";
 

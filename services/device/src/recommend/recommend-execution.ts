@@ -1,7 +1,7 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ExecutionProviderName } from "../detect/execution-providers.js";
 import type { DeviceInfo, DeviceKind, HostSummary } from "../detect/host-devices.js";
 import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 import { formatBytes } from "../units/bytes.js";
 import {
   checkModelMemoryEstimate,

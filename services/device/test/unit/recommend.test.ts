@@ -1,7 +1,7 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
 import { describe, expect, it } from "vitest";
 import { createHostDetector } from "../../src/detect/detect-host.js";
 import { InsufficientMemoryError } from "../../src/errors/insufficient-memory-error.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ModelMemoryEstimate } from "../../src/recommend/model-memory-estimate.js";
 import { recommendExecution } from "../../src/recommend/recommend-execution.js";
 import { GIB, MIB } from "../../src/units/bytes.js";

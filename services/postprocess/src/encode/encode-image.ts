@@ -1,7 +1,7 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
 import sharp, { type Sharp } from "sharp";
 import { type RawImage, sharpFromRaw } from "../image/raw-image.js";
 import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 import { buildUserCommentExif } from "./exif-user-comment.js";
 import { insertAfterIhdr, pngTextChunk } from "./png-chunks.js";
 import { buildXmpPacket } from "./xmp-packet.js";

@@ -1,5 +1,5 @@
-import { checkIntegerInRange, checkNumberInRange } from "../validation/check-number.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
+import { checkIntegerInRange, checkNumberInRange } from "../validation/check-number.js";
 
 /** One enhancement step; a list of them is applied in order. */
 export type EnhanceOp =

@@ -1,6 +1,6 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
 import sharp, { type Sharp } from "sharp";
 import { checkIntegerInRange } from "../validation/check-number.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 
 /** Interleaved 8-bit pixels, row-major, as a VAE decoder's output becomes after scaling to 0..255. */
 export interface RawImage {

@@ -81,6 +81,9 @@ function checkValue(field: string, value: unknown, kind: "integer" | "number" | 
           : finite || typeof value === "string" || typeof value === "boolean";
   if (!ok) {
     const expected = kind === "any" ? "a string, a finite number or a boolean" : `a ${kind}`;
-    throw new InvalidArgumentError(field, `must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`);
+    throw new InvalidArgumentError(
+      field,
+      `must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`,
+    );
   }
 }

@@ -1,5 +1,5 @@
-import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
+import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";
 
 export const INPUT_FORMATS = ["png", "jpeg", "webp", "avif"] as const;
 export type InputFormat = (typeof INPUT_FORMATS)[number];

@@ -1,6 +1,6 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { checkIntegerInRange, checkNumberInRange, checkOneOf } from "../validation/check-number.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 
 export const RESIZE_KERNELS = ["lanczos3", "lanczos2", "mitchell", "cubic", "linear", "nearest"] as const;
 export type ResizeKernel = (typeof RESIZE_KERNELS)[number];

@@ -3,13 +3,13 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import { InvalidArgumentError } from "@dmesh/runtime";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { encodeImage, OUTPUT_FORMATS } from "../../src/encode/encode-image.js";
 import { readGenerationParameters } from "../../src/encode/read-generation-parameters.js";
 import { formatInfotext } from "../../src/infotext/format-infotext.js";
 import { ImageInputError } from "../../src/limits/image-input-error.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 import { gradientImage } from "./support/test-images.js";
 
 const latin1Infotext = formatInfotext({
@@ -181,7 +181,9 @@ describe("determinism and validation", () => {
     for (const [options, field] of cases) {
       await expect(encodeImage(image, options)).rejects.toThrow(expect.objectContaining({ field }));
     }
-    await expect(encodeImage({ ...image, width: 9 }, { format: "png" })).rejects.toThrow(InvalidArgumentError);
+    await expect(encodeImage({ ...image, width: 9 }, { format: "png" })).rejects.toThrow(
+      InvalidArgumentError,
+    );
     await expect(encodeImage({ ...image, width: 9 }, { format: "png" })).rejects.toThrow(
       /image\.data: holds 192 bytes/,
     );

@@ -1,10 +1,10 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
 import { describe, expect, it } from "vitest";
 import { formatInfotext } from "../../src/infotext/format-infotext.js";
 import type { GenerationParameters } from "../../src/infotext/generation-parameters.js";
 import { pythonNumber, quoteInfotextValue } from "../../src/infotext/infotext-value.js";
 import { parametersFromInfotext } from "../../src/infotext/parameters-from-infotext.js";
 import { parseInfotext } from "../../src/infotext/parse-infotext.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
 
 const sdxl: GenerationParameters = {
   prompt: "a lighthouse at dusk, volumetric light",
