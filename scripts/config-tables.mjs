@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Prints the configuration tables the README shows: the settings every service shares, then each service's own,
+// Prints (or, with --write, updates in README.md) the configuration tables the README shows: the settings every service shares, then each service's own,
 // straight from the settings objects the services load, so the documentation cannot drift from the code.
 import { commonSettings, configTable } from "@dmesh/runtime";
 
@@ -20,4 +20,16 @@ export async function configTables() {
   return out.join("\n\n");
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(await configTables());
+// `--write` puts the tables into README.md between its config-tables markers.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const tables = await configTables();
+  if (process.argv.includes("--write")) {
+    const { readFileSync, writeFileSync } = await import("node:fs");
+    const readme = readFileSync("README.md", "utf8");
+    const updated = readme.replace(
+      /(<!-- config-tables:begin -->\n)[\s\S]*?(\n<!-- config-tables:end -->)/,
+      (_m, begin, end) => `${begin}${tables}${end}`,
+    );
+    writeFileSync("README.md", updated);
+  } else console.log(tables);
+}
