@@ -10,7 +10,8 @@ export class ArtifactHandler implements ServiceImpl<typeof ArtifactService> {
   constructor(private readonly artifacts: ArtifactStore) {}
 
   async *getArtifact(req: { artifactId: string; chunkBytes: number }, ctx: HandlerContext) {
-    if (!/^[0-9a-f]{64}$/.test(req.artifactId)) throw new InvalidArgumentError("artifact_id", "must be a sha256 hex digest");
+    if (!/^[0-9a-f]{64}$/.test(req.artifactId))
+      throw new InvalidArgumentError("artifact_id", "must be a sha256 hex digest");
     const chunkBytes = req.chunkBytes || DEFAULT_CHUNK;
     if (chunkBytes < 4096 || chunkBytes > 4 * 1024 * 1024) {
       throw new InvalidArgumentError("chunk_bytes", "must be in [4096, 4194304]");

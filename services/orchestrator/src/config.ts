@@ -3,7 +3,12 @@ import { commonSettings, parse } from "@dmesh/runtime";
 /** Every setting of the orchestrator; the README's table is `configTable(orchestratorSettings)`. */
 export const orchestratorSettings = {
   ...commonSettings,
-  port: { env: "PORT", description: "gRPC, Connect and gRPC-Web port (HTTP/1.1 and h2c)", default: 50051, parse: parse.int(0, 65535) },
+  port: {
+    env: "PORT",
+    description: "gRPC, Connect and gRPC-Web port (HTTP/1.1 and h2c)",
+    default: 50051,
+    parse: parse.int(0, 65535),
+  },
   inferenceUrls: {
     env: "INFERENCE_URLS",
     description: "inference replicas, host:port list (dns:///name:port resolves every address)",
@@ -12,7 +17,7 @@ export const orchestratorSettings = {
   },
   postprocessUrls: {
     env: "POSTPROCESS_URLS",
-    description: "postprocess replicas, host:port list",
+    description: "postprocess replicas, host:port list (dns:///name:port resolves every address)",
     default: ["127.0.0.1:50053"],
     parse: parse.addresses,
   },
@@ -22,7 +27,12 @@ export const orchestratorSettings = {
     default: ["127.0.0.1:50054"],
     parse: parse.addresses,
   },
-  dataDir: { env: "DATA_DIR", description: "SQLite state and artifact files", default: ".dmesh/data", parse: parse.string },
+  dataDir: {
+    env: "DATA_DIR",
+    description: "SQLite state and artifact files",
+    default: ".dmesh/data",
+    parse: parse.string,
+  },
   maxConcurrentSessions: {
     env: "MAX_CONCURRENT_SESSIONS",
     description: "sessions executing at once",
@@ -46,6 +56,25 @@ export const orchestratorSettings = {
     description: "denoising steps between stored checkpoints",
     default: 1,
     parse: parse.int(1, 1000),
+  },
+  retryBackoffMs: {
+    env: "RETRY_BACKOFF_MS",
+    description:
+      "wait before retrying a failed call when no other healthy replica is left; doubles per attempt (capped at 10 s)",
+    default: 250,
+    parse: parse.int(0, 60_000),
+  },
+  streamIdleTimeoutMs: {
+    env: "STREAM_IDLE_TIMEOUT_MS",
+    description: "a generation stream silent this long (a hung replica) is abandoned and retried elsewhere",
+    default: 120_000,
+    parse: parse.int(100, 3_600_000),
+  },
+  discoveryIntervalMs: {
+    env: "DISCOVERY_INTERVAL_MS",
+    description: "how often dns:/// replica entries are resolved again",
+    default: 10_000,
+    parse: parse.int(100, 3_600_000),
   },
   callTimeoutMs: {
     env: "CALL_TIMEOUT_MS",

@@ -1,13 +1,20 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Client, createClient, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import type { PostprocessService } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import type { CleanupRequest, InstructorStatus, MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
-import { type Health, HealthCheckResponse_ServingStatus as Serving } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
+import type {
+  CleanupRequest,
+  InstructorStatus,
+  InstructorStatusSchema,
+  MeshService,
+} from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
+import {
+  type Health,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { InvalidArgumentError, type Logger } from "@dmesh/runtime";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { InstructorStatusSchema } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import type { ReplicaPool } from "./mesh/replica-pool.js";
 import type { SessionManager } from "./sessions/session-manager.js";
 import type { ArtifactStore } from "./store/artifact-store.js";
@@ -66,12 +73,17 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
       ),
     ]);
     const counts = this.sessions.counts();
-    return { instructors: instructors as InstructorStatus[], sessionsQueued: counts.queued, sessionsRunning: counts.running };
+    return {
+      instructors: instructors as InstructorStatus[],
+      sessionsQueued: counts.queued,
+      sessionsRunning: counts.running,
+    };
   }
 
   async cleanup(req: CleanupRequest, ctx: HandlerContext) {
     if (req.unloadIdleSeconds < 0) throw new InvalidArgumentError("unload_idle_seconds", "must be >= 0");
-    if (req.pruneSessionsOlderThanSeconds < 0) throw new InvalidArgumentError("prune_sessions_older_than_seconds", "must be >= 0");
+    if (req.pruneSessionsOlderThanSeconds < 0)
+      throw new InvalidArgumentError("prune_sessions_older_than_seconds", "must be >= 0");
     const unloaded: string[] = [];
     if (req.unloadIdleSeconds > 0) {
       for (const r of this.inference.all()) {
@@ -81,7 +93,8 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
           for (const m of list.models) {
             const idleMs = m.lastUsed ? Date.now() - Number(m.lastUsed.seconds) * 1000 : 0;
             if (m.loaded && idleMs >= req.unloadIdleSeconds * 1000) {
-              if (!req.dryRun) await models.unloadModel({ id: m.id }, { signal: ctx.signal, timeoutMs: 5000 });
+              if (!req.dryRun)
+                await models.unloadModel({ id: m.id }, { signal: ctx.signal, timeoutMs: 5000 });
               unloaded.push(`${r.address}/${m.id}`);
             }
           }
@@ -106,4 +119,3 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
     return { unloadedModels: unloaded, sessionsPruned, artifactsPruned, bytesFreed };
   }
 }
-

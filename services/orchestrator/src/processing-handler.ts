@@ -6,8 +6,8 @@ import { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import type { BatchManager } from "./batches/batch-manager.js";
 import { isTerminal, type SessionManager } from "./sessions/session-manager.js";
-import type { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 import type { CatalogEntry, WorkflowCatalog } from "./workflows/workflow-catalog.js";
+import type { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 
 /** Transport for ProcessingService: request checks and proto mapping; the managers do the work. */
 export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> {
@@ -24,11 +24,17 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     return { workflows };
   }
 
-  async getWorkflow(req: { workflowId: string; size?: { width: number; height: number } }, ctx: HandlerContext) {
+  async getWorkflow(
+    req: { workflowId: string; size?: { width: number; height: number } },
+    ctx: HandlerContext,
+  ) {
     return { workflow: await this.describe(this.workflows.get(req.workflowId), req.size, ctx) };
   }
 
-  async *executeWorkflow(req: Parameters<ServiceImpl<typeof ProcessingService>["executeWorkflow"]>[0], ctx: HandlerContext) {
+  async *executeWorkflow(
+    req: Parameters<ServiceImpl<typeof ProcessingService>["executeWorkflow"]>[0],
+    ctx: HandlerContext,
+  ) {
     // Without an explicit request_id the call's x-request-id is the session's: one id in every hop's logs.
     const { session } = this.sessions.submit({
       workflowId: req.workflowId,
@@ -78,7 +84,8 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   }
 
   async *watchSession(req: { sessionId: string }, ctx: HandlerContext) {
-    for await (const event of this.sessions.watch(required(req.sessionId, "session_id"), ctx.signal)) yield { event };
+    for await (const event of this.sessions.watch(required(req.sessionId, "session_id"), ctx.signal))
+      yield { event };
   }
 
   listBatches(req: { pageSize: number; pageToken: string }) {
@@ -97,7 +104,8 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   }
 
   async *executeBatch(req: { batchId: string }, ctx: HandlerContext) {
-    for await (const event of this.batches.execute(required(req.batchId, "batch_id"), ctx.signal)) yield { event };
+    for await (const event of this.batches.execute(required(req.batchId, "batch_id"), ctx.signal))
+      yield { event };
   }
 
   controlBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["controlBatch"]>[0]) {
@@ -109,7 +117,11 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     return {};
   }
 
-  private async describe(entry: CatalogEntry, size: { width: number; height: number } | undefined, ctx: HandlerContext) {
+  private async describe(
+    entry: CatalogEntry,
+    size: { width: number; height: number } | undefined,
+    ctx: HandlerContext,
+  ) {
     const t = entry.template;
     return create(WorkflowSchema, {
       id: t.id,

@@ -20,6 +20,7 @@ export function routes(
     router.service(MeshService, handlers.mesh);
     router.service(ArtifactService, handlers.artifacts);
     router.service(Health, createHealthService(health));
-    for (const { service, impl } of createReflectionServices([...PUBLIC_SERVICES, Health])) router.service(service, impl);
+    for (const { service, impl } of createReflectionServices([...PUBLIC_SERVICES, Health]))
+      router.service(service, impl);
   };
 }

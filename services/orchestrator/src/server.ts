@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
 import { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
 import { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { PostprocessService } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
@@ -14,6 +15,7 @@ import {
 import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
 import type { orchestratorSettings } from "./config.js";
+import { AddressDiscovery } from "./mesh/address-discovery.js";
 import { ReplicaPool } from "./mesh/replica-pool.js";
 import { MeshHandler } from "./mesh-handler.js";
 import { ProcessingHandler } from "./processing-handler.js";
@@ -42,9 +44,21 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const sessionStore = new SessionStore(db);
   const artifacts = new ArtifactStore(db, join(config.dataDir, "artifacts"));
   const max = config.maxMessageBytes;
-  const inference = new ReplicaPool("inference", InferenceService, config.inferenceUrls, logger, max);
-  const postprocess = new ReplicaPool("postprocess", PostprocessService, config.postprocessUrls, logger, max);
-  const device = new ReplicaPool("device", DeviceService, config.deviceUrls, logger, max);
+  // Replica lists may name DNS entries (a headless Service per domain): resolved now, and again periodically.
+  const discoveries: AddressDiscovery[] = [];
+  const pool = async <S extends DescService>(domain: string, service: S, entries: string[]) => {
+    const discovery = new AddressDiscovery(domain, entries, logger);
+    const addresses = await discovery.resolve();
+    const replicas = new ReplicaPool(domain, service, addresses, logger, max);
+    if (discovery.usesDns) {
+      discovery.refreshEvery(config.discoveryIntervalMs, addresses, (a) => replicas.setAddresses(a));
+      discoveries.push(discovery);
+    }
+    return replicas;
+  };
+  const inference = await pool("inference", InferenceService, config.inferenceUrls);
+  const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
+  const device = await pool("device", DeviceService, config.deviceUrls);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
   const events = new SessionEvents();
   const sessions = new SessionManager(
@@ -56,14 +70,23 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       logger,
       checkpointIntervalSteps: config.checkpointIntervalSteps,
       maxAttempts: config.maxAttempts,
+      retryBackoffMs: config.retryBackoffMs,
       callTimeoutMs: config.callTimeoutMs,
+      streamIdleTimeoutMs: config.streamIdleTimeoutMs,
     },
     events,
     workflows,
     { maxConcurrent: config.maxConcurrentSessions, maxQueued: config.maxQueuedSessions },
     logger,
   );
-  const batches = new BatchManager(new BatchStore(db), sessions, events, workflows, config.batchWindow, logger);
+  const batches = new BatchManager(
+    new BatchStore(db),
+    sessions,
+    events,
+    workflows,
+    config.batchWindow,
+    logger,
+  );
   const health = new HealthRegistry([...PUBLIC_SERVICES.map((s) => s.typeName), Health.typeName]);
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
@@ -101,9 +124,13 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     health,
     async close() {
       clearInterval(readinessTimer);
-      await server.close();
+      health.setReady(false);
+      for (const discovery of discoveries) discovery.close();
+      // Sessions first: running ones stop where a restart resumes them, and their watchers' streams end
+      // (UNAVAILABLE, watch again) instead of keeping the server's drain waiting.
       await sessions.close();
-      for (const pool of [inference, postprocess, device]) pool.close();
+      await server.close();
+      for (const replicas of [inference, postprocess, device]) replicas.close();
       db.close();
     },
   };

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { Code } from "@connectrpc/connect";
 import {
   type Batch,
   BatchAction,
@@ -12,13 +13,16 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
+import { DomainError, FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
 import type { BatchStore } from "../store/batch-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
-import { expandBatch } from "./expand-batch.js";
+import { expandBatch, MAX_BATCH_ITEMS } from "./expand-batch.js";
+
+// How soon a batch none of whose sessions is queued tries again after the session queue was full.
+const QUEUE_FULL_RETRY_MS = 500;
 
 /**
  * Batches: many sessions of one workflow, created up front and fed to the session queue a window at a time
@@ -31,7 +35,7 @@ export class BatchManager {
   constructor(
     private readonly store: BatchStore,
     private readonly sessions: SessionManager,
-    events: SessionEvents,
+    private readonly events: SessionEvents,
     private readonly workflows: WorkflowCatalog,
     private readonly window: number,
     private readonly logger: Logger,
@@ -50,7 +54,9 @@ export class BatchManager {
     const workflow = this.workflows.get(req.workflowId);
     const mode = workflow.template.steps.find((s) => s.operation === "generate")?.mode ?? "txt2img";
     const specs = expandBatch(req.base, req.items, req.axes);
-    specs.forEach((spec, i) => validateGenerationSpec(spec, req.items.length > 0 ? `items[${i}]` : `batch item ${i}`, mode));
+    for (const [i, spec] of specs.entries()) {
+      validateGenerationSpec(spec, req.items.length > 0 ? `items[${i}]` : `batch item ${i}`, mode);
+    }
     const batch = create(BatchSchema, {
       id: randomUUID(),
       workflowId: req.workflowId,
@@ -59,7 +65,9 @@ export class BatchManager {
       requestId: req.requestId,
       createdAt: timestampNow(),
       updatedAt: timestampNow(),
-      items: specs.map((spec, index) => create(BatchItemSchema, { index, spec, state: SessionState.UNSPECIFIED })),
+      items: specs.map((spec, index) =>
+        create(BatchItemSchema, { index, spec, state: SessionState.UNSPECIFIED }),
+      ),
     });
     this.store.create(batch);
     return batch;
@@ -78,7 +86,8 @@ export class BatchManager {
   /** Starts (or keeps running) the batch and streams its events until it finishes or the caller leaves. */
   async *execute(id: string, signal: AbortSignal): AsyncGenerator<BatchEvent> {
     const batch = this.get(id);
-    if (batch.state === BatchState.CANCELLED) throw new FailedPreconditionError("the batch was cancelled", "batch_id");
+    if (batch.state === BatchState.CANCELLED)
+      throw new FailedPreconditionError("the batch was cancelled", "batch_id");
     const pending: BatchEvent[] = [];
     let wake: (() => void) | undefined;
     const listener = (event: BatchEvent) => {
@@ -90,10 +99,12 @@ export class BatchManager {
     set.add(listener);
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort);
+    this.events.closed.addEventListener("abort", onAbort);
     try {
       if (!this.active.has(id) && !isBatchDone(batch)) this.start(batch);
       yield create(BatchEventSchema, { batch: this.get(id), itemIndex: -1 });
       while (!signal.aborted) {
+        if (this.events.closed.aborted) throw this.events.closed.reason;
         const event = pending.shift();
         if (!event) {
           if (isBatchDone(this.get(id))) return;
@@ -108,6 +119,7 @@ export class BatchManager {
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
+      this.events.closed.removeEventListener("abort", onAbort);
       set.delete(listener);
     }
   }
@@ -154,11 +166,45 @@ export class BatchManager {
     this.store.delete(id);
   }
 
-  /** Resumes batches a restart interrupted. Their sessions recover on their own; only the feeding restarts. */
+  /**
+   * Resumes batches a restart interrupted. Their sessions recover on their own (call this after the
+   * session manager's recover); the items are first brought in line with them, since a crash can fall
+   * between a session's change and its batch's save, then the feeding restarts.
+   */
   recover(): void {
     for (const batch of this.store.list("", 10_000)) {
-      if (batch.state === BatchState.RUNNING) this.start(batch);
+      if (batch.state !== BatchState.RUNNING) continue;
+      this.reconcile(batch);
+      if (isBatchDone(batch)) this.save(batch, -1);
+      else this.start(batch);
     }
+  }
+
+  /**
+   * Items take the state of their sessions; an item without one adopts an unfinished session of this batch
+   * made for its index (submitted just before a crash, its batch save lost) instead of getting a second one.
+   */
+  private reconcile(batch: Batch): void {
+    const claimed = new Set(batch.items.map((i) => i.sessionId).filter(Boolean));
+    const orphans = new Map<number, string>();
+    for (const session of this.sessions.list([], batch.id, MAX_BATCH_ITEMS * 10, "")) {
+      const index = itemIndexOf(batch.id, session.requestId);
+      if (index !== undefined && !claimed.has(session.id) && !isTerminal(session.state))
+        orphans.set(index, session.id);
+    }
+    for (const item of batch.items) {
+      item.sessionId ||= orphans.get(item.index) ?? "";
+      if (!item.sessionId) continue;
+      try {
+        const session = this.sessions.get(item.sessionId);
+        item.state = session.state;
+        item.error = session.error;
+      } catch {
+        item.state = SessionState.CANCELLED;
+        item.error = "its session was deleted";
+      }
+    }
+    this.count(batch);
   }
 
   private start(batch: Batch): void {
@@ -170,7 +216,7 @@ export class BatchManager {
 
   /** Submits unsubmitted items while fewer than `window` of this batch's sessions are unfinished. */
   private feed(id: string): void {
-    if (!this.active.has(id)) return;
+    if (!this.active.has(id) || this.events.closed.aborted) return;
     const batch = this.store.get(id);
     if (!batch || batch.state !== BatchState.RUNNING) return;
     let open = batch.items.filter((i) => i.sessionId && !isTerminal(i.state)).length;
@@ -190,11 +236,22 @@ export class BatchManager {
         item.state = session.state;
         open++;
       } catch (err) {
-        // A full queue: this item waits for the next change of the batch.
-        this.logger.debug({ batchId: id, err: String(err) }, "batch item not submitted yet");
+        const code = err instanceof DomainError ? err.code : Code.Internal;
+        if (code === Code.Unavailable) break; // shutting down: the next start feeds on
+        if (code !== Code.ResourceExhausted) {
+          // The request itself is refused (the spec was checked at create, so this is rare): the item fails.
+          item.state = SessionState.FAILED;
+          item.error = err instanceof Error ? err.message : String(err);
+          continue;
+        }
+        // A full queue: the next change of one of this batch's sessions feeds again, or, with none of them
+        // in the queue to change, a timer does.
+        if (open === 0) setTimeout(() => this.feed(id), QUEUE_FULL_RETRY_MS).unref();
+        this.logger.debug({ batchId: id, err: (err as Error).message }, "batch item not submitted yet");
         break;
       }
     }
+    this.finishIfDone(batch);
     this.save(batch, -1);
   }
 
@@ -205,15 +262,24 @@ export class BatchManager {
     if (!item || item.state === state) return;
     item.state = state;
     item.error = error;
+    this.finishIfDone(batch);
+    this.save(batch, item.index);
+    if (isTerminal(state)) setImmediate(() => this.feed(batchId));
+  }
+
+  private count(batch: Batch): void {
     batch.completed = batch.items.filter((i) => i.state === SessionState.COMPLETED).length;
     batch.failed = batch.items.filter((i) => i.state === SessionState.FAILED).length;
     batch.cancelled = batch.items.filter((i) => i.state === SessionState.CANCELLED).length;
+  }
+
+  /** Counts the items and, once every one has finished, finishes a running batch. */
+  private finishIfDone(batch: Batch): void {
+    this.count(batch);
     if (batch.state === BatchState.RUNNING && batch.items.every((i) => isTerminal(i.state))) {
       batch.state = batch.failed > 0 ? BatchState.FAILED : BatchState.COMPLETED;
-      this.active.delete(batchId);
+      this.active.delete(batch.id);
     }
-    this.save(batch, item.index);
-    if (isTerminal(state)) setImmediate(() => this.feed(batchId));
   }
 
   private save(batch: Batch, itemIndex: number): void {
@@ -222,6 +288,12 @@ export class BatchManager {
     const event = create(BatchEventSchema, { batch, itemIndex });
     for (const listener of this.listeners.get(batch.id) ?? []) listener(event);
   }
+}
+
+/** The item index a batch session was made for, from the request id `feed` gives it. */
+function itemIndexOf(batchId: string, requestId: string): number | undefined {
+  const [owner, index] = requestId.split("/");
+  return owner === batchId && index !== undefined && /^\d+$/.test(index) ? Number(index) : undefined;
 }
 
 function isBatchDone(batch: Batch): boolean {

@@ -1,4 +1,12 @@
-import { create, fromBinary, fromJson, type JsonObject, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
+import {
+  create,
+  fromBinary,
+  fromJson,
+  type JsonObject,
+  type JsonValue,
+  toBinary,
+  toJson,
+} from "@bufbuild/protobuf";
 import { type GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { BatchAxis } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
@@ -10,11 +18,17 @@ export const MAX_BATCH_ITEMS = 1000;
  * The specs of a batch: explicit items merged over `base` (protobuf merge: set fields win), or the
  * cartesian product of `axes` applied to `base`, e.g. prompts x seeds x guidance scales.
  */
-export function expandBatch(base: GenerationSpec | undefined, items: GenerationSpec[], axes: BatchAxis[]): GenerationSpec[] {
+export function expandBatch(
+  base: GenerationSpec | undefined,
+  items: GenerationSpec[],
+  axes: BatchAxis[],
+): GenerationSpec[] {
   const baseSpec = base ?? create(GenerationSpecSchema);
-  if (items.length > 0 && axes.length > 0) throw new InvalidArgumentError("axes", "give either items or axes, not both");
+  if (items.length > 0 && axes.length > 0)
+    throw new InvalidArgumentError("axes", "give either items or axes, not both");
   if (items.length > 0) {
-    if (items.length > MAX_BATCH_ITEMS) throw new InvalidArgumentError("items", `at most ${MAX_BATCH_ITEMS} items`);
+    if (items.length > MAX_BATCH_ITEMS)
+      throw new InvalidArgumentError("items", `at most ${MAX_BATCH_ITEMS} items`);
     const baseBytes = toBinary(GenerationSpecSchema, baseSpec);
     return items.map((item) => {
       const itemBytes = toBinary(GenerationSpecSchema, item);
@@ -26,21 +40,37 @@ export function expandBatch(base: GenerationSpec | undefined, items: GenerationS
   }
   if (axes.length === 0) return [baseSpec];
 
+  const baseJson = toJson(GenerationSpecSchema, baseSpec) as JsonObject;
   const values = axes.map((axis, a) => {
     if (!axis.field) throw new InvalidArgumentError(`axes[${a}].field`, "is required");
-    if (axis.valuesJson.length === 0) throw new InvalidArgumentError(`axes[${a}].values_json`, "needs at least one value");
+    if (axis.valuesJson.length === 0)
+      throw new InvalidArgumentError(`axes[${a}].values_json`, "needs at least one value");
     return axis.valuesJson.map((raw, v) => {
+      const field = `axes[${a}].values_json[${v}]`;
+      let value: JsonValue;
       try {
-        return JSON.parse(raw) as JsonValue;
+        value = JSON.parse(raw) as JsonValue;
       } catch {
-        throw new InvalidArgumentError(`axes[${a}].values_json[${v}]`, `is not JSON: ${raw}`);
+        throw new InvalidArgumentError(field, `is not JSON: ${raw}`);
       }
+      // Each value is tried alone on the base, so a misfit names its own axis and value.
+      const json = structuredClone(baseJson);
+      setPath(json, axis.field, value);
+      try {
+        fromJson(GenerationSpecSchema, json);
+      } catch (err) {
+        throw new InvalidArgumentError(
+          field,
+          `does not fit spec field "${axis.field}": ${(err as Error).message}`,
+        );
+      }
+      return value;
     });
   });
   const total = values.reduce((n, v) => n * v.length, 1);
-  if (total > MAX_BATCH_ITEMS) throw new InvalidArgumentError("axes", `the product has ${total} items; at most ${MAX_BATCH_ITEMS}`);
+  if (total > MAX_BATCH_ITEMS)
+    throw new InvalidArgumentError("axes", `the product has ${total} items; at most ${MAX_BATCH_ITEMS}`);
 
-  const baseJson = toJson(GenerationSpecSchema, baseSpec) as JsonObject;
   const out: GenerationSpec[] = [];
   for (let i = 0; i < total; i++) {
     const json = structuredClone(baseJson);
@@ -50,11 +80,7 @@ export function expandBatch(base: GenerationSpec | undefined, items: GenerationS
       setPath(json, axes[a]?.field ?? "", list[rest % list.length] ?? null);
       rest = Math.floor(rest / list.length);
     }
-    try {
-      out.push(fromJson(GenerationSpecSchema, json));
-    } catch (err) {
-      throw new InvalidArgumentError("axes", `an axis value does not fit the spec: ${(err as Error).message}`);
-    }
+    out.push(fromJson(GenerationSpecSchema, json));
   }
   return out;
 }

@@ -1,6 +1,9 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus as Serving } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Serving,
+} from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { createGrpcTransport, type GrpcTransport, type Logger, UnavailableError } from "@dmesh/runtime";
 
 /** One replica of a domain service: its clients, what it is running for us, and whether it answers. */
@@ -61,13 +64,24 @@ export class ReplicaPool<S extends DescService> {
     return [...this.replicas.values()];
   }
 
-  /** The least-loaded healthy replica, preferring ones not in `avoid` (e.g. the replica that just failed). */
+  /**
+   * The least-loaded replica, preferring healthy ones not in `avoid` (e.g. the replica that just failed).
+   * When none is healthy it still returns one: the call then fails with the real reason (or succeeds, if
+   * the replica came back before its next health check), and the caller's retry policy decides.
+   */
   pick(avoid: ReadonlySet<string> = new Set()): Replica<S> {
-    const healthy = this.all().filter((r) => r.healthy);
+    const all = this.all();
+    const healthy = all.filter((r) => r.healthy);
     const preferred = healthy.filter((r) => !avoid.has(r.address));
-    const candidates = preferred.length > 0 ? preferred : healthy;
-    if (candidates.length === 0) throw new UnavailableError(`no healthy ${this.domain} replica`);
+    const candidates = preferred.length > 0 ? preferred : healthy.length > 0 ? healthy : all;
+    if (candidates.length === 0)
+      throw new UnavailableError(`no ${this.domain} replica is configured or resolved`);
     return candidates.reduce((best, r) => (r.inFlight < best.inFlight ? r : best));
+  }
+
+  /** Whether a healthy replica outside `avoid` exists, i.e. a retry can go elsewhere at once. */
+  hasHealthy(avoid: ReadonlySet<string> = new Set()): boolean {
+    return this.all().some((r) => r.healthy && !avoid.has(r.address));
   }
 
   async checkHealth(timeoutMs = 2000): Promise<void> {
@@ -78,11 +92,13 @@ export class ReplicaPool<S extends DescService> {
           const res = await r.health.check({ service: "" }, { timeoutMs });
           r.latencyMs = performance.now() - started;
           const healthy = res.status === Serving.SERVING;
-          if (healthy !== r.healthy) this.logger.info({ replica: r.address, healthy }, `${this.domain} replica health changed`);
+          if (healthy !== r.healthy)
+            this.logger.info({ replica: r.address, healthy }, `${this.domain} replica health changed`);
           r.healthy = healthy;
           r.lastError = healthy ? "" : "NOT_SERVING";
         } catch (err) {
-          if (r.healthy) this.logger.warn({ replica: r.address, err: String(err) }, `${this.domain} replica unreachable`);
+          if (r.healthy)
+            this.logger.warn({ replica: r.address, err: String(err) }, `${this.domain} replica unreachable`);
           r.healthy = false;
           r.lastError = String((err as Error).message ?? err);
         }

@@ -1,8 +1,10 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import type { GenerationParameters } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenerationParametersSchema } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
+import type {
+  GenerationParameters,
+  GenerationParametersSchema,
+} from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 
 // The sampler names AUTOMATIC1111 writes, so tools that read its images recognise ours.
 const SAMPLER_NAMES: Record<SchedulerKind, string> = {
@@ -26,7 +28,8 @@ export function infotextParameters(
   const scheduler = spec.scheduler;
   const extra: Record<string, string> = {};
   if (spec.params?.clipSkip) extra["Clip skip"] = String(spec.params.clipSkip + 1);
-  if (spec.params?.strength !== undefined && spec.initImage) extra["Denoising strength"] = String(spec.params.strength);
+  if (spec.params?.strength !== undefined && spec.initImage)
+    extra["Denoising strength"] = String(spec.params.strength);
   return {
     prompt: spec.conditioning?.prompt ?? "",
     negativePrompt: spec.conditioning?.negativePrompt ?? "",
@@ -39,7 +42,9 @@ export function infotextParameters(
     height: size.height,
     model,
     extra,
-  } satisfies MessageInitShape<typeof GenerationParametersSchema> as MessageInitShape<typeof GenerationParametersSchema>;
+  } satisfies MessageInitShape<typeof GenerationParametersSchema> as MessageInitShape<
+    typeof GenerationParametersSchema
+  >;
 }
 
 export type { GenerationParameters };

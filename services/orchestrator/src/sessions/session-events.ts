@@ -1,9 +1,10 @@
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import {
   type Session,
   type SessionEvent,
   SessionEventKind,
   SessionEventSchema,
+  SessionSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 
 const MAX_BUFFERED = 256;
@@ -15,6 +16,17 @@ const MAX_BUFFERED = 256;
 export class SessionEvents {
   private readonly watchers = new Map<string, Set<(event: SessionEvent) => void>>();
   private readonly stateListeners = new Set<(event: SessionEvent) => void>();
+  private readonly shutdown = new AbortController();
+
+  /** Aborted (with the reason streams end with) when the orchestrator shuts down. */
+  get closed(): AbortSignal {
+    return this.shutdown.signal;
+  }
+
+  /** Ends every watch stream with `reason`. */
+  close(reason: Error): void {
+    this.shutdown.abort(reason);
+  }
 
   publish(event: SessionEvent): void {
     const id = event.session?.id ?? "";
@@ -33,7 +45,10 @@ export class SessionEvents {
     signal: AbortSignal,
     isLast: (event: SessionEvent) => boolean,
   ): AsyncGenerator<SessionEvent> {
-    const first = create(SessionEventSchema, { kind: SessionEventKind.SNAPSHOT, session: snapshot });
+    const first = create(SessionEventSchema, {
+      kind: SessionEventKind.SNAPSHOT,
+      session: clone(SessionSchema, snapshot),
+    });
     const pending: SessionEvent[] = [];
     let wake: (() => void) | undefined;
     const listener = (event: SessionEvent) => {
@@ -49,10 +64,12 @@ export class SessionEvents {
     set.add(listener);
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort);
+    this.closed.addEventListener("abort", onAbort);
     try {
       yield first;
       if (isLast(first)) return;
       while (!signal.aborted) {
+        if (this.closed.aborted) throw this.closed.reason;
         const event = pending.shift();
         if (!event) {
           await new Promise<void>((resolve) => {
@@ -66,6 +83,7 @@ export class SessionEvents {
       }
     } finally {
       signal.removeEventListener("abort", onAbort);
+      this.closed.removeEventListener("abort", onAbort);
       set.delete(listener);
       if (set.size === 0) this.watchers.delete(snapshot.id);
     }

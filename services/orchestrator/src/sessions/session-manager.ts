@@ -1,22 +1,43 @@
 import { randomInt, randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { type GenerationSpec, GenerationSpecSchema, HyperparametersSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import {
+  type GenerationSpec,
+  GenerationSpecSchema,
+  HyperparametersSchema,
+} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
   SessionAction,
   type SessionEvent,
   SessionEventKind,
   SessionEventSchema,
+  SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { FailedPreconditionError, InvalidArgumentError, type Logger, NotFoundError, ResourceExhaustedError } from "@dmesh/runtime";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  type Logger,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnavailableError,
+} from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import { newSession } from "../store/session-store.js";
+import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
+import { encodingOf } from "./media-type.js";
 import type { SessionEvents } from "./session-events.js";
-import { type CommitOptions, markFinished, type RunControl, type RunnerDeps, runSession } from "./session-runner.js";
+import {
+  type CommitOptions,
+  markFinished,
+  type RunControl,
+  type RunnerDeps,
+  runSession,
+} from "./session-runner.js";
 
 export interface SessionLimits {
   /** Sessions executing at once across all replicas. */
@@ -33,6 +54,12 @@ export interface SubmitRequest {
   priority: number;
   batchId?: string;
 }
+
+/** Spec fields that carry a workflow's image inputs. */
+const SPEC_IMAGES = [
+  { input: "image", field: "initImage", protoName: "init_image" },
+  { input: "mask", field: "maskImage", protoName: "mask_image" },
+] as const;
 
 const TERMINAL = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);
 
@@ -76,31 +103,18 @@ export class SessionManager {
   }
 
   submit(req: SubmitRequest): { session: Session; existing: boolean } {
+    if (this.closed)
+      throw new UnavailableError("the orchestrator is shutting down; submit again once it is back");
     if (req.requestId) {
       const existing = this.deps.store.getByRequestId(req.requestId);
       if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
     }
     const workflow = this.workflows.get(req.workflowId);
-    const generates = workflow.template.steps.find((s) => s.operation === "generate");
-    let spec = req.spec;
-    if (generates || spec) {
-      validateGenerationSpec(spec, "spec", generates?.mode ?? "txt2img");
-      spec = create(GenerationSpecSchema, spec);
-      // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
-      spec.params = create(HyperparametersSchema, spec.params ?? {});
-      spec.params.seed ??= BigInt(randomInt(0, 2 ** 32));
-    }
-    for (const input of workflow.template.inputs) {
-      if (input.name === "spec") continue;
-      const given = req.images[input.name];
-      if (input.required && !given) throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
-      if (given?.source.case === "artifactId" && !this.deps.artifacts.get(given.source.value)) {
-        throw new NotFoundError(`images.${input.name}.artifact_id`, `no artifact ${given.source.value}`);
-      }
-      if (given?.source.case === undefined && given) throw new InvalidArgumentError(`images.${input.name}`, "needs image or artifact_id");
-    }
+    const { spec, images } = this.checkRequest(workflow.template, req);
     if (this.queue.length >= this.limits.maxQueued) {
-      throw new ResourceExhaustedError(`the queue is full (${this.limits.maxQueued} sessions waiting); try again later`);
+      throw new ResourceExhaustedError(
+        `the queue is full (${this.limits.maxQueued} sessions waiting); try again later`,
+      );
     }
     const session = newSession({
       id: randomUUID(),
@@ -113,12 +127,81 @@ export class SessionManager {
       updatedAt: timestampNow(),
       sequence: 1n,
     });
-    this.deps.store.create(session, req.images);
+    this.deps.store.create(session, images);
     this.live.set(session.id, session);
-    this.events.publish(create(SessionEventSchema, { kind: SessionEventKind.STATE, session }));
+    this.events.publish(
+      create(SessionEventSchema, { kind: SessionEventKind.STATE, session: clone(SessionSchema, session) }),
+    );
     this.enqueue(session);
     this.pump();
     return { session, existing: false };
+  }
+
+  /**
+   * The request's spec and named images, checked against the workflow. An image may come in `images` or
+   * inside the spec (init_image is "image", mask_image is "mask": a batch item carries its image that way);
+   * it is kept once, as an input, and the spec is validated as the generate step will send it.
+   */
+  private checkRequest(
+    template: WorkflowTemplate,
+    req: SubmitRequest,
+  ): { spec: GenerationSpec | undefined; images: Record<string, ImageInput> } {
+    const generates = template.steps.find((s) => s.operation === "generate");
+    const declared = new Set(template.inputs.map((i) => i.name));
+    const images = { ...req.images };
+    const spec = req.spec ? clone(GenerationSpecSchema, req.spec) : undefined;
+    for (const { input, field } of SPEC_IMAGES) {
+      if (!spec || !declared.has(input)) continue;
+      const image = spec[field];
+      if (image && image.data.length > 0 && !images[input])
+        images[input] = create(ImageInputSchema, { source: { case: "image", value: image } });
+      spec[field] = undefined;
+    }
+    for (const input of template.inputs) {
+      if (input.name === "spec") continue;
+      const given = images[input.name];
+      if (input.required && !given)
+        throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
+      if (given?.source.case === "artifactId" && !this.deps.artifacts.get(given.source.value)) {
+        throw new NotFoundError(`images.${input.name}.artifact_id`, `no artifact ${given.source.value}`);
+      }
+      if (given?.source.case === undefined && given)
+        throw new InvalidArgumentError(`images.${input.name}`, "needs image or artifact_id");
+    }
+    if (!generates && !spec) return { spec, images };
+    const view = spec ? clone(GenerationSpecSchema, spec) : undefined;
+    if (view) for (const { input, field } of SPEC_IMAGES) view[field] = this.imageOf(images[input]);
+    try {
+      validateGenerationSpec(view, "spec", generates?.mode ?? "txt2img");
+    } catch (err) {
+      // The spec's image fields were filled from `images`: name the field the client actually sent.
+      const sent =
+        err instanceof InvalidArgumentError && SPEC_IMAGES.find((s) => err.field === `spec.${s.protoName}`);
+      if (!sent || !images[sent.input]) throw err;
+      throw new InvalidArgumentError(
+        `images.${sent.input}`,
+        (err as InvalidArgumentError).message.slice(`spec.${sent.protoName}: `.length),
+      );
+    }
+    if (spec) {
+      // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
+      spec.params = create(HyperparametersSchema, spec.params ?? {});
+      spec.params.seed ??= BigInt(randomInt(0, 2 ** 32));
+    }
+    return { spec, images };
+  }
+
+  private imageOf(input: ImageInput | undefined): Image | undefined {
+    if (input?.source.case === "image") return input.source.value;
+    if (input?.source.case !== "artifactId") return undefined;
+    const artifact = this.deps.artifacts.get(input.source.value);
+    return (
+      artifact &&
+      create(ImageSchema, {
+        encoding: encodingOf(artifact.mediaType),
+        data: this.deps.artifacts.read(artifact.id),
+      })
+    );
   }
 
   get(id: string): Session {
@@ -137,10 +220,16 @@ export class SessionManager {
   }
 
   control(id: string, action: SessionAction): Session {
+    // While shutting down nothing changes: running sessions are left for the next start to resume.
+    if (this.closed)
+      throw new UnavailableError("the orchestrator is shutting down; try again once it is back");
     const session = this.get(id);
     const control = this.running.get(id);
     const refuse = (what: string) => {
-      throw new FailedPreconditionError(`cannot ${what} a session that is ${SessionState[session.state].toLowerCase()}`, "action");
+      throw new FailedPreconditionError(
+        `cannot ${what} a session that is ${SessionState[session.state].toLowerCase()}`,
+        "action",
+      );
     };
     switch (action) {
       case SessionAction.PAUSE:
@@ -214,21 +303,25 @@ export class SessionManager {
   }
 
   list(states: SessionState[], batchId: string, limit: number, after: string): Session[] {
-    return this.deps.store
-      .list({ states, batchId, limit, after })
-      .map((s) => this.live.get(s.id) ?? s);
+    return this.deps.store.list({ states, batchId, limit, after }).map((s) => this.live.get(s.id) ?? s);
   }
 
   counts(): { queued: number; running: number } {
     return { queued: this.queue.length, running: this.running.size };
   }
 
-  /** Stops taking work; running sessions are left in RUNNING so that the next start resumes them. */
+  /**
+   * Stops taking work; running sessions are left in RUNNING so that the next start resumes them from their
+   * checkpoints, and watchers' streams end with UNAVAILABLE so that they watch again there.
+   */
   async close(): Promise<void> {
     this.closed = true;
     for (const control of this.running.values()) control.abort.abort(new Error("orchestrator shutting down"));
     const deadline = Date.now() + 5_000;
     while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    this.events.close(
+      new UnavailableError("the orchestrator is shutting down; watch the session again once it is back"),
+    );
   }
 
   private commit(session: Session, kind: SessionEventKind, options: CommitOptions = {}): void {
@@ -237,10 +330,11 @@ export class SessionManager {
     if (options.persist !== false) this.deps.store.save(session);
     if (isTerminal(session.state)) this.live.delete(session.id);
     else this.live.set(session.id, session);
+    // Watchers get a copy: the live session keeps changing while their events wait to be sent.
     this.events.publish(
       create(SessionEventSchema, {
         kind,
-        session,
+        session: clone(SessionSchema, session),
         artifactId: options.artifactId ?? "",
         ...(options.preview ? { preview: options.preview } : {}),
       }),

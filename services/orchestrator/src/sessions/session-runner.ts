@@ -1,4 +1,5 @@
-import { create } from "@bufbuild/protobuf";
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, type DescService } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
@@ -13,13 +14,19 @@ import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/infer
 import type { PostprocessService } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 import { SafetyPolicy, UpscaleKernel } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 import { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { type Session, SessionEventKind, SessionState, StepTimingSchema } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { FailedPreconditionError, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
+import {
+  type Session,
+  SessionEventKind,
+  SessionState,
+  StepTimingSchema,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { DomainError, FailedPreconditionError, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
+import type { Replica, ReplicaPool } from "../mesh/replica-pool.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
 import type { StepTemplate, WorkflowTemplate } from "../workflows/templates.js";
 import { infotextParameters } from "./infotext-parameters.js";
+import { encodingOf, mediaTypeOf } from "./media-type.js";
 
 /** How the manager steers a running session. */
 export interface RunControl {
@@ -43,8 +50,13 @@ export interface RunnerDeps {
   postprocess: ReplicaPool<typeof PostprocessService>;
   logger: Logger;
   checkpointIntervalSteps: number;
+  /** Calls per step and image before the session fails (the first one included). */
   maxAttempts: number;
+  /** First wait before retrying when no other healthy replica is left; doubles per attempt. */
+  retryBackoffMs: number;
   callTimeoutMs: number;
+  /** A generation stream silent this long is abandoned as hung and retried. */
+  streamIdleTimeoutMs: number;
   /** Bumps the sequence, stores (when asked) and tells watchers. */
   commit(session: Session, kind: SessionEventKind, options?: CommitOptions): void;
 }
@@ -52,12 +64,23 @@ export interface RunnerDeps {
 export type RunOutcome = "completed" | "paused" | "cancelled";
 
 const STEP_OUTPUT = "step.";
-// Transport-level failures worth trying again on another replica; anything else is a real answer.
-const RETRYABLE = new Set([Code.Unavailable, Code.Unknown, Code.Aborted, Code.Internal, Code.DeadlineExceeded]);
+const MAX_BACKOFF_MS = 10_000;
+// Failures worth another try, on another replica where there is one: the replica died or restarted
+// (UNAVAILABLE, UNKNOWN, INTERNAL from a cut stream), hung (DEADLINE_EXCEEDED), was busy (RESOURCE_EXHAUSTED)
+// or gave up on the call (ABORTED). Anything else is an answer about the request itself.
+const RETRYABLE = new Set([
+  Code.Unavailable,
+  Code.Unknown,
+  Code.Aborted,
+  Code.Internal,
+  Code.DeadlineExceeded,
+  Code.ResourceExhausted,
+]);
 
 /**
  * Executes one session's workflow, step by step in dependency order. Completed steps' outputs are stored,
- * so a session resumed after a pause, a crash or a lost replica continues from where it was.
+ * so a session resumed after a pause, a crash or a lost replica continues from where it was. An abort that
+ * is not a cancel (the orchestrator shutting down) is thrown, leaving the session for recovery.
  */
 export async function runSession(
   session: Session,
@@ -87,15 +110,22 @@ export async function runSession(
     session.progress = index / order.length;
     deps.commit(session, SessionEventKind.STATE, { persist: true });
     const started = performance.now();
-    const images = await runStep(step, index, order.length);
+    const workers = new Set<string>();
+    const images = await runStep(step, index, order.length, workers);
     if (images === "paused" || images === "cancelled") return images;
     session.timings.push(
-      create(StepTimingSchema, { stepId, seconds: (performance.now() - started) / 1000, worker: control.replica ?? "" }),
+      create(StepTimingSchema, {
+        stepId,
+        seconds: (performance.now() - started) / 1000,
+        worker: [...workers].join(","),
+      }),
     );
     outputs.set(stepId, images);
     if (step.operation !== "encode") {
       images.forEach((image, i) => {
-        inputs[`${STEP_OUTPUT}${stepId}.${i}`] = create(ImageInputSchema, { source: { case: "image", value: image } });
+        inputs[`${STEP_OUTPUT}${stepId}.${i}`] = create(ImageInputSchema, {
+          source: { case: "image", value: image },
+        });
       });
       deps.store.putInputs(session.id, inputs);
     }
@@ -111,13 +141,24 @@ export async function runSession(
     if (input.source.case === "artifactId") {
       const artifactId = input.source.value;
       const artifact = deps.artifacts.get(artifactId);
-      if (!artifact) throw new FailedPreconditionError(`artifact ${artifactId} no longer exists`, `images.${name}`);
-      return [create(ImageSchema, { encoding: encodingOf(artifact.mediaType), data: deps.artifacts.read(artifactId) })];
+      if (!artifact)
+        throw new FailedPreconditionError(`artifact ${artifactId} no longer exists`, `images.${name}`);
+      return [
+        create(ImageSchema, {
+          encoding: encodingOf(artifact.mediaType),
+          data: deps.artifacts.read(artifactId),
+        }),
+      ];
     }
     return [];
   }
 
-  async function runStep(step: StepTemplate, index: number, total: number): Promise<Image[] | "paused" | "cancelled"> {
+  async function runStep(
+    step: StepTemplate,
+    index: number,
+    total: number,
+    workers: Set<string>,
+  ): Promise<Image[] | "paused" | "cancelled"> {
     const spec = session.spec ?? create(GenerationSpecSchema);
     switch (step.operation) {
       case "generate": {
@@ -126,9 +167,12 @@ export async function runSession(
         const images: Image[] = [];
         for (const [i, init] of sources.entries()) {
           const stepSpec = generateSpec(spec, step, init, mask, sources.length > 1 ? BigInt(i) : 0n);
-          const out = await generateWithRetry(stepSpec, index, total);
-          if (out === "paused" || out === "cancelled") return out;
-          images.push(...out);
+          const out = await onReplica(deps.inference, "inference", (replica) =>
+            generateOn(replica, stepSpec, index, total),
+          );
+          if (out === "cancelled" || out.value === "paused") return out === "cancelled" ? out : "paused";
+          workers.add(out.worker);
+          images.push(...out.value);
         }
         return images;
       }
@@ -136,20 +180,23 @@ export async function runSession(
       case "enhance": {
         const images: Image[] = [];
         for (const image of resolveInput(step.inputs.image ?? "")) {
-          const pp = deps.postprocess.pick();
-          pp.inFlight++;
-          try {
-            const res =
+          const out = await onReplica(
+            deps.postprocess,
+            `postprocess ${step.operation}`,
+            async (pp): Promise<{ image?: Image }> =>
               step.operation === "upscale"
-                ? await pp.client.upscale(
+                ? pp.client.upscale(
                     { image, upscale: { factor: step.upscaleFactor ?? 2, kernel: UpscaleKernel.LANCZOS3 } },
                     callOptions(),
                   )
-                : await pp.client.enhance({ image, ops: [{ op: { case: "sharpenSigma", value: 1 } }] }, callOptions());
-            if (res.image) images.push(res.image);
-          } finally {
-            pp.inFlight--;
-          }
+                : pp.client.enhance(
+                    { image, ops: [{ op: { case: "sharpenSigma", value: 1 } }] },
+                    callOptions(),
+                  ),
+          );
+          if (out === "cancelled") return out;
+          workers.add(out.worker);
+          if (out.value.image) images.push(out.value.image);
         }
         return images;
       }
@@ -157,13 +204,16 @@ export async function runSession(
         const images = resolveInput(step.inputs.image ?? "");
         for (const [i, image] of images.entries()) {
           const seed = session.seeds[i] ?? spec.params?.seed ?? 0n;
-          const pp = deps.postprocess.pick();
-          pp.inFlight++;
-          try {
-            const res = await pp.client.process(
+          const out = await onReplica(deps.postprocess, "postprocess encode", (pp) =>
+            pp.client.process(
               {
                 image,
-                parameters: infotextParameters(spec, seed, { width: image.width, height: image.height }, modelUsed),
+                parameters: infotextParameters(
+                  spec,
+                  seed,
+                  { width: image.width, height: image.height },
+                  modelUsed,
+                ),
                 safety: SafetyPolicy.PASS,
                 encode: {
                   encoding: spec.output?.encoding || ImageEncoding.PNG,
@@ -172,120 +222,178 @@ export async function runSession(
                 },
               },
               callOptions(),
-            );
-            const encoded = res.image;
-            if (!encoded) throw new Error("postprocess returned no image");
-            const artifact = deps.artifacts.put(encoded.data, {
-              sessionId: session.id,
-              mediaType: mediaTypeOf(encoded.encoding),
-              width: image.width,
-              height: image.height,
-              imageIndex: i,
-              seed,
-            });
-            if (!session.artifactIds.includes(artifact.id)) session.artifactIds.push(artifact.id);
-            deps.commit(session, SessionEventKind.ARTIFACT, { persist: true, artifactId: artifact.id });
-          } finally {
-            pp.inFlight--;
-          }
+            ),
+          );
+          if (out === "cancelled") return out;
+          workers.add(out.worker);
+          const encoded = out.value.image;
+          if (!encoded) throw new Error(`postprocess on ${out.worker} returned no image`);
+          const artifact = deps.artifacts.put(encoded.data, {
+            sessionId: session.id,
+            mediaType: mediaTypeOf(encoded.encoding),
+            width: image.width,
+            height: image.height,
+            imageIndex: i,
+            seed,
+          });
+          if (!session.artifactIds.includes(artifact.id)) session.artifactIds.push(artifact.id);
+          deps.commit(session, SessionEventKind.ARTIFACT, { persist: true, artifactId: artifact.id });
         }
         return [];
       }
     }
   }
 
-  function callOptions() {
+  function callOptions(signal: AbortSignal = control.abort.signal) {
     return {
-      signal: control.abort.signal,
+      signal,
       timeoutMs: deps.callTimeoutMs,
       headers: { [REQUEST_ID_HEADER]: session.requestId || session.id },
     };
   }
 
-  async function generateWithRetry(
-    spec: GenerationSpec,
-    index: number,
-    total: number,
-  ): Promise<Image[] | "paused" | "cancelled"> {
+  /**
+   * Runs `call` on a replica of `pool`. A transient failure is retried: at once on another healthy replica,
+   * else after a doubling backoff (a restarting replica gets time to come back), up to maxAttempts calls;
+   * then the session fails saying where, how and how often. A cancel ends it with "cancelled".
+   */
+  async function onReplica<S extends DescService, T>(
+    pool: ReplicaPool<S>,
+    what: string,
+    call: (replica: Replica<S>) => Promise<T>,
+  ): Promise<{ value: T; worker: string } | "cancelled"> {
     const tried = new Set<string>();
-    for (;;) {
-      const replica = deps.inference.pick(tried);
-      tried.add(replica.address);
-      control.replica = replica.address;
-      session.worker = replica.address;
-      session.attempts++;
-      replica.inFlight++;
+    for (let attempt = 1; ; attempt++) {
+      if (attempt > 1 && !pool.hasHealthy(tried)) {
+        try {
+          await sleep(Math.min(deps.retryBackoffMs * 2 ** (attempt - 2), MAX_BACKOFF_MS), undefined, {
+            signal: control.abort.signal,
+          });
+        } catch (err) {
+          if (control.cancelRequested) return "cancelled";
+          throw err;
+        }
+      }
+      let replica: Replica<S> | undefined;
       try {
-        return await generateOnce(replica, spec, index, total);
+        replica = pool.pick(tried);
+        tried.add(replica.address);
+        replica.inFlight++;
+        return { value: await call(replica), worker: replica.address };
       } catch (err) {
-        if (control.cancelRequested || control.abort.signal.aborted) return "cancelled";
-        const ce = ConnectError.from(err);
-        if (!RETRYABLE.has(ce.code) || session.attempts >= deps.maxAttempts) {
+        if (control.cancelRequested) return "cancelled";
+        if (control.abort.signal.aborted) throw err;
+        const failure = describeFailure(err);
+        const where = replica ? ` on ${replica.address}` : "";
+        if (!RETRYABLE.has(failure.code) || attempt >= deps.maxAttempts) {
           throw new Error(
-            `inference on ${replica.address} failed (${Code[ce.code]}: ${ce.rawMessage}); gave up after ${session.attempts} attempt(s)`,
-            { cause: err },
+            `${what}${where} failed (${Code[failure.code]}: ${failure.message}); gave up after ${attempt} attempt(s)`,
+            {
+              cause: err,
+            },
           );
         }
-        deps.inference.markDown(replica.address, ce.rawMessage);
-        log.warn({ replica: replica.address, code: Code[ce.code], err: ce.rawMessage }, "inference failed; retrying from checkpoint");
-        deps.commit(session, SessionEventKind.STATE, { persist: true });
+        if (replica && failure.code !== Code.ResourceExhausted)
+          pool.markDown(replica.address, failure.message);
+        log.warn(
+          { replica: replica?.address, attempt, code: Code[failure.code], err: failure.message },
+          `${what} failed; retrying`,
+        );
       } finally {
-        replica.inFlight--;
-        control.replica = undefined;
+        if (replica) replica.inFlight--;
       }
     }
   }
 
-  async function generateOnce(
-    replica: ReturnType<typeof deps.inference.pick>,
+  /** One generate attempt on `replica`, resuming from the newest stored checkpoint when there is one. */
+  async function generateOn(
+    replica: Replica<typeof InferenceService>,
     spec: GenerationSpec,
     index: number,
     total: number,
   ): Promise<Image[] | "paused"> {
-    const images: Image[] = [];
-    const seeds: bigint[] = [];
-    const resumeFrom = deps.store.checkpoint(session.id);
-    const stream = replica.client.generate(
-      {
-        generationId: session.id,
-        spec,
-        resumeFrom,
-        checkpointIntervalSteps: deps.checkpointIntervalSteps,
-      },
-      { ...callOptions(), timeoutMs: undefined },
-    );
-    // A pause asked for before the stream existed reaches the replica now.
-    if (control.pauseRequested) void replica.client.pauseGeneration({ generationId: session.id }).catch(() => {});
-    for await (const res of stream) {
-      const event = res.event;
-      switch (event.case) {
-        case "progress": {
-          const p = event.value;
-          session.denoiseStep = p.step;
-          session.denoiseTotal = p.totalSteps;
-          session.etaSeconds = p.etaSeconds;
-          session.progress = (index + (p.totalSteps > 0 ? p.step / p.totalSteps : 0)) / total;
-          deps.commit(session, SessionEventKind.PROGRESS, { persist: false, ...(p.preview ? { preview: p.preview } : {}) });
-          break;
+    control.replica = replica.address;
+    session.worker = replica.address;
+    session.attempts++;
+    deps.commit(session, SessionEventKind.STATE, { persist: true });
+    // A stream that stays silent (a hung or frozen replica) is abandoned: streams have no overall deadline
+    // because a generation may rightly take long, so the deadline is on the gap between events instead.
+    const idle = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(
+        () =>
+          idle.abort(
+            new ConnectError(
+              `no event from ${replica.address} for ${deps.streamIdleTimeoutMs} ms`,
+              Code.DeadlineExceeded,
+            ),
+          ),
+        deps.streamIdleTimeoutMs,
+      );
+    };
+    try {
+      arm();
+      const images: Image[] = [];
+      const seeds: bigint[] = [];
+      const stream = replica.client.generate(
+        {
+          generationId: session.id,
+          spec,
+          resumeFrom: deps.store.checkpoint(session.id),
+          checkpointIntervalSteps: deps.checkpointIntervalSteps,
+        },
+        { ...callOptions(AbortSignal.any([control.abort.signal, idle.signal])), timeoutMs: undefined },
+      );
+      // A pause asked for before the stream existed reaches the replica now.
+      if (control.pauseRequested)
+        void replica.client.pauseGeneration({ generationId: session.id }, callOptions()).catch(() => {});
+      for await (const res of stream) {
+        arm();
+        const event = res.event;
+        switch (event.case) {
+          case "progress": {
+            const p = event.value;
+            session.denoiseStep = p.step;
+            session.denoiseTotal = p.totalSteps;
+            session.etaSeconds = p.etaSeconds;
+            session.progress = (index + (p.totalSteps > 0 ? p.step / p.totalSteps : 0)) / total;
+            deps.commit(session, SessionEventKind.PROGRESS, {
+              persist: false,
+              ...(p.preview ? { preview: p.preview } : {}),
+            });
+            break;
+          }
+          case "checkpoint":
+            session.denoiseStep = event.value.step;
+            deps.store.saveWithCheckpoint(session, event.value);
+            break;
+          case "image":
+            if (event.value.image) images.push(event.value.image);
+            seeds.push(event.value.seed);
+            break;
+          case "done":
+            if (event.value.model) modelUsed = event.value.model;
+            if (event.value.paused) return "paused";
+            break;
         }
-        case "checkpoint":
-          session.denoiseStep = event.value.step;
-          deps.store.saveWithCheckpoint(session, event.value);
-          break;
-        case "image":
-          if (event.value.image) images.push(event.value.image);
-          seeds.push(event.value.seed);
-          break;
-        case "done":
-          if (event.value.model) modelUsed = event.value.model;
-          if (event.value.paused) return "paused";
-          break;
       }
+      deps.store.dropCheckpoint(session.id);
+      session.seeds = seeds;
+      return images;
+    } finally {
+      clearTimeout(timer);
+      control.replica = undefined;
     }
-    deps.store.dropCheckpoint(session.id);
-    session.seeds = seeds;
-    return images;
   }
+}
+
+/** The gRPC code and message of a failed call (or of a domain error such as an empty replica pool). */
+function describeFailure(err: unknown): { code: Code; message: string } {
+  if (err instanceof DomainError) return { code: err.code, message: err.message };
+  const ce = ConnectError.from(err);
+  return { code: ce.code, message: ce.rawMessage };
 }
 
 /** The spec one generate step sends: the session's spec with the step's mode, input images and overrides. */
@@ -298,10 +406,15 @@ function generateSpec(
 ): GenerationSpec {
   const out = create(GenerationSpecSchema, spec);
   out.mode =
-    step.mode === "inpaint" ? GenerationMode.INPAINT : step.mode === "img2img" ? GenerationMode.IMG2IMG : GenerationMode.TXT2IMG;
+    step.mode === "inpaint"
+      ? GenerationMode.INPAINT
+      : step.mode === "img2img"
+        ? GenerationMode.IMG2IMG
+        : GenerationMode.TXT2IMG;
   if (init) {
     out.initImage = init;
-    if (init.width > 0 && init.height > 0) out.size = create(DimensionsSchema, { width: init.width, height: init.height });
+    if (init.width > 0 && init.height > 0)
+      out.size = create(DimensionsSchema, { width: init.width, height: init.height });
   }
   if (mask) out.maskImage = mask;
   out.params = create(HyperparametersSchema, spec.params ?? {});
@@ -312,36 +425,9 @@ function generateSpec(
   return out;
 }
 
-function mediaTypeOf(encoding: ImageEncoding): string {
-  switch (encoding) {
-    case ImageEncoding.JPEG:
-      return "image/jpeg";
-    case ImageEncoding.WEBP:
-      return "image/webp";
-    case ImageEncoding.AVIF:
-      return "image/avif";
-    default:
-      return "image/png";
-  }
-}
-
-function encodingOf(mediaType: string): ImageEncoding {
-  switch (mediaType) {
-    case "image/jpeg":
-      return ImageEncoding.JPEG;
-    case "image/webp":
-      return ImageEncoding.WEBP;
-    case "image/avif":
-      return ImageEncoding.AVIF;
-    default:
-      return ImageEncoding.PNG;
-  }
-}
-
 export function markFinished(session: Session, state: SessionState, error = ""): void {
   session.state = state;
   session.error = error;
   session.updatedAt = timestampNow();
   if (state === SessionState.COMPLETED) session.progress = 1;
 }
-

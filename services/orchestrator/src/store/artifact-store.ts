@@ -1,5 +1,17 @@
 import { createHash, randomUUID } from "node:crypto";
-import { mkdirSync, openSync, closeSync, fsyncSync, writeSync, renameSync, statSync, unlinkSync, createReadStream, existsSync, readFileSync } from "node:fs";
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
@@ -23,7 +35,7 @@ export class ArtifactStore {
   private readonly stmts;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly dir: string,
   ) {
     mkdirSync(dir, { recursive: true });
@@ -35,6 +47,7 @@ export class ArtifactStore {
       bySession: db.prepare("SELECT data FROM artifacts WHERE session_id = ? ORDER BY image_index"),
       refs: db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE id = ?"),
       idsOfSession: db.prepare("SELECT DISTINCT id FROM artifacts WHERE session_id = ?"),
+      idAt: db.prepare("SELECT id FROM artifacts WHERE session_id = ? AND image_index = ?"),
     };
   }
 
@@ -54,8 +67,22 @@ export class ArtifactStore {
       }
       renameSync(tmp, path);
     }
-    const artifact = create(ArtifactSchema, { ...meta, id, sizeBytes: BigInt(bytes.length), createdAt: timestampNow() });
-    this.stmts.insert.run(id, artifact.sessionId, artifact.imageIndex, Date.now(), toBinary(ArtifactSchema, artifact));
+    const artifact = create(ArtifactSchema, {
+      ...meta,
+      id,
+      sizeBytes: BigInt(bytes.length),
+      createdAt: timestampNow(),
+    });
+    // A restarted session replaces its image: the bytes it had go when nothing else references them.
+    const replaced = (this.stmts.idAt.get(meta.sessionId, meta.imageIndex) as { id: string } | undefined)?.id;
+    this.stmts.insert.run(
+      id,
+      artifact.sessionId,
+      artifact.imageIndex,
+      Date.now(),
+      toBinary(ArtifactSchema, artifact),
+    );
+    if (replaced && replaced !== id) this.removeUnreferenced([replaced]);
     return artifact;
   }
 
@@ -65,7 +92,9 @@ export class ArtifactStore {
   }
 
   listBySession(sessionId: string): Artifact[] {
-    return (this.stmts.bySession.all(sessionId) as { data: Buffer }[]).map((r) => fromBinary(ArtifactSchema, r.data));
+    return (this.stmts.bySession.all(sessionId) as { data: Buffer }[]).map((r) =>
+      fromBinary(ArtifactSchema, r.data),
+    );
   }
 
   open(id: string, chunkBytes: number): AsyncIterable<Buffer> {

@@ -35,7 +35,9 @@ export class BatchStore {
   }
 
   list(after: string, limit: number): Batch[] {
-    return (this.stmts.list.all(after, limit) as { data: Buffer }[]).map((r) => fromBinary(BatchSchema, r.data));
+    return (this.stmts.list.all(after, limit) as { data: Buffer }[]).map((r) =>
+      fromBinary(BatchSchema, r.data),
+    );
   }
 
   delete(id: string): boolean {

@@ -1,7 +1,14 @@
 import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { type DenoiseCheckpoint, DenoiseCheckpointSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import {
+  type DenoiseCheckpoint,
+  DenoiseCheckpointSchema,
+} from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { type Session, SessionSchema, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  type Session,
+  SessionSchema,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import type { Db } from "./database.js";
 
 /** Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database. */
@@ -20,7 +27,9 @@ export class SessionStore {
       delete: db.prepare("DELETE FROM sessions WHERE id = ?"),
       putInput: db.prepare("INSERT OR REPLACE INTO session_inputs (session_id, name, data) VALUES (?, ?, ?)"),
       inputs: db.prepare("SELECT name, data FROM session_inputs WHERE session_id = ?"),
-      putCheckpoint: db.prepare("INSERT OR REPLACE INTO checkpoints (session_id, step, data) VALUES (?, ?, ?)"),
+      putCheckpoint: db.prepare(
+        "INSERT OR REPLACE INTO checkpoints (session_id, step, data) VALUES (?, ?, ?)",
+      ),
       checkpoint: db.prepare("SELECT data FROM checkpoints WHERE session_id = ?"),
       dropCheckpoint: db.prepare("DELETE FROM checkpoints WHERE session_id = ?"),
       finishedBefore: db.prepare("SELECT id FROM sessions WHERE state IN (4, 5, 6) AND updated_at < ?"),
@@ -63,7 +72,9 @@ export class SessionStore {
   }
 
   listByState(state: SessionState): Session[] {
-    return (this.stmts.byState.all(state) as { data: Buffer }[]).map((r) => fromBinary(SessionSchema, r.data));
+    return (this.stmts.byState.all(state) as { data: Buffer }[]).map((r) =>
+      fromBinary(SessionSchema, r.data),
+    );
   }
 
   list(filter: { states: SessionState[]; batchId: string; limit: number; after: string }): Session[] {
@@ -83,7 +94,9 @@ export class SessionStore {
     }
     const sql = `SELECT data FROM sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
     args.push(filter.limit);
-    return (this.db.prepare(sql).all(...args) as { data: Buffer }[]).map((r) => fromBinary(SessionSchema, r.data));
+    return (this.db.prepare(sql).all(...args) as { data: Buffer }[]).map((r) =>
+      fromBinary(SessionSchema, r.data),
+    );
   }
 
   /** Adds or replaces named inputs (also a step's stored outputs) of an existing session. */
@@ -114,7 +127,11 @@ export class SessionStore {
   /** Stores the session's state and its newest checkpoint together, so they never disagree after a crash. */
   saveWithCheckpoint(session: Session, checkpoint: DenoiseCheckpoint): void {
     this.db.transaction(() => {
-      this.stmts.putCheckpoint.run(session.id, checkpoint.step, toBinary(DenoiseCheckpointSchema, checkpoint));
+      this.stmts.putCheckpoint.run(
+        session.id,
+        checkpoint.step,
+        toBinary(DenoiseCheckpointSchema, checkpoint),
+      );
       this.save(session);
     })();
   }

@@ -44,7 +44,14 @@ export const BUILTIN_WORKFLOWS: readonly WorkflowTemplate[] = [
     inputs: [spec],
     requiredModels: ["base"],
     steps: [
-      { id: "generate", domain: "inference", operation: "generate", mode: "txt2img", dependsOn: [], inputs: { spec: "input.spec" } },
+      {
+        id: "generate",
+        domain: "inference",
+        operation: "generate",
+        mode: "txt2img",
+        dependsOn: [],
+        inputs: { spec: "input.spec" },
+      },
       encode("generate"),
     ],
   },
@@ -91,7 +98,14 @@ export const BUILTIN_WORKFLOWS: readonly WorkflowTemplate[] = [
     inputs: [spec],
     requiredModels: ["base"],
     steps: [
-      { id: "generate", domain: "inference", operation: "generate", mode: "txt2img", dependsOn: [], inputs: { spec: "input.spec" } },
+      {
+        id: "generate",
+        domain: "inference",
+        operation: "generate",
+        mode: "txt2img",
+        dependsOn: [],
+        inputs: { spec: "input.spec" },
+      },
       {
         id: "upscale",
         domain: "postprocess",
@@ -146,7 +160,13 @@ export const BUILTIN_WORKFLOWS: readonly WorkflowTemplate[] = [
         dependsOn: [],
         inputs: { image: "input.image" },
       },
-      { id: "enhance", domain: "postprocess", operation: "enhance", dependsOn: ["upscale"], inputs: { image: "upscale.images" } },
+      {
+        id: "enhance",
+        domain: "postprocess",
+        operation: "enhance",
+        dependsOn: ["upscale"],
+        inputs: { image: "upscale.images" },
+      },
       encode("enhance"),
     ],
   },

@@ -19,7 +19,8 @@ export function validateWorkflow(template: WorkflowTemplate): string[] {
     for (const [name, source] of Object.entries(step.inputs)) {
       const [from, output] = source.split(".", 2);
       if (from === "input") {
-        if (!output || !declared.has(output)) problems.push(`step "${step.id}" input "${name}" reads undeclared input "${source}"`);
+        if (!output || !declared.has(output))
+          problems.push(`step "${step.id}" input "${name}" reads undeclared input "${source}"`);
       } else if (!from || !step.dependsOn.includes(from)) {
         problems.push(`step "${step.id}" input "${name}" reads "${source}" without depending on "${from}"`);
       }
@@ -33,7 +34,9 @@ export function validateWorkflow(template: WorkflowTemplate): string[] {
   while (remaining.size > 0) {
     const ready = [...remaining].filter(([, deps]) => deps.size === 0).map(([id]) => id);
     if (ready.length === 0) {
-      throw new Error(`workflow "${template.id}" has a cycle through steps ${[...remaining.keys()].join(", ")}`);
+      throw new Error(
+        `workflow "${template.id}" has a cycle through steps ${[...remaining.keys()].join(", ")}`,
+      );
     }
     for (const id of ready) {
       order.push(id);

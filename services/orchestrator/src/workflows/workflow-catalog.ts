@@ -20,7 +20,11 @@ export class WorkflowCatalog {
 
   get(id: string): CatalogEntry {
     const entry = this.entries.get(id);
-    if (!entry) throw new NotFoundError("workflow_id", `no workflow "${id}"; known: ${[...this.entries.keys()].join(", ")}`);
+    if (!entry)
+      throw new NotFoundError(
+        "workflow_id",
+        `no workflow "${id}"; known: ${[...this.entries.keys()].join(", ")}`,
+      );
     return entry;
   }
 

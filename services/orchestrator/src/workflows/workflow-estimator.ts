@@ -2,7 +2,10 @@ import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
-import { type ResourceEstimate, ResourceEstimateSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
+import {
+  type ResourceEstimate,
+  ResourceEstimateSchema,
+} from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { DEFAULTS } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
 import type { WorkflowTemplate } from "./templates.js";

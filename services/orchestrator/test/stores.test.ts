@@ -1,0 +1,256 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
+import { DenoiseCheckpointSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { BatchSchema, BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
+import { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ArtifactStore } from "../src/store/artifact-store.js";
+import { BatchStore } from "../src/store/batch-store.js";
+import { type Db, openDatabase } from "../src/store/database.js";
+import { newSession, SessionStore } from "../src/store/session-store.js";
+
+let dir: string;
+let db: Db;
+const dbPath = () => join(dir, "state", "dmesh.sqlite");
+const artifactDir = () => join(dir, "artifacts");
+
+function open() {
+  db = openDatabase(dbPath());
+  return {
+    sessions: new SessionStore(db),
+    artifacts: new ArtifactStore(db, artifactDir()),
+    batches: new BatchStore(db),
+  };
+}
+
+function session(id: string, init: Partial<Parameters<typeof newSession>[0]> = {}) {
+  return newSession({ id, workflowId: "txt2img", spec: { conditioning: { prompt: id } }, ...init });
+}
+
+const image = (bytes: number[]) =>
+  create(ImageInputSchema, {
+    source: { case: "image", value: { data: new Uint8Array(bytes), width: 1, height: 1, channels: 3 } },
+  });
+const checkpoint = (step: number) =>
+  create(DenoiseCheckpointSchema, {
+    step,
+    totalSteps: 10,
+    latents: { dtype: DataType.FLOAT32, shape: [1, 4, 1, 1], data: new Uint8Array(16).fill(step) },
+    seed: 42n,
+  });
+const meta = (sessionId: string, imageIndex = 0) => ({
+  sessionId,
+  mediaType: "image/png",
+  width: 8,
+  height: 8,
+  imageIndex,
+  seed: 7n,
+});
+const artifactFiles = () =>
+  existsSync(artifactDir())
+    ? readdirSync(artifactDir(), { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+    : [];
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "dmesh-store-"));
+});
+afterEach(() => {
+  if (db?.open) db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("SessionStore on a SQLite file", () => {
+  it("creates sessions with their inputs, saves changes, finds them by id, request id and state", () => {
+    const { sessions } = open();
+    sessions.create(session("a", { requestId: "req-a", priority: 1 }), { image: image([1, 2, 3]) });
+    sessions.create(session("b", { priority: 5 }), {});
+    sessions.create(session("c", { batchId: "batch-1" }), {});
+    expect(sessions.get("a")?.spec?.conditioning?.prompt).toBe("a");
+    expect(sessions.getByRequestId("req-a")?.id).toBe("a");
+    expect(sessions.getByRequestId("nope")).toBeUndefined();
+    const input = sessions.inputs("a").image?.source;
+    expect(input?.case === "image" && [...input.value.data]).toEqual([1, 2, 3]);
+
+    const b = sessions.get("b");
+    if (!b) throw new Error("no b");
+    b.state = SessionState.RUNNING;
+    b.currentStep = "generate";
+    sessions.save(b);
+    expect(sessions.get("b")?.currentStep).toBe("generate");
+    // Queued first by priority (higher first), then by age.
+    expect(sessions.listByState(SessionState.QUEUED).map((s) => s.id)).toEqual(["a", "c"]);
+    expect(sessions.listByState(SessionState.RUNNING).map((s) => s.id)).toEqual(["b"]);
+    expect(sessions.list({ states: [], batchId: "batch-1", limit: 10, after: "" }).map((s) => s.id)).toEqual([
+      "c",
+    ]);
+    expect(
+      sessions.list({ states: [SessionState.QUEUED], batchId: "", limit: 1, after: "a" }).map((s) => s.id),
+    ).toEqual(["c"]);
+    expect(sessions.counts().get(SessionState.QUEUED)).toBe(2);
+  });
+
+  it("refuses a second session with the same request id", () => {
+    const { sessions } = open();
+    sessions.create(session("a", { requestId: "same" }), {});
+    expect(() => sessions.create(session("b", { requestId: "same" }), {})).toThrow(/UNIQUE/);
+    expect(sessions.get("b")).toBeUndefined();
+  });
+
+  it("keeps the newest checkpoint with the session state, and a restart's reset forgets progress", () => {
+    const { sessions } = open();
+    const s = session("a");
+    sessions.create(s, { image: image([9]) });
+    s.denoiseStep = 3;
+    sessions.saveWithCheckpoint(s, checkpoint(3));
+    s.denoiseStep = 6;
+    sessions.saveWithCheckpoint(s, checkpoint(6));
+    expect(sessions.checkpoint("a")?.step).toBe(6);
+    expect(sessions.checkpoint("a")?.latents?.data[0]).toBe(6);
+    expect(sessions.get("a")?.denoiseStep).toBe(6);
+    sessions.putInputs("a", { "step.generate.0": image([7]) });
+    expect(Object.keys(sessions.inputs("a")).sort()).toEqual(["image", "step.generate.0"]);
+    sessions.resetProgress("a");
+    expect(sessions.checkpoint("a")).toBeUndefined();
+    expect(Object.keys(sessions.inputs("a"))).toEqual(["image"]);
+  });
+
+  it("deletes a session's inputs, checkpoint and artifact rows with it", () => {
+    const { sessions, artifacts } = open();
+    sessions.create(session("a"), { image: image([1]) });
+    sessions.saveWithCheckpoint(session("a"), checkpoint(2));
+    artifacts.put(new Uint8Array([1, 2, 3]), {
+      sessionId: "a",
+      mediaType: "image/png",
+      width: 1,
+      height: 1,
+      imageIndex: 0,
+      seed: 1n,
+    });
+    expect(sessions.delete("a")).toBe(true);
+    expect(sessions.delete("a")).toBe(false);
+    const count = (table: string) =>
+      (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
+    expect([count("sessions"), count("session_inputs"), count("checkpoints"), count("artifacts")]).toEqual([
+      0, 0, 0, 0,
+    ]);
+  });
+
+  it("lists finished sessions last changed before a time", async () => {
+    const { sessions } = open();
+    for (const [id, state] of [
+      ["done", SessionState.COMPLETED],
+      ["failed", SessionState.FAILED],
+      ["live", SessionState.RUNNING],
+    ] as const) {
+      const s = session(id);
+      sessions.create(s, {});
+      s.state = state;
+      sessions.save(s);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sessions.finishedBefore(Date.now()).sort()).toEqual(["done", "failed"]);
+    expect(sessions.finishedBefore(Date.now() - 60_000)).toEqual([]);
+  });
+});
+
+describe("ArtifactStore", () => {
+  it("stores bytes once under their sha256 and serves them back", async () => {
+    const { sessions, artifacts } = open();
+    sessions.create(session("a"), {});
+    const bytes = new TextEncoder().encode("not really a png, but bytes");
+    const artifact = artifacts.put(bytes, meta("a"));
+    expect(artifact.id).toMatch(/^[0-9a-f]{64}$/);
+    expect(artifacts.pathOf(artifact.id)).toBe(join(artifactDir(), artifact.id.slice(0, 2), artifact.id));
+    expect(readFileSync(artifacts.pathOf(artifact.id))).toEqual(Buffer.from(bytes));
+    expect(artifacts.get(artifact.id)).toMatchObject({
+      sessionId: "a",
+      sizeBytes: BigInt(bytes.length),
+      seed: 7n,
+    });
+    const chunks: Buffer[] = [];
+    for await (const chunk of artifacts.open(artifact.id, 5)) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(chunks)).toEqual(Buffer.from(bytes));
+    // No temp file is left beside it.
+    expect(artifactFiles().map((f) => f.name)).toEqual([artifact.id]);
+  });
+
+  it("keeps shared bytes until the last session that references them is deleted", () => {
+    const { sessions, artifacts } = open();
+    for (const id of ["a", "b"]) sessions.create(session(id), {});
+    const shared = new Uint8Array([1, 1, 1]);
+    const own = new Uint8Array([2, 2, 2]);
+    const first = artifacts.put(shared, meta("a"));
+    artifacts.put(own, meta("a", 1));
+    const second = artifacts.put(shared, meta("b"));
+    expect(second.id).toBe(first.id);
+    expect(artifactFiles()).toHaveLength(2);
+    expect(artifacts.listBySession("a").map((x) => x.imageIndex)).toEqual([0, 1]);
+
+    const idsOfA = artifacts.idsOfSession("a");
+    sessions.delete("a");
+    expect(artifacts.removeUnreferenced(idsOfA)).toBe(own.length);
+    expect(existsSync(artifacts.pathOf(first.id))).toBe(true);
+    expect(artifactFiles()).toHaveLength(1);
+
+    const idsOfB = artifacts.idsOfSession("b");
+    sessions.delete("b");
+    expect(artifacts.removeUnreferenced(idsOfB)).toBe(shared.length);
+    expect(artifactFiles()).toHaveLength(0);
+  });
+
+  it("removes the bytes a restarted session's new image replaced", () => {
+    const { sessions, artifacts } = open();
+    sessions.create(session("a"), {});
+    const before = artifacts.put(new Uint8Array([1]), meta("a"));
+    const after = artifacts.put(new Uint8Array([2]), meta("a"));
+    expect(existsSync(artifacts.pathOf(before.id))).toBe(false);
+    expect(artifacts.listBySession("a").map((x) => x.id)).toEqual([after.id]);
+  });
+});
+
+describe("a reopened database", () => {
+  it("has every session, input, checkpoint, batch and artifact, at the latest schema version", () => {
+    let stores = open();
+    const s = session("a", { requestId: "r1" });
+    stores.sessions.create(s, { image: image([5, 6]) });
+    s.state = SessionState.PAUSED;
+    stores.sessions.saveWithCheckpoint(s, checkpoint(4));
+    const artifact = stores.artifacts.put(new Uint8Array([3, 4]), meta("a"));
+    stores.batches.create(
+      create(BatchSchema, {
+        id: "b1",
+        requestId: "batch-req",
+        workflowId: "txt2img",
+        state: BatchState.RUNNING,
+        items: [{ index: 0, sessionId: "a" }],
+      }),
+    );
+    const version = db.pragma("user_version", { simple: true });
+    db.close();
+
+    stores = open();
+    expect(db.pragma("user_version", { simple: true })).toBe(version);
+    expect(stores.sessions.get("a")?.state).toBe(SessionState.PAUSED);
+    expect(stores.sessions.getByRequestId("r1")?.id).toBe("a");
+    expect(stores.sessions.checkpoint("a")?.step).toBe(4);
+    expect(Object.keys(stores.sessions.inputs("a"))).toEqual(["image"]);
+    expect(stores.artifacts.get(artifact.id)?.sessionId).toBe("a");
+    expect([...stores.artifacts.read(artifact.id)]).toEqual([3, 4]);
+    expect(stores.batches.getByRequestId("batch-req")?.items[0]?.sessionId).toBe("a");
+    expect(stores.batches.list("", 10).map((b) => b.id)).toEqual(["b1"]);
+    expect(stores.batches.delete("b1")).toBe(true);
+    expect(stores.batches.get("b1")).toBeUndefined();
+  });
+
+  it("is in WAL mode with full sync and foreign keys on", () => {
+    open();
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.pragma("synchronous", { simple: true })).toBe(2);
+    expect(db.pragma("foreign_keys", { simple: true })).toBe(1);
+  });
+});

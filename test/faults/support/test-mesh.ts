@@ -1,0 +1,129 @@
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Client, createClient } from "@connectrpc/connect";
+import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
+import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
+import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { createGrpcTransport } from "@dmesh/runtime";
+import { ensureTinyModel } from "@dmesh/tiny-model";
+import { type ServiceProcess, startService, tail, unusedPort } from "./service-process.js";
+
+export interface TestMeshOptions {
+  inferenceReplicas?: number;
+  /** Extra orchestrator settings (MAX_ATTEMPTS, MAX_QUEUED_SESSIONS, ...). */
+  orchestratorEnv?: Record<string, string>;
+  inferenceEnv?: Record<string, string>;
+}
+
+export interface OrchestratorClients {
+  processing: Client<typeof ProcessingService>;
+  mesh: Client<typeof MeshService>;
+  artifacts: Client<typeof ArtifactService>;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** Typed clients of the orchestrator at `address`, over gRPC (HTTP/2) like a backend service. */
+export function connectOrchestrator(address: string): OrchestratorClients {
+  const transport = createGrpcTransport({ address });
+  return {
+    processing: createClient(ProcessingService, transport),
+    mesh: createClient(MeshService, transport),
+    artifacts: createClient(ArtifactService, transport),
+    close: () => transport.close(),
+  };
+}
+
+/**
+ * A whole mesh of real processes on 127.0.0.1 over a temp directory: the tiny model, N inference replicas,
+ * one postprocess and one orchestrator (SQLite and artifacts in the temp dir). `stop` kills everything and
+ * removes the directory.
+ */
+export class TestMesh {
+  readonly inference: ServiceProcess[] = [];
+  postprocess!: ServiceProcess;
+  orchestrator!: ServiceProcess;
+  clients!: OrchestratorClients;
+  private orchestratorEnv: Record<string, string> = {};
+  private orchestratorStarts = 0;
+
+  private constructor(readonly dir: string) {}
+
+  get dataDir(): string {
+    return join(this.dir, "data");
+  }
+
+  get logDir(): string {
+    return join(this.dir, "logs");
+  }
+
+  get modelsDir(): string {
+    return join(this.dir, "models");
+  }
+
+  static async start(options: TestMeshOptions = {}): Promise<TestMesh> {
+    const mesh = new TestMesh(mkdtempSync(join(tmpdir(), "dmesh-faults-")));
+    try {
+      mkdirSync(mesh.logDir, { recursive: true });
+      await ensureTinyModel(join(mesh.modelsDir, "tiny-sdxl"));
+      const inferenceEnv = { MODELS_DIR: mesh.modelsDir, INTRA_OP_THREADS: "1", ...options.inferenceEnv };
+      const replicas = options.inferenceReplicas ?? 1;
+      const started = await Promise.all([
+        startService("postprocess", { label: "postprocess", env: {}, logDir: mesh.logDir }),
+        ...Array.from({ length: replicas }, (_, i) =>
+          startService("inference", { label: `inference-${i + 1}`, env: inferenceEnv, logDir: mesh.logDir }),
+        ),
+      ]);
+      mesh.postprocess = started[0] as ServiceProcess;
+      mesh.inference.push(...started.slice(1));
+      mesh.orchestratorEnv = {
+        DATA_DIR: mesh.dataDir,
+        INFERENCE_URLS: mesh.inference.map((p) => p.address).join(","),
+        POSTPROCESS_URLS: mesh.postprocess.address,
+        // No device service in these tests: an address where nothing listens.
+        DEVICE_URLS: `127.0.0.1:${await unusedPort()}`,
+        HEALTH_INTERVAL_MS: "500",
+        ...options.orchestratorEnv,
+      };
+      await mesh.startOrchestrator();
+      return mesh;
+    } catch (err) {
+      await mesh.stop();
+      throw err;
+    }
+  }
+
+  /** (Re)starts the orchestrator over the same data directory; clients follow it to its new address. */
+  async startOrchestrator(extraEnv: Record<string, string> = {}): Promise<void> {
+    this.orchestratorStarts++;
+    this.orchestrator = await startService("orchestrator", {
+      label: `orchestrator-${this.orchestratorStarts}`,
+      env: { ...this.orchestratorEnv, ...extraEnv },
+      logDir: this.logDir,
+    });
+    this.clients?.close();
+    this.clients = connectOrchestrator(this.orchestrator.address);
+  }
+
+  /** The inference process listening on `address` (a session's `worker`). */
+  inferenceAt(address: string): ServiceProcess {
+    const replica = this.inference.find((p) => p.address === address);
+    if (!replica) throw new Error(`no inference replica at ${address}`);
+    return replica;
+  }
+
+  /** The orchestrator's log so far, for a failing assertion's message. */
+  orchestratorLog(lines = 30): string {
+    return tail(this.orchestrator.logFile, lines);
+  }
+
+  async stop(): Promise<void> {
+    this.clients?.close();
+    const all = [...this.inference, this.postprocess, this.orchestrator].filter(Boolean);
+    await Promise.all(all.map((p) => p.kill("SIGKILL")));
+    // DMESH_KEEP_FAULT_LOGS=1 keeps the directory (logs, database, artifacts) for a look after a failure.
+    if (process.env.DMESH_KEEP_FAULT_LOGS) console.log(`[faults] kept ${this.dir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+}
