@@ -1,29 +1,53 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import {
+  type CheckSafetyRequest,
+  type EncodeRequest,
   type EncodeSpec,
   type EnhanceOp as EnhanceOpProto,
+  type EnhanceRequest,
   type GenerationParameters as ParametersProto,
   type PostprocessService,
   type ProcessRequest,
+  type ProcessResponseSchema,
+  type ProcessStreamRequest,
+  type ProcessStreamResponseSchema,
+  type ReadMetadataRequest,
   SafetyPolicy,
+  type SafetyResultSchema,
   UpscaleKernel,
+  type UpscaleRequest,
   type UpscaleSpec,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import { DomainError, InvalidArgumentError, ResourceExhaustedError } from "@dmesh/runtime";
-import { encodeImage, type OutputFormat } from "./encode/encode-image.js";
+import {
+  DomainError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  ResourceExhaustedError,
+} from "@dmesh/runtime";
+import type { EncodedImage, OutputFormat } from "./encode/encode-image.js";
 import { readGenerationParameters } from "./encode/read-generation-parameters.js";
 import { enhanceImage } from "./enhance/enhance-image.js";
 import type { EnhanceOp } from "./enhance/enhance-op.js";
-import { checkRawImage, type RawImage } from "./image/raw-image.js";
-import { formatInfotext } from "./infotext/format-infotext.js";
+import type { ImageSource } from "./image/image-source.js";
+import type { RawImage } from "./image/raw-image.js";
 import type { GenerationParameters } from "./infotext/generation-parameters.js";
 import { parametersFromInfotext } from "./infotext/parameters-from-infotext.js";
 import { parseInfotext } from "./infotext/parse-infotext.js";
-import { decodeUntrustedImage } from "./limits/decode-untrusted-image.js";
 import { ImageInputError } from "./limits/image-input-error.js";
-import type { ImageLimits } from "./limits/image-limits.js";
-import { type ResizeKernel, resizeImage } from "./resize/resize-image.js";
+import { ModelContractError } from "./models/model-contract-error.js";
+import type {
+  EncodePlan,
+  Postprocessor,
+  ProcessPlan,
+  ProcessResult,
+  UpscalePlan,
+} from "./process/postprocessor.js";
+import type { ResizeKernel } from "./resize/resize-image.js";
+import type { SafetyPolicyName } from "./safety/safety-policy.js";
+import type { SafetyVerdict } from "./safety/safety-stage.js";
+import { collectBytes, splitBytes } from "./stream/byte-chunks.js";
 
 const FORMATS: Partial<Record<ImageEncoding, OutputFormat>> = {
   [ImageEncoding.UNSPECIFIED]: "png",
@@ -38,7 +62,7 @@ const ENCODINGS: Record<OutputFormat, ImageEncoding> = {
   webp: ImageEncoding.WEBP,
   avif: ImageEncoding.AVIF,
 };
-const KERNELS: Partial<Record<UpscaleKernel, ResizeKernel>> = {
+const KERNELS: Partial<Record<UpscaleKernel, ResizeKernel | "model">> = {
   [UpscaleKernel.UNSPECIFIED]: "lanczos3",
   [UpscaleKernel.LANCZOS3]: "lanczos3",
   [UpscaleKernel.LANCZOS2]: "lanczos2",
@@ -46,77 +70,159 @@ const KERNELS: Partial<Record<UpscaleKernel, ResizeKernel>> = {
   [UpscaleKernel.CUBIC]: "cubic",
   [UpscaleKernel.LINEAR]: "linear",
   [UpscaleKernel.NEAREST]: "nearest",
+  [UpscaleKernel.MODEL]: "model",
 };
+const POLICIES: Partial<Record<SafetyPolicy, SafetyPolicyName>> = {
+  [SafetyPolicy.PASS]: "pass",
+  [SafetyPolicy.FLAG]: "flag",
+  [SafetyPolicy.BLUR]: "blur",
+  [SafetyPolicy.REJECT]: "reject",
+};
+const POLICY_ENUMS: Record<SafetyPolicyName, SafetyPolicy> = {
+  pass: SafetyPolicy.PASS,
+  flag: SafetyPolicy.FLAG,
+  blur: SafetyPolicy.BLUR,
+  reject: SafetyPolicy.REJECT,
+};
+
+/** Output chunk sizes a ProcessStream may ask for, and the default. */
+const MIN_CHUNK_BYTES = 4 * 1024;
+const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+/** Room for a chunk message's own framing within MAX_MESSAGE_BYTES. */
+const CHUNK_FRAMING_BYTES = 64;
 
 /** PostprocessService transport: proto <-> domain images and parameters, domain errors to status codes. */
 export class PostprocessHandler implements ServiceImpl<typeof PostprocessService> {
-  constructor(private readonly limits: Partial<ImageLimits>) {}
+  constructor(
+    private readonly postprocessor: Postprocessor,
+    /** The server's message limit: output chunks stay under it. */
+    private readonly maxMessageBytes: number,
+  ) {}
 
   async process(req: ProcessRequest, ctx: HandlerContext) {
     return mapErrors(async () => {
       const started = performance.now();
-      let image = await this.decode(req.image, "image");
-      const safety = {
-        policy: req.safety || SafetyPolicy.PASS,
-        score: 0,
-        flagged: false,
-        action: "passed",
-        classifier: "none",
-      };
-      if (
-        req.safety === SafetyPolicy.BLUR ||
-        req.safety === SafetyPolicy.REJECT ||
-        req.safety === SafetyPolicy.FLAG
-      ) {
-        throw new InvalidArgumentError(
-          "safety",
-          "no safety classifier is configured on this postprocess service",
-        );
-      }
-      if (req.upscale && req.upscale.factor > 1) image = await upscale(image, req.upscale);
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      if (req.enhance.length > 0) image = await enhanceImage(image, req.enhance.map(enhanceOp));
-      const encoded = await encode(image, req.encode, req.parameters);
-      return { image: encoded, safety, seconds: (performance.now() - started) / 1000 };
+      const plan = this.processPlan(req, "");
+      const result = await this.postprocessor.withImage(
+        sourceOf(req.image, "image"),
+        "image",
+        plan.upscale,
+        ctx.signal,
+        (image) => this.postprocessor.process(image, plan, ctx.signal),
+      );
+      return processResponse(result, started, true);
     });
   }
 
-  async upscale(req: { image?: Image; upscale?: UpscaleSpec }) {
+  /** Process with the input and the output in chunks: for images over the message limit. */
+  async *processStream(
+    requests: AsyncIterable<ProcessStreamRequest>,
+    ctx: HandlerContext,
+  ): AsyncGenerator<MessageInitShape<typeof ProcessStreamResponseSchema>> {
+    let result: ProcessResult;
+    let chunkBytes: number;
+    const started = performance.now();
+    try {
+      const parts = requests[Symbol.asyncIterator]();
+      const first = await parts.next();
+      if (first.done || first.value.part.case !== "start") {
+        throw new InvalidArgumentError("start", "must be the first message of the stream");
+      }
+      const start = first.value.part.value;
+      const req = start.request;
+      if (!req?.image) throw new InvalidArgumentError("start.request.image", "is required");
+      chunkBytes = this.chunkBytes(start.chunkBytes);
+      const plan = this.processPlan(req, "start.request.");
+      const image = req.image;
+      const byteLength = Number(start.imageBytes);
+      if (byteLength === 0) throw new InvalidArgumentError("start.image_bytes", "is required");
+      const receive = () => collectBytes(chunksOf(parts), byteLength, "start.image_bytes");
+      result = await this.postprocessor.withStreamedImage(
+        image.encoding === ImageEncoding.RAW
+          ? { kind: "raw", byteLength, width: image.width, height: image.height, channels: image.channels }
+          : { kind: "encoded", byteLength },
+        receive,
+        "image",
+        plan.upscale,
+        ctx.signal,
+        (decoded) => this.postprocessor.process(decoded, plan, ctx.signal),
+      );
+    } catch (error) {
+      throw toDomainError(error);
+    }
+    yield { part: { case: "result", value: processResponse(result, started, false) } };
+    for (const chunk of splitBytes(result.image.bytes, chunkBytes))
+      yield { part: { case: "chunk", value: chunk } };
+  }
+
+  async upscale(req: UpscaleRequest, ctx: HandlerContext) {
     return mapErrors(async () => {
       if (!req.upscale) throw new InvalidArgumentError("upscale", "is required");
-      return { image: toProto(await upscale(await this.decode(req.image, "image"), req.upscale)) };
+      const plan = upscalePlan(req.upscale);
+      this.postprocessor.checkUpscale(plan);
+      const image = await this.postprocessor.withImage(
+        sourceOf(req.image, "image"),
+        "image",
+        plan,
+        ctx.signal,
+        (i) => this.postprocessor.upscale(i, plan, ctx.signal),
+      );
+      return { image: rawToProto(image) };
     });
   }
 
-  async enhance(req: { image?: Image; ops: EnhanceOpProto[] }) {
+  async enhance(req: EnhanceRequest, ctx: HandlerContext) {
     return mapErrors(async () => {
       if (req.ops.length === 0) throw new InvalidArgumentError("ops", "needs at least one operation");
-      return {
-        image: toProto(await enhanceImage(await this.decode(req.image, "image"), req.ops.map(enhanceOp))),
-      };
+      const ops = req.ops.map((op, i) => enhanceOp(op, i, "ops"));
+      const image = await this.postprocessor.withImage(
+        sourceOf(req.image, "image"),
+        "image",
+        undefined,
+        ctx.signal,
+        (i) => enhanceImage(i, ops, ctx.signal),
+      );
+      return { image: rawToProto(image) };
     });
   }
 
-  async checkSafety(req: { image?: Image; policy: SafetyPolicy }) {
+  /** Reports the verdict; a rejecting policy answers action "rejected" here (Process fails instead). */
+  async checkSafety(req: CheckSafetyRequest, ctx: HandlerContext) {
     return mapErrors(async () => {
-      await this.decode(req.image, "image");
-      if (req.policy !== SafetyPolicy.PASS && req.policy !== SafetyPolicy.UNSPECIFIED) {
-        throw new InvalidArgumentError(
-          "policy",
-          "no safety classifier is configured on this postprocess service",
-        );
-      }
-      return { result: { policy: SafetyPolicy.PASS, action: "passed", classifier: "none" } };
+      const safety = this.postprocessor.safety;
+      const policy = safety.resolvePolicy(policyName(req.policy, "policy"), req.tenant, "policy");
+      return this.postprocessor.withImage(
+        sourceOf(req.image, "image"),
+        "image",
+        undefined,
+        ctx.signal,
+        async (image) => {
+          const checked = await safety.apply(image, policy, ctx.signal);
+          return {
+            result: verdictToProto(checked.verdict),
+            ...(checked.image !== image ? { image: rawToProto(checked.image) } : {}),
+          };
+        },
+      );
     });
   }
 
-  async encode(req: { image?: Image; encode?: EncodeSpec; parameters?: ParametersProto }) {
-    return mapErrors(async () => ({
-      image: await encode(await this.decode(req.image, "image"), req.encode, req.parameters),
-    }));
+  async encode(req: EncodeRequest, ctx: HandlerContext) {
+    return mapErrors(async () => {
+      const plan = encodePlan(req.encode, req.parameters, "encode");
+      const encoded = await this.postprocessor.withImage(
+        sourceOf(req.image, "image"),
+        "image",
+        undefined,
+        ctx.signal,
+        (i) => this.postprocessor.encode(i, plan),
+      );
+      return { image: encodedToProto(encoded, true) };
+    });
   }
 
-  async readMetadata(req: { image?: Image }) {
+  async readMetadata(req: ReadMetadataRequest) {
     return mapErrors(async () => {
       if (!req.image || req.image.data.length === 0) throw new InvalidArgumentError("image", "is required");
       const infotext = (await readGenerationParameters(req.image.data, "image.data")) ?? "";
@@ -125,56 +231,116 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     });
   }
 
-  private async decode(image: Image | undefined, field: string): Promise<RawImage> {
-    if (!image || image.data.length === 0) throw new InvalidArgumentError(field, "is required");
-    if (image.encoding === ImageEncoding.RAW) {
-      if (image.channels !== 3 && image.channels !== 4)
-        throw new InvalidArgumentError(`${field}.channels`, "must be 3 or 4");
-      return checkRawImage(
-        { data: image.data, width: image.width, height: image.height, channels: image.channels },
-        field,
+  private processPlan(req: ProcessRequest, prefix: string): ProcessPlan {
+    const spec = req.upscale;
+    const upscale =
+      spec && spec.factor !== 1 && (spec.factor !== 0 || spec.kernel === UpscaleKernel.MODEL)
+        ? upscalePlan(spec, `${prefix}upscale`)
+        : undefined;
+    if (upscale) this.postprocessor.checkUpscale(upscale);
+    return {
+      safety: this.postprocessor.safety.resolvePolicy(
+        policyName(req.safety, `${prefix}safety`),
+        req.tenant,
+        `${prefix}safety`,
+      ),
+      ...(upscale ? { upscale } : {}),
+      enhance: req.enhance.map((op, i) => enhanceOp(op, i, `${prefix}enhance`)),
+      encode: encodePlan(req.encode, req.parameters, `${prefix}encode`),
+    };
+  }
+
+  private chunkBytes(requested: number): number {
+    if (requested !== 0 && (requested < MIN_CHUNK_BYTES || requested > MAX_CHUNK_BYTES)) {
+      throw new InvalidArgumentError(
+        "start.chunk_bytes",
+        `must be from ${MIN_CHUNK_BYTES} to ${MAX_CHUNK_BYTES}`,
       );
     }
-    return decodeUntrustedImage(image.data, { field: `${field}.data`, limits: this.limits });
+    return Math.min(requested || DEFAULT_CHUNK_BYTES, this.maxMessageBytes - CHUNK_FRAMING_BYTES);
   }
 }
 
-async function upscale(image: RawImage, spec: UpscaleSpec): Promise<RawImage> {
-  if (![1, 2, 4].includes(spec.factor)) throw new InvalidArgumentError("upscale.factor", "must be 1, 2 or 4");
-  const kernel = KERNELS[spec.kernel];
-  if (!kernel)
-    throw new InvalidArgumentError(
-      "upscale.kernel",
-      "model-based upscaling is not configured on this service",
-    );
-  return spec.factor === 1 ? image : resizeImage(image, { scale: spec.factor, kernel });
+/** The chunks after the first message; another start is a client error. */
+async function* chunksOf(parts: AsyncIterator<ProcessStreamRequest>): AsyncGenerator<Uint8Array> {
+  for (let next = await parts.next(); !next.done; next = await parts.next()) {
+    if (next.value.part.case !== "chunk")
+      throw new InvalidArgumentError("chunk", "only chunks may follow the start");
+    yield next.value.part.value;
+  }
 }
 
-async function encode(
-  image: RawImage,
+function sourceOf(image: Image | undefined, field: string): ImageSource {
+  if (!image || image.data.length === 0) throw new InvalidArgumentError(field, "is required");
+  if (image.encoding !== ImageEncoding.RAW) return { kind: "encoded", bytes: image.data };
+  if (image.channels !== 3 && image.channels !== 4)
+    throw new InvalidArgumentError(`${field}.channels`, "must be 3 or 4");
+  const { data, width, height, channels } = image;
+  return { kind: "raw", image: { data, width, height, channels } };
+}
+
+function upscalePlan(spec: UpscaleSpec, field = "upscale"): UpscalePlan {
+  const kernel = KERNELS[spec.kernel];
+  if (!kernel) throw new InvalidArgumentError(`${field}.kernel`, "is not a known kernel");
+  return { factor: spec.factor, kernel, model: spec.model };
+}
+
+function policyName(policy: SafetyPolicy, field: string): SafetyPolicyName | undefined {
+  if (policy === SafetyPolicy.UNSPECIFIED) return undefined;
+  const name = POLICIES[policy];
+  if (!name) throw new InvalidArgumentError(field, "is not a known policy");
+  return name;
+}
+
+function encodePlan(
   spec: EncodeSpec | undefined,
   parameters: ParametersProto | undefined,
-): Promise<Image> {
+  field: string,
+): EncodePlan {
   const format = FORMATS[spec?.encoding ?? ImageEncoding.PNG];
-  if (!format) throw new InvalidArgumentError("encode.encoding", "must be PNG, JPEG, WEBP or AVIF");
-  const infotext =
-    spec?.embedMetadata && parameters ? formatInfotext(parametersFromProto(parameters)) : undefined;
-  const encoded = await encodeImage(image, {
+  if (!format) throw new InvalidArgumentError(`${field}.encoding`, "must be PNG, JPEG, WEBP or AVIF");
+  return {
     format,
     ...(spec?.quality ? { quality: spec.quality } : {}),
-    ...(infotext !== undefined ? { infotext } : {}),
-  });
-  return {
-    $typeName: "dmesh.common.v1.Image",
-    encoding: ENCODINGS[encoded.format],
-    data: encoded.bytes,
-    width: encoded.width,
-    height: encoded.height,
-    channels: image.channels,
+    ...(spec?.embedMetadata && parameters ? { parameters: parametersFromProto(parameters) } : {}),
   };
 }
 
-function toProto(image: RawImage): Image {
+function processResponse(
+  result: ProcessResult,
+  started: number,
+  withData: boolean,
+): MessageInitShape<typeof ProcessResponseSchema> {
+  return {
+    image: encodedToProto(result.image, withData),
+    safety: verdictToProto(result.safety),
+    seconds: (performance.now() - started) / 1000,
+  };
+}
+
+function verdictToProto(v: SafetyVerdict): MessageInitShape<typeof SafetyResultSchema> {
+  return {
+    policy: POLICY_ENUMS[v.policy],
+    score: v.score,
+    flagged: v.flagged,
+    action: v.action,
+    classifier: v.classifier,
+    threshold: v.threshold,
+  };
+}
+
+function encodedToProto(encoded: EncodedImage, withData: boolean): Image {
+  return {
+    $typeName: "dmesh.common.v1.Image",
+    encoding: ENCODINGS[encoded.format],
+    data: withData ? encoded.bytes : new Uint8Array(0),
+    width: encoded.width,
+    height: encoded.height,
+    channels: encoded.channels,
+  };
+}
+
+function rawToProto(image: RawImage): Image {
   return {
     $typeName: "dmesh.common.v1.Image",
     encoding: ImageEncoding.RAW,
@@ -185,7 +351,7 @@ function toProto(image: RawImage): Image {
   };
 }
 
-function enhanceOp(op: EnhanceOpProto, i: number): EnhanceOp {
+function enhanceOp(op: EnhanceOpProto, i: number, field: string): EnhanceOp {
   const v = op.op;
   switch (v.case) {
     case "sharpenSigma":
@@ -201,7 +367,7 @@ function enhanceOp(op: EnhanceOpProto, i: number): EnhanceOp {
     case "medianSize":
       return { op: "denoise", size: v.value };
     default:
-      throw new InvalidArgumentError(`ops[${i}]`, "names no operation");
+      throw new InvalidArgumentError(`${field}[${i}]`, "names no operation");
   }
 }
 
@@ -241,17 +407,23 @@ function parametersToProto(p: GenerationParameters) {
 }
 
 /** The domain's own error types become the runtime's, so the one error table maps them to status codes. */
+function toDomainError(error: unknown): unknown {
+  if (error instanceof DomainError) return error;
+  if (error instanceof ImageInputError) {
+    const reason = error.message.slice(error.field.length + 2);
+    return error.code === "too_large"
+      ? new ResourceExhaustedError(`${error.field}: ${reason}`)
+      : new InvalidArgumentError(error.field, reason);
+  }
+  // The request was fine; the model the service holds is not.
+  if (error instanceof ModelContractError) return new FailedPreconditionError(error.message);
+  return error;
+}
+
 async function mapErrors<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
-  } catch (err) {
-    if (err instanceof DomainError) throw err;
-    if (err instanceof ImageInputError) {
-      const reason = err.message.slice(err.field.length + 2);
-      throw err.code === "too_large"
-        ? new ResourceExhaustedError(`${err.field}: ${reason}`)
-        : new InvalidArgumentError(err.field, reason);
-    }
-    throw err;
+  } catch (error) {
+    throw toDomainError(error);
   }
 }

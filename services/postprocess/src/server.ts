@@ -1,12 +1,47 @@
-import { type ConfigOf, type Logger, type RunningService, startGrpcService } from "@dmesh/runtime";
+import {
+  ConfigError,
+  type ConfigOf,
+  type Logger,
+  type RunningService,
+  startGrpcService,
+} from "@dmesh/runtime";
 import type { postprocessSettings } from "./config.js";
+import { resolveImageLimits } from "./limits/image-limits.js";
+import { PixelBudget } from "./limits/pixel-budget.js";
+import { ModelContractError } from "./models/model-contract-error.js";
 import { PostprocessHandler } from "./postprocess-handler.js";
+import { Postprocessor } from "./process/postprocessor.js";
 import { routes } from "./routes.js";
+import { loadSafetyClassifier, type SafetyClassifier } from "./safety/safety-classifier.js";
+import { parseSafetyPolicyTable, policiesOf } from "./safety/safety-policy.js";
+import { SafetyStage } from "./safety/safety-stage.js";
+import { ModelUpscaler } from "./upscale/model-upscaler.js";
 
 export type PostprocessConfig = ConfigOf<typeof postprocessSettings>;
 
-/** Starts the postprocess service; it has no model to wait for, so it is ready once listening. */
+/**
+ * Starts the postprocess service. The safety classifier, when configured, is loaded (and checked against
+ * its contract) before the service listens, so a bad model stops it at once; upscale models load on first
+ * use. Ready once listening.
+ */
 export async function startPostprocess(config: PostprocessConfig, logger: Logger): Promise<RunningService> {
+  const safety = await createSafetyStage(config, logger);
+  const upscaler = config.upscaleModelsDir
+    ? new ModelUpscaler({
+        modelsDir: config.upscaleModelsDir,
+        cacheSize: config.upscaleModelCache,
+        tileSize: config.upscaleTileSize,
+        tileOverlap: config.upscaleTileOverlap,
+        intraOpThreads: config.intraOpThreads,
+      })
+    : undefined;
+  const postprocessor = new Postprocessor({
+    limits: resolveImageLimits({ maxPixels: config.maxInputPixels, maxBytes: config.maxInputBytes }),
+    maxOutputPixels: config.maxOutputPixels,
+    budget: new PixelBudget(config.pixelBudget),
+    safety,
+    ...(upscaler ? { upscaler } : {}),
+  });
   const service = await startGrpcService({
     name: "postprocess",
     host: config.host,
@@ -14,8 +49,45 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
-    registrations: routes(new PostprocessHandler({ maxPixels: config.maxInputPixels })),
+    registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes)),
   });
   service.health.setReady(true);
-  return service;
+  return {
+    ...service,
+    close: async () => {
+      await service.close();
+      await Promise.all([upscaler?.close(), safety.release()]);
+    },
+  };
+}
+
+async function createSafetyStage(config: PostprocessConfig, logger: Logger): Promise<SafetyStage> {
+  const policies = parseSafetyPolicyTable(config.safetyPolicy);
+  let classifier: SafetyClassifier | undefined;
+  if (config.safetyModelDir) {
+    try {
+      classifier = await loadSafetyClassifier(config.safetyModelDir, {
+        unsafeLabels: config.safetyUnsafeLabels
+          .split(",")
+          .map((l) => l.trim())
+          .filter(Boolean),
+        intraOpThreads: config.intraOpThreads,
+      });
+    } catch (error) {
+      if (!(error instanceof ModelContractError)) throw error;
+      throw new ConfigError([`SAFETY_MODEL_DIR: ${error.message}`]);
+    }
+    logger.info(
+      { classifier: classifier.name, labels: classifier.labels, unsafe: classifier.unsafeLabels },
+      "safety classifier loaded",
+    );
+  } else {
+    const needing = [...policiesOf(policies)].filter((p) => p !== "pass");
+    if (needing.length > 0) {
+      throw new ConfigError([
+        `SAFETY_POLICY: ${needing.join(", ")} needs a classifier; set SAFETY_MODEL_DIR`,
+      ]);
+    }
+  }
+  return new SafetyStage({ classifier, policies, threshold: config.safetyThreshold });
 }

@@ -39,6 +39,8 @@ export interface EncodedImage {
   readonly mimeType: string;
   readonly width: number;
   readonly height: number;
+  /** 3 or 4: JPEG has no alpha. */
+  readonly channels: 3 | 4;
 }
 
 const DEFAULT_QUALITY = 80;
@@ -56,7 +58,8 @@ export async function encodeImage(image: RawImage, options: EncodeOptions): Prom
     format === "png"
       ? await encodePng(image, options, infotext)
       : await encodeWithExif(image, format, options, infotext);
-  return { bytes, format, mimeType: MIME_TYPES[format], width: image.width, height: image.height };
+  const channels = format === "jpeg" ? 3 : image.channels;
+  return { bytes, format, mimeType: MIME_TYPES[format], width: image.width, height: image.height, channels };
 }
 
 async function encodePng(

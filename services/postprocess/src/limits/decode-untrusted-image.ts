@@ -11,16 +11,22 @@ export interface DecodeOptions {
   readonly limits?: Partial<ImageLimits>;
 }
 
+/** What an untrusted image's header says, once it has passed the limits. */
+export interface ImageHeader {
+  readonly format: InputFormat;
+  readonly width: number;
+  readonly height: number;
+}
+
 /**
- * Decodes bytes from a client into 8-bit sRGB pixels, EXIF orientation applied, or throws an
- * ImageInputError: "too_large" for bytes, sides or pixel counts over the limits (checked from the
- * header, before decoding, so a decompression bomb costs nothing), "invalid_image" for anything
- * corrupt, truncated, unsupported or not allowed.
+ * Checks bytes from a client against the limits from their header alone, without decoding a pixel, or
+ * throws an ImageInputError: "too_large" for bytes, sides or pixel counts over the limits (so a
+ * decompression bomb costs nothing), "invalid_image" for anything unreadable, unsupported or not allowed.
  */
-export async function decodeUntrustedImage(
+export async function inspectUntrustedImage(
   bytes: Uint8Array,
   options: DecodeOptions = {},
-): Promise<RawImage> {
+): Promise<ImageHeader> {
   const field = options.field ?? "image";
   const limits = resolveImageLimits(options.limits);
   if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) {
@@ -44,8 +50,21 @@ export async function decodeUntrustedImage(
       `format ${name} is not accepted (${limits.formats.join(", ")})`,
     );
   }
-  checkDimensions(header, limits, field);
+  const { width, height } = checkDimensions(header, limits, field);
+  return { format, width, height };
+}
 
+/**
+ * Decodes bytes from a client into 8-bit sRGB pixels, EXIF orientation applied, after
+ * `inspectUntrustedImage`'s checks; "invalid_image" also covers corrupt or truncated pixel data.
+ */
+export async function decodeUntrustedImage(
+  bytes: Uint8Array,
+  options: DecodeOptions = {},
+): Promise<RawImage> {
+  const field = options.field ?? "image";
+  const limits = resolveImageLimits(options.limits);
+  await inspectUntrustedImage(bytes, options);
   // "error" rejects truncated and corrupt data while tolerating mere warnings such as extra bytes.
   const pipeline = sharp(bytes, {
     limitInputPixels: limits.maxPixels,
@@ -83,7 +102,11 @@ function inputFormatOf(header: Metadata): InputFormat | undefined {
   }
 }
 
-function checkDimensions(header: Metadata, limits: ImageLimits, field: string): void {
+function checkDimensions(
+  header: Metadata,
+  limits: ImageLimits,
+  field: string,
+): { width: number; height: number } {
   const { width, height } = header;
   if (!width || !height) throw new ImageInputError("invalid_image", field, "has no dimensions in its header");
   const claims = `claims ${width}x${height}`;
@@ -101,6 +124,7 @@ function checkDimensions(header: Metadata, limits: ImageLimits, field: string): 
       `${claims} (${width * height} pixels); the limit is ${limits.maxPixels} pixels`,
     );
   }
+  return { width, height };
 }
 
 function fromSharpError(error: unknown, field: string): ImageInputError {

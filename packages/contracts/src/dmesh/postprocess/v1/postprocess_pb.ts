@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/postprocess/v1/postprocess.proto.
  */
 export const file_dmesh_postprocess_v1_postprocess: GenFile = /*@__PURE__*/
-  fileDesc("CiZkbWVzaC9wb3N0cHJvY2Vzcy92MS9wb3N0cHJvY2Vzcy5wcm90bxIUZG1lc2gucG9zdHByb2Nlc3MudjEizQIKFEdlbmVyYXRpb25QYXJhbWV0ZXJzEg4KBnByb21wdBgBIAEoCRIXCg9uZWdhdGl2ZV9wcm9tcHQYAiABKAkSDQoFc3RlcHMYAyABKAUSDwoHc2FtcGxlchgEIAEoCRIVCg1zY2hlZHVsZV90eXBlGAUgASgJEhEKCWNmZ19zY2FsZRgGIAEoAhIMCgRzZWVkGAcgASgEEg0KBXdpZHRoGAggASgFEg4KBmhlaWdodBgJIAEoBRINCgVtb2RlbBgKIAEoCRISCgptb2RlbF9oYXNoGAsgASgJEkQKBWV4dHJhGAwgAygLMjUuZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMuRXh0cmFFbnRyeRosCgpFeHRyYUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiYQoLVXBzY2FsZVNwZWMSDgoGZmFjdG9yGAEgASgFEjMKBmtlcm5lbBgCIAEoDjIjLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVLZXJuZWwSDQoFbW9kZWwYAyABKAkikwEKCUVuaGFuY2VPcBIXCg1zaGFycGVuX3NpZ21hGAEgASgCSAASEwoJbm9ybWFsaXplGAIgASgISAASFAoKc2F0dXJhdGlvbhgDIAEoAkgAEhQKCmJyaWdodG5lc3MYBCABKAJIABIPCgVnYW1tYRgFIAEoAkgAEhUKC21lZGlhbl9zaXplGAYgASgFSABCBAoCb3AihgEKDFNhZmV0eVJlc3VsdBIyCgZwb2xpY3kYASABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSDQoFc2NvcmUYAiABKAISDwoHZmxhZ2dlZBgDIAEoCBIOCgZhY3Rpb24YBCABKAkSEgoKY2xhc3NpZmllchgFIAEoCSJnCgpFbmNvZGVTcGVjEjAKCGVuY29kaW5nGAEgASgOMh4uZG1lc2guY29tbW9uLnYxLkltYWdlRW5jb2RpbmcSDwoHcXVhbGl0eRgCIAEoBRIWCg5lbWJlZF9tZXRhZGF0YRgDIAEoCCLDAgoOUHJvY2Vzc1JlcXVlc3QSJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2USPgoKcGFyYW1ldGVycxgCIAEoCzIqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkdlbmVyYXRpb25QYXJhbWV0ZXJzEjIKBnNhZmV0eRgDIAEoDjIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVBvbGljeRIyCgd1cHNjYWxlGAQgASgLMiEuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVNwZWMSMAoHZW5oYW5jZRgFIAMoCzIfLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VPcBIwCgZlbmNvZGUYBiABKAsyIC5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVTcGVjIn0KD1Byb2Nlc3NSZXNwb25zZRIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIyCgZzYWZldHkYAiABKAsyIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlSZXN1bHQSDwoHc2Vjb25kcxgDIAEoAiJrCg5VcHNjYWxlUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIyCgd1cHNjYWxlGAIgASgLMiEuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVNwZWMiOAoPVXBzY2FsZVJlc3BvbnNlEiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlImUKDkVuaGFuY2VSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEiwKA29wcxgCIAMoCzIfLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VPcCI4Cg9FbmhhbmNlUmVzcG9uc2USJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UibwoSQ2hlY2tTYWZldHlSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEjIKBnBvbGljeRgCIAEoDjIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVBvbGljeSJwChNDaGVja1NhZmV0eVJlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVJlc3VsdBIlCgVpbWFnZRgCIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKoAQoNRW5jb2RlUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIwCgZlbmNvZGUYAiABKAsyIC5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVTcGVjEj4KCnBhcmFtZXRlcnMYAyABKAsyKi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5HZW5lcmF0aW9uUGFyYW1ldGVycyI3Cg5FbmNvZGVSZXNwb25zZRIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSI8ChNSZWFkTWV0YWRhdGFSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlImgKFFJlYWRNZXRhZGF0YVJlc3BvbnNlEhAKCGluZm90ZXh0GAEgASgJEj4KCnBhcmFtZXRlcnMYAiABKAsyKi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5HZW5lcmF0aW9uUGFyYW1ldGVycyrxAQoNVXBzY2FsZUtlcm5lbBIeChpVUFNDQUxFX0tFUk5FTF9VTlNQRUNJRklFRBAAEhsKF1VQU0NBTEVfS0VSTkVMX0xBTkNaT1MzEAESGwoXVVBTQ0FMRV9LRVJORUxfTEFOQ1pPUzIQAhIbChdVUFNDQUxFX0tFUk5FTF9NSVRDSEVMTBADEhgKFFVQU0NBTEVfS0VSTkVMX0NVQklDEAQSGQoVVVBTQ0FMRV9LRVJORUxfTElORUFSEAUSGgoWVVBTQ0FMRV9LRVJORUxfTkVBUkVTVBAGEhgKFFVQU0NBTEVfS0VSTkVMX01PREVMEAcqjwEKDFNhZmV0eVBvbGljeRIdChlTQUZFVFlfUE9MSUNZX1VOU1BFQ0lGSUVEEAASFgoSU0FGRVRZX1BPTElDWV9QQVNTEAESFgoSU0FGRVRZX1BPTElDWV9GTEFHEAISFgoSU0FGRVRZX1BPTElDWV9CTFVSEAMSGAoUU0FGRVRZX1BPTElDWV9SRUpFQ1QQBDLBBAoSUG9zdHByb2Nlc3NTZXJ2aWNlElYKB1Byb2Nlc3MSJC5kbWVzaC5wb3N0cHJvY2Vzcy52MS5Qcm9jZXNzUmVxdWVzdBolLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NSZXNwb25zZRJWCgdVcHNjYWxlEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVJlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5VcHNjYWxlUmVzcG9uc2USVgoHRW5oYW5jZRIkLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VSZXF1ZXN0GiUuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5oYW5jZVJlc3BvbnNlEmIKC0NoZWNrU2FmZXR5EiguZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXF1ZXN0GikuZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXNwb25zZRJTCgZFbmNvZGUSIy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVSZXF1ZXN0GiQuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlUmVzcG9uc2USagoMUmVhZE1ldGFkYXRhEikuZG1lc2gucG9zdHByb2Nlc3MudjEuUmVhZE1ldGFkYXRhUmVxdWVzdBoqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlJlYWRNZXRhZGF0YVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_image]);
+  fileDesc("CiZkbWVzaC9wb3N0cHJvY2Vzcy92MS9wb3N0cHJvY2Vzcy5wcm90bxIUZG1lc2gucG9zdHByb2Nlc3MudjEizQIKFEdlbmVyYXRpb25QYXJhbWV0ZXJzEg4KBnByb21wdBgBIAEoCRIXCg9uZWdhdGl2ZV9wcm9tcHQYAiABKAkSDQoFc3RlcHMYAyABKAUSDwoHc2FtcGxlchgEIAEoCRIVCg1zY2hlZHVsZV90eXBlGAUgASgJEhEKCWNmZ19zY2FsZRgGIAEoAhIMCgRzZWVkGAcgASgEEg0KBXdpZHRoGAggASgFEg4KBmhlaWdodBgJIAEoBRINCgVtb2RlbBgKIAEoCRISCgptb2RlbF9oYXNoGAsgASgJEkQKBWV4dHJhGAwgAygLMjUuZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMuRXh0cmFFbnRyeRosCgpFeHRyYUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiYQoLVXBzY2FsZVNwZWMSDgoGZmFjdG9yGAEgASgFEjMKBmtlcm5lbBgCIAEoDjIjLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVLZXJuZWwSDQoFbW9kZWwYAyABKAkikwEKCUVuaGFuY2VPcBIXCg1zaGFycGVuX3NpZ21hGAEgASgCSAASEwoJbm9ybWFsaXplGAIgASgISAASFAoKc2F0dXJhdGlvbhgDIAEoAkgAEhQKCmJyaWdodG5lc3MYBCABKAJIABIPCgVnYW1tYRgFIAEoAkgAEhUKC21lZGlhbl9zaXplGAYgASgFSABCBAoCb3AimQEKDFNhZmV0eVJlc3VsdBIyCgZwb2xpY3kYASABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSDQoFc2NvcmUYAiABKAISDwoHZmxhZ2dlZBgDIAEoCBIOCgZhY3Rpb24YBCABKAkSEgoKY2xhc3NpZmllchgFIAEoCRIRCgl0aHJlc2hvbGQYBiABKAIiZwoKRW5jb2RlU3BlYxIwCghlbmNvZGluZxgBIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5JbWFnZUVuY29kaW5nEg8KB3F1YWxpdHkYAiABKAUSFgoOZW1iZWRfbWV0YWRhdGEYAyABKAgi0wIKDlByb2Nlc3NSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEj4KCnBhcmFtZXRlcnMYAiABKAsyKi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5HZW5lcmF0aW9uUGFyYW1ldGVycxIyCgZzYWZldHkYAyABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSMgoHdXBzY2FsZRgEIAEoCzIhLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVTcGVjEjAKB2VuaGFuY2UYBSADKAsyHy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmhhbmNlT3ASMAoGZW5jb2RlGAYgASgLMiAuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlU3BlYxIOCgZ0ZW5hbnQYByABKAkifQoPUHJvY2Vzc1Jlc3BvbnNlEiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEjIKBnNhZmV0eRgCIAEoCzIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVJlc3VsdBIPCgdzZWNvbmRzGAMgASgCImoKFFByb2Nlc3NTdHJlYW1SZXF1ZXN0EjkKBXN0YXJ0GAEgASgLMiguZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1N0cmVhbVN0YXJ0SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InUKElByb2Nlc3NTdHJlYW1TdGFydBI1CgdyZXF1ZXN0GAEgASgLMiQuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1JlcXVlc3QSEwoLaW1hZ2VfYnl0ZXMYAiABKAQSEwoLY2h1bmtfYnl0ZXMYAyABKAUiaQoVUHJvY2Vzc1N0cmVhbVJlc3BvbnNlEjcKBnJlc3VsdBgBIAEoCzIlLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NSZXNwb25zZUgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJrCg5VcHNjYWxlUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIyCgd1cHNjYWxlGAIgASgLMiEuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVNwZWMiOAoPVXBzY2FsZVJlc3BvbnNlEiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlImUKDkVuaGFuY2VSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEiwKA29wcxgCIAMoCzIfLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VPcCI4Cg9FbmhhbmNlUmVzcG9uc2USJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UifwoSQ2hlY2tTYWZldHlSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEjIKBnBvbGljeRgCIAEoDjIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVBvbGljeRIOCgZ0ZW5hbnQYAyABKAkicAoTQ2hlY2tTYWZldHlSZXNwb25zZRIyCgZyZXN1bHQYASABKAsyIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlSZXN1bHQSJQoFaW1hZ2UYAiABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UiqAEKDUVuY29kZVJlcXVlc3QSJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2USMAoGZW5jb2RlGAIgASgLMiAuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlU3BlYxI+CgpwYXJhbWV0ZXJzGAMgASgLMiouZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMiNwoORW5jb2RlUmVzcG9uc2USJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UiPAoTUmVhZE1ldGFkYXRhUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSJoChRSZWFkTWV0YWRhdGFSZXNwb25zZRIQCghpbmZvdGV4dBgBIAEoCRI+CgpwYXJhbWV0ZXJzGAIgASgLMiouZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMq8QEKDVVwc2NhbGVLZXJuZWwSHgoaVVBTQ0FMRV9LRVJORUxfVU5TUEVDSUZJRUQQABIbChdVUFNDQUxFX0tFUk5FTF9MQU5DWk9TMxABEhsKF1VQU0NBTEVfS0VSTkVMX0xBTkNaT1MyEAISGwoXVVBTQ0FMRV9LRVJORUxfTUlUQ0hFTEwQAxIYChRVUFNDQUxFX0tFUk5FTF9DVUJJQxAEEhkKFVVQU0NBTEVfS0VSTkVMX0xJTkVBUhAFEhoKFlVQU0NBTEVfS0VSTkVMX05FQVJFU1QQBhIYChRVUFNDQUxFX0tFUk5FTF9NT0RFTBAHKo8BCgxTYWZldHlQb2xpY3kSHQoZU0FGRVRZX1BPTElDWV9VTlNQRUNJRklFRBAAEhYKElNBRkVUWV9QT0xJQ1lfUEFTUxABEhYKElNBRkVUWV9QT0xJQ1lfRkxBRxACEhYKElNBRkVUWV9QT0xJQ1lfQkxVUhADEhgKFFNBRkVUWV9QT0xJQ1lfUkVKRUNUEAQyrwUKElBvc3Rwcm9jZXNzU2VydmljZRJWCgdQcm9jZXNzEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1JlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5Qcm9jZXNzUmVzcG9uc2USbAoNUHJvY2Vzc1N0cmVhbRIqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NTdHJlYW1SZXF1ZXN0GisuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1N0cmVhbVJlc3BvbnNlKAEwARJWCgdVcHNjYWxlEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVJlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5VcHNjYWxlUmVzcG9uc2USVgoHRW5oYW5jZRIkLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VSZXF1ZXN0GiUuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5oYW5jZVJlc3BvbnNlEmIKC0NoZWNrU2FmZXR5EiguZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXF1ZXN0GikuZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXNwb25zZRJTCgZFbmNvZGUSIy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVSZXF1ZXN0GiQuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlUmVzcG9uc2USagoMUmVhZE1ldGFkYXRhEikuZG1lc2gucG9zdHByb2Nlc3MudjEuUmVhZE1ldGFkYXRhUmVxdWVzdBoqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlJlYWRNZXRhZGF0YVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_image]);
 
 /**
  * The parameters written into an image in AUTOMATIC1111's infotext format.
@@ -168,7 +168,7 @@ export const GenerationParametersSchema: GenMessage<GenerationParameters, {jsonT
  */
 export type UpscaleSpec = Message<"dmesh.postprocess.v1.UpscaleSpec"> & {
   /**
-   * 1 (none), 2 or 4.
+   * 1 (none), 2 or 4. With UPSCALE_KERNEL_MODEL, 0 means the model's own scale.
    *
    * @generated from field: int32 factor = 1;
    */
@@ -180,6 +180,8 @@ export type UpscaleSpec = Message<"dmesh.postprocess.v1.UpscaleSpec"> & {
   kernel: UpscaleKernel;
 
   /**
+   * With UPSCALE_KERNEL_MODEL: a model directory under the service's UPSCALE_MODELS_DIR.
+   *
    * @generated from field: string model = 3;
    */
   model: string;
@@ -190,7 +192,7 @@ export type UpscaleSpec = Message<"dmesh.postprocess.v1.UpscaleSpec"> & {
  */
 export type UpscaleSpecJson = {
   /**
-   * 1 (none), 2 or 4.
+   * 1 (none), 2 or 4. With UPSCALE_KERNEL_MODEL, 0 means the model's own scale.
    *
    * @generated from field: int32 factor = 1;
    */
@@ -202,6 +204,8 @@ export type UpscaleSpecJson = {
   kernel?: UpscaleKernelJson;
 
   /**
+   * With UPSCALE_KERNEL_MODEL: a model directory under the service's UPSCALE_MODELS_DIR.
+   *
    * @generated from field: string model = 3;
    */
   model?: string;
@@ -331,9 +335,18 @@ export type SafetyResult = Message<"dmesh.postprocess.v1.SafetyResult"> & {
   action: string;
 
   /**
+   * The classifier's model directory name; "none" when no classifier ran.
+   *
    * @generated from field: string classifier = 5;
    */
   classifier: string;
+
+  /**
+   * Scores at or above it are flagged.
+   *
+   * @generated from field: float threshold = 6;
+   */
+  threshold: number;
 };
 
 /**
@@ -365,9 +378,18 @@ export type SafetyResultJson = {
   action?: string;
 
   /**
+   * The classifier's model directory name; "none" when no classifier ran.
+   *
    * @generated from field: string classifier = 5;
    */
   classifier?: string;
+
+  /**
+   * Scores at or above it are flagged.
+   *
+   * @generated from field: float threshold = 6;
+   */
+  threshold?: number | "NaN" | "Infinity" | "-Infinity";
 };
 
 /**
@@ -461,6 +483,13 @@ export type ProcessRequest = Message<"dmesh.postprocess.v1.ProcessRequest"> & {
    * @generated from field: dmesh.postprocess.v1.EncodeSpec encode = 6;
    */
   encode?: EncodeSpec | undefined;
+
+  /**
+   * Whose default safety policy applies when `safety` is unspecified (the service's SAFETY_POLICY).
+   *
+   * @generated from field: string tenant = 7;
+   */
+  tenant: string;
 };
 
 /**
@@ -496,6 +525,13 @@ export type ProcessRequestJson = {
    * @generated from field: dmesh.postprocess.v1.EncodeSpec encode = 6;
    */
   encode?: EncodeSpecJson;
+
+  /**
+   * Whose default safety policy applies when `safety` is unspecified (the service's SAFETY_POLICY).
+   *
+   * @generated from field: string tenant = 7;
+   */
+  tenant?: string;
 };
 
 /**
@@ -553,6 +589,165 @@ export const ProcessResponseSchema: GenMessage<ProcessResponse, {jsonType: Proce
   messageDesc(file_dmesh_postprocess_v1_postprocess, 6);
 
 /**
+ * @generated from message dmesh.postprocess.v1.ProcessStreamRequest
+ */
+export type ProcessStreamRequest = Message<"dmesh.postprocess.v1.ProcessStreamRequest"> & {
+  /**
+   * @generated from oneof dmesh.postprocess.v1.ProcessStreamRequest.part
+   */
+  part: {
+    /**
+     * First message: the request with image.data empty (its encoding, and for RAW its size, set).
+     *
+     * @generated from field: dmesh.postprocess.v1.ProcessStreamStart start = 1;
+     */
+    value: ProcessStreamStart;
+    case: "start";
+  } | {
+    /**
+     * Then the image's bytes, in order.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * @generated from message dmesh.postprocess.v1.ProcessStreamRequest
+ */
+export type ProcessStreamRequestJson = {
+  /**
+   * First message: the request with image.data empty (its encoding, and for RAW its size, set).
+   *
+   * @generated from field: dmesh.postprocess.v1.ProcessStreamStart start = 1;
+   */
+  start?: ProcessStreamStartJson;
+
+  /**
+   * Then the image's bytes, in order.
+   *
+   * @generated from field: bytes chunk = 2;
+   */
+  chunk?: string;
+};
+
+/**
+ * Describes the message dmesh.postprocess.v1.ProcessStreamRequest.
+ * Use `create(ProcessStreamRequestSchema)` to create a new message.
+ */
+export const ProcessStreamRequestSchema: GenMessage<ProcessStreamRequest, {jsonType: ProcessStreamRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 7);
+
+/**
+ * @generated from message dmesh.postprocess.v1.ProcessStreamStart
+ */
+export type ProcessStreamStart = Message<"dmesh.postprocess.v1.ProcessStreamStart"> & {
+  /**
+   * @generated from field: dmesh.postprocess.v1.ProcessRequest request = 1;
+   */
+  request?: ProcessRequest | undefined;
+
+  /**
+   * Total bytes of the chunks that follow, so that an image over the limits is refused before it is sent.
+   *
+   * @generated from field: uint64 image_bytes = 2;
+   */
+  imageBytes: bigint;
+
+  /**
+   * Size of the output chunks: 4 KiB - 4 MiB; unset = 1 MiB (less when MAX_MESSAGE_BYTES is smaller).
+   *
+   * @generated from field: int32 chunk_bytes = 3;
+   */
+  chunkBytes: number;
+};
+
+/**
+ * @generated from message dmesh.postprocess.v1.ProcessStreamStart
+ */
+export type ProcessStreamStartJson = {
+  /**
+   * @generated from field: dmesh.postprocess.v1.ProcessRequest request = 1;
+   */
+  request?: ProcessRequestJson;
+
+  /**
+   * Total bytes of the chunks that follow, so that an image over the limits is refused before it is sent.
+   *
+   * @generated from field: uint64 image_bytes = 2;
+   */
+  imageBytes?: string;
+
+  /**
+   * Size of the output chunks: 4 KiB - 4 MiB; unset = 1 MiB (less when MAX_MESSAGE_BYTES is smaller).
+   *
+   * @generated from field: int32 chunk_bytes = 3;
+   */
+  chunkBytes?: number;
+};
+
+/**
+ * Describes the message dmesh.postprocess.v1.ProcessStreamStart.
+ * Use `create(ProcessStreamStartSchema)` to create a new message.
+ */
+export const ProcessStreamStartSchema: GenMessage<ProcessStreamStart, {jsonType: ProcessStreamStartJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 8);
+
+/**
+ * @generated from message dmesh.postprocess.v1.ProcessStreamResponse
+ */
+export type ProcessStreamResponse = Message<"dmesh.postprocess.v1.ProcessStreamResponse"> & {
+  /**
+   * @generated from oneof dmesh.postprocess.v1.ProcessStreamResponse.part
+   */
+  part: {
+    /**
+     * First message: the response with image.data empty (encoding and size set).
+     *
+     * @generated from field: dmesh.postprocess.v1.ProcessResponse result = 1;
+     */
+    value: ProcessResponse;
+    case: "result";
+  } | {
+    /**
+     * Then the output's bytes, in order.
+     *
+     * @generated from field: bytes chunk = 2;
+     */
+    value: Uint8Array;
+    case: "chunk";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * @generated from message dmesh.postprocess.v1.ProcessStreamResponse
+ */
+export type ProcessStreamResponseJson = {
+  /**
+   * First message: the response with image.data empty (encoding and size set).
+   *
+   * @generated from field: dmesh.postprocess.v1.ProcessResponse result = 1;
+   */
+  result?: ProcessResponseJson;
+
+  /**
+   * Then the output's bytes, in order.
+   *
+   * @generated from field: bytes chunk = 2;
+   */
+  chunk?: string;
+};
+
+/**
+ * Describes the message dmesh.postprocess.v1.ProcessStreamResponse.
+ * Use `create(ProcessStreamResponseSchema)` to create a new message.
+ */
+export const ProcessStreamResponseSchema: GenMessage<ProcessStreamResponse, {jsonType: ProcessStreamResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 9);
+
+/**
  * @generated from message dmesh.postprocess.v1.UpscaleRequest
  */
 export type UpscaleRequest = Message<"dmesh.postprocess.v1.UpscaleRequest"> & {
@@ -587,7 +782,7 @@ export type UpscaleRequestJson = {
  * Use `create(UpscaleRequestSchema)` to create a new message.
  */
 export const UpscaleRequestSchema: GenMessage<UpscaleRequest, {jsonType: UpscaleRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 7);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 10);
 
 /**
  * @generated from message dmesh.postprocess.v1.UpscaleResponse
@@ -614,7 +809,7 @@ export type UpscaleResponseJson = {
  * Use `create(UpscaleResponseSchema)` to create a new message.
  */
 export const UpscaleResponseSchema: GenMessage<UpscaleResponse, {jsonType: UpscaleResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 8);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 11);
 
 /**
  * @generated from message dmesh.postprocess.v1.EnhanceRequest
@@ -651,7 +846,7 @@ export type EnhanceRequestJson = {
  * Use `create(EnhanceRequestSchema)` to create a new message.
  */
 export const EnhanceRequestSchema: GenMessage<EnhanceRequest, {jsonType: EnhanceRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 9);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 12);
 
 /**
  * @generated from message dmesh.postprocess.v1.EnhanceResponse
@@ -678,7 +873,7 @@ export type EnhanceResponseJson = {
  * Use `create(EnhanceResponseSchema)` to create a new message.
  */
 export const EnhanceResponseSchema: GenMessage<EnhanceResponse, {jsonType: EnhanceResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 10);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 13);
 
 /**
  * @generated from message dmesh.postprocess.v1.CheckSafetyRequest
@@ -693,6 +888,13 @@ export type CheckSafetyRequest = Message<"dmesh.postprocess.v1.CheckSafetyReques
    * @generated from field: dmesh.postprocess.v1.SafetyPolicy policy = 2;
    */
   policy: SafetyPolicy;
+
+  /**
+   * Whose default safety policy applies when `policy` is unspecified.
+   *
+   * @generated from field: string tenant = 3;
+   */
+  tenant: string;
 };
 
 /**
@@ -708,6 +910,13 @@ export type CheckSafetyRequestJson = {
    * @generated from field: dmesh.postprocess.v1.SafetyPolicy policy = 2;
    */
   policy?: SafetyPolicyJson;
+
+  /**
+   * Whose default safety policy applies when `policy` is unspecified.
+   *
+   * @generated from field: string tenant = 3;
+   */
+  tenant?: string;
 };
 
 /**
@@ -715,7 +924,7 @@ export type CheckSafetyRequestJson = {
  * Use `create(CheckSafetyRequestSchema)` to create a new message.
  */
 export const CheckSafetyRequestSchema: GenMessage<CheckSafetyRequest, {jsonType: CheckSafetyRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 11);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 14);
 
 /**
  * @generated from message dmesh.postprocess.v1.CheckSafetyResponse
@@ -756,7 +965,7 @@ export type CheckSafetyResponseJson = {
  * Use `create(CheckSafetyResponseSchema)` to create a new message.
  */
 export const CheckSafetyResponseSchema: GenMessage<CheckSafetyResponse, {jsonType: CheckSafetyResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 12);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 15);
 
 /**
  * @generated from message dmesh.postprocess.v1.EncodeRequest
@@ -803,7 +1012,7 @@ export type EncodeRequestJson = {
  * Use `create(EncodeRequestSchema)` to create a new message.
  */
 export const EncodeRequestSchema: GenMessage<EncodeRequest, {jsonType: EncodeRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 13);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 16);
 
 /**
  * @generated from message dmesh.postprocess.v1.EncodeResponse
@@ -830,7 +1039,7 @@ export type EncodeResponseJson = {
  * Use `create(EncodeResponseSchema)` to create a new message.
  */
 export const EncodeResponseSchema: GenMessage<EncodeResponse, {jsonType: EncodeResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 14);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 17);
 
 /**
  * @generated from message dmesh.postprocess.v1.ReadMetadataRequest
@@ -857,7 +1066,7 @@ export type ReadMetadataRequestJson = {
  * Use `create(ReadMetadataRequestSchema)` to create a new message.
  */
 export const ReadMetadataRequestSchema: GenMessage<ReadMetadataRequest, {jsonType: ReadMetadataRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 15);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 18);
 
 /**
  * @generated from message dmesh.postprocess.v1.ReadMetadataResponse
@@ -898,7 +1107,7 @@ export type ReadMetadataResponseJson = {
  * Use `create(ReadMetadataResponseSchema)` to create a new message.
  */
 export const ReadMetadataResponseSchema: GenMessage<ReadMetadataResponse, {jsonType: ReadMetadataResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_postprocess_v1_postprocess, 16);
+  messageDesc(file_dmesh_postprocess_v1_postprocess, 19);
 
 /**
  * @generated from enum dmesh.postprocess.v1.UpscaleKernel
@@ -1014,6 +1223,17 @@ export const PostprocessService: GenService<{
     methodKind: "unary";
     input: typeof ProcessRequestSchema;
     output: typeof ProcessResponseSchema;
+  },
+  /**
+   * Process for images larger than one message: the request, then the input's bytes in chunks; back
+   * come the response without its bytes, then the output's bytes in chunks.
+   *
+   * @generated from rpc dmesh.postprocess.v1.PostprocessService.ProcessStream
+   */
+  processStream: {
+    methodKind: "bidi_streaming";
+    input: typeof ProcessStreamRequestSchema;
+    output: typeof ProcessStreamResponseSchema;
   },
   /**
    * @generated from rpc dmesh.postprocess.v1.PostprocessService.Upscale
