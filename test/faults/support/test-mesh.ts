@@ -46,6 +46,7 @@ export class TestMesh {
   orchestrator!: ServiceProcess;
   clients!: OrchestratorClients;
   private orchestratorEnv: Record<string, string> = {};
+  private inferenceEnv: Record<string, string> = {};
   private orchestratorStarts = 0;
 
   private constructor(readonly dir: string) {}
@@ -68,6 +69,7 @@ export class TestMesh {
       mkdirSync(mesh.logDir, { recursive: true });
       await ensureTinyModel(join(mesh.modelsDir, "tiny-sdxl"));
       const inferenceEnv = { MODELS_DIR: mesh.modelsDir, INTRA_OP_THREADS: "1", ...options.inferenceEnv };
+      mesh.inferenceEnv = inferenceEnv;
       const replicas = options.inferenceReplicas ?? 1;
       const started = await Promise.all([
         startService("postprocess", { label: "postprocess", env: {}, logDir: mesh.logDir }),
@@ -104,6 +106,39 @@ export class TestMesh {
     });
     this.clients?.close();
     this.clients = connectOrchestrator(this.orchestrator.address);
+  }
+
+  /**
+   * Kills every inference replica and starts `count` new ones; the orchestrator started next uses them
+   * (the one running keeps its old list).
+   */
+  async replaceInference(count: number): Promise<ServiceProcess[]> {
+    await Promise.all(this.inference.map((p) => p.kill("SIGKILL")));
+    const started = this.inference.length;
+    const replicas = await Promise.all(
+      Array.from({ length: count }, (_, i) =>
+        startService("inference", {
+          label: `inference-${started + i + 1}`,
+          env: this.inferenceEnv,
+          logDir: this.logDir,
+        }),
+      ),
+    );
+    this.inference.splice(0, this.inference.length, ...replicas);
+    this.orchestratorEnv.INFERENCE_URLS = replicas.map((p) => p.address).join(",");
+    return replicas;
+  }
+
+  /** Starts postprocess again on the port it had (after it was killed), so the orchestrator finds it. */
+  async restartPostprocess(): Promise<ServiceProcess> {
+    await this.postprocess.kill("SIGKILL");
+    this.postprocess = await startService("postprocess", {
+      label: `postprocess-${Date.now()}`,
+      env: {},
+      logDir: this.logDir,
+      port: this.postprocess.port,
+    });
+    return this.postprocess;
   }
 
   /** The inference process listening on `address` (a session's `worker`). */

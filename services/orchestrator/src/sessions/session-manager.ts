@@ -104,7 +104,7 @@ export class SessionManager {
 
   submit(req: SubmitRequest): { session: Session; existing: boolean } {
     if (this.closed)
-      throw new UnavailableError("the orchestrator is shutting down; submit again once it is back");
+      throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
     if (req.requestId) {
       const existing = this.deps.store.getByRequestId(req.requestId);
       if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
@@ -113,7 +113,7 @@ export class SessionManager {
     const { spec, images } = this.checkRequest(workflow.template, req);
     if (this.queue.length >= this.limits.maxQueued) {
       throw new ResourceExhaustedError(
-        `the queue is full (${this.limits.maxQueued} sessions waiting); try again later`,
+        `the queue is full (${this.limits.maxQueued} sessions waiting), try again later`,
       );
     }
     const session = newSession({
@@ -222,7 +222,7 @@ export class SessionManager {
   control(id: string, action: SessionAction): Session {
     // While shutting down nothing changes: running sessions are left for the next start to resume.
     if (this.closed)
-      throw new UnavailableError("the orchestrator is shutting down; try again once it is back");
+      throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
     const session = this.get(id);
     const control = this.running.get(id);
     const refuse = (what: string) => {
@@ -320,7 +320,7 @@ export class SessionManager {
     const deadline = Date.now() + 5_000;
     while (this.running.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.events.close(
-      new UnavailableError("the orchestrator is shutting down; watch the session again once it is back"),
+      new UnavailableError("the orchestrator is shutting down, watch the session again once it is back"),
     );
   }
 

@@ -315,7 +315,8 @@ export async function runSession(
     control.replica = replica.address;
     session.worker = replica.address;
     session.attempts++;
-    deps.commit(session, SessionEventKind.STATE, { persist: true });
+    // Watchers learn the replica now; the row gets it with the first checkpoint (or the step's end).
+    deps.commit(session, SessionEventKind.STATE, { persist: false });
     // A stream that stays silent (a hung or frozen replica) is abandoned: streams have no overall deadline
     // because a generation may rightly take long, so the deadline is on the gap between events instead.
     const idle = new AbortController();

@@ -23,7 +23,7 @@ export class WorkflowCatalog {
     if (!entry)
       throw new NotFoundError(
         "workflow_id",
-        `no workflow "${id}"; known: ${[...this.entries.keys()].join(", ")}`,
+        `no workflow "${id}" (known: ${[...this.entries.keys()].join(", ")})`,
       );
     return entry;
   }
