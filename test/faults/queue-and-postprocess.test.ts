@@ -1,6 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Batch, BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { type Session, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  type Session,
+  SessionAction,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collect, eventually, type SpecInit, tinySpec, waitFinished } from "./support/sessions.js";
 import { TestMesh } from "./support/test-mesh.js";
@@ -25,13 +29,14 @@ afterAll(async () => {
 const report = (name: string, value: string) => console.log(`[faults] ${name}: ${value}`);
 
 /** Submits detached and returns the acknowledged session (or the refusal). */
-async function submit(spec: SpecInit, requestId = ""): Promise<Session> {
+async function submit(
+  spec: SpecInit,
+  options: { requestId?: string; priority?: number } = {},
+): Promise<Session> {
   const abort = new AbortController();
+  const request = { workflowId: "txt2img", spec, detach: true, ...options };
   try {
-    for await (const res of mesh.clients.processing.executeWorkflow(
-      { workflowId: "txt2img", spec, requestId, detach: true },
-      { signal: abort.signal },
-    )) {
+    for await (const res of mesh.clients.processing.executeWorkflow(request, { signal: abort.signal })) {
       abort.abort();
       if (res.event?.session) return res.event.session;
     }
@@ -45,7 +50,11 @@ async function submit(spec: SpecInit, requestId = ""): Promise<Session> {
 describe("a full queue", () => {
   it("refuses new sessions with RESOURCE_EXHAUSTED, and a batch waits for room instead of stalling", async () => {
     const long = (seed: number) => tinySpec({ size: 256, steps: 30, seed });
-    const accepted = [await submit(long(1), "q-1"), await submit(long(2)), await submit(long(3))];
+    const accepted = [
+      await submit(long(1), { requestId: "q-1" }),
+      await submit(long(2)),
+      await submit(long(3)),
+    ];
     const refused = await submit(long(4)).catch((err: ConnectError) => err);
     expect(refused).toBeInstanceOf(ConnectError);
     expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
@@ -54,7 +63,7 @@ describe("a full queue", () => {
       /^the queue is full \(2 sessions waiting\)(,|%2C) try again later$/,
     );
     // A repeated request id is not new work: it gets its session even now.
-    expect((await submit(long(1), "q-1")).id).toBe(accepted[0]?.id);
+    expect((await submit(long(1), { requestId: "q-1" })).id).toBe(accepted[0]?.id);
     const status = await mesh.clients.mesh.getMeshStatus({});
     expect([status.sessionsRunning, status.sessionsQueued]).toEqual([1, 2]);
 
@@ -78,6 +87,40 @@ describe("a full queue", () => {
       "full queue",
       `4th submit refused: ${(refused as ConnectError).code === Code.ResourceExhausted ? "RESOURCE_EXHAUSTED" : "?"} "${(refused as ConnectError).rawMessage}"`,
     );
+  });
+});
+
+describe("the queue's order", () => {
+  const finishedAt = (s: Session) =>
+    Number(s.updatedAt?.seconds ?? 0n) * 1000 + (s.updatedAt?.nanos ?? 0) / 1e6;
+
+  it("lets a higher-priority session overtake one queued before it", async () => {
+    const running = await submit(tinySpec({ size: 256, steps: 30, seed: 24 }));
+    const low = await submit(tinySpec({ seed: 25 }));
+    const high = await submit(tinySpec({ seed: 26 }), { priority: 5 });
+    const [lowDone, highDone] = await Promise.all([
+      waitFinished(mesh.clients, low.id),
+      waitFinished(mesh.clients, high.id),
+    ]);
+    await waitFinished(mesh.clients, running.id);
+    expect(finishedAt(highDone)).toBeLessThan(finishedAt(lowDone));
+  });
+
+  it("holds a paused queued session until it is resumed", async () => {
+    const { processing } = mesh.clients;
+    const running = await submit(tinySpec({ size: 256, steps: 30, seed: 21 }));
+    const held = await submit(tinySpec({ seed: 22 }));
+    const after = await submit(tinySpec({ seed: 23 }));
+    expect(
+      (await processing.controlSession({ sessionId: held.id, action: SessionAction.PAUSE })).session?.state,
+    ).toBe(SessionState.PAUSED);
+    for (const s of [running, after])
+      expect((await waitFinished(mesh.clients, s.id)).state).toBe(SessionState.COMPLETED);
+    expect((await processing.getSession({ sessionId: held.id })).session?.state).toBe(SessionState.PAUSED);
+    await processing.controlSession({ sessionId: held.id, action: SessionAction.RESUME });
+    const done = await waitFinished(mesh.clients, held.id);
+    expect(done.state).toBe(SessionState.COMPLETED);
+    expect(done.attempts).toBe(1);
   });
 });
 

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
+import { type Batch, BatchAction, BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import {
   SessionAction,
   type SessionEvent,
@@ -319,6 +319,89 @@ describe("sessions", () => {
   });
 });
 
+describe("session controls", () => {
+  it("cancels a session whose client goes away without detaching", async () => {
+    const { processing } = mesh.clients;
+    const leave = new AbortController();
+    let sessionId = "";
+    try {
+      for await (const res of processing.executeWorkflow(
+        { workflowId: "txt2img", spec: tinySpec({ size: 512, steps: 20, seed: 6 }) },
+        { signal: leave.signal },
+      )) {
+        sessionId = res.event?.session?.id ?? sessionId;
+        if ((res.event?.session?.denoiseStep ?? 0) >= 2) leave.abort();
+      }
+    } catch (err) {
+      expect(ConnectError.from(err).code).toBe(Code.Canceled);
+    }
+    const ended = await waitFinished(mesh.clients, sessionId);
+    expect(ended.state).toBe(SessionState.CANCELLED);
+    expect(ended.denoiseStep).toBeLessThan(20);
+  });
+
+  it("restarts a finished session to the same image, and refuses what makes no sense", async () => {
+    const { processing } = mesh.clients;
+    const first = (
+      await collect(processing.executeWorkflow({ workflowId: "txt2img", spec: tinySpec({ seed: 515 }) }))
+    ).at(-1)?.session;
+    expect(first?.state).toBe(SessionState.COMPLETED);
+    const restarted = await processing.controlSession({
+      sessionId: first?.id ?? "",
+      action: SessionAction.RESTART,
+    });
+    // Queued again, and with a free slot already running by the time the reply is sent.
+    expect([SessionState.QUEUED, SessionState.RUNNING]).toContain(restarted.session?.state);
+    expect(restarted.session?.artifactIds).toEqual([]);
+    const again = await waitFinished(mesh.clients, first?.id ?? "");
+    expect(again.state).toBe(SessionState.COMPLETED);
+    expect(again.artifactIds).toEqual(first?.artifactIds);
+    expect(again.attempts).toBe(1);
+    expect(again.sequence).toBeGreaterThan(first?.sequence ?? 0n);
+
+    const refused = await connectError(
+      processing.controlSession({ sessionId: first?.id ?? "", action: SessionAction.RESUME }),
+    );
+    expect(refused.code).toBe(Code.FailedPrecondition);
+    expect(refused.rawMessage).toContain("cannot resume a session that is completed");
+    expect(
+      (
+        await connectError(
+          processing.controlSession({ sessionId: "no-such-session", action: SessionAction.PAUSE }),
+        )
+      ).code,
+    ).toBe(Code.NotFound);
+    expect(
+      (
+        await connectError(
+          processing.controlSession({ sessionId: first?.id ?? "", action: SessionAction.UNSPECIFIED }),
+        )
+      ).code,
+    ).toBe(Code.InvalidArgument);
+  });
+
+  it("refuses a bad request naming the field, and creates nothing", async () => {
+    const { processing } = mesh.clients;
+    const before = (await processing.listSessions({ pageSize: 1000 })).sessions.length;
+    const bad = await connectError(
+      collect(
+        processing.executeWorkflow({
+          workflowId: "txt2img",
+          spec: { ...tinySpec(), size: { width: 63, height: 64 } },
+        }),
+      ),
+    );
+    expect(bad.code).toBe(Code.InvalidArgument);
+    expect(bad.metadata.get("dmesh-field")).toBe("spec.size.width");
+    const unknown = await connectError(
+      collect(processing.executeWorkflow({ workflowId: "txt3img", spec: tinySpec() })),
+    );
+    expect(unknown.code).toBe(Code.NotFound);
+    expect(unknown.metadata.get("dmesh-field")).toBe("workflow_id");
+    expect((await processing.listSessions({ pageSize: 1000 })).sessions.length).toBe(before);
+  });
+});
+
 describe("batches", () => {
   it("runs a batch of 24 items over both inference replicas", async () => {
     const { processing } = mesh.clients;
@@ -354,8 +437,77 @@ describe("batches", () => {
     );
 
     await processing.deleteBatch({ batchId: batch?.id ?? "" });
+    expect(existsSync(artifactPath(sessions[0]?.artifactIds[0] ?? ""))).toBe(false);
     expect((await processing.listSessions({ batchId: batch?.id ?? "", pageSize: 100 })).sessions).toEqual([]);
     expect((await connectError(processing.getBatch({ batchId: batch?.id ?? "" }))).code).toBe(Code.NotFound);
+  });
+
+  it("cancels a running batch, then retries its cancelled items to completion", async () => {
+    const { processing } = mesh.clients;
+    const { batch } = await processing.createBatch({
+      workflowId: "txt2img",
+      base: tinySpec({ size: 192, steps: 12 }),
+      items: [1, 2, 3, 4, 5, 6].map((seed) => ({ params: { seed: BigInt(seed) } })),
+    });
+    const batchId = batch?.id ?? "";
+    let cancelled: Batch | undefined;
+    for await (const res of processing.executeBatch({ batchId })) {
+      const b = res.event?.batch;
+      if (b && !cancelled && b.completed >= 1)
+        cancelled = (await processing.controlBatch({ batchId, action: BatchAction.CANCEL })).batch;
+    }
+    expect(cancelled?.state).toBe(BatchState.CANCELLED);
+    const stopped = await eventually(
+      async () => {
+        const b = (await processing.getBatch({ batchId })).batch;
+        return b?.items.every((i) =>
+          [SessionState.COMPLETED, SessionState.CANCELLED, SessionState.UNSPECIFIED].includes(i.state),
+        )
+          ? b
+          : undefined;
+      },
+      10_000,
+      "the items to stop",
+    );
+    expect(stopped.completed).toBeLessThan(6);
+    expect((await connectError(collect(processing.executeBatch({ batchId })))).code).toBe(
+      Code.FailedPrecondition,
+    );
+
+    const retried = await processing.controlBatch({ batchId, action: BatchAction.RETRY_FAILED });
+    expect(retried.batch?.state).toBe(BatchState.RUNNING);
+    let last: Batch | undefined;
+    for await (const res of processing.executeBatch({ batchId })) last = res.event?.batch ?? last;
+    expect(last?.state).toBe(BatchState.COMPLETED);
+    expect(last?.completed).toBe(6);
+  });
+});
+
+describe("mesh cleanup", () => {
+  it("prunes finished sessions older than asked, with their files, and reports every instructor", async () => {
+    const { processing, mesh: meshClient } = mesh.clients;
+    const session = (
+      await collect(processing.executeWorkflow({ workflowId: "txt2img", spec: tinySpec({ seed: 616 }) }))
+    ).at(-1)?.session;
+    const artifactId = session?.artifactIds[0] ?? "";
+    await new Promise((r) => setTimeout(r, 1100));
+    const dry = await meshClient.cleanup({ pruneSessionsOlderThanSeconds: 1, dryRun: true });
+    expect(dry.sessionsPruned).toBeGreaterThan(0);
+    expect(existsSync(artifactPath(artifactId))).toBe(true);
+    const done = await meshClient.cleanup({ pruneSessionsOlderThanSeconds: 1 });
+    expect(done.sessionsPruned).toBe(dry.sessionsPruned);
+    expect(done.bytesFreed).toBeGreaterThan(0n);
+    expect(existsSync(artifactPath(artifactId))).toBe(false);
+    expect((await connectError(processing.getSession({ sessionId: session?.id ?? "" }))).code).toBe(
+      Code.NotFound,
+    );
+
+    const status = await meshClient.getMeshStatus({});
+    const byDomain = (d: string) => status.instructors.filter((i) => i.domain === d);
+    expect(byDomain("inference").map((i) => i.health)).toEqual(["SERVING", "SERVING"]);
+    expect(byDomain("inference").every((i) => i.warmModels.length > 0)).toBe(true);
+    expect(byDomain("postprocess").map((i) => i.health)).toEqual(["SERVING"]);
+    expect(byDomain("device").map((i) => i.health)).toEqual(["UNREACHABLE"]);
   });
 });
 
