@@ -27,4 +27,6 @@ export const DEFAULTS = {
   count: 1,
   aestheticScore: 6,
   negativeAestheticScore: 2.5,
+  /** With a refiner and no `denoising_end`: the base runs the first 80% (diffusers' documented split). */
+  denoisingEnd: 0.8,
 } as const;

@@ -30,6 +30,7 @@ export interface ResolvedSpec {
   readonly eta: number;
   readonly guidanceRescale: number;
   readonly clipSkip: number;
+  /** Fraction of the schedule the base runs before the refiner takes over; > 0 exactly when `refiner` is set. */
   readonly denoisingEnd: number;
   readonly prompt: string;
   readonly negativePrompt: string;

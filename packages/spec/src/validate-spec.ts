@@ -93,13 +93,14 @@ export function validateGenerationSpec(
   range(p?.eta ?? 0, 0, 1, f("params.eta"));
   range(p?.guidanceRescale ?? 0, 0, 1, f("params.guidance_rescale"));
   range(p?.clipSkip ?? 0, 0, LIMITS.maxClipSkip, f("params.clip_skip"));
-  const denoisingEnd = p?.denoisingEnd ?? 0;
-  if (!(denoisingEnd >= 0 && denoisingEnd < 1)) {
-    throw new InvalidArgumentError(f("params.denoising_end"), `must be in [0, 1), got ${denoisingEnd}`);
+  const givenEnd = p?.denoisingEnd ?? 0;
+  if (!(givenEnd >= 0 && givenEnd < 1)) {
+    throw new InvalidArgumentError(f("params.denoising_end"), `must be in [0, 1), got ${givenEnd}`);
   }
-  if (denoisingEnd > 0 && !spec.models?.refiner) {
+  if (givenEnd > 0 && !spec.models?.refiner) {
     throw new InvalidArgumentError(f("params.denoising_end"), "needs models.refiner to hand off to");
   }
+  const denoisingEnd = spec.models?.refiner && givenEnd === 0 ? DEFAULTS.denoisingEnd : givenEnd;
 
   const count = spec.output?.count || DEFAULTS.count;
   if (!Number.isInteger(count) || count < 1 || count > LIMITS.maxImagesPerRequest) {

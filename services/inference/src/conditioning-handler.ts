@@ -1,6 +1,10 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { ConditioningService, EncodePromptRequest, TokenizeRequest } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
+import type {
+  ConditioningService,
+  EncodePromptRequest,
+  TokenizeRequest,
+} from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { LIMITS } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
@@ -14,7 +18,7 @@ export class ConditioningHandler implements ServiceImpl<typeof ConditioningServi
 
   async tokenize(req: TokenizeRequest) {
     checkText(req.text, "text");
-    const { model, release } = await this.models.acquire(req.model);
+    const { model, release } = await this.models.acquire(req.model, "model");
     try {
       return {
         tokenizers: model.textEncoders.map((enc) => {
@@ -40,8 +44,9 @@ export class ConditioningHandler implements ServiceImpl<typeof ConditioningServi
   async encodePrompt(req: EncodePromptRequest) {
     checkText(req.prompt, "prompt");
     checkText(req.negativePrompt, "negative_prompt");
-    if (req.clipSkip < 0 || req.clipSkip > LIMITS.maxClipSkip) throw new InvalidArgumentError("clip_skip", `must be in [0, ${LIMITS.maxClipSkip}]`);
-    const { model, release } = await this.models.acquire(req.model);
+    if (req.clipSkip < 0 || req.clipSkip > LIMITS.maxClipSkip)
+      throw new InvalidArgumentError("clip_skip", `must be in [0, ${LIMITS.maxClipSkip}]`);
+    const { model, release } = await this.models.acquire(req.model, "model");
     try {
       const spec: PromptSpec = {
         prompt: req.prompt,
@@ -61,7 +66,9 @@ export class ConditioningHandler implements ServiceImpl<typeof ConditioningServi
         promptEmbeds: tensor(e.positive, [1, e.tokens, e.dim]),
         negativePromptEmbeds: tensor(e.negative, [1, e.tokens, e.dim]),
         ...(e.pooledPositive ? { pooledPromptEmbeds: tensor(e.pooledPositive, [1, e.pooledDim]) } : {}),
-        ...(e.pooledNegative ? { negativePooledPromptEmbeds: tensor(e.pooledNegative, [1, e.pooledDim]) } : {}),
+        ...(e.pooledNegative
+          ? { negativePooledPromptEmbeds: tensor(e.pooledNegative, [1, e.pooledDim]) }
+          : {}),
       };
     } finally {
       release();
@@ -70,5 +77,6 @@ export class ConditioningHandler implements ServiceImpl<typeof ConditioningServi
 }
 
 function checkText(text: string, field: string): void {
-  if (text.length > LIMITS.maxPromptChars) throw new InvalidArgumentError(field, `is longer than ${LIMITS.maxPromptChars} characters`);
+  if (text.length > LIMITS.maxPromptChars)
+    throw new InvalidArgumentError(field, `is longer than ${LIMITS.maxPromptChars} characters`);
 }

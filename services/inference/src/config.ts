@@ -24,12 +24,17 @@ export const inferenceSettings = {
   },
   executionProviders: {
     env: "EXECUTION_PROVIDERS",
-    description: "onnxruntime provider chain, most preferred first (cuda, tensorrt, dml, coreml, webgpu, cpu)",
+    description:
+      "onnxruntime provider chain, most preferred first (cuda, tensorrt, dml, coreml, webgpu, cpu)",
     default: ["cpu"],
     parse: (raw: string) => {
-      const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      const list = raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
       const known = ["cuda", "tensorrt", "dml", "coreml", "webgpu", "cpu"];
-      for (const p of list) if (!known.includes(p)) throw new Error(`unknown provider "${p}"; known: ${known.join(", ")}`);
+      for (const p of list)
+        if (!known.includes(p)) throw new Error(`unknown provider "${p}"; known: ${known.join(", ")}`);
       return list;
     },
   },
@@ -45,11 +50,23 @@ export const inferenceSettings = {
     default: "all" as const,
     parse: parse.oneOf("disabled", "basic", "extended", "all"),
   },
-  memoryArena: { env: "MEMORY_ARENA", description: "onnxruntime CPU memory arena", default: true, parse: parse.bool },
+  memoryArena: {
+    env: "MEMORY_ARENA",
+    description: "onnxruntime CPU memory arena",
+    default: true,
+    parse: parse.bool,
+  },
   maxLoadedModels: {
     env: "MAX_LOADED_MODELS",
     description: "model suites kept in memory; idle ones beyond this are unloaded, least recently used first",
     default: 2,
+    parse: parse.int(1, 64),
+  },
+  maxUnetBatch: {
+    env: "MAX_UNET_BATCH",
+    description:
+      "images of a request denoised together in one UNet run (its batch is twice that with guidance) when the export's batch dimension is dynamic; raise it where device memory allows",
+    default: 1,
     parse: parse.int(1, 64),
   },
   maxConcurrent: {

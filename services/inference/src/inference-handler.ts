@@ -1,17 +1,18 @@
 import { randomInt } from "node:crypto";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
 import {
   type DenoiseCheckpoint,
   type DenoiseCheckpointSchema,
+  DenoisePhase,
   type GenerateRequest,
   type GenerateResponseSchema,
+  GenerationTimingsSchema,
   type InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { GenerationTimingsSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
@@ -19,7 +20,7 @@ import type { EtaEstimator } from "./pipeline/eta-estimator.js";
 import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
-import type { DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
+import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
 
 type Response = MessageInitShape<typeof GenerateResponseSchema>;
 
@@ -31,6 +32,11 @@ const STAGES: Record<StageName, Stage> = {
   decoding: Stage.DECODING,
 };
 
+const PHASES: Record<DenoisePhaseName, DenoisePhase> = {
+  base: DenoisePhase.BASE,
+  refiner: DenoisePhase.REFINER,
+};
+
 /** InferenceService transport: proto in, domain pipeline, proto events out. */
 export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
   private readonly pauses = new Map<string, { paused: boolean }>();
@@ -39,32 +45,45 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     private readonly models: ModelRegistry,
     private readonly queue: GenerationQueue,
     private readonly eta: EtaEstimator,
+    /** Images denoised together in one UNet run (MAX_UNET_BATCH). */
+    private readonly maxUnetBatch: number,
     private readonly logger: Logger,
   ) {}
 
   async *generate(req: GenerateRequest, ctx: HandlerContext): AsyncGenerator<Response> {
     const scope = scopeFrom(ctx, this.logger);
     const spec = validateGenerationSpec(req.spec, "spec");
-    if (req.checkpointIntervalSteps < 0) throw new InvalidArgumentError("checkpoint_interval_steps", "must be >= 0");
+    if (req.checkpointIntervalSteps < 0)
+      throw new InvalidArgumentError("checkpoint_interval_steps", "must be >= 0");
     const resume = req.resumeFrom ? checkpointToDomain(req.resumeFrom) : undefined;
     const seed = resume?.seed ?? spec.seed ?? BigInt(randomInt(0, 2 ** 32));
     const id = req.generationId || scope.requestId;
-    if (this.pauses.has(id)) throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
+    if (this.pauses.has(id))
+      throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
     const pause = { paused: false };
     this.pauses.set(id, pause);
     const channel = new EventChannel<Response>();
     const work = this.queue
       .run(ctx.signal, async () => {
-        channel.push({ event: { case: "progress", value: { stage: Stage.LOADING_MODEL, totalSteps: spec.steps } } });
-        const { model, release } = await this.models.acquire(spec.model);
+        channel.push({
+          event: { case: "progress", value: { stage: Stage.LOADING_MODEL, totalSteps: spec.steps } },
+        });
+        const base = await this.models.acquire(spec.model, "models.base");
+        const releases = [base.release];
         try {
+          const refiner = spec.refiner
+            ? await this.models.acquire(spec.refiner, "models.refiner")
+            : undefined;
+          if (refiner) releases.push(refiner.release);
+          const model = base.model;
           const result = await generateImages(
-            model,
+            { base: model, refiner: refiner?.model },
             {
               spec,
               seed,
               resumeFrom: resume,
               checkpointInterval: req.checkpointIntervalSteps,
+              maxUnetBatch: this.maxUnetBatch,
               signal: ctx.signal,
               pauseRequested: () => pause.paused,
               eta: this.eta,
@@ -81,6 +100,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                       totalSteps: p.totalSteps,
                       etaSeconds: p.etaSeconds,
                       elapsedSeconds: p.elapsedSeconds,
+                      phase: p.phase ? PHASES[p.phase] : DenoisePhase.UNSPECIFIED,
                       ...(p.preview
                         ? {
                             preview: {
@@ -95,7 +115,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                     },
                   },
                 }),
-              checkpoint: (state) => channel.push({ event: { case: "checkpoint", value: checkpointToProto(state) } }),
+              checkpoint: (state) =>
+                channel.push({ event: { case: "checkpoint", value: checkpointToProto(state) } }),
               image: (img) =>
                 channel.push({
                   event: {
@@ -103,7 +124,13 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                     value: {
                       index: img.index,
                       seed: img.seed,
-                      image: { encoding: ImageEncoding.RAW, data: img.rgb, width: img.width, height: img.height, channels: 3 },
+                      image: {
+                        encoding: ImageEncoding.RAW,
+                        data: img.rgb,
+                        width: img.width,
+                        height: img.height,
+                        channels: 3,
+                      },
                     },
                   },
                 }),
@@ -121,11 +148,16 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
             },
           });
           scope.logger.info(
-            { model: model.dir.id, seconds: result.timings.totalSeconds, onnxSeconds: result.timings.onnxSeconds, paused: result.paused },
+            {
+              model: model.dir.id,
+              seconds: result.timings.totalSeconds,
+              onnxSeconds: result.timings.onnxSeconds,
+              paused: result.paused,
+            },
             "generation finished",
           );
         } finally {
-          release();
+          for (const release of releases) release();
         }
       })
       .then(
@@ -172,6 +204,7 @@ function checkpointToProto(state: DenoiseState): MessageInitShape<typeof Denoise
     rngStateJson: state.rngState,
     seed: state.seed,
     specDigest: state.specDigest,
+    phase: PHASES[state.phase],
   };
 }
 
@@ -181,10 +214,13 @@ function checkpointToDomain(cp: DenoiseCheckpoint): DenoiseState {
     throw new InvalidArgumentError("resume_from.latents", "must be a float32 tensor");
   }
   const count = latents.shape.reduce((n, d) => n * d, 1);
-  if (count * 4 !== latents.data.byteLength) throw new InvalidArgumentError("resume_from.latents", "shape does not match data");
-  const copy = latents.data.slice();
+  if (count * 4 !== latents.data.byteLength)
+    throw new InvalidArgumentError("resume_from.latents", "shape does not match data");
+  const copy = new Uint8Array(latents.data); // a fresh, aligned copy: gRPC hands bytes as a Buffer view, whose slice() is a view too
+  const phase = cp.phase === DenoisePhase.REFINER ? "refiner" : "base";
   return {
     imageIndex: cp.imageIndex,
+    phase,
     step: cp.step,
     totalSteps: cp.totalSteps,
     latents: new Float32Array(copy.buffer, copy.byteOffset, count),

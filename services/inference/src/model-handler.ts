@@ -1,10 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ModelFamily, type ModelService, ModelSchema } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
+import { ModelFamily, ModelSchema, type ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import type { ModelInfo, ModelRegistry } from "./models/model-registry.js";
 
-const FAMILIES = { sdxl: ModelFamily.SDXL, "sdxl-refiner": ModelFamily.SDXL_REFINER, sd1: ModelFamily.SD1, sd2: ModelFamily.SD2 };
+const FAMILIES = {
+  sdxl: ModelFamily.SDXL,
+  "sdxl-refiner": ModelFamily.SDXL_REFINER,
+  sd1: ModelFamily.SD1,
+  sd2: ModelFamily.SD2,
+};
 
 /** ModelService transport over the model registry. */
 export class ModelHandler implements ServiceImpl<typeof ModelService> {
@@ -40,6 +45,9 @@ function toProto(info: ModelInfo) {
     lastUsed: info.lastUsed ? timestampFromMs(info.lastUsed) : undefined,
     defaultScheduler: String(dir?.schedulerConfig._class_name ?? ""),
     nativeSize: dir?.nativeSize ?? 0,
-    components: Object.entries(dir?.fileBytes ?? {}).map(([name, bytes]) => ({ name, fileBytes: BigInt(bytes ?? 0) })),
+    components: Object.entries(dir?.fileBytes ?? {}).map(([name, bytes]) => ({
+      name,
+      fileBytes: BigInt(bytes ?? 0),
+    })),
   });
 }

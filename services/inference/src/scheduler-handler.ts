@@ -1,6 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import type { ComputeScheduleRequest, SchedulerService } from "@dmesh/contracts/dmesh/scheduler/v1/scheduler_pb.js";
+import type {
+  ComputeScheduleRequest,
+  SchedulerService,
+} from "@dmesh/contracts/dmesh/scheduler/v1/scheduler_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { LIMITS } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
@@ -15,7 +18,10 @@ const KINDS: Record<string, SchedulerKind> = {
   HeunDiscreteScheduler: SchedulerKind.HEUN,
   UniPCMultistepScheduler: SchedulerKind.UNIPC,
 };
-const CLASS_OF = Object.fromEntries(Object.entries(KINDS).map(([name, kind]) => [kind, name])) as Record<SchedulerKind, string>;
+const CLASS_OF = Object.fromEntries(Object.entries(KINDS).map(([name, kind]) => [kind, name])) as Record<
+  SchedulerKind,
+  string
+>;
 
 /** SchedulerService: the schedulers the pipeline uses, for clients that plan or inspect schedules. */
 export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
@@ -39,7 +45,7 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
   }
 
   computeSchedule(req: ComputeScheduleRequest) {
-    const base = req.model ? { ...(this.models.info(req.model).dir?.schedulerConfig ?? {}) } : {};
+    const base = req.model ? { ...(this.models.info(req.model, "model").dir?.schedulerConfig ?? {}) } : {};
     let overrides: Record<string, unknown> = {};
     if (req.configJson) {
       try {
@@ -56,9 +62,14 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
     if (spec?.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
     const steps = spec?.steps ?? 20;
     if (steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
-      throw new InvalidArgumentError("scheduler.steps", `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}]`);
+      throw new InvalidArgumentError(
+        "scheduler.steps",
+        `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}]`,
+      );
     }
-    const kind = (spec?.kind ? CLASS_OF[spec.kind] : undefined) ?? String(config._class_name ?? "EulerDiscreteScheduler");
+    const kind =
+      (spec?.kind ? CLASS_OF[spec.kind] : undefined) ??
+      String(config._class_name ?? "EulerDiscreteScheduler");
     try {
       const scheduler = createScheduler(kind, config);
       scheduler.setTimesteps(steps);
@@ -69,7 +80,8 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
         configJson: JSON.stringify({ _class_name: scheduler.kind, ...scheduler.config }),
       };
     } catch (err) {
-      if (err instanceof SchedulerInputError) throw new InvalidArgumentError(`scheduler.${err.field}`, err.message);
+      if (err instanceof SchedulerInputError)
+        throw new InvalidArgumentError(`scheduler.${err.field}`, err.message);
       throw err;
     }
   }

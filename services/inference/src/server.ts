@@ -37,7 +37,13 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
     registrations: routes({
-      inference: new InferenceHandler(models, new GenerationQueue(config.maxConcurrent, config.maxQueued), new EtaEstimator(), logger),
+      inference: new InferenceHandler(
+        models,
+        new GenerationQueue(config.maxConcurrent, config.maxQueued),
+        new EtaEstimator(),
+        config.maxUnetBatch,
+        logger,
+      ),
       models: new ModelHandler(models),
       conditioning: new ConditioningHandler(models),
       schedulers: new SchedulerHandler(models),
@@ -47,10 +53,12 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   if (config.preloadDefaultModel && defaultId) {
     models.load(defaultId).then(
       () => service.health.setReady(true),
-      (err: Error) => logger.error({ model: defaultId, err: err.message }, "default model failed to load; not ready"),
+      (err: Error) =>
+        logger.error({ model: defaultId, err: err.message }, "default model failed to load; not ready"),
     );
   } else {
-    if (!defaultId) logger.warn({ modelsDir: config.modelsDir }, "no model found; requests will get NOT_FOUND");
+    if (!defaultId)
+      logger.warn({ modelsDir: config.modelsDir }, "no model found; requests will get NOT_FOUND");
     service.health.setReady(true);
   }
   return {

@@ -2,7 +2,12 @@ import { join } from "node:path";
 import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
 import type { ModelDirectory } from "./model-directory.js";
 import { ModelContractError } from "./model-errors.js";
-import { OnnxComponent, type SessionSettings } from "./onnx-component.js";
+import {
+  OnnxComponent,
+  type ProviderFallback,
+  type SessionSettings,
+  type TensorSpec,
+} from "./onnx-component.js";
 
 const FLOATS = ["float32", "float16"];
 
@@ -15,6 +20,8 @@ export interface TextEncoder {
   /** `text_embeds` (with projection) or `pooler_output`. */
   readonly pooled: string | undefined;
   readonly lastHiddenState: string | undefined;
+  /** Width of the hidden states, when the export declares it. */
+  readonly hiddenDim: number | undefined;
 }
 
 /** How this export's UNet and VAE want to be fed: the known variants, resolved once at load. */
@@ -23,6 +30,8 @@ export interface ModelContract {
   readonly timestepType: string;
   readonly timestepRank: number;
   readonly unetInChannels: number;
+  /** The UNet's batch dimension when the export fixed it (then CFG rows run in several calls); undefined = dynamic. */
+  readonly unetBatch: number | undefined;
   readonly timeIdsLength: number;
   readonly usesTextEmbeds: boolean;
   /** Sequence length the UNet accepts, or undefined when dynamic (then long prompts may use several chunks). */
@@ -39,16 +48,27 @@ export interface LoadedModel {
   readonly vaeEncoder: OnnxComponent | undefined;
   readonly contract: ModelContract;
   readonly providers: string[];
+  /** Configured providers this model could not use, and why (logged once by the registry). */
+  readonly fallbacks: readonly ProviderFallback[];
   release(): Promise<void>;
 }
 
-/** Creates every session of a model directory and checks each sub-model's I/O contract before first use. */
+/** The latent channels of every SD/SDXL VAE. */
+export const LATENT_CHANNELS = 4;
+
+/**
+ * Creates every session of a model directory and checks each sub-model's I/O contract, and that their
+ * dimensions agree with each other, before first use. The first component settles the provider chain, so
+ * a provider that cannot load is tried once per model, not once per component.
+ */
 export async function loadModel(dir: ModelDirectory, settings: SessionSettings): Promise<LoadedModel> {
   const loaded: OnnxComponent[] = [];
+  let chain = settings;
   const load = async (name: keyof ModelDirectory["components"]) => {
     const file = dir.components[name];
     if (!file) return undefined;
-    const component = await OnnxComponent.load(dir.id, name, file, settings);
+    const component = await OnnxComponent.load(dir.id, name, file, chain);
+    if (loaded.length === 0) chain = { ...settings, executionProviders: component.providers };
     loaded.push(component);
     return component;
   };
@@ -69,8 +89,7 @@ export async function loadModel(dir: ModelDirectory, settings: SessionSettings):
     const vaeDecoder = await load("vae_decoder");
     const vaeEncoder = await load("vae_encoder");
     if (!unet || !vaeDecoder) throw new ModelContractError(dir.id, "unet and vae_decoder are required");
-    const contract = modelContract(dir, unet, vaeDecoder, vaeEncoder);
-    const providers = unet.providers;
+    const contract = modelContract(dir, textEncoders, unet, vaeDecoder, vaeEncoder);
     return {
       dir,
       textEncoders,
@@ -78,7 +97,8 @@ export async function loadModel(dir: ModelDirectory, settings: SessionSettings):
       vaeDecoder,
       vaeEncoder,
       contract,
-      providers,
+      providers: unet.providers,
+      fallbacks: loaded[0]?.fallbacks ?? [],
       release: async () => {
         await Promise.all(loaded.map((c) => c.release()));
       },
@@ -102,11 +122,20 @@ function textEncoderContract(model: string, component: OnnxComponent, tokenizer:
       `${component.name} returns neither hidden_states.* nor last_hidden_state (it returns ${[...component.outputs.keys()].join(", ")})`,
     );
   }
-  return { component, tokenizer, hiddenStates, pooled, lastHiddenState };
+  const widthOf = (name: string | undefined) => dim(name ? component.outputs.get(name) : undefined, 2);
+  return {
+    component,
+    tokenizer,
+    hiddenStates,
+    pooled,
+    lastHiddenState,
+    hiddenDim: widthOf(hiddenStates[0] ?? lastHiddenState),
+  };
 }
 
 function modelContract(
   dir: ModelDirectory,
+  textEncoders: TextEncoder[],
   unet: OnnxComponent,
   vaeDecoder: OnnxComponent,
   vaeEncoder: OnnxComponent | undefined,
@@ -114,28 +143,77 @@ function modelContract(
   const sample = unet.requireInput("sample", FLOATS);
   const timestep = unet.requireInput("timestep", ["float32", "float16", "int64", "int32"]);
   const hidden = unet.requireInput("encoder_hidden_states", FLOATS);
+  const mismatch = (what: string, found: number | undefined, expected: number | undefined, from: string) => {
+    if (found !== undefined && expected !== undefined && found !== expected) {
+      throw new ModelContractError(dir.id, `${what} is ${found} but ${from} is ${expected}`);
+    }
+  };
+  const widths = textEncoders.map((e) => e.hiddenDim);
+  const textWidth = widths.every((w) => w !== undefined)
+    ? widths.reduce<number>((n, w) => n + (w ?? 0), 0)
+    : undefined;
+  mismatch(
+    'the width of unet input "encoder_hidden_states"',
+    dim(hidden, 2),
+    textWidth,
+    `the text encoders' hidden state width (${textEncoders.map((e) => `${e.component.name} ${e.hiddenDim}`).join(" + ")})`,
+  );
   const sdxl = dir.family === "sdxl" || dir.family === "sdxl-refiner";
   let timeIdsLength = 0;
   if (sdxl) {
-    unet.requireInput("text_embeds", FLOATS);
+    const textEmbeds = unet.requireInput("text_embeds", FLOATS);
+    const projection = textEncoders.find((e) => e.pooled === "text_embeds") ?? textEncoders.at(-1);
+    const pooled = projection?.pooled
+      ? dim(projection.component.outputs.get(projection.pooled), 1)
+      : undefined;
+    mismatch(
+      'the width of unet input "text_embeds"',
+      dim(textEmbeds, 1),
+      pooled,
+      `${projection?.component.name} output "${projection?.pooled}"`,
+    );
+    const expected = dir.requiresAestheticsScore ? 5 : 6;
     const timeIds = unet.requireInput("time_ids", FLOATS);
-    const declared = timeIds.shape[1];
-    timeIdsLength = typeof declared === "number" ? declared : dir.family === "sdxl-refiner" ? 5 : 6;
+    mismatch(
+      'the length of unet input "time_ids"',
+      dim(timeIds, 1),
+      expected,
+      dir.requiresAestheticsScore
+        ? "what a refiner takes (sizes, crop, aesthetic score)"
+        : "what SDXL takes (sizes, crop, target size)",
+    );
+    timeIdsLength = expected;
   }
-  const channels = sample.shape[1];
-  const unetInChannels = typeof channels === "number" ? channels : 4;
-  if (unetInChannels !== 4 && unetInChannels !== 9) {
-    throw new ModelContractError(dir.id, `unet input "sample" has ${unetInChannels} channels; expected 4, or 9 for inpainting`);
+  const unetInChannels = dim(sample, 1) ?? LATENT_CHANNELS;
+  if (unetInChannels !== LATENT_CHANNELS && unetInChannels !== 9) {
+    throw new ModelContractError(
+      dir.id,
+      `unet input "sample" has ${unetInChannels} channels; expected 4, or 9 for inpainting`,
+    );
   }
   const unetOutput = unet.outputs.has("out_sample") ? "out_sample" : [...unet.outputs.keys()][0];
   if (!unetOutput) throw new ModelContractError(dir.id, "unet has no outputs");
-  vaeDecoder.requireInput("latent_sample", FLOATS);
+  mismatch(
+    `the channels of unet output "${unetOutput}"`,
+    dim(unet.outputs.get(unetOutput), 1),
+    LATENT_CHANNELS,
+    "the VAE's latent channels",
+  );
+  const latentSample = vaeDecoder.requireInput("latent_sample", FLOATS);
+  mismatch(
+    'the channels of vae_decoder input "latent_sample"',
+    dim(latentSample, 1),
+    LATENT_CHANNELS,
+    "the UNet's latent channels",
+  );
   const vaeDecoderOutput = vaeDecoder.outputs.has("sample") ? "sample" : [...vaeDecoder.outputs.keys()][0];
   if (!vaeDecoderOutput) throw new ModelContractError(dir.id, "vae_decoder has no outputs");
   let vaeEncoderOutput: string | undefined;
   if (vaeEncoder) {
     vaeEncoder.requireInput("sample", FLOATS);
-    vaeEncoderOutput = ["latent_parameters", "latent_sample", "latent_dist"].find((n) => vaeEncoder.outputs.has(n));
+    vaeEncoderOutput = ["latent_parameters", "latent_sample", "latent_dist"].find((n) =>
+      vaeEncoder.outputs.has(n),
+    );
     if (!vaeEncoderOutput) {
       throw new ModelContractError(
         dir.id,
@@ -143,16 +221,22 @@ function modelContract(
       );
     }
   }
-  const tokens = hidden.shape[1];
   return {
     unetOutput,
     timestepType: timestep.type,
     timestepRank: timestep.shape.length,
     unetInChannels,
+    unetBatch: dim(sample, 0),
     timeIdsLength,
     usesTextEmbeds: sdxl,
-    maxTokens: typeof tokens === "number" ? tokens : undefined,
+    maxTokens: dim(hidden, 1),
     vaeDecoderOutput,
     vaeEncoderOutput,
   };
+}
+
+/** A declared dimension, or undefined when the export left it symbolic (dynamic). */
+function dim(spec: TensorSpec | undefined, axis: number): number | undefined {
+  const d = spec?.shape[axis];
+  return typeof d === "number" && d > 0 ? d : undefined;
 }

@@ -44,7 +44,13 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
   const hasTe2 = "text_encoder_2" in components;
   const unetConfig = optionalJson(join(path, "unet", "config.json"));
   const family: ModelFamilyName =
-    hasTe1 && hasTe2 ? "sdxl" : hasTe2 ? "sdxl-refiner" : Number(unetConfig.cross_attention_dim) === 1024 ? "sd2" : "sd1";
+    hasTe1 && hasTe2
+      ? "sdxl"
+      : hasTe2
+        ? "sdxl-refiner"
+        : Number(unetConfig.cross_attention_dim) === 1024
+          ? "sd2"
+          : "sd1";
   const required: ComponentName[] = ["unet", "vae_decoder"];
   if (!hasTe1 && !hasTe2) required.push("text_encoder");
   for (const name of required) {
@@ -55,7 +61,8 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
   if (hasTe2) tokenizers.push("tokenizer_2");
   for (const t of tokenizers) {
     for (const file of ["vocab.json", "merges.txt"]) {
-      if (!existsSync(join(path, t, file))) throw new ModelContractError(id, `missing ${join(path, t, file)}`);
+      if (!existsSync(join(path, t, file)))
+        throw new ModelContractError(id, `missing ${join(path, t, file)}`);
     }
   }
   const schedulerConfig = readJson(id, join(path, "scheduler", "scheduler_config.json"));

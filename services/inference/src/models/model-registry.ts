@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
 import { type LoadedModel, loadModel } from "./loaded-model.js";
 import { type ModelDirectory, readModelDirectory } from "./model-directory.js";
+import { ModelContractError } from "./model-errors.js";
 import type { SessionSettings } from "./onnx-component.js";
 
 interface Entry {
@@ -34,6 +35,8 @@ export interface ModelInfo {
  */
 export class ModelRegistry {
   private readonly entries = new Map<string, Entry>();
+  /** Models whose provider fallback was logged: once per model, however often it is reloaded. */
+  private readonly fallbackLogged = new Set<string>();
 
   constructor(
     private readonly modelsDir: string,
@@ -45,19 +48,30 @@ export class ModelRegistry {
     this.scan();
   }
 
-  /** Re-reads the models directory; loaded models stay loaded. */
+  /** Re-reads the models directory: new directories, and ones that were unusable; loaded models stay loaded. */
   scan(): void {
     if (!existsSync(this.modelsDir)) return;
     for (const name of readdirSync(this.modelsDir, { withFileTypes: true })) {
-      if (!name.isDirectory() || this.entries.has(name.name)) continue;
+      if (!name.isDirectory() || this.entries.get(name.name)?.dir) continue;
       const path = join(this.modelsDir, name.name);
       if (!existsSync(join(path, "model_index.json"))) continue;
-      const entry: Entry = { dir: undefined, problem: undefined, path, loaded: undefined, loading: undefined, refs: 0, lastUsed: 0, memoryBytes: 0 };
+      const entry: Entry = {
+        dir: undefined,
+        problem: undefined,
+        path,
+        loaded: undefined,
+        loading: undefined,
+        refs: 0,
+        lastUsed: 0,
+        memoryBytes: 0,
+      };
       try {
         entry.dir = readModelDirectory(name.name, path);
       } catch (err) {
         entry.problem = (err as Error).message;
-        this.logger.warn({ model: name.name, err: entry.problem }, "model directory unusable");
+        if (entry.problem !== this.entries.get(name.name)?.problem) {
+          this.logger.warn({ model: name.name, err: entry.problem }, "model directory unusable");
+        }
       }
       this.entries.set(name.name, entry);
     }
@@ -65,7 +79,10 @@ export class ModelRegistry {
 
   get defaultId(): string {
     if (this.defaultModel) return this.defaultModel;
-    const first = [...this.entries.entries()].filter(([, e]) => e.dir).map(([id]) => id).sort()[0];
+    const first = [...this.entries.entries()]
+      .filter(([, e]) => e.dir)
+      .map(([id]) => id)
+      .sort()[0];
     return first ?? "";
   }
 
@@ -73,8 +90,8 @@ export class ModelRegistry {
     return [...this.entries.keys()].sort().map((id) => this.info(id));
   }
 
-  info(id: string): ModelInfo {
-    const entry = this.entry(id);
+  info(id: string, field = "id"): ModelInfo {
+    const entry = this.entry(id, field, false);
     return {
       id: this.resolveId(id),
       dir: entry.dir,
@@ -90,9 +107,12 @@ export class ModelRegistry {
     return [...this.entries].filter(([, e]) => e.loaded).map(([id]) => id);
   }
 
-  /** The model, loaded; call `release` when the request is done with it. */
-  async acquire(id: string): Promise<{ model: LoadedModel; release: () => void }> {
-    const entry = this.entry(id);
+  /**
+   * The model, loaded; call `release` when the request is done with it. `field` is the request field that
+   * named the model, for the errors (a suite's base or its refiner).
+   */
+  async acquire(id: string, field = "models.base"): Promise<{ model: LoadedModel; release: () => void }> {
+    const entry = this.entry(id, field);
     entry.refs++;
     try {
       const model = await this.ensureLoaded(this.resolveId(id), entry);
@@ -110,19 +130,20 @@ export class ModelRegistry {
       };
     } catch (err) {
       entry.refs--;
-      throw err;
+      throw err instanceof ModelContractError ? err.forField(field) : err;
     }
   }
 
   async load(id: string): Promise<ModelInfo> {
-    const { release } = await this.acquire(id);
+    const { release } = await this.acquire(id, "id");
     release();
     return this.info(id);
   }
 
   async unload(id: string): Promise<ModelInfo> {
-    const entry = this.entry(id);
-    if (entry.refs > 0) throw new FailedPreconditionError(`model "${id}" is in use by ${entry.refs} request(s)`, "id");
+    const entry = this.entry(id, "id");
+    if (entry.refs > 0)
+      throw new FailedPreconditionError(`model "${id}" is in use by ${entry.refs} request(s)`, "id");
     await this.drop(entry);
     return this.info(id);
   }
@@ -135,14 +156,17 @@ export class ModelRegistry {
     return id || this.defaultId;
   }
 
-  private entry(id: string): Entry {
+  /** The entry for `id`, looking at the directory again when it is unknown or was unusable (a model copied in later). */
+  private entry(id: string, field: string, usable = true): Entry {
     const resolved = this.resolveId(id);
+    if (!this.entries.get(resolved)?.dir) this.scan();
     const entry = this.entries.get(resolved);
     if (!entry) {
       const known = [...this.entries.keys()].join(", ") || "none";
-      throw new NotFoundError("models.base", `no model "${resolved}" in ${this.modelsDir} (known: ${known})`);
+      throw new NotFoundError(field, `no model "${resolved}" in ${this.modelsDir} (known: ${known})`);
     }
-    if (!entry.dir) throw new FailedPreconditionError(entry.problem ?? `model "${resolved}" is unusable`, "models.base");
+    if (usable && !entry.dir)
+      throw new FailedPreconditionError(entry.problem ?? `model "${resolved}" is unusable`, field);
     return entry;
   }
 
@@ -157,12 +181,25 @@ export class ModelRegistry {
         entry.loaded = model;
         entry.memoryBytes = Math.max(0, process.memoryUsage().rss - before);
         this.logger.info(
-          { model: id, ms: Math.round(performance.now() - started), providers: model.providers, family: dir.family },
+          {
+            model: id,
+            ms: Math.round(performance.now() - started),
+            providers: model.providers,
+            family: dir.family,
+          },
           "model loaded",
         );
-        const wanted = this.settings.executionProviders[0];
-        if (wanted && wanted !== "cpu" && model.providers[0] !== wanted) {
-          this.logger.warn({ model: id, wanted, using: model.providers[0] }, "execution provider unavailable; fell back");
+        if (model.fallbacks.length > 0 && !this.fallbackLogged.has(id)) {
+          this.fallbackLogged.add(id);
+          this.logger.warn(
+            {
+              model: id,
+              wanted: this.settings.executionProviders,
+              using: model.providers,
+              unavailable: model.fallbacks,
+            },
+            "execution providers unavailable; fell back",
+          );
         }
         return model;
       } finally {

@@ -22,21 +22,41 @@ export interface TensorSpec {
   readonly shape: readonly (number | string)[];
 }
 
+/** A provider of the configured chain that could not be used for a component, and why. */
+export interface ProviderFallback {
+  readonly provider: string;
+  readonly reason: string;
+}
+
 /** One ONNX sub-model: its session, its declared inputs/outputs, and float32 in/out whatever it stores. */
 export class OnnxComponent {
+  /**
+   * Tensors of float32 feeds that callers pass again (the same array, rewritten in place between runs, as a
+   * denoising loop does): building an onnxruntime Tensor costs more than a tiny model's step.
+   */
+  private readonly feedTensors = new WeakMap<Float32Array, ort.Tensor>();
+
   private constructor(
     readonly model: string,
     readonly name: string,
     private readonly session: ort.InferenceSession,
     readonly inputs: ReadonlyMap<string, TensorSpec>,
     readonly outputs: ReadonlyMap<string, TensorSpec>,
+    /** The chain the session was created with (the configured one minus the providers that failed). */
     readonly providers: string[],
+    readonly fallbacks: readonly ProviderFallback[],
   ) {}
 
-  static async load(model: string, name: string, file: string, settings: SessionSettings): Promise<OnnxComponent> {
+  static async load(
+    model: string,
+    name: string,
+    file: string,
+    settings: SessionSettings,
+  ): Promise<OnnxComponent> {
     const chain = [...new Set([...settings.executionProviders, "cpu"])];
     let session: ort.InferenceSession | undefined;
     let used: string[] = chain;
+    const fallbacks: ProviderFallback[] = [];
     let lastError: unknown;
     // Try the chain, then fall back provider by provider: a GPU provider missing its libraries must not stop
     // the model from loading on CPU.
@@ -51,13 +71,15 @@ export class OnnxComponent {
         });
       } catch (err) {
         lastError = err;
+        fallbacks.push({ provider: chain[i] ?? "", reason: firstLine(err) });
       }
     }
-    if (!session) {
-      throw new ModelContractError(model, `cannot load ${name} (${file}): ${(lastError as Error)?.message ?? lastError}`);
-    }
+    if (!session)
+      throw new ModelContractError(model, `cannot load ${name} (${file}): ${firstLine(lastError)}`);
     const spec = (m: ort.InferenceSession.ValueMetadata): TensorSpec =>
-      m.isTensor ? { name: m.name, type: m.type, shape: m.shape } : { name: m.name, type: "non-tensor", shape: [] };
+      m.isTensor
+        ? { name: m.name, type: m.type, shape: m.shape }
+        : { name: m.name, type: "non-tensor", shape: [] };
     return new OnnxComponent(
       model,
       name,
@@ -65,6 +87,7 @@ export class OnnxComponent {
       new Map(session.inputMetadata.map((m) => [m.name, spec(m)])),
       new Map(session.outputMetadata.map((m) => [m.name, spec(m)])),
       used,
+      fallbacks,
     );
   }
 
@@ -82,7 +105,10 @@ export class OnnxComponent {
       );
     }
     if (!types.includes(spec.type)) {
-      throw new ModelContractError(this.model, `${this.name} input "${name}" is ${spec.type}; expected ${types.join(" or ")}`);
+      throw new ModelContractError(
+        this.model,
+        `${this.name} input "${name}" is ${spec.type}; expected ${types.join(" or ")}`,
+      );
     }
     return spec;
   }
@@ -95,8 +121,15 @@ export class OnnxComponent {
   ): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>> {
     const tensors: Record<string, ort.Tensor> = {};
     for (const [name, feed] of Object.entries(feeds)) {
-      const spec = this.inputs.get(name);
-      tensors[name] = toTensor(feed.data, feed.dims, spec?.type ?? "float32");
+      const type = this.inputs.get(name)?.type ?? "float32";
+      const reusable = type === "float32" && feed.data instanceof Float32Array ? feed.data : undefined;
+      const cached = reusable && this.feedTensors.get(reusable);
+      if (cached && sameDims(cached.dims, feed.dims)) {
+        tensors[name] = cached;
+        continue;
+      }
+      tensors[name] = toTensor(feed.data, feed.dims, type);
+      if (reusable) this.feedTensors.set(reusable, tensors[name]);
     }
     const started = performance.now();
     const result = outputs ? await this.session.run(tensors, outputs) : await this.session.run(tensors);
@@ -130,19 +163,42 @@ export class OnnxComponent {
   }
 }
 
-function toTensor(data: Float32Array | Int32Array | BigInt64Array, dims: readonly number[], type: string): ort.Tensor {
+function sameDims(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split("\n")[0]?.trim() ?? text;
+}
+
+function toTensor(
+  data: Float32Array | Int32Array | BigInt64Array,
+  dims: readonly number[],
+  type: string,
+): ort.Tensor {
   switch (type) {
     case "float16":
       return new ort.Tensor("float16", toFloat16(data as Float32Array), dims);
     case "int64":
       return new ort.Tensor(
         "int64",
-        data instanceof BigInt64Array ? data : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(Math.round(Number(v)))),
+        data instanceof BigInt64Array
+          ? data
+          : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(Math.round(Number(v)))),
         dims,
       );
     case "int32":
-      return new ort.Tensor("int32", data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>, Number), dims);
+      return new ort.Tensor(
+        "int32",
+        data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>, Number),
+        dims,
+      );
     default:
-      return new ort.Tensor("float32", data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>, Number), dims);
+      return new ort.Tensor(
+        "float32",
+        data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>, Number),
+        dims,
+      );
   }
 }

@@ -1,20 +1,23 @@
 import type { SchedulerState } from "../schedulers/index.js";
 
-// Scheduler state holds Float32Arrays (multistep history); JSON carries them as base64 of their bytes.
+// Scheduler states hold Float32Arrays (multistep history); JSON carries them as base64 of their bytes.
 const F32 = "$f32";
 
-export function encodeSchedulerState(state: SchedulerState): string {
-  return JSON.stringify(state, (_key, value) =>
-    value instanceof Float32Array ? { [F32]: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64") } : value,
+/** One JSON array of scheduler states, one per image row of a UNet batch. */
+export function encodeSchedulerStates(states: readonly SchedulerState[]): string {
+  return JSON.stringify(states, (_key, value) =>
+    value instanceof Float32Array
+      ? { [F32]: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64") }
+      : value,
   );
 }
 
-export function decodeSchedulerState(json: string): SchedulerState {
+export function decodeSchedulerStates(json: string): unknown {
   return JSON.parse(json, (_key, value) => {
     if (value && typeof value === "object" && typeof value[F32] === "string") {
       const bytes = Buffer.from(value[F32], "base64");
       return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
     }
     return value;
-  }) as SchedulerState;
+  });
 }

@@ -3,22 +3,35 @@ import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { RunClock } from "../models/onnx-component.js";
 import { createGenerator, type Generator } from "../random/index.js";
-import { createScheduler, type Scheduler, SchedulerInputError } from "../schedulers/index.js";
-import { decodeSchedulerState, encodeSchedulerState } from "./checkpoint-codec.js";
+import type { Scheduler } from "../schedulers/index.js";
+import { encodeSchedulerStates } from "./checkpoint-codec.js";
 import type { EtaEstimator } from "./eta-estimator.js";
 import type { DenoiseState, GenerationSink, GenerationTimings } from "./generation-types.js";
+import { guidedNoise } from "./guidance.js";
+import { type InitialLatents, type InputImages, initialLatents, readInputImages } from "./initial-latents.js";
 import { latentPreview } from "./latent-preview.js";
-import { binarizeMask, decodeInputImage, maskToLatentGrid, rgb8ToVaeInput, vaeOutputToRgb8 } from "./pixels.js";
-import { type EncodedPrompts, encodePrompts } from "./prompt-encoder.js";
+import { type DenoisePhase, planPhases } from "./phase-plan.js";
+import { encodePrompts } from "./prompt-encoder.js";
+import { type BatchPlan, planBatches, type ResumePoint, readResume } from "./resume-point.js";
 import { specDigest } from "./spec-digest.js";
+import { UnetBatch } from "./unet-batch.js";
+import { decodeLatents } from "./vae.js";
+
+/** The models a request runs: its base, and the refiner that continues after `denoising_end`. */
+export interface SuiteModels {
+  readonly base: LoadedModel;
+  readonly refiner: LoadedModel | undefined;
+}
 
 export interface GenerateOptions {
   readonly spec: ResolvedSpec;
-  /** The first image's seed; image i uses seed + i. */
+  /** The first image's seed; image i uses seed + i, with a generator of its own. */
   readonly seed: bigint;
   readonly resumeFrom: DenoiseState | undefined;
   /** Emit a checkpoint every N completed steps (0 = only on pause). */
   readonly checkpointInterval: number;
+  /** Images denoised together in one UNet run (the UNet batch is twice that with guidance). */
+  readonly maxUnetBatch: number;
   readonly signal: AbortSignal;
   readonly pauseRequested: () => boolean;
   readonly eta: EtaEstimator;
@@ -30,19 +43,35 @@ export interface GenerateResult {
   readonly timings: GenerationTimings;
 }
 
-const LATENT_CHANNELS = 4;
+/** One image of a UNet batch, with everything that is its own: seed, generator, scheduler, latents. */
+interface ImageSlot {
+  readonly index: number;
+  readonly seed: bigint;
+  readonly generator: Generator;
+  readonly init: InitialLatents;
+  scheduler: Scheduler;
+  latents: Float32Array;
+}
 
 /**
- * The diffusion pipeline for one request: encode the prompts, then per image prepare latents (noise, or the
- * noised VAE encoding of an input image), denoise with classifier-free guidance, and decode. It follows
- * diffusers' StableDiffusionXL{,Img2Img,Inpaint}Pipeline step for step, including the order in which the
- * seeded generator is drawn from, so that the same seed gives the same latents as diffusers on CPU.
+ * The diffusion pipeline for one request, following diffusers' StableDiffusionXL{,Img2Img,Inpaint}Pipeline
+ * step for step, including the order of draws from each image's seeded generator, so that the same seed gives
+ * the same latents as diffusers on CPU: encode the prompts; per UNet batch of images prepare latents (noise,
+ * or the noised VAE encoding of an input image), denoise with classifier-free guidance on the base and then,
+ * past `denoising_end`, on the refiner, and decode.
  */
-export async function generateImages(model: LoadedModel, options: GenerateOptions, sink: GenerationSink): Promise<GenerateResult> {
-  const { spec, signal } = options;
-  const started = performance.now();
-  const clock = new RunClock();
-  const timings: GenerationTimings = {
+export async function generateImages(
+  models: SuiteModels,
+  options: GenerateOptions,
+  sink: GenerationSink,
+): Promise<GenerateResult> {
+  return new Generation(models, options, sink).run();
+}
+
+class Generation {
+  private readonly clock = new RunClock();
+  private readonly started = performance.now();
+  private readonly timings: GenerationTimings = {
     totalSeconds: 0,
     onnxSeconds: 0,
     encodeSeconds: 0,
@@ -50,302 +79,310 @@ export async function generateImages(model: LoadedModel, options: GenerateOption
     decodeSeconds: 0,
     stepSeconds: [],
   };
-  const elapsed = () => (performance.now() - started) / 1000;
-  const digest = specDigest(spec, options.seed);
-  const resume = options.resumeFrom;
-  if (resume && resume.specDigest !== digest) {
-    throw new InvalidArgumentError("resume_from.spec_digest", "the checkpoint belongs to a different request");
+  private readonly spec: ResolvedSpec;
+  private readonly digest: string;
+  private readonly latentHeight: number;
+  private readonly latentWidth: number;
+  private readonly provider: string;
+  private phases: DenoisePhase[] = [];
+  private batches: BatchPlan[] = [];
+  /** UNet steps run so far, and how many had run when the request was cancelled. */
+  private stepsDone = 0;
+  private stepsAtAbort: number | undefined;
+
+  constructor(
+    private readonly models: SuiteModels,
+    private readonly options: GenerateOptions,
+    private readonly sink: GenerationSink,
+  ) {
+    this.spec = options.spec;
+    this.digest = specDigest(options.spec, options.seed);
+    this.latentHeight = options.spec.height / 8;
+    this.latentWidth = options.spec.width / 8;
+    this.provider = models.base.providers[0] ?? "cpu";
   }
-  if (spec.mode === "inpaint" && model.contract.unetInChannels !== 9 && !model.vaeEncoder) {
-    throw new InvalidArgumentError("spec.models.base", "inpainting needs a vae_encoder");
-  }
-  if (spec.mode !== "txt2img" && !model.vaeEncoder) {
-    throw new InvalidArgumentError("spec.models.base", `${spec.mode} needs a vae_encoder, which this model lacks`);
-  }
 
-  const width = spec.width;
-  const height = spec.height;
-  const lh = height / 8;
-  const lw = width / 8;
-  const plane = lh * lw;
-  const latentSize = LATENT_CHANNELS * plane;
-  const provider = model.providers[0] ?? "cpu";
-  const etaKey = options.eta.key(model.dir.id, width, height, provider);
-  const sdxl = model.dir.family === "sdxl" || model.dir.family === "sdxl-refiner";
-  const cfg = spec.guidanceScale > 1;
-
-  sink.progress({ stage: "encoding_prompt", step: 0, totalSteps: spec.steps, etaSeconds: 0, elapsedSeconds: elapsed() });
-  const encodeStart = performance.now();
-  const prompts = await encodePrompts(model, spec, clock);
-  const init = spec.mode === "txt2img" ? undefined : await prepareInputs(spec, width, height);
-  timings.encodeSeconds += (performance.now() - encodeStart) / 1000;
-
-  const timeIds = (aesthetic: number) => {
-    const { originalSize: o, targetSize: t, cropTop, cropLeft } = spec;
-    return model.contract.timeIdsLength === 5
-      ? [o.height, o.width, cropTop, cropLeft, aesthetic]
-      : [o.height, o.width, cropTop, cropLeft, t.height, t.width];
-  };
-
-  for (let index = 0; index < spec.count; index++) {
-    const seed = options.seed + BigInt(index);
-    const generator = createGenerator(seed);
-    const scheduler = makeScheduler(model, spec);
-    scheduler.setTimesteps(spec.steps);
-    let timesteps = scheduler.timesteps;
-    let tStart = 0;
-    if (spec.mode !== "txt2img") {
-      // diffusers' get_timesteps: strength keeps the last `steps * strength` steps of the schedule.
-      const initSteps = Math.min(Math.floor(spec.steps * spec.strength), spec.steps);
-      tStart = Math.max(spec.steps - initSteps, 0) * scheduler.order;
-      timesteps = timesteps.slice(tStart);
-      scheduler.setBeginIndex(tStart);
-      if (timesteps.length === 0) {
-        throw new InvalidArgumentError("spec.params.strength", `leaves no denoising step at ${spec.steps} steps`);
+  async run(): Promise<GenerateResult> {
+    const { spec, options } = this;
+    const onAbort = () => {
+      this.stepsAtAbort ??= this.stepsDone;
+    };
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const resume = options.resumeFrom;
+      if (resume && resume.specDigest !== this.digest) {
+        throw new InvalidArgumentError(
+          "resume_from.spec_digest",
+          "the checkpoint belongs to a different request",
+        );
       }
-    }
-
-    const encStart = performance.now();
-    let latents: Float32Array;
-    let imageLatents: Float32Array | undefined;
-    let noise: Float32Array | undefined;
-    let maskLatent: Float32Array | undefined;
-    let maskedImageLatents: Float32Array | undefined;
-    if (!init) {
-      latents = scaled(generator.randn(latentSize), scheduler.initNoiseSigma);
-    } else {
-      sink.progress({ stage: "encoding_image", step: 0, totalSteps: timesteps.length, etaSeconds: 0, elapsedSeconds: elapsed() });
-      imageLatents = await vaeEncode(model, init.image, height, width, generator, clock);
-      noise = generator.randn(latentSize);
-      const strengthMax = spec.strength >= 1;
-      latents =
-        spec.mode === "inpaint" && strengthMax
-          ? scaled(noise, scheduler.initNoiseSigma)
-          : scheduler.addNoise(imageLatents, noise, timesteps[0] ?? 0);
-      if (init.mask) {
-        maskLatent = maskToLatentGrid(init.mask, height, width, lh, lw);
-        if (model.contract.unetInChannels === 9) {
-          const masked = init.image.map((v, i) => (init.mask?.[i % (width * height)] ?? 0) < 0.5 ? v : 0);
-          maskedImageLatents = await vaeEncode(model, masked, height, width, generator, clock);
+      this.progress("encoding_prompt", 0, 0);
+      const encodeStart = performance.now();
+      const { base, refiner } = this.models;
+      const basePrompts = await encodePrompts(base, spec, this.clock);
+      const refinerPrompts = refiner ? await encodePrompts(refiner, spec, this.clock) : undefined;
+      let inputs: InputImages | undefined;
+      if (spec.mode !== "txt2img") {
+        this.progress("encoding_image", 0, 0);
+        inputs = await readInputImages(base, spec, this.clock);
+      }
+      this.timings.encodeSeconds += seconds(encodeStart);
+      this.phases = planPhases(this.models, spec, basePrompts, refinerPrompts);
+      const total = this.totalSteps;
+      const point = resume ? readResume(resume, spec, this.phases, total) : undefined;
+      this.batches = planBatches(spec.count, this.imagesPerRun(), point);
+      for (const [b, batch] of this.batches.entries()) {
+        if ((await this.runBatch(b, batch, inputs, batch.resume ? point : undefined)) === "paused") {
+          return { paused: true, timings: this.finishedTimings() };
         }
       }
+      return { paused: false, timings: this.finishedTimings() };
+    } catch (err) {
+      if (err instanceof AbortedError) {
+        options.logger.info(
+          { stepsAtAbort: this.stepsAtAbort, stepsDone: this.stepsDone },
+          "generation cancelled",
+        );
+      }
+      throw err;
+    } finally {
+      options.signal.removeEventListener("abort", onAbort);
     }
-    timings.encodeSeconds += (performance.now() - encStart) / 1000;
+  }
 
-    let startStep = 0;
-    if (resume && index < resume.imageIndex) {
-      // Images finished before a pause are made again from their seeds: same inputs, same bytes.
-    } else if (resume && index === resume.imageIndex) {
-      latents = resume.latents.slice();
-      scheduler.setState(decodeSchedulerState(resume.schedulerState));
-      generator.setState(JSON.parse(resume.rngState));
-      startStep = resume.step;
+  private get totalSteps(): number {
+    return this.phases.reduce((n, p) => n + p.timesteps.length, 0);
+  }
+
+  private async runBatch(
+    b: number,
+    batch: BatchPlan,
+    inputs: InputImages | undefined,
+    point: ResumePoint | undefined,
+  ): Promise<"done" | "paused"> {
+    const { spec, options } = this;
+    const base = this.phases[0] as DenoisePhase;
+    const prepareStart = performance.now();
+    const slots: ImageSlot[] = [];
+    for (let i = 0; i < batch.size; i++) {
+      const index = batch.first + i;
+      const seed = options.seed + BigInt(index);
+      const generator = createGenerator(seed);
+      const scheduler = base.scheduler();
+      const init = initialLatents(base.model, spec, inputs, scheduler, generator, base.firstTimestep);
+      slots.push({ index, seed, generator, init, scheduler, latents: init.latents });
+    }
+    this.timings.encodeSeconds += seconds(prepareStart);
+
+    let from = { phase: 0, step: 0 };
+    if (point) {
+      // The batch is prepared as if fresh (so a 4-channel inpaint has its blend inputs), then put back where it stopped.
+      const phase = this.phases[point.phase] as DenoisePhase;
+      slots.forEach((slot, i) => {
+        if (point.phase > 0) slot.scheduler = phase.scheduler();
+        point.restore(i, slot.scheduler, slot.generator);
+        slot.latents = point.latents(i);
+      });
+      from = { phase: point.phase, step: point.step };
+    }
+    for (let p = from.phase; p < this.phases.length; p++) {
+      const phase = this.phases[p] as DenoisePhase;
+      const resumed = point !== undefined && p === from.phase;
+      if (p > 0 && !resumed) for (const slot of slots) slot.scheduler = phase.scheduler();
+      if ((await this.denoise(b, p, slots, resumed ? from.step : 0)) === "paused") return "paused";
     }
 
-    const total = timesteps.length;
-    const checkpointOf = (step: number): DenoiseState => ({
-      imageIndex: index,
-      step,
-      totalSteps: total,
-      latents: latents.slice(),
-      latentShape: [1, LATENT_CHANNELS, lh, lw],
-      schedulerState: encodeSchedulerState(scheduler.getState()),
-      rngState: JSON.stringify(generator.getState()),
-      seed: options.seed,
-      specDigest: digest,
-    });
+    this.checkAborted();
+    const decoder = (this.phases.at(-1) as DenoisePhase).model;
+    const total = this.totalSteps;
+    this.progress("decoding", total, total);
+    for (const slot of slots) {
+      const decodeStart = performance.now();
+      const rgb = await decodeLatents(decoder, slot.latents, spec.height, spec.width, this.clock);
+      this.timings.decodeSeconds += seconds(decodeStart);
+      this.sink.image({ index: slot.index, seed: slot.seed, width: spec.width, height: spec.height, rgb });
+    }
+    return "done";
+  }
 
-    for (let k = startStep; k < total; k++) {
-      if (signal.aborted) throw new AbortedError("the generation was cancelled");
+  /** Runs phase `p` of batch `b` from its step `from`; returns "paused" after emitting a checkpoint. */
+  private async denoise(b: number, p: number, slots: ImageSlot[], from: number): Promise<"done" | "paused"> {
+    const { spec, options } = this;
+    const phase = this.phases[p] as DenoisePhase;
+    const total = this.totalSteps;
+    const guidance =
+      spec.guidanceScale > 1 ? { scale: spec.guidanceScale, rescale: spec.guidanceRescale } : undefined;
+    const unet = new UnetBatch(
+      phase.model,
+      phase.prompts,
+      phase.timeIds,
+      slots.length,
+      guidance !== undefined,
+      this.latentHeight,
+      this.latentWidth,
+    );
+    const etaKey = this.etaKey(p, slots.length);
+    const { timesteps } = phase;
+    for (let k = from; k < timesteps.length; k++) {
+      this.checkAborted();
       if (options.pauseRequested()) {
-        sink.checkpoint(checkpointOf(k));
-        timings.totalSeconds = elapsed();
-        timings.onnxSeconds = clock.seconds;
-        return { paused: true, timings };
+        this.sink.checkpoint(this.checkpoint(phase, slots, phase.offset + k, total));
+        return "paused";
       }
       const stepStart = performance.now();
-      const t = timesteps[k] ?? 0;
-      let input = scheduler.scaleModelInput(latents, t);
-      // 9-channel inpainting UNets take [latents, mask, masked image latents] along channels (batch 1: a concat).
-      if (maskLatent && maskedImageLatents) input = concat([input, maskLatent, maskedImageLatents]);
-      const noisePred = await predictNoise(model, input, t, prompts, cfg, spec, sdxl ? timeIds : undefined, clock);
-      latents = scheduler.step(noisePred, t, latents, { generator, eta: spec.eta }).prevSample;
-      if (maskLatent && imageLatents && noise && model.contract.unetInChannels !== 9) {
-        // Ordinary UNets inpaint by pasting the (re-noised) original back outside the mask after every step.
-        const next = timesteps[k + 1];
-        const proper = next === undefined ? imageLatents : scheduler.addNoise(imageLatents, noise, next);
-        for (let c = 0; c < LATENT_CHANNELS; c++) {
-          for (let p = 0; p < plane; p++) {
-            const m = maskLatent[p] ?? 0;
-            const i = c * plane + p;
-            latents[i] = (1 - m) * (proper[i] ?? 0) + m * (latents[i] ?? 0);
-          }
-        }
-      }
-      const stepSeconds = (performance.now() - stepStart) / 1000;
-      timings.stepSeconds.push(stepSeconds);
-      timings.denoiseSeconds += stepSeconds;
-      options.eta.record(etaKey, stepSeconds);
-      const remaining = total - k - 1 + (spec.count - index - 1) * total;
-      const wantPreview = spec.previewInterval > 0 && (k + 1) % spec.previewInterval === 0;
-      sink.progress({
-        stage: "denoising",
-        step: k + 1,
-        totalSteps: total,
-        etaSeconds: options.eta.estimate(etaKey, remaining) ?? 0,
-        elapsedSeconds: elapsed(),
-        ...(wantPreview ? { preview: { width: lw, height: lh, rgb: latentPreview(latents, lh, lw, sdxl) } } : {}),
+      const t = timesteps[k] as number;
+      const prediction = await unet.predict(
+        slots.map((s) => [s.scheduler.scaleModelInput(s.latents, t), ...s.init.extraChannels]),
+        t,
+        this.clock,
+      );
+      slots.forEach((slot, i) => {
+        const noise = guidedNoise(prediction, i, slots.length, guidance);
+        slot.latents = slot.scheduler.step(noise, t, slot.latents, {
+          generator: slot.generator,
+          eta: spec.eta,
+        }).prevSample;
+        if (slot.init.blend) this.pasteOutsideMask(slot, timesteps[k + 1]);
       });
-      if (options.checkpointInterval > 0 && (k + 1) % options.checkpointInterval === 0 && k + 1 < total) {
-        sink.checkpoint(checkpointOf(k + 1));
+      this.stepsDone++;
+      const stepSeconds = seconds(stepStart);
+      this.timings.stepSeconds.push(stepSeconds);
+      this.timings.denoiseSeconds += stepSeconds;
+      options.eta.record(etaKey, stepSeconds);
+      const step = phase.offset + k + 1;
+      const first = slots[0] as ImageSlot;
+      const preview =
+        spec.previewInterval > 0 && step % spec.previewInterval === 0
+          ? {
+              width: this.latentWidth,
+              height: this.latentHeight,
+              rgb: latentPreview(first.latents, this.latentHeight, this.latentWidth, isSdxl(phase.model)),
+            }
+          : undefined;
+      this.sink.progress({
+        stage: "denoising",
+        step,
+        totalSteps: total,
+        etaSeconds: this.etaSeconds(b, p, timesteps.length - k - 1),
+        elapsedSeconds: seconds(this.started),
+        phase: phase.name,
+        ...(preview ? { preview } : {}),
+      });
+      if (options.checkpointInterval > 0 && step % options.checkpointInterval === 0 && step < total) {
+        this.sink.checkpoint(this.checkpoint(phase, slots, step, total));
       }
     }
+    return "done";
+  }
 
-    if (signal.aborted) throw new AbortedError("the generation was cancelled");
-    sink.progress({ stage: "decoding", step: total, totalSteps: total, etaSeconds: 0, elapsedSeconds: elapsed() });
-    const decodeStart = performance.now();
-    const decoded = await model.vaeDecoder.run(
-      { latent_sample: { data: scaled(latents, 1 / model.dir.vaeScalingFactor), dims: [1, LATENT_CHANNELS, lh, lw] } },
-      clock,
-      [model.contract.vaeDecoderOutput],
+  /**
+   * Inpainting with an ordinary UNet (diffusers' `num_channels_unet == 4` branch): after every step the
+   * image's latents, noised to the next timestep, replace everything outside the mask.
+   */
+  private pasteOutsideMask(slot: ImageSlot, next: number | undefined): void {
+    const blend = slot.init.blend;
+    if (!blend) return;
+    const proper =
+      next === undefined
+        ? blend.imageLatents
+        : slot.scheduler.addNoise(blend.imageLatents, blend.noise, next);
+    const plane = blend.mask.length;
+    const latents = slot.latents;
+    for (let i = 0; i < latents.length; i++) {
+      // The mask is binary, so (1 - m) * proper + m * latents is an exact choice.
+      if (blend.mask[i % plane] === 0) latents[i] = proper[i] as number;
+    }
+  }
+
+  private checkpoint(phase: DenoisePhase, slots: ImageSlot[], step: number, total: number): DenoiseState {
+    const size = (slots[0] as ImageSlot).latents.length;
+    const latents = new Float32Array(slots.length * size);
+    for (const [i, s] of slots.entries()) latents.set(s.latents, i * size);
+    return {
+      imageIndex: (slots[0] as ImageSlot).index,
+      phase: phase.name,
+      step,
+      totalSteps: total,
+      latents,
+      latentShape: [slots.length, 4, this.latentHeight, this.latentWidth],
+      schedulerState: encodeSchedulerStates(slots.map((s) => s.scheduler.getState())),
+      rngState: JSON.stringify(slots.map((s) => s.generator.getState())),
+      seed: this.options.seed,
+      specDigest: this.digest,
+    };
+  }
+
+  /** How many images share a UNet run: MAX_UNET_BATCH, unless an export fixed its batch size. */
+  private imagesPerRun(): number {
+    const rows = this.spec.guidanceScale > 1 ? 2 : 1;
+    let images = Math.max(1, this.options.maxUnetBatch);
+    for (const phase of this.phases) {
+      const fixed = phase.model.contract.unetBatch;
+      if (fixed === undefined) continue;
+      if (fixed !== rows) {
+        throw new InvalidArgumentError(
+          "spec.params.guidance_scale",
+          `model "${phase.model.dir.id}" has a unet exported for batches of ${fixed}, but one image needs ${rows} row(s) at this guidance scale`,
+        );
+      }
+      images = 1;
+    }
+    return images;
+  }
+
+  private etaKey(p: number, images: number): string {
+    const model = (this.phases[p] as DenoisePhase).model;
+    return this.options.eta.key(
+      `${model.dir.id}x${images}`,
+      this.spec.width,
+      this.spec.height,
+      model.providers[0] ?? this.provider,
     );
-    const sample = decoded[model.contract.vaeDecoderOutput];
-    if (!sample) throw new Error("vae_decoder returned nothing");
-    timings.decodeSeconds += (performance.now() - decodeStart) / 1000;
-    sink.image({ index, seed, width, height, rgb: vaeOutputToRgb8(sample.data, height, width) });
   }
-  timings.totalSeconds = elapsed();
-  timings.onnxSeconds = clock.seconds;
-  return { paused: false, timings };
-}
 
-function makeScheduler(model: LoadedModel, spec: ResolvedSpec): Scheduler {
-  const config: Record<string, unknown> = { ...model.dir.schedulerConfig };
-  if (spec.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
-  if (spec.timestepSpacing) config.timestep_spacing = spec.timestepSpacing;
-  const fromConfig = String(config._class_name ?? "");
-  const kind = spec.scheduler ?? fromConfig;
-  try {
-    return createScheduler(kind as Parameters<typeof createScheduler>[0], config);
-  } catch (err) {
-    if (!spec.scheduler && err instanceof SchedulerInputError && err.field === "kind") {
-      // A model shipping a scheduler we lack (e.g. PNDM) still runs, with Euler, unless the request named one.
-      return createScheduler("EulerDiscreteScheduler", config);
+  /** Seconds left: the rest of this phase, the later phases of this batch, and the later batches. */
+  private etaSeconds(b: number, p: number, stepsLeft: number): number {
+    let total = 0;
+    for (let batch = b; batch < this.batches.length; batch++) {
+      const images = (this.batches[batch] as BatchPlan).size;
+      for (let phase = batch === b ? p : 0; phase < this.phases.length; phase++) {
+        const steps =
+          batch === b && phase === p ? stepsLeft : (this.phases[phase] as DenoisePhase).timesteps.length;
+        total += this.options.eta.estimate(this.etaKey(phase, images), steps) ?? 0;
+      }
     }
-    if (err instanceof SchedulerInputError) throw new InvalidArgumentError(`spec.scheduler (${err.field})`, err.message);
-    throw err;
+    return total;
+  }
+
+  private progress(
+    stage: "encoding_prompt" | "encoding_image" | "decoding",
+    step: number,
+    total: number,
+  ): void {
+    this.sink.progress({
+      stage,
+      step,
+      totalSteps: total,
+      etaSeconds: 0,
+      elapsedSeconds: seconds(this.started),
+    });
+  }
+
+  private checkAborted(): void {
+    if (this.options.signal.aborted) throw new AbortedError("the generation was cancelled");
+  }
+
+  private finishedTimings(): GenerationTimings {
+    this.timings.totalSeconds = seconds(this.started);
+    this.timings.onnxSeconds = this.clock.seconds;
+    return this.timings;
   }
 }
 
-async function prepareInputs(spec: ResolvedSpec, width: number, height: number) {
-  if (!spec.initImage) throw new InvalidArgumentError("spec.init_image", "is required for this mode");
-  const rgb = await decodeInputImage(spec.initImage, width, height, 3, "spec.init_image");
-  const image = rgb8ToVaeInput(rgb, height, width);
-  if (spec.mode !== "inpaint") return { image, mask: undefined };
-  if (!spec.maskImage) throw new InvalidArgumentError("spec.mask_image", "is required for inpainting");
-  const gray = await decodeInputImage(spec.maskImage, width, height, 1, "spec.mask_image");
-  return { image, mask: binarizeMask(gray) };
+function isSdxl(model: LoadedModel): boolean {
+  return model.dir.family === "sdxl" || model.dir.family === "sdxl-refiner";
 }
 
-/** VAE encode as diffusers' retrieve_latents(sample_mode="sample"): mean + std * noise, times the scaling factor. */
-async function vaeEncode(
-  model: LoadedModel,
-  image: Float32Array,
-  height: number,
-  width: number,
-  generator: Generator,
-  clock: RunClock,
-): Promise<Float32Array> {
-  const encoder = model.vaeEncoder;
-  const output = model.contract.vaeEncoderOutput;
-  if (!encoder || !output) throw new InvalidArgumentError("spec.models.base", "the model has no vae_encoder");
-  const out = await encoder.run({ sample: { data: image, dims: [1, 3, height, width] } }, clock, [output]);
-  const result = out[output];
-  if (!result) throw new Error("vae_encoder returned nothing");
-  const plane = (height / 8) * (width / 8);
-  const size = LATENT_CHANNELS * plane;
-  const channels = result.dims[1] ?? LATENT_CHANNELS;
-  let latents: Float32Array;
-  if (channels === 2 * LATENT_CHANNELS) {
-    const eps = generator.randn(size);
-    latents = new Float32Array(size);
-    for (let i = 0; i < size; i++) {
-      const logvar = Math.min(20, Math.max(-30, result.data[size + i] ?? 0));
-      latents[i] = (result.data[i] ?? 0) + Math.exp(0.5 * logvar) * (eps[i] ?? 0);
-    }
-  } else latents = result.data.slice(0, size);
-  return scaled(latents, model.dir.vaeScalingFactor);
-}
-
-async function predictNoise(
-  model: LoadedModel,
-  input: Float32Array,
-  t: number,
-  prompts: EncodedPrompts,
-  cfg: boolean,
-  spec: ResolvedSpec,
-  timeIds: ((aesthetic: number) => number[]) | undefined,
-  clock: RunClock,
-): Promise<Float32Array> {
-  const batch = cfg ? 2 : 1;
-  const channels = input.length / ((spec.height / 8) * (spec.width / 8));
-  const sample = cfg ? concat([input, input]) : input;
-  const hidden = cfg ? concat([prompts.negative, prompts.positive]) : prompts.positive;
-  const feeds: Parameters<LoadedModel["unet"]["run"]>[0] = {
-    sample: { data: sample, dims: [batch, channels, spec.height / 8, spec.width / 8] },
-    timestep: { data: Float32Array.of(t), dims: model.contract.timestepRank === 0 ? [] : [1] },
-    encoder_hidden_states: { data: hidden, dims: [batch, prompts.tokens, prompts.dim] },
-  };
-  if (model.contract.usesTextEmbeds && timeIds) {
-    const pos = prompts.pooledPositive ?? new Float32Array(prompts.pooledDim);
-    const neg = prompts.pooledNegative ?? new Float32Array(prompts.pooledDim);
-    feeds.text_embeds = { data: cfg ? concat([neg, pos]) : pos, dims: [batch, prompts.pooledDim] };
-    const posIds = Float32Array.from(timeIds(spec.aestheticScore));
-    const negIds = Float32Array.from(timeIds(spec.negativeAestheticScore));
-    feeds.time_ids = { data: cfg ? concat([negIds, posIds]) : posIds, dims: [batch, posIds.length] };
-  }
-  const out = await model.unet.run(feeds, clock, [model.contract.unetOutput]);
-  const pred = out[model.contract.unetOutput]?.data;
-  if (!pred) throw new Error("unet returned nothing");
-  if (!cfg) return pred;
-  const n = pred.length / 2;
-  const uncond = pred.subarray(0, n);
-  const text = pred.subarray(n);
-  const guided = new Float32Array(n);
-  for (let i = 0; i < n; i++) guided[i] = (uncond[i] ?? 0) + spec.guidanceScale * ((text[i] ?? 0) - (uncond[i] ?? 0));
-  if (spec.guidanceRescale > 0) rescaleNoiseCfg(guided, text, spec.guidanceRescale);
-  return guided;
-}
-
-/** diffusers' rescale_noise_cfg (Lin et al. 2023, section 3.4): match the guided std to the text std. */
-function rescaleNoiseCfg(guided: Float32Array, text: Float32Array, rescale: number): void {
-  const std = (x: Float32Array) => {
-    let mean = 0;
-    for (const v of x) mean += v;
-    mean /= x.length;
-    let sq = 0;
-    for (const v of x) sq += (v - mean) ** 2;
-    return Math.sqrt(sq / (x.length - 1));
-  };
-  const factor = std(text) / std(guided);
-  for (let i = 0; i < guided.length; i++) {
-    const g = guided[i] ?? 0;
-    guided[i] = rescale * g * factor + (1 - rescale) * g;
-  }
-}
-
-function scaled(x: Float32Array, factor: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = (x[i] ?? 0) * factor;
-  return out;
-}
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
+function seconds(since: number): number {
+  return (performance.now() - since) / 1000;
 }

@@ -24,7 +24,9 @@ export class GenerationQueue {
   async run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
     if (this.active >= this.maxConcurrent) {
       if (this.waiting.length >= this.maxQueued) {
-        throw new ResourceExhaustedError(`inference queue is full (${this.active} running, ${this.waiting.length} waiting)`);
+        throw new ResourceExhaustedError(
+          `inference queue is full (${this.active} running, ${this.waiting.length} waiting)`,
+        );
       }
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {

@@ -1,12 +1,20 @@
+/** The part of an SDXL base -> refiner generation a step or checkpoint belongs to. */
+export type DenoisePhaseName = "base" | "refiner";
+
 /** Everything needed to continue a generation bit-identically (the domain side of DenoiseCheckpoint). */
 export interface DenoiseState {
+  /** First image of the UNet batch the state holds. */
   readonly imageIndex: number;
-  /** Denoising steps completed. */
+  readonly phase: DenoisePhaseName;
+  /** Denoising steps completed (base and refiner together). */
   readonly step: number;
   readonly totalSteps: number;
+  /** [images, 4, h/8, w/8]: one row per image of the batch. */
   readonly latents: Float32Array;
   readonly latentShape: readonly number[];
+  /** JSON array: each row's scheduler state. */
   readonly schedulerState: string;
+  /** JSON array: each row's generator state. */
   readonly rngState: string;
   readonly seed: bigint;
   readonly specDigest: string;
@@ -16,10 +24,12 @@ export type Stage = "loading" | "encoding_prompt" | "encoding_image" | "denoisin
 
 export interface ProgressEvent {
   readonly stage: Stage;
+  /** Steps completed of the current UNet batch, base and refiner together. */
   readonly step: number;
   readonly totalSteps: number;
   readonly etaSeconds: number;
   readonly elapsedSeconds: number;
+  readonly phase?: DenoisePhaseName;
   readonly preview?: { width: number; height: number; rgb: Uint8Array };
 }
 

@@ -15,7 +15,12 @@ const SD1_FACTORS = [
 ];
 
 /** RGB8 pixels at latent resolution from the first image of NCHW latents with 4 channels. */
-export function latentPreview(latents: Float32Array, height: number, width: number, sdxl: boolean): Uint8Array {
+export function latentPreview(
+  latents: Float32Array,
+  height: number,
+  width: number,
+  sdxl: boolean,
+): Uint8Array {
   const factors = sdxl ? SDXL_FACTORS : SD1_FACTORS;
   const bias = sdxl ? SDXL_BIAS : [0, 0, 0];
   const plane = height * width;

@@ -66,7 +66,13 @@ export function binarizeMask(gray: Uint8Array): Float32Array {
 }
 
 /** Nearest-neighbour downscale of a [H, W] mask to the latent grid, as torch's default interpolate does. */
-export function maskToLatentGrid(mask: Float32Array, height: number, width: number, lh: number, lw: number): Float32Array {
+export function maskToLatentGrid(
+  mask: Float32Array,
+  height: number,
+  width: number,
+  lh: number,
+  lw: number,
+): Float32Array {
   const out = new Float32Array(lh * lw);
   for (let y = 0; y < lh; y++) {
     const sy = Math.floor((y * height) / lh);

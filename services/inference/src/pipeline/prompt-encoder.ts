@@ -28,9 +28,16 @@ export interface EncodedPrompts {
  * concatenated along the feature axis, pooled embeddings from the first chunk of the projection encoder.
  * With plain prompts of up to 75 tokens this equals diffusers' own `encode_prompt`.
  */
-export type PromptSpec = Pick<ResolvedSpec, "prompt" | "negativePrompt" | "prompt2" | "negativePrompt2" | "plainPrompt" | "clipSkip">;
+export type PromptSpec = Pick<
+  ResolvedSpec,
+  "prompt" | "negativePrompt" | "prompt2" | "negativePrompt2" | "plainPrompt" | "clipSkip"
+>;
 
-export async function encodePrompts(model: LoadedModel, spec: PromptSpec, clock: RunClock): Promise<EncodedPrompts> {
+export async function encodePrompts(
+  model: LoadedModel,
+  spec: PromptSpec,
+  clock: RunClock,
+): Promise<EncodedPrompts> {
   const encoders = model.textEncoders;
   const first = encoders[0];
   if (!first) throw new InvalidArgumentError("models.base", "the model has no text encoder");
@@ -46,30 +53,39 @@ export async function encodePrompts(model: LoadedModel, spec: PromptSpec, clock:
     const [pos, neg] = textsFor(enc);
     const tokenize = (text: string, field: string) => {
       try {
-        return tokenizeWeightedPrompt(first.tokenizer, prepare(text), { padId: enc.tokenizer.padId, field }).chunks;
+        return tokenizeWeightedPrompt(first.tokenizer, prepare(text), { padId: enc.tokenizer.padId, field })
+          .chunks;
       } catch (err) {
-        if (err instanceof PromptSyntaxError) throw new InvalidArgumentError(`spec.conditioning.${err.field}`, err.message);
+        if (err instanceof PromptSyntaxError)
+          throw new InvalidArgumentError(`spec.conditioning.${err.field}`, err.message);
         throw err;
       }
     };
     return { enc, pos: tokenize(pos, "prompt"), neg: tokenize(neg, "negative_prompt") };
   });
   let chunks = Math.max(...chunked.flatMap((c) => [c.pos.length, c.neg.length]));
-  if (model.contract.maxTokens !== undefined) chunks = Math.min(chunks, Math.max(1, Math.floor(model.contract.maxTokens / CHUNK)));
+  if (model.contract.maxTokens !== undefined)
+    chunks = Math.min(chunks, Math.max(1, Math.floor(model.contract.maxTokens / CHUNK)));
 
-  const zeroNegative = model.dir.forceZerosForEmptyPrompt && spec.negativePrompt === "" && spec.negativePrompt2 === "";
+  const zeroNegative =
+    model.dir.forceZerosForEmptyPrompt && spec.negativePrompt === "" && spec.negativePrompt2 === "";
   const parts: { positive: Float32Array; negative: Float32Array; dim: number }[] = [];
   let pooled: { positive: Float32Array; negative: Float32Array; dim: number } | undefined;
 
   for (const { enc, pos, neg } of chunked) {
-    const emptyChunk = tokenizeWeightedPrompt(first.tokenizer, "", { padId: enc.tokenizer.padId }).chunks[0] as WeightedChunk;
+    const emptyChunk = tokenizeWeightedPrompt(first.tokenizer, "", { padId: enc.tokenizer.padId })
+      .chunks[0] as WeightedChunk;
     const fit = (list: WeightedChunk[]) => Array.from({ length: chunks }, (_, i) => list[i] ?? emptyChunk);
     const all = [...fit(pos), ...fit(neg)];
     const ids = new Int32Array(all.length * CHUNK);
-    all.forEach((c, i) => ids.set(c.ids.subarray(0, CHUNK), i * CHUNK));
+    for (const [i, c] of all.entries()) ids.set(c.ids.subarray(0, CHUNK), i * CHUNK);
     const layer = hiddenLayerName(enc, sdxl, spec.clipSkip);
     const wanted = [layer, ...(enc.pooled ? [enc.pooled] : [])];
-    const out = await enc.component.run({ input_ids: { data: ids, dims: [all.length, CHUNK] } }, clock, wanted);
+    const out = await enc.component.run(
+      { input_ids: { data: ids, dims: [all.length, CHUNK] } },
+      clock,
+      wanted,
+    );
     const hidden = out[layer];
     if (!hidden) throw new Error(`${enc.component.name} did not return ${layer}`);
     const dim = hidden.dims[2] ?? 0;
@@ -82,7 +98,11 @@ export async function encodePrompts(model: LoadedModel, spec: PromptSpec, clock:
       }
       return seq;
     };
-    parts.push({ positive: weighted(0), negative: zeroNegative ? new Float32Array(chunks * CHUNK * dim) : weighted(chunks), dim });
+    parts.push({
+      positive: weighted(0),
+      negative: zeroNegative ? new Float32Array(chunks * CHUNK * dim) : weighted(chunks),
+      dim,
+    });
     if (enc.pooled && (enc.component.name === "text_encoder_2" || !sdxl)) {
       const p = out[enc.pooled];
       if (p) {
@@ -130,6 +150,10 @@ function hiddenLayerName(enc: TextEncoder, sdxl: boolean, clipSkip: number): str
   if (!sdxl && clipSkip === 0 && enc.lastHiddenState) return enc.lastHiddenState;
   const index = sdxl ? n - 2 - clipSkip : n - 1 - clipSkip;
   const name = enc.hiddenStates[index];
-  if (!name) throw new InvalidArgumentError("spec.params.clip_skip", `must leave at least one layer (the encoder has ${n - 1})`);
+  if (!name)
+    throw new InvalidArgumentError(
+      "spec.params.clip_skip",
+      `must leave at least one layer (the encoder has ${n - 1})`,
+    );
   return name;
 }

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/inference/v1/inference.proto.
  */
 export const file_dmesh_inference_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSKuAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSLOAQoRRGVub2lzZUNoZWNrcG9pbnQSDAoEc3RlcBgBIAEoBRITCgt0b3RhbF9zdGVwcxgCIAEoBRIoCgdsYXRlbnRzGAMgASgLMhcuZG1lc2guY29tbW9uLnYxLlRlbnNvchIcChRzY2hlZHVsZXJfc3RhdGVfanNvbhgEIAEoCRIWCg5ybmdfc3RhdGVfanNvbhgFIAEoCRIMCgRzZWVkGAYgASgEEhMKC3NwZWNfZGlnZXN0GAcgASgJEhMKC2ltYWdlX2luZGV4GAggASgFIlQKDkdlbmVyYXRlZEltYWdlEg0KBWluZGV4GAEgASgFEgwKBHNlZWQYAiABKAQSJQoFaW1hZ2UYAyABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UinwEKEUdlbmVyYXRpb25UaW1pbmdzEhUKDXRvdGFsX3NlY29uZHMYASABKAISFAoMb25ueF9zZWNvbmRzGAIgASgCEhYKDmVuY29kZV9zZWNvbmRzGAMgASgCEhcKD2Rlbm9pc2Vfc2Vjb25kcxgEIAEoAhIWCg5kZWNvZGVfc2Vjb25kcxgFIAEoAhIUCgxzdGVwX3NlY29uZHMYBiADKAIihAEKDkdlbmVyYXRpb25Eb25lEjYKB3RpbWluZ3MYASABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGlvblRpbWluZ3MSGwoTZXhlY3V0aW9uX3Byb3ZpZGVycxgCIAMoCRIOCgZwYXVzZWQYAyABKAgSDQoFbW9kZWwYBCABKAki8wEKEEdlbmVyYXRlUmVzcG9uc2USMAoIcHJvZ3Jlc3MYASABKAsyHC5kbWVzaC5pbmZlcmVuY2UudjEuUHJvZ3Jlc3NIABI7CgpjaGVja3BvaW50GAIgASgLMiUuZG1lc2guaW5mZXJlbmNlLnYxLkRlbm9pc2VDaGVja3BvaW50SAASMwoFaW1hZ2UYAyABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVkSW1hZ2VIABIyCgRkb25lGAQgASgLMiIuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRpb25Eb25lSABCBwoFZXZlbnQiLwoWUGF1c2VHZW5lcmF0aW9uUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJIigKF1BhdXNlR2VuZXJhdGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIhEKD0dldFF1ZXVlUmVxdWVzdCJ1ChBHZXRRdWV1ZVJlc3BvbnNlEg8KB3J1bm5pbmcYASABKAUSDgoGcXVldWVkGAIgASgFEhYKDm1heF9jb25jdXJyZW50GAMgASgFEhEKCW1heF9xdWV1ZRgEIAEoBRIVCg1sb2FkZWRfbW9kZWxzGAUgAygJKqcBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhcKE1NUQUdFX0xPQURJTkdfTU9ERUwQAhIZChVTVEFHRV9FTkNPRElOR19QUk9NUFQQAxIYChRTVEFHRV9FTkNPRElOR19JTUFHRRAEEhMKD1NUQUdFX0RFTk9JU0lORxAFEhIKDlNUQUdFX0RFQ09ESU5HEAYyswIKEEluZmVyZW5jZVNlcnZpY2USVwoIR2VuZXJhdGUSIy5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXF1ZXN0GiQuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVzcG9uc2UwARJqCg9QYXVzZUdlbmVyYXRpb24SKi5kbWVzaC5pbmZlcmVuY2UudjEuUGF1c2VHZW5lcmF0aW9uUmVxdWVzdBorLmRtZXNoLmluZmVyZW5jZS52MS5QYXVzZUdlbmVyYXRpb25SZXNwb25zZRJaCghHZXRRdWV1ZRIjLmRtZXNoLmluZmVyZW5jZS52MS5HZXRRdWV1ZVJlcXVlc3QaJC5kbWVzaC5pbmZlcmVuY2UudjEuR2V0UXVldWVSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
+  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKEAQoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCSLzAQoQR2VuZXJhdGVSZXNwb25zZRIwCghwcm9ncmVzcxgBIAEoCzIcLmRtZXNoLmluZmVyZW5jZS52MS5Qcm9ncmVzc0gAEjsKCmNoZWNrcG9pbnQYAiABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnRIABIzCgVpbWFnZRgDIAEoCzIiLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZWRJbWFnZUgAEjIKBGRvbmUYBCABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGlvbkRvbmVIAEIHCgVldmVudCIvChZQYXVzZUdlbmVyYXRpb25SZXF1ZXN0EhUKDWdlbmVyYXRpb25faWQYASABKAkiKAoXUGF1c2VHZW5lcmF0aW9uUmVzcG9uc2USDQoFZm91bmQYASABKAgiEQoPR2V0UXVldWVSZXF1ZXN0InUKEEdldFF1ZXVlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoBRIOCgZxdWV1ZWQYAiABKAUSFgoObWF4X2NvbmN1cnJlbnQYAyABKAUSEQoJbWF4X3F1ZXVlGAQgASgFEhUKDWxvYWRlZF9tb2RlbHMYBSADKAkqpwEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESFwoTU1RBR0VfTE9BRElOR19NT0RFTBACEhkKFVNUQUdFX0VOQ09ESU5HX1BST01QVBADEhgKFFNUQUdFX0VOQ09ESU5HX0lNQUdFEAQSEwoPU1RBR0VfREVOT0lTSU5HEAUSEgoOU1RBR0VfREVDT0RJTkcQBipgCgxEZW5vaXNlUGhhc2USHQoZREVOT0lTRV9QSEFTRV9VTlNQRUNJRklFRBAAEhYKEkRFTk9JU0VfUEhBU0VfQkFTRRABEhkKFURFTk9JU0VfUEhBU0VfUkVGSU5FUhACMrMCChBJbmZlcmVuY2VTZXJ2aWNlElcKCEdlbmVyYXRlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlc3BvbnNlMAESagoPUGF1c2VHZW5lcmF0aW9uEiouZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlcXVlc3QaKy5kbWVzaC5pbmZlcmVuY2UudjEuUGF1c2VHZW5lcmF0aW9uUmVzcG9uc2USWgoIR2V0UXVldWUSIy5kbWVzaC5pbmZlcmVuY2UudjEuR2V0UXVldWVSZXF1ZXN0GiQuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
 
 /**
  * @generated from message dmesh.inference.v1.GenerateRequest
@@ -126,6 +126,13 @@ export type Progress = Message<"dmesh.inference.v1.Progress"> & {
    * @generated from field: dmesh.common.v1.Image preview = 6;
    */
   preview?: Image | undefined;
+
+  /**
+   * While denoising: which model of the suite is running.
+   *
+   * @generated from field: dmesh.inference.v1.DenoisePhase phase = 7;
+   */
+  phase: DenoisePhase;
 };
 
 /**
@@ -167,6 +174,13 @@ export type ProgressJson = {
    * @generated from field: dmesh.common.v1.Image preview = 6;
    */
   preview?: ImageJson;
+
+  /**
+   * While denoising: which model of the suite is running.
+   *
+   * @generated from field: dmesh.inference.v1.DenoisePhase phase = 7;
+   */
+  phase?: DenoisePhaseJson;
 };
 
 /**
@@ -228,11 +242,20 @@ export type DenoiseCheckpoint = Message<"dmesh.inference.v1.DenoiseCheckpoint"> 
   specDigest: string;
 
   /**
-   * Which image of the request (0-based) is being denoised; earlier images are made again on resume.
+   * First image of the request (0-based) being denoised; earlier images are made again on resume. The
+   * latents hold one image per batch row (images image_index, image_index + 1, ...), and the scheduler and
+   * RNG states then are JSON arrays with one entry per row.
    *
    * @generated from field: int32 image_index = 8;
    */
   imageIndex: number;
+
+  /**
+   * Base or refiner: which model's scheduler state this is, and which model continues.
+   *
+   * @generated from field: dmesh.inference.v1.DenoisePhase phase = 9;
+   */
+  phase: DenoisePhase;
 };
 
 /**
@@ -287,11 +310,20 @@ export type DenoiseCheckpointJson = {
   specDigest?: string;
 
   /**
-   * Which image of the request (0-based) is being denoised; earlier images are made again on resume.
+   * First image of the request (0-based) being denoised; earlier images are made again on resume. The
+   * latents hold one image per batch row (images image_index, image_index + 1, ...), and the scheduler and
+   * RNG states then are JSON arrays with one entry per row.
    *
    * @generated from field: int32 image_index = 8;
    */
   imageIndex?: number;
+
+  /**
+   * Base or refiner: which model's scheduler state this is, and which model continues.
+   *
+   * @generated from field: dmesh.inference.v1.DenoisePhase phase = 9;
+   */
+  phase?: DenoisePhaseJson;
 };
 
 /**
@@ -758,6 +790,45 @@ export type StageJson = "STAGE_UNSPECIFIED" | "STAGE_QUEUED" | "STAGE_LOADING_MO
  */
 export const StageSchema: GenEnum<Stage, StageJson> = /*@__PURE__*/
   enumDesc(file_dmesh_inference_v1_inference, 0);
+
+/**
+ * The part of an SDXL base -> refiner generation a step or checkpoint belongs to.
+ *
+ * @generated from enum dmesh.inference.v1.DenoisePhase
+ */
+export enum DenoisePhase {
+  /**
+   * @generated from enum value: DENOISE_PHASE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The base model (the whole schedule when there is no refiner).
+   *
+   * @generated from enum value: DENOISE_PHASE_BASE = 1;
+   */
+  BASE = 1,
+
+  /**
+   * The refiner, continuing the base's latents from `denoising_end` (diffusers' `denoising_start`).
+   *
+   * @generated from enum value: DENOISE_PHASE_REFINER = 2;
+   */
+  REFINER = 2,
+}
+
+/**
+ * The part of an SDXL base -> refiner generation a step or checkpoint belongs to.
+ *
+ * @generated from enum dmesh.inference.v1.DenoisePhase
+ */
+export type DenoisePhaseJson = "DENOISE_PHASE_UNSPECIFIED" | "DENOISE_PHASE_BASE" | "DENOISE_PHASE_REFINER";
+
+/**
+ * Describes the enum dmesh.inference.v1.DenoisePhase.
+ */
+export const DenoisePhaseSchema: GenEnum<DenoisePhase, DenoisePhaseJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_inference_v1_inference, 1);
 
 /**
  * Runs the diffusion pipeline: encode prompt, denoise, decode.

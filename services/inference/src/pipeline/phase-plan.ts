@@ -1,0 +1,159 @@
+import { InvalidArgumentError } from "@dmesh/runtime";
+import type { ResolvedSpec } from "@dmesh/spec";
+import type { LoadedModel } from "../models/loaded-model.js";
+import { createScheduler, type Scheduler, SchedulerInputError } from "../schedulers/index.js";
+import { clientDecimal } from "./client-decimal.js";
+import type { DenoisePhaseName } from "./generation-types.js";
+import type { EncodedPrompts } from "./prompt-encoder.js";
+import { baseStepCount, refinerTimesteps } from "./refiner-handoff.js";
+import type { TimeIds } from "./unet-batch.js";
+
+/** A stretch of the schedule that one model denoises: the base's, then the refiner's after a handoff. */
+export interface DenoisePhase {
+  readonly name: DenoisePhaseName;
+  readonly model: LoadedModel;
+  readonly prompts: EncodedPrompts;
+  readonly timeIds: TimeIds | undefined;
+  /** The timesteps this phase runs, in order. */
+  readonly timesteps: readonly number[];
+  /** Steps of the schedule run before this phase. */
+  readonly offset: number;
+  /** The first timestep of the base's schedule (after `strength`): where img2img noises its input to. */
+  readonly firstTimestep: number;
+  /** A fresh scheduler positioned at this phase's first timestep (one per image: each keeps its own state). */
+  scheduler(): Scheduler;
+}
+
+/**
+ * The phases of a request: the base alone, or the base up to `denoising_end` and the refiner from there, as
+ * diffusers' StableDiffusionXLPipeline(denoising_end) and StableDiffusionXLImg2ImgPipeline(denoising_start)
+ * split the same schedule.
+ */
+export function planPhases(
+  models: { base: LoadedModel; refiner: LoadedModel | undefined },
+  spec: ResolvedSpec,
+  basePrompts: EncodedPrompts,
+  refinerPrompts: EncodedPrompts | undefined,
+): DenoisePhase[] {
+  const { base, refiner } = models;
+  if (base.contract.unetInChannels === 9 && spec.mode !== "inpaint") {
+    throw new InvalidArgumentError(
+      "spec.mode",
+      `model "${base.dir.id}" is an inpainting model (9-channel unet): it needs mode INPAINT`,
+    );
+  }
+  const baseScheduler = () => {
+    const scheduler = makeScheduler(base, spec);
+    scheduler.setTimesteps(spec.steps);
+    if (spec.mode !== "txt2img") scheduler.setBeginIndex(strengthStart(scheduler, spec));
+    return scheduler;
+  };
+  const probe = baseScheduler();
+  const all = probe.timesteps.slice(spec.mode === "txt2img" ? 0 : strengthStart(probe, spec));
+  if (all.length === 0) {
+    throw new InvalidArgumentError("spec.params.strength", `leaves no denoising step at ${spec.steps} steps`);
+  }
+  const firstTimestep = all[0] as number;
+  if (!refiner || spec.denoisingEnd <= 0) {
+    return [
+      {
+        name: "base",
+        model: base,
+        prompts: basePrompts,
+        timeIds: timeIdsFor(base, spec),
+        timesteps: all,
+        offset: 0,
+        firstTimestep,
+        scheduler: baseScheduler,
+      },
+    ];
+  }
+  checkRefiner(base, refiner, spec);
+  const fraction = clientDecimal(spec.denoisingEnd);
+  const baseSteps = all.slice(0, baseStepCount(all, fraction, probe));
+  const refinerScheduler = () => {
+    const scheduler = makeScheduler(refiner, spec);
+    scheduler.setTimesteps(spec.steps);
+    refinerTimesteps(scheduler, fraction);
+    return scheduler;
+  };
+  const handoff = makeScheduler(refiner, spec);
+  handoff.setTimesteps(spec.steps);
+  return [
+    {
+      name: "base",
+      model: base,
+      prompts: basePrompts,
+      timeIds: timeIdsFor(base, spec),
+      timesteps: baseSteps,
+      offset: 0,
+      firstTimestep,
+      scheduler: baseScheduler,
+    },
+    {
+      name: "refiner",
+      model: refiner,
+      prompts: refinerPrompts ?? basePrompts,
+      timeIds: timeIdsFor(refiner, spec),
+      timesteps: refinerTimesteps(handoff, fraction),
+      offset: baseSteps.length,
+      firstTimestep,
+      scheduler: refinerScheduler,
+    },
+  ];
+}
+
+/** diffusers' get_timesteps: `strength` keeps the last `steps * strength` steps of the schedule. */
+function strengthStart(scheduler: Scheduler, spec: ResolvedSpec): number {
+  const initSteps = Math.min(Math.floor(spec.steps * clientDecimal(spec.strength)), spec.steps);
+  return Math.max(spec.steps - initSteps, 0) * scheduler.order;
+}
+
+function checkRefiner(base: LoadedModel, refiner: LoadedModel, spec: ResolvedSpec): void {
+  if (spec.mode === "inpaint") {
+    throw new InvalidArgumentError(
+      "spec.params.denoising_end",
+      "a base -> refiner handoff is for txt2img and img2img, not inpainting",
+    );
+  }
+  const sdxl = (m: LoadedModel) => m.dir.family === "sdxl" || m.dir.family === "sdxl-refiner";
+  if (sdxl(base) !== sdxl(refiner) || refiner.contract.unetInChannels !== 4) {
+    throw new InvalidArgumentError(
+      "spec.models.refiner",
+      `model "${refiner.dir.id}" (${refiner.dir.family}, ${refiner.contract.unetInChannels}-channel unet) cannot continue the latents of "${base.dir.id}" (${base.dir.family})`,
+    );
+  }
+}
+
+/** SDXL's added time ids: sizes and crop, then the target size (base) or the aesthetic score (refiner). */
+function timeIdsFor(model: LoadedModel, spec: ResolvedSpec): TimeIds | undefined {
+  if (!model.contract.usesTextEmbeds) return undefined;
+  const { originalSize: o, targetSize: t, cropTop, cropLeft } = spec;
+  if (model.contract.timeIdsLength === 5) {
+    return {
+      positive: [o.height, o.width, cropTop, cropLeft, spec.aestheticScore],
+      negative: [o.height, o.width, cropTop, cropLeft, spec.negativeAestheticScore],
+    };
+  }
+  const ids = [o.height, o.width, cropTop, cropLeft, t.height, t.width];
+  return { positive: ids, negative: ids };
+}
+
+/** The request's scheduler, or the model's own (scheduler_config.json), with the request's overrides. */
+function makeScheduler(model: LoadedModel, spec: ResolvedSpec): Scheduler {
+  const config: Record<string, unknown> = { ...model.dir.schedulerConfig };
+  if (spec.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
+  if (spec.timestepSpacing) config.timestep_spacing = spec.timestepSpacing;
+  const kind = spec.scheduler ?? String(config._class_name ?? "");
+  try {
+    return createScheduler(kind as Parameters<typeof createScheduler>[0], config);
+  } catch (err) {
+    if (!spec.scheduler && err instanceof SchedulerInputError && err.field === "kind") {
+      // A model shipping a scheduler we lack (e.g. PNDM) still runs, with Euler, unless the request named one.
+      return createScheduler("EulerDiscreteScheduler", config);
+    }
+    if (err instanceof SchedulerInputError)
+      throw new InvalidArgumentError(`spec.scheduler (${err.field})`, err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,92 @@
+import type { LoadedModel } from "../models/loaded-model.js";
+import type { RunClock } from "../models/onnx-component.js";
+import type { EncodedPrompts } from "./prompt-encoder.js";
+
+type Feed = { data: Float32Array; dims: readonly number[] };
+
+/** SDXL's added conditioning for the unconditional and the conditional rows. */
+export interface TimeIds {
+  readonly positive: readonly number[];
+  readonly negative: readonly number[];
+}
+
+/**
+ * The UNet inputs of a batch of images: with guidance, rows [uncond × n, cond × n] as diffusers lays them out.
+ * The conditioning rows are written once per batch; a step only rewrites `sample` and `timestep`, so a
+ * denoising loop allocates no input buffers.
+ */
+export class UnetBatch {
+  readonly rows: number;
+  private readonly rowSize: number;
+  private readonly sample: Float32Array;
+  private readonly timestep = new Float32Array(1);
+  private readonly conditioning: Record<string, Feed> = {};
+
+  constructor(
+    private readonly model: LoadedModel,
+    prompts: EncodedPrompts,
+    timeIds: TimeIds | undefined,
+    readonly images: number,
+    readonly guided: boolean,
+    private readonly latentHeight: number,
+    private readonly latentWidth: number,
+  ) {
+    this.rows = guided ? 2 * images : images;
+    this.rowSize = model.contract.unetInChannels * latentHeight * latentWidth;
+    this.sample = new Float32Array(this.rows * this.rowSize);
+    const rowsOf = (negative: Float32Array, positive: Float32Array) => {
+      const out = new Float32Array(this.rows * positive.length);
+      for (let r = 0; r < this.rows; r++)
+        out.set(guided && r < images ? negative : positive, r * positive.length);
+      return out;
+    };
+    this.conditioning.encoder_hidden_states = {
+      data: rowsOf(prompts.negative, prompts.positive),
+      dims: [this.rows, prompts.tokens, prompts.dim],
+    };
+    if (model.contract.usesTextEmbeds && timeIds) {
+      const none = new Float32Array(prompts.pooledDim);
+      this.conditioning.text_embeds = {
+        data: rowsOf(prompts.pooledNegative ?? none, prompts.pooledPositive ?? none),
+        dims: [this.rows, prompts.pooledDim],
+      };
+      this.conditioning.time_ids = {
+        data: rowsOf(Float32Array.from(timeIds.negative), Float32Array.from(timeIds.positive)),
+        dims: [this.rows, timeIds.positive.length],
+      };
+    }
+  }
+
+  /**
+   * The UNet's prediction for every row at timestep `t`. `inputs[i]` is image i's model input as channel
+   * groups to concatenate: its scaled latents, then an inpainting UNet's mask and masked-image latents.
+   */
+  async predict(
+    inputs: readonly (readonly Float32Array[])[],
+    t: number,
+    clock: RunClock,
+  ): Promise<Float32Array> {
+    for (let i = 0; i < this.images; i++) {
+      let offset = i * this.rowSize;
+      for (const part of inputs[i] ?? []) {
+        this.sample.set(part, offset);
+        if (this.guided) this.sample.set(part, offset + this.images * this.rowSize);
+        offset += part.length;
+      }
+    }
+    this.timestep[0] = t;
+    const { unet, contract } = this.model;
+    const feeds: Record<string, Feed> = {
+      sample: {
+        data: this.sample,
+        dims: [this.rows, contract.unetInChannels, this.latentHeight, this.latentWidth],
+      },
+      timestep: { data: this.timestep, dims: contract.timestepRank === 0 ? [] : [1] },
+      ...this.conditioning,
+    };
+    const out = await unet.run(feeds, clock, [contract.unetOutput]);
+    const prediction = out[contract.unetOutput]?.data;
+    if (!prediction) throw new Error(`unet did not return ${contract.unetOutput}`);
+    return prediction;
+  }
+}
