@@ -1,8 +1,7 @@
-import { once } from "node:events";
 import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import type { HandlerContext, Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
-import { createContextValues, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { toConnectError } from "./errors.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
@@ -41,7 +40,11 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
       if (typeof fn !== "function") continue;
       const path = `/${service.typeName}/${method.name}`;
       const handler = createMethodHandler(service, method, fn.bind(impl), options);
-      const serialize = (msg: unknown) => Buffer.from(toBinary(method.output, toMessage(method.output, msg)));
+      const serialize = (msg: unknown) => {
+        const bytes = toBinary(method.output, toMessage(method.output, msg));
+        // A view, not a copy: grpc-js copies the bytes into its own frame.
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      };
       const deserialize = (bytes: Buffer) => fromBinary(method.input, bytes);
       server.register(path, handler, serialize, deserialize, handlerType(method));
     }
@@ -68,6 +71,35 @@ function toMessage<T extends DescMessage>(schema: T, value: unknown): MessageSha
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> & Partial<grpc.ServerDuplexStream<unknown, unknown>>;
 
+// Reason a call's signal carries once the call has ended normally, so that work still tied to it stops.
+const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
+
+/**
+ * The cancellation of one call. Its AbortSignal is made on first use: most unary handlers never look at
+ * theirs, and making and aborting AbortSignals (three per call through `createHandlerContext`) measured
+ * about a tenth of a loopback hop.
+ */
+class CallCancellation {
+  private controller: AbortController | undefined;
+  private aborted = false;
+  private reason: unknown;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
 function createMethodHandler(
   service: DescService,
   method: DescMethod,
@@ -80,24 +112,46 @@ function createMethodHandler(
   const streamingInput = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
 
   const start = (call: AnyCall) => {
-    const requestAbort = new AbortController();
-    call.on("cancelled", () => requestAbort.abort(new Error("client cancelled")));
-    const deadline = call.getDeadline();
-    const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number(deadline);
-    const timeoutMs = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined;
+    // Client cancel, deadline and server shutdown abort the call's signal; so does its end.
+    const cancellation = new CallCancellation();
+    const deadline = Number(call.getDeadline());
+    const deadlineMs = Number.isFinite(deadline) ? deadline : undefined;
+    const timedOut = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
+    const timer =
+      deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => cancellation.abort(timedOut()), Math.max(0, deadlineMs - Date.now()));
+    // grpc-js cancels the call at its own deadline too, sometimes before our timer fires: name it right.
+    call.on("cancelled", () =>
+      cancellation.abort(
+        deadlineMs !== undefined && Date.now() >= deadlineMs ? timedOut() : new Error("client cancelled"),
+      ),
+    );
+    const onShutdown = () => cancellation.abort(shutdownSignal.reason);
+    if (shutdownSignal.aborted) onShutdown();
+    else shutdownSignal.addEventListener("abort", onShutdown);
+    const end = () => {
+      clearTimeout(timer);
+      shutdownSignal.removeEventListener("abort", onShutdown);
+      cancellation.abort(CALL_ENDED);
+    };
+
     const contextValues = createContextValues();
-    const ctx = createHandlerContext({
+    const ctx: HandlerContext = {
       service,
       method,
       protocolName: "grpc",
       requestMethod: "POST",
       url,
-      timeoutMs,
-      shutdownSignal,
-      requestSignal: requestAbort.signal,
+      get signal() {
+        return cancellation.signal;
+      },
+      timeoutMs: deadlineMs === undefined ? () => undefined : () => deadlineMs - Date.now(),
       requestHeader: metadataToHeaders(call.metadata),
-      contextValues,
-    });
+      responseHeader: new Headers(),
+      responseTrailer: new Headers(),
+      values: contextValues,
+    };
     // Node destroys a stream when its async iterator finishes, which would kill the duplex's sending half.
     const input = streamingInput
       ? (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false })
@@ -119,34 +173,36 @@ function createMethodHandler(
       method,
       requestMethod: "POST",
       url,
-      signal: ctx.signal,
+      get signal() {
+        return cancellation.signal;
+      },
       header: ctx.requestHeader,
       contextValues,
       message: input,
       // biome-ignore lint/suspicious/noExplicitAny: see innermost
     } as any;
-    return { ctx, response: run(req), abort: () => ctx.abort() };
+    return { ctx, response: run(req), end };
   };
 
   if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
     return ((call: AnyCall, callback: grpc.sendUnaryData<unknown>) => {
-      const { ctx, response, abort } = start(call);
+      const { ctx, response, end } = start(call);
       response.then(
         (res) => {
           call.sendMetadata(headersToMetadata(res.header));
           callback(null, res.message, headersToMetadata(res.trailer));
-          abort();
+          end();
         },
         (err) => {
           callback(toServiceError(err, ctx));
-          abort();
+          end();
         },
       );
     }) as grpc.UntypedHandleCall;
   }
 
   return (async (call: grpc.ServerWritableStream<unknown, unknown>) => {
-    const { ctx, response, abort } = start(call as unknown as AnyCall);
+    const { ctx, response, end } = start(call as unknown as AnyCall);
     try {
       const res = (await response) as StreamResponse;
       let headerSent = false;
@@ -156,15 +212,28 @@ function createMethodHandler(
           call.sendMetadata(headersToMetadata(res.header));
           headerSent = true;
         }
-        if (!call.write(msg)) await Promise.race([once(call, "drain"), once(call, "cancelled")]);
+        if (!call.write(msg)) await drainedOrCancelled(call);
       }
       if (!call.cancelled) call.end(headersToMetadata(res.trailer));
     } catch (err) {
       if (!call.cancelled) call.emit("error", toServiceError(err, ctx));
     } finally {
-      abort();
+      end();
     }
   }) as grpc.UntypedHandleCall;
+}
+
+/** Waits until the stream takes more messages or is cancelled, and leaves no listener behind. */
+function drainedOrCancelled(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      resolve();
+    };
+    call.on("drain", done);
+    call.on("cancelled", done);
+  });
 }
 
 function toServiceError(err: unknown, ctx: HandlerContext): Partial<grpc.StatusObject> {

@@ -1,9 +1,15 @@
-import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  DescMessage,
+  DescMethodStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+  MessageShape,
+} from "@bufbuild/protobuf";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+import { appendMetadata, headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 export interface GrpcTransportOptions {
   /** host:port of the service. */
@@ -32,11 +38,6 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
     timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
 
-  const codec = <I extends DescMessage, O extends DescMessage>(method: { input: I; output: O }) => ({
-    serialize: (msg: MessageInitShape<I>) => Buffer.from(toBinary(method.input, create(method.input, msg))),
-    deserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
-  });
-
   return {
     address: options.address,
     close: () => client.close(),
@@ -48,7 +49,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       header: ConstructorParameters<typeof Headers>[0],
       input: MessageInitShape<I>,
     ): Promise<UnaryResponse<I, O>> {
-      const { serialize, deserialize } = codec(method);
+      const { serialize, deserialize } = codecOf(method);
       const responseHeader = new Headers();
       const trailer = new Headers();
       return new Promise((resolve, reject) => {
@@ -58,7 +59,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           serialize,
           deserialize,
           input,
-          headersToMetadata(new Headers(header)),
+          headersToMetadata(header),
           callOptions(timeoutMs),
           (err, message) => {
             signal?.removeEventListener("abort", onAbort);
@@ -69,14 +70,14 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
               method,
               header: responseHeader,
               trailer,
-              message: message!,
+              message: message as MessageShape<O>,
             });
           },
         );
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
-        call.on("metadata", (md) => copyInto(responseHeader, md));
-        call.on("status", (status) => copyInto(trailer, status.metadata));
+        call.on("metadata", (md) => appendMetadata(responseHeader, md));
+        call.on("status", (status) => appendMetadata(trailer, status.metadata));
       });
     },
 
@@ -88,14 +89,14 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       input: AsyncIterable<MessageInitShape<I>>,
     ): Promise<StreamResponse<I, O>> {
       if (signal?.aborted) throw abortError(signal);
-      const { serialize, deserialize } = codec(method);
+      const { serialize, deserialize } = codecOf(method);
       const path = `/${method.parent.typeName}/${method.name}`;
-      const metadata = headersToMetadata(new Headers(header));
+      const metadata = headersToMetadata(header);
       const opts = callOptions(timeoutMs);
       const responseHeader = new Headers();
       const trailer = new Headers();
 
-      let call: grpc.ClientReadableStream<MessageInitShape<O>> | grpc.ClientDuplexStream<unknown, unknown>;
+      let call: grpc.ClientReadableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>;
       if (method.methodKind === "server_streaming") {
         const first = await firstOf(input);
         call = client.makeServerStreamRequest(path, serialize, deserialize, first, metadata, opts);
@@ -106,8 +107,8 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       }
       const onAbort = () => call.cancel();
       signal?.addEventListener("abort", onAbort, { once: true });
-      call.on("metadata", (md: grpc.Metadata) => copyInto(responseHeader, md));
-      call.on("status", (status: grpc.StatusObject) => copyInto(trailer, status.metadata));
+      call.on("metadata", (md: grpc.Metadata) => appendMetadata(responseHeader, md));
+      call.on("status", (status: grpc.StatusObject) => appendMetadata(trailer, status.metadata));
 
       const stream = async function* () {
         try {
@@ -147,10 +148,29 @@ async function pump<T>(input: AsyncIterable<T>, call: grpc.ClientDuplexStream<T,
   }
 }
 
-function copyInto(headers: Headers, metadata: grpc.Metadata): void {
-  metadataToHeaders(metadata).forEach((value, key) => {
-    headers.set(key, value);
-  });
+interface Codec {
+  serialize(msg: unknown): Buffer;
+  deserialize(bytes: Buffer): unknown;
+}
+
+// One codec per method, made once: a call then allocates no serializer closures.
+const codecs = new WeakMap<object, Codec>();
+
+function codecOf(method: { input: DescMessage; output: DescMessage }): Codec {
+  let codec = codecs.get(method);
+  if (!codec) {
+    const { input, output } = method;
+    codec = {
+      serialize: (msg) => {
+        const bytes = toBinary(input, create(input, msg as MessageInitShape<DescMessage>));
+        // A view, not a copy: grpc-js copies the bytes into its own frame.
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      },
+      deserialize: (bytes) => fromBinary(output, bytes),
+    };
+    codecs.set(method, codec);
+  }
+  return codec;
 }
 
 function abortError(signal: AbortSignal): ConnectError {
