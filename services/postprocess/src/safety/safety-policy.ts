@@ -17,8 +17,10 @@ export function parseSafetyPolicyTable(raw: string): SafetyPolicyTable {
   const [first = "", ...rest] = raw.split(",").map((part) => part.trim());
   const tenants = new Map<string, SafetyPolicyName>();
   for (const entry of rest) {
-    const [tenant = "", policy = "", extra] = entry.split("=").map((s) => s.trim());
-    if (!TENANT.test(tenant) || extra !== undefined) throw new Error(`"${entry}" is not tenant=policy`);
+    const [tenant = "", policy, extra] = entry.split("=").map((s) => s.trim());
+    if (!TENANT.test(tenant) || policy === undefined || extra !== undefined) {
+      throw new Error(`"${entry}" is not tenant=policy`);
+    }
     if (tenants.has(tenant)) throw new Error(`tenant "${tenant}" is given twice`);
     tenants.set(tenant, policyName(policy));
   }

@@ -20,8 +20,8 @@ export function axisTiles(length: number, tile: number, overlap: number): AxisTi
 
 /**
  * Blend weights along one axis, in output pixels (`scale` per input pixel), one array per tile: each
- * tile's weight ramps linearly across the pixels it shares with a neighbour and is 1 elsewhere, then all
- * are divided by their sum at each pixel. So the weights of the tiles covering a pixel add up to exactly
+ * tile's weight ramps linearly across the pixels it shares with a neighbour (see `ramp`) and is 1
+ * elsewhere, then all are divided by their sum at each pixel. So the weights of the tiles covering a pixel add up to exactly
  * 1, and the 2-D weight of a tile (its x weight times its y weight) does too: seams fade instead of
  * showing, and no weight accumulator is needed.
  */
@@ -31,11 +31,7 @@ export function axisBlendWeights(tiles: readonly AxisTile[], scale: number): Flo
     const after = i < tiles.length - 1 ? sharedPixels(tile, tiles[i + 1]) * scale : 0;
     const size = tile.length * scale;
     const w = new Float32Array(size);
-    for (let p = 0; p < size; p++) {
-      const up = before > 0 ? (p + 0.5) / before : 1;
-      const down = after > 0 ? (size - p - 0.5) / after : 1;
-      w[p] = Math.min(1, up, down);
-    }
+    for (let p = 0; p < size; p++) w[p] = Math.min(ramp(p, before), ramp(size - 1 - p, after));
     return w;
   });
   const last = tiles[tiles.length - 1];
@@ -50,6 +46,17 @@ export function axisBlendWeights(tiles: readonly AxisTile[], scale: number): Flo
     for (let p = 0; p < w.length; p++) w[p] = (w[p] as number) / (total[tile.start * scale + p] as number);
     return w;
   });
+}
+
+/**
+ * Weight at `p` pixels from a tile edge shared over `shared` pixels: it rises across the middle half of
+ * the shared span only, so the quarter next to the edge, where the model saw the tile's border instead of
+ * the image, barely counts. Never exactly 0, so every pixel keeps a weight.
+ */
+function ramp(p: number, shared: number): number {
+  if (shared === 0) return 1;
+  const margin = shared / 4;
+  return Math.min(1, Math.max(1e-3, (p + 0.5 - margin) / (shared - 2 * margin)));
 }
 
 function sharedPixels(a: AxisTile | undefined, b: AxisTile | undefined): number {

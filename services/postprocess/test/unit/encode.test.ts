@@ -10,7 +10,7 @@ import { encodeImage, OUTPUT_FORMATS } from "../../src/encode/encode-image.js";
 import { readGenerationParameters } from "../../src/encode/read-generation-parameters.js";
 import { formatInfotext } from "../../src/infotext/format-infotext.js";
 import { ImageInputError } from "../../src/limits/image-input-error.js";
-import { gradientImage } from "./support/test-images.js";
+import { gradientImage } from "../support/test-images.js";
 
 const latin1Infotext = formatInfotext({
   prompt: "a café on the quay, golden hour",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { enhanceImage, planEnhancePipelines } from "../../src/enhance/enhance-image.js";
 import type { EnhanceOp } from "../../src/enhance/enhance-op.js";
 import type { RawImage } from "../../src/image/raw-image.js";
-import { gradientImage } from "./support/test-images.js";
+import { gradientImage } from "../support/test-images.js";
 
 const mean = (image: RawImage) => image.data.reduce((sum, v) => sum + v, 0) / image.data.length;
 const range = (image: RawImage) => Math.max(...image.data) - Math.min(...image.data);

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { encodePngChunk, PNG_SIGNATURE, readPngChunks } from "../../src/encode/png-chunks.js";
 import { decodeUntrustedImage } from "../../src/limits/decode-untrusted-image.js";
 import { ImageInputError } from "../../src/limits/image-input-error.js";
-import { gradientImage } from "./support/test-images.js";
+import { gradientImage } from "../support/test-images.js";
 
 /**
  * A real decompression bomb: a complete, valid 30000x30000 1-bit greyscale PNG of one colour.

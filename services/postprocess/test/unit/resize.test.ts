@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RESIZE_KERNELS, resizeImage } from "../../src/resize/resize-image.js";
-import { gradientImage } from "./support/test-images.js";
+import { gradientImage } from "../support/test-images.js";
 
 describe("resizeImage", () => {
   /** Kernels grouped by the pixels they produce. */

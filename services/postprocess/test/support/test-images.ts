@@ -1,4 +1,4 @@
-import type { RawImage } from "../../../src/image/raw-image.js";
+import type { RawImage } from "../../src/image/raw-image.js";
 
 /** A smooth RGB(A) gradient with a hard edge: real structure for codecs and filters to work on. */
 export function gradientImage(width: number, height: number, channels: 3 | 4 = 3): RawImage {
