@@ -135,6 +135,12 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
       chunkBytes = this.chunkBytes(start.chunkBytes);
       const plan = this.processPlan(req, "start.request.");
       const image = req.image;
+      if (image.data.length > 0) {
+        throw new InvalidArgumentError(
+          "start.request.image.data",
+          "must be empty: the bytes follow as chunks",
+        );
+      }
       const byteLength = Number(start.imageBytes);
       if (byteLength === 0) throw new InvalidArgumentError("start.image_bytes", "is required");
       const receive = () => collectBytes(chunksOf(parts), byteLength, "start.image_bytes");
@@ -143,7 +149,7 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
           ? { kind: "raw", byteLength, width: image.width, height: image.height, channels: image.channels }
           : { kind: "encoded", byteLength },
         receive,
-        "image",
+        "start.request.image",
         plan.upscale,
         ctx.signal,
         (decoded) => this.postprocessor.process(decoded, plan, ctx.signal),

@@ -161,7 +161,17 @@ describe("ProcessStream: images larger than one message", () => {
       [
         upload({ request: { image: raw }, imageBytes: 20_000n }, new Uint8Array(20_000), 8192),
         Code.InvalidArgument,
-        "image",
+        "start.request.image",
+      ],
+      // Bytes in the start message instead of chunks.
+      [
+        upload(
+          { request: { image: { ...raw, data: new Uint8Array(30_000) } }, imageBytes: 30_000n },
+          new Uint8Array(0),
+          1,
+        ),
+        Code.InvalidArgument,
+        "start.request.image.data",
       ],
       // An encoded image larger than MAX_INPUT_BYTES: refused on the declaration alone (no byte is sent).
       [

@@ -1215,7 +1215,8 @@ export const SafetyPolicySchema: GenEnum<SafetyPolicy, SafetyPolicyJson> = /*@__
  */
 export const PostprocessService: GenService<{
   /**
-   * The whole chain the orchestrator runs after inference: safety, upscale, enhance, encode.
+   * The whole chain the orchestrator runs after inference: safety, upscale, enhance, encode. An image the
+   * safety policy rejects fails with FAILED_PRECONDITION (field "image").
    *
    * @generated from rpc dmesh.postprocess.v1.PostprocessService.Process
    */
@@ -1252,6 +1253,8 @@ export const PostprocessService: GenService<{
     output: typeof EnhanceResponseSchema;
   },
   /**
+   * Classifies the image and applies the policy; a rejection is reported (action "rejected"), not failed.
+   *
    * @generated from rpc dmesh.postprocess.v1.PostprocessService.CheckSafety
    */
   checkSafety: {
