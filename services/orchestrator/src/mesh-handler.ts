@@ -116,6 +116,7 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
         bytesFreed += BigInt(await this.sessions.delete(id));
       }
     }
+    await this.sessions.durable();
     return { unloadedModels: unloaded, sessionsPruned, artifactsPruned, bytesFreed };
   }
 }

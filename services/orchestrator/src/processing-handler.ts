@@ -1,7 +1,11 @@
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  SessionAction,
+  SessionSchema,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import type { BatchManager } from "./batches/batch-manager.js";
@@ -74,12 +78,19 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     return { session: this.sessions.get(required(req.sessionId, "session_id")) };
   }
 
-  controlSession(req: { sessionId: string; action: SessionAction }) {
-    return { session: this.sessions.control(required(req.sessionId, "session_id"), req.action) };
+  // Replies acknowledge a change only once it is on disk (`durable`), so a crash cannot undo what was told.
+  async controlSession(req: { sessionId: string; action: SessionAction }) {
+    const session = clone(
+      SessionSchema,
+      this.sessions.control(required(req.sessionId, "session_id"), req.action),
+    );
+    await this.sessions.durable();
+    return { session };
   }
 
   async deleteSession(req: { sessionId: string }) {
     await this.sessions.delete(required(req.sessionId, "session_id"));
+    await this.sessions.durable();
     return {};
   }
 
@@ -99,8 +110,10 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     return { batch: this.batches.get(required(req.batchId, "batch_id")) };
   }
 
-  createBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["createBatch"]>[0]) {
-    return { batch: this.batches.create(req) };
+  async createBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["createBatch"]>[0]) {
+    const batch = this.batches.create(req);
+    await this.sessions.durable();
+    return { batch };
   }
 
   async *executeBatch(req: { batchId: string }, ctx: HandlerContext) {
@@ -108,12 +121,15 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
       yield { event };
   }
 
-  controlBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["controlBatch"]>[0]) {
-    return { batch: this.batches.control(required(req.batchId, "batch_id"), req.action) };
+  async controlBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["controlBatch"]>[0]) {
+    const batch = this.batches.control(required(req.batchId, "batch_id"), req.action);
+    await this.sessions.durable();
+    return { batch };
   }
 
   async deleteBatch(req: { batchId: string }) {
     await this.batches.delete(required(req.batchId, "batch_id"));
+    await this.sessions.durable();
     return {};
   }
 

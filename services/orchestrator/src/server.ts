@@ -25,6 +25,7 @@ import { SessionManager } from "./sessions/session-manager.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
+import { GroupCommit } from "./store/group-commit.js";
 import { SessionStore } from "./store/session-store.js";
 import { BUILTIN_WORKFLOWS } from "./workflows/templates.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
@@ -61,6 +62,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const device = await pool("device", DeviceService, config.deviceUrls);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
   const events = new SessionEvents();
+  const commits = new GroupCommit(db, logger);
   const sessions = new SessionManager(
     {
       store: sessionStore,
@@ -75,6 +77,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       streamIdleTimeoutMs: config.streamIdleTimeoutMs,
     },
     events,
+    commits,
     workflows,
     { maxConcurrent: config.maxConcurrentSessions, maxQueued: config.maxQueuedSessions },
     logger,
@@ -83,6 +86,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     new BatchStore(db),
     sessions,
     events,
+    commits,
     workflows,
     config.batchWindow,
     logger,
@@ -131,6 +135,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await sessions.close();
       await server.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
+      commits.close();
       db.close();
     },
   };

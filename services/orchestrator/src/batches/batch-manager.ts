@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import {
@@ -18,6 +18,7 @@ import { validateGenerationSpec } from "@dmesh/spec";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
 import type { BatchStore } from "../store/batch-store.js";
+import type { GroupCommit } from "../store/group-commit.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { expandBatch, MAX_BATCH_ITEMS } from "./expand-batch.js";
 
@@ -36,6 +37,7 @@ export class BatchManager {
     private readonly store: BatchStore,
     private readonly sessions: SessionManager,
     private readonly events: SessionEvents,
+    private readonly commits: GroupCommit,
     private readonly workflows: WorkflowCatalog,
     private readonly window: number,
     private readonly logger: Logger,
@@ -102,12 +104,15 @@ export class BatchManager {
     this.events.closed.addEventListener("abort", onAbort);
     try {
       if (!this.active.has(id) && !isBatchDone(batch)) this.start(batch);
-      yield create(BatchEventSchema, { batch: this.get(id), itemIndex: -1 });
+      // The snapshot is told once on disk; a later change comes as an event, the end included.
+      const snapshot = this.get(id);
+      await this.commits.sync();
+      yield create(BatchEventSchema, { batch: snapshot, itemIndex: -1 });
+      if (isBatchDone(snapshot)) return;
       while (!signal.aborted) {
         if (this.events.closed.aborted) throw this.events.closed.reason;
         const event = pending.shift();
         if (!event) {
-          if (isBatchDone(this.get(id))) return;
           await new Promise<void>((resolve) => {
             wake = resolve;
           });
@@ -285,8 +290,10 @@ export class BatchManager {
   private save(batch: Batch, itemIndex: number): void {
     batch.updatedAt = timestampNow();
     this.store.save(batch);
-    const event = create(BatchEventSchema, { batch, itemIndex });
-    for (const listener of this.listeners.get(batch.id) ?? []) listener(event);
+    const event = create(BatchEventSchema, { batch: clone(BatchSchema, batch), itemIndex });
+    this.commits.afterSync(() => {
+      for (const listener of this.listeners.get(batch.id) ?? []) listener(event);
+    });
   }
 }
 

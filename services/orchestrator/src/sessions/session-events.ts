@@ -39,11 +39,15 @@ export class SessionEvents {
     this.stateListeners.add(listener);
   }
 
-  /** The snapshot first, then every event until the signal aborts or `isLast` says the stream is done. */
+  /**
+   * The snapshot first, once `settle` resolves (e.g. it is on disk), then every newer event (by sequence)
+   * until the signal aborts or `isLast` says the stream is done.
+   */
   async *watch(
     snapshot: Session,
     signal: AbortSignal,
     isLast: (event: SessionEvent) => boolean,
+    settle: () => Promise<void> = async () => {},
   ): AsyncGenerator<SessionEvent> {
     const first = create(SessionEventSchema, {
       kind: SessionEventKind.SNAPSHOT,
@@ -66,8 +70,10 @@ export class SessionEvents {
     signal.addEventListener("abort", onAbort);
     this.closed.addEventListener("abort", onAbort);
     try {
+      await settle();
       yield first;
       if (isLast(first)) return;
+      const seen = first.session?.sequence ?? 0n;
       while (!signal.aborted) {
         if (this.closed.aborted) throw this.closed.reason;
         const event = pending.shift();
@@ -78,6 +84,8 @@ export class SessionEvents {
           wake = undefined;
           continue;
         }
+        // Events committed before the snapshot but told after it are in it already.
+        if ((event.session?.sequence ?? 0n) <= seen) continue;
         yield event;
         if (isLast(event)) return;
       }

@@ -26,6 +26,7 @@ import {
   UnavailableError,
 } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
+import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
@@ -70,7 +71,7 @@ export function isTerminal(state: SessionState): boolean {
 /**
  * The session lifecycle: submit (idempotent by request id), a bounded priority queue, bounded concurrency,
  * pause/resume/cancel/restart, and recovery of whatever a crash interrupted. All state changes go through
- * `commit`, which persists before it tells watchers, so what a client saw is what a restart finds.
+ * `commit`, which stores them and tells watchers what a restart must find only once it is on disk.
  */
 export class SessionManager {
   private readonly queue: { id: string; priority: number; seq: number }[] = [];
@@ -82,10 +83,16 @@ export class SessionManager {
   constructor(
     private readonly deps: Omit<RunnerDeps, "commit">,
     private readonly events: SessionEvents,
+    private readonly commits: GroupCommit,
     private readonly workflows: WorkflowCatalog,
     private readonly limits: SessionLimits,
     private readonly logger: Logger,
   ) {}
+
+  /** Resolves once every change made so far is on disk: await it before acknowledging one to a client. */
+  durable(): Promise<void> {
+    return this.commits.sync();
+  }
 
   /** Re-queues what was queued or running when the process stopped; running ones resume from checkpoints. */
   recover(): { requeued: number } {
@@ -93,7 +100,7 @@ export class SessionManager {
     for (const state of [SessionState.RUNNING, SessionState.QUEUED]) {
       for (const session of this.deps.store.listByState(state)) {
         session.state = SessionState.QUEUED;
-        this.commit(session, SessionEventKind.STATE, { persist: true });
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         requeued++;
       }
@@ -129,9 +136,11 @@ export class SessionManager {
     });
     this.deps.store.create(session, images);
     this.live.set(session.id, session);
-    this.events.publish(
-      create(SessionEventSchema, { kind: SessionEventKind.STATE, session: clone(SessionSchema, session) }),
-    );
+    const event = create(SessionEventSchema, {
+      kind: SessionEventKind.STATE,
+      session: clone(SessionSchema, session),
+    });
+    this.commits.afterSync(() => this.events.publish(event));
     this.enqueue(session);
     this.pump();
     return { session, existing: false };
@@ -213,10 +222,12 @@ export class SessionManager {
   /** Snapshot, then events until the session ends (or pauses, when `untilPaused`), or the signal aborts. */
   watch(id: string, signal: AbortSignal, untilPaused = false): AsyncGenerator<SessionEvent> {
     const snapshot = this.get(id);
-    return this.events.watch(snapshot, signal, (e) => {
+    const isLast = (e: SessionEvent) => {
       const state = e.session?.state ?? SessionState.UNSPECIFIED;
       return isTerminal(state) || (untilPaused && state === SessionState.PAUSED);
-    });
+    };
+    // The snapshot too is told only once it is on disk.
+    return this.events.watch(snapshot, signal, isLast, () => this.commits.sync());
   }
 
   control(id: string, action: SessionAction): Session {
@@ -236,7 +247,7 @@ export class SessionManager {
         if (session.state === SessionState.QUEUED) {
           this.dequeue(id);
           session.state = SessionState.PAUSED;
-          this.commit(session, SessionEventKind.STATE, { persist: true });
+          this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         } else if (control) {
           control.pauseRequested = true;
           if (control.replica) {
@@ -250,7 +261,7 @@ export class SessionManager {
       case SessionAction.RESUME:
         if (session.state !== SessionState.PAUSED) refuse("resume");
         session.state = SessionState.QUEUED;
-        this.commit(session, SessionEventKind.STATE, { persist: true });
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         this.pump();
         return session;
@@ -262,7 +273,7 @@ export class SessionManager {
         } else {
           this.dequeue(id);
           markFinished(session, SessionState.CANCELLED);
-          this.commit(session, SessionEventKind.STATE, { persist: true });
+          this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         }
         return session;
       case SessionAction.RESTART:
@@ -276,7 +287,7 @@ export class SessionManager {
         session.attempts = 0;
         session.artifactIds = [];
         session.timings = [];
-        this.commit(session, SessionEventKind.STATE, { persist: true });
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         this.pump();
         return session;
@@ -299,6 +310,8 @@ export class SessionManager {
     const artifactIds = this.deps.artifacts.idsOfSession(id);
     this.deps.store.delete(id);
     this.live.delete(id);
+    // Files go once their rows' deletion is on disk: a crash never leaves a row without its file.
+    await this.commits.sync();
     return this.deps.artifacts.removeUnreferenced(artifactIds);
   }
 
@@ -327,18 +340,19 @@ export class SessionManager {
   private commit(session: Session, kind: SessionEventKind, options: CommitOptions = {}): void {
     session.sequence += 1n;
     session.updatedAt = timestampNow();
-    if (options.persist !== false) this.deps.store.save(session);
+    const persist = options.persist ?? "durable";
+    if (persist !== "none") this.deps.store.save(session);
     if (isTerminal(session.state)) this.live.delete(session.id);
     else this.live.set(session.id, session);
     // Watchers get a copy: the live session keeps changing while their events wait to be sent.
-    this.events.publish(
-      create(SessionEventSchema, {
-        kind,
-        session: clone(SessionSchema, session),
-        artifactId: options.artifactId ?? "",
-        ...(options.preview ? { preview: options.preview } : {}),
-      }),
-    );
+    const event = create(SessionEventSchema, {
+      kind,
+      session: clone(SessionSchema, session),
+      artifactId: options.artifactId ?? "",
+      ...(options.preview ? { preview: options.preview } : {}),
+    });
+    if (persist === "durable") this.commits.afterSync(() => this.events.publish(event));
+    else this.commits.inOrder(() => this.events.publish(event));
   }
 
   private enqueue(session: Session): void {
@@ -370,7 +384,8 @@ export class SessionManager {
     this.running.set(id, control);
     session.state = SessionState.RUNNING;
     session.error = "";
-    this.commit(session, SessionEventKind.STATE, { persist: true });
+    // Cached: after a crash RUNNING and QUEUED recover the same way.
+    this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
       const workflow = this.workflows.get(session.workflowId);
       const outcome = await runSession(session, workflow.template, workflow.order, control, {
@@ -394,7 +409,7 @@ export class SessionManager {
       }
     }
     this.running.delete(id);
-    this.commit(session, SessionEventKind.STATE, { persist: true });
+    this.commit(session, SessionEventKind.STATE, { persist: "durable" });
     this.pump();
   }
 }

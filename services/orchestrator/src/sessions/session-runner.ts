@@ -37,8 +37,16 @@ export interface RunControl {
   replica: string | undefined;
 }
 
+/**
+ * How a commit treats the session: "durable" (stored, and told to watchers once on disk: what a client is
+ * told and must survive a power cut), "cached" (stored and told at once: progress a restart redoes), or
+ * "none" (told only). Either way nothing is told before what was committed ahead of it.
+ */
+export type Persistence = "durable" | "cached" | "none";
+
 export interface CommitOptions {
-  persist?: boolean;
+  /** "durable" when unset. */
+  persist?: Persistence;
   artifactId?: string;
   preview?: Image;
 }
@@ -108,7 +116,7 @@ export async function runSession(
     if (control.pauseRequested) return "paused";
     session.currentStep = stepId;
     session.progress = index / order.length;
-    deps.commit(session, SessionEventKind.STATE, { persist: true });
+    deps.commit(session, SessionEventKind.STATE, { persist: "cached" });
     const started = performance.now();
     const workers = new Set<string>();
     const images = await runStep(step, index, order.length, workers);
@@ -228,7 +236,7 @@ export async function runSession(
           workers.add(out.worker);
           const encoded = out.value.image;
           if (!encoded) throw new Error(`postprocess on ${out.worker} returned no image`);
-          const artifact = deps.artifacts.put(encoded.data, {
+          const artifact = await deps.artifacts.put(encoded.data, {
             sessionId: session.id,
             mediaType: mediaTypeOf(encoded.encoding),
             width: image.width,
@@ -237,7 +245,8 @@ export async function runSession(
             seed,
           });
           if (!session.artifactIds.includes(artifact.id)) session.artifactIds.push(artifact.id);
-          deps.commit(session, SessionEventKind.ARTIFACT, { persist: true, artifactId: artifact.id });
+          // Cached: a restart before the session's end encodes again, to the same bytes and artifact.
+          deps.commit(session, SessionEventKind.ARTIFACT, { persist: "cached", artifactId: artifact.id });
         }
         return [];
       }
@@ -315,8 +324,7 @@ export async function runSession(
     control.replica = replica.address;
     session.worker = replica.address;
     session.attempts++;
-    // Watchers learn the replica now; the row gets it with the first checkpoint (or the step's end).
-    deps.commit(session, SessionEventKind.STATE, { persist: false });
+    deps.commit(session, SessionEventKind.STATE, { persist: "cached" });
     // A stream that stays silent (a hung or frozen replica) is abandoned: streams have no overall deadline
     // because a generation may rightly take long, so the deadline is on the gap between events instead.
     const idle = new AbortController();
@@ -361,7 +369,7 @@ export async function runSession(
             session.etaSeconds = p.etaSeconds;
             session.progress = (index + (p.totalSteps > 0 ? p.step / p.totalSteps : 0)) / total;
             deps.commit(session, SessionEventKind.PROGRESS, {
-              persist: false,
+              persist: "none",
               ...(p.preview ? { preview: p.preview } : {}),
             });
             break;

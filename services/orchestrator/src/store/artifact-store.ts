@@ -1,18 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
-import {
-  closeSync,
-  createReadStream,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
-import { join } from "node:path";
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { mkdir, open, rename } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Artifact, ArtifactSchema } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
@@ -33,6 +22,7 @@ export interface ArtifactMeta {
  */
 export class ArtifactStore {
   private readonly stmts;
+  private readonly putting = new Map<string, number>();
 
   constructor(
     db: Db,
@@ -51,26 +41,30 @@ export class ArtifactStore {
     };
   }
 
-  /** Writes the file durably (temp, fsync, rename) before indexing it, so an index row always has its file. */
-  put(bytes: Uint8Array, meta: ArtifactMeta): Artifact {
+  /**
+   * Writes the file durably (temp file, fsync, rename, fsync of its directory) off the event loop, then
+   * indexes it: an index row always has its file, even after a power cut.
+   */
+  async put(bytes: Uint8Array, meta: ArtifactMeta): Promise<Artifact> {
     const id = createHash("sha256").update(bytes).digest("hex");
-    const path = this.pathOf(id);
-    if (!existsSync(path)) {
-      mkdirSync(join(this.dir, id.slice(0, 2)), { recursive: true });
-      const tmp = `${path}.${randomUUID()}.tmp`;
-      const fd = openSync(tmp, "w");
-      try {
-        writeSync(fd, bytes);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, path);
+    // Counted from before the write until the row exists, so that a concurrent delete of another session
+    // with the same bytes does not remove the file under this one.
+    this.putting.set(id, (this.putting.get(id) ?? 0) + 1);
+    try {
+      if (!existsSync(this.pathOf(id))) await writeDurably(this.pathOf(id), bytes);
+      return this.index(id, bytes.length, meta);
+    } finally {
+      const n = (this.putting.get(id) ?? 1) - 1;
+      if (n > 0) this.putting.set(id, n);
+      else this.putting.delete(id);
     }
+  }
+
+  private index(id: string, sizeBytes: number, meta: ArtifactMeta): Artifact {
     const artifact = create(ArtifactSchema, {
       ...meta,
       id,
-      sizeBytes: BigInt(bytes.length),
+      sizeBytes: BigInt(sizeBytes),
       createdAt: timestampNow(),
     });
     // A restarted session replaces its image: the bytes it had go when nothing else references them.
@@ -117,7 +111,7 @@ export class ArtifactStore {
     let freed = 0;
     for (const id of ids) {
       const { n } = this.stmts.refs.get(id) as { n: number };
-      if (n > 0) continue;
+      if (n > 0 || this.putting.has(id)) continue;
       const path = this.pathOf(id);
       if (!existsSync(path)) continue;
       freed += statSync(path).size;
@@ -128,5 +122,25 @@ export class ArtifactStore {
 
   idsOfSession(sessionId: string): string[] {
     return (this.stmts.idsOfSession.all(sessionId) as { id: string }[]).map((r) => r.id);
+  }
+}
+
+async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = `${path}.${randomUUID()}.tmp`;
+  const file = await open(tmp, "w");
+  try {
+    await file.writeFile(bytes);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  const directory = await open(dir, "r");
+  try {
+    await directory.sync();
+  } finally {
+    await directory.close();
   }
 }
