@@ -319,6 +319,43 @@ describe("sessions", () => {
   });
 });
 
+describe("multi-step workflows", () => {
+  it("runs txt2img + hires fix to a 2x image, keeping the submitted spec so a restart makes the same image", async () => {
+    const { processing, artifacts } = mesh.clients;
+    const first = (
+      await collect(processing.executeWorkflow({ workflowId: "txt2img-hires", spec: tinySpec({ seed: 88 }) }))
+    ).at(-1)?.session;
+    expect({ state: SessionState[first?.state ?? 0], error: first?.error }).toEqual({
+      state: "COMPLETED",
+      error: "",
+    });
+    expect(first?.timings.map((t) => t.stepId)).toEqual(["generate", "upscale", "hires", "encode"]);
+    const [artifact] = (await artifacts.listArtifacts({ sessionId: first?.id ?? "" })).artifacts;
+    expect([artifact?.width, artifact?.height]).toEqual([128, 128]);
+    expect(first?.spec?.size).toMatchObject({ width: 64, height: 64 });
+    expect(first?.spec?.params?.strength).toBeUndefined();
+    await processing.controlSession({ sessionId: first?.id ?? "", action: SessionAction.RESTART });
+    const again = await waitFinished(mesh.clients, first?.id ?? "");
+    expect(again.artifactIds).toEqual(first?.artifactIds);
+  });
+
+  it("upscales and enhances an uploaded image without diffusion", async () => {
+    const { processing, artifacts } = mesh.clients;
+    const done = (
+      await collect(
+        processing.executeWorkflow({ workflowId: "upscale-enhance", images: { image: rawImageInput(64) } }),
+      )
+    ).at(-1)?.session;
+    expect({ state: SessionState[done?.state ?? 0], error: done?.error }).toEqual({
+      state: "COMPLETED",
+      error: "",
+    });
+    expect(done?.attempts).toBe(0);
+    const [artifact] = (await artifacts.listArtifacts({ sessionId: done?.id ?? "" })).artifacts;
+    expect([artifact?.width, artifact?.height, artifact?.mediaType]).toEqual([128, 128, "image/png"]);
+  });
+});
+
 describe("session controls", () => {
   it("cancels a session whose client goes away without detaching", async () => {
     const { processing } = mesh.clients;
@@ -440,6 +477,31 @@ describe("batches", () => {
     expect(existsSync(artifactPath(sessions[0]?.artifactIds[0] ?? ""))).toBe(false);
     expect((await processing.listSessions({ batchId: batch?.id ?? "", pageSize: 100 })).sessions).toEqual([]);
     expect((await connectError(processing.getBatch({ batchId: batch?.id ?? "" }))).code).toBe(Code.NotFound);
+  });
+
+  it("runs batch style transfer: img2img over inputs carried in the items' specs", async () => {
+    const { processing } = mesh.clients;
+    const inputs = [64, 64, 64].map((size, i) => {
+      const input = rawImageInput(size);
+      if (input.source?.case === "image")
+        input.source.value.data = (input.source.value.data as Uint8Array).map((v) => (v + 60 * i) % 256);
+      return input.source?.case === "image" ? input.source.value : undefined;
+    });
+    const { batch } = await processing.createBatch({
+      workflowId: "style-transfer",
+      base: { ...tinySpec({ prompt: "in the style of a woodcut" }), params: { seed: 5n, strength: 0.7 } },
+      items: inputs.map((initImage) => ({ initImage })),
+    });
+    let last: Batch | undefined;
+    for await (const res of processing.executeBatch({ batchId: batch?.id ?? "" }))
+      last = res.event?.batch ?? last;
+    expect(last?.items.map((i) => [SessionState[i.state], i.error])).toEqual(
+      Array(3).fill(["COMPLETED", ""]),
+    );
+    const { sessions } = await processing.listSessions({ batchId: batch?.id ?? "" });
+    // Three inputs, three different images; the sessions keep the inputs apart from their specs.
+    expect(new Set(sessions.map((s) => s.artifactIds[0])).size).toBe(3);
+    expect(sessions.map((s) => s.spec?.initImage?.data.length ?? 0)).toEqual([0, 0, 0]);
   });
 
   it("cancels a running batch, then retries its cancelled items to completion", async () => {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, type DescService } from "@bufbuild/protobuf";
+import { clone, create, type DescService } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
@@ -405,7 +405,10 @@ function describeFailure(err: unknown): { code: Code; message: string } {
   return { code: ce.code, message: ce.rawMessage };
 }
 
-/** The spec one generate step sends: the session's spec with the step's mode, input images and overrides. */
+/**
+ * The spec one generate step sends: a copy of the session's spec (which stays as submitted, so a restart
+ * starts from it again) with the step's mode, input images and overrides.
+ */
 function generateSpec(
   spec: GenerationSpec,
   step: StepTemplate,
@@ -413,7 +416,7 @@ function generateSpec(
   mask: Image | undefined,
   seedOffset: bigint,
 ): GenerationSpec {
-  const out = create(GenerationSpecSchema, spec);
+  const out = clone(GenerationSpecSchema, spec);
   out.mode =
     step.mode === "inpaint"
       ? GenerationMode.INPAINT
@@ -426,10 +429,10 @@ function generateSpec(
       out.size = create(DimensionsSchema, { width: init.width, height: init.height });
   }
   if (mask) out.maskImage = mask;
-  out.params = create(HyperparametersSchema, spec.params ?? {});
+  out.params ??= create(HyperparametersSchema);
   if (step.strength !== undefined) out.params.strength = step.strength;
   if (seedOffset > 0n && out.params.seed !== undefined) out.params.seed += seedOffset;
-  if (!step.useRefiner && out.models) out.models = { ...out.models, refiner: "" };
+  if (!step.useRefiner && out.models) out.models.refiner = "";
   if (!step.useRefiner) out.params.denoisingEnd = 0;
   return out;
 }
