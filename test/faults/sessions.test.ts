@@ -122,7 +122,7 @@ describe("sessions", () => {
 
   it("pauses and resumes to the same bytes as an uninterrupted run with the same seed", async () => {
     const { processing } = mesh.clients;
-    const spec = tinySpec({ size: 256, steps: 16, seed: 77, prompt: "a red kite over dunes" });
+    const spec = tinySpec({ size: 256, steps: 40, seed: 77, prompt: "a red kite over dunes" });
     let pausedAt = 0;
     const firstLeg = await collect(
       (async function* () {
@@ -142,7 +142,7 @@ describe("sessions", () => {
     expect(paused.artifactIds).toEqual([]);
     // Paused at a step boundary after the request, with the denoising state checkpointed there.
     expect(paused.denoiseStep).toBeGreaterThanOrEqual(pausedAt);
-    expect(paused.denoiseStep).toBeLessThan(16);
+    expect(paused.denoiseStep).toBeLessThan(40);
     const pausedWorker = paused.worker;
 
     await processing.controlSession({ sessionId: paused.id, action: SessionAction.RESUME });
@@ -177,7 +177,7 @@ describe("sessions", () => {
     );
     report(
       "pause/resume",
-      `paused at step ${paused.denoiseStep}/16 on ${pausedWorker}, resumed on ${resumed.worker}; ${resumedBytes.length} PNG bytes identical to the uninterrupted run`,
+      `paused at step ${paused.denoiseStep}/40 on ${pausedWorker}, resumed on ${resumed.worker}; ${resumedBytes.length} PNG bytes identical to the uninterrupted run`,
     );
   });
 
@@ -334,6 +334,10 @@ describe("multi-step workflows", () => {
     expect([artifact?.width, artifact?.height]).toEqual([128, 128]);
     expect(first?.spec?.size).toMatchObject({ width: 64, height: 64 });
     expect(first?.spec?.params?.strength).toBeUndefined();
+    // The infotext records the hires pass's strength (A1111's "Denoising strength").
+    const png = (await artifactBytes(mesh.clients, artifact?.id ?? "")).toString("latin1");
+    expect(png).toContain("Denoising strength: 0.5");
+    expect(png).toContain("Seed: 88");
     await processing.controlSession({ sessionId: first?.id ?? "", action: SessionAction.RESTART });
     const again = await waitFinished(mesh.clients, first?.id ?? "");
     expect(again.artifactIds).toEqual(first?.artifactIds);

@@ -18,18 +18,21 @@ const SAMPLER_NAMES: Record<SchedulerKind, string> = {
   [SchedulerKind.UNIPC]: "UniPC",
 };
 
-/** What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields. */
+/**
+ * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
+ * `denoisingStrength` is given when the image came from an image-to-image pass.
+ */
 export function infotextParameters(
   spec: GenerationSpec,
   seed: bigint,
   size: { width: number; height: number },
   model: string,
+  denoisingStrength?: number,
 ): MessageInitShape<typeof GenerationParametersSchema> {
   const scheduler = spec.scheduler;
   const extra: Record<string, string> = {};
   if (spec.params?.clipSkip) extra["Clip skip"] = String(spec.params.clipSkip + 1);
-  if (spec.params?.strength !== undefined && spec.initImage)
-    extra["Denoising strength"] = String(spec.params.strength);
+  if (denoisingStrength !== undefined) extra["Denoising strength"] = String(denoisingStrength);
   return {
     prompt: spec.conditioning?.prompt ?? "",
     negativePrompt: spec.conditioning?.negativePrompt ?? "",

@@ -21,6 +21,7 @@ import {
   StepTimingSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { DomainError, FailedPreconditionError, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { DEFAULTS } from "@dmesh/spec";
 import type { Replica, ReplicaPool } from "../mesh/replica-pool.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
@@ -210,6 +211,12 @@ export async function runSession(
       }
       case "encode": {
         const images = resolveInput(step.inputs.image ?? "");
+        // An image-to-image pass made them: A1111 records its strength.
+        const source = steps.get((step.inputs.image ?? "").split(".")[0] ?? "");
+        const strength =
+          source?.operation === "generate" && source.mode !== "txt2img"
+            ? (source.strength ?? spec.params?.strength ?? DEFAULTS.strength)
+            : undefined;
         for (const [i, image] of images.entries()) {
           const seed = session.seeds[i] ?? spec.params?.seed ?? 0n;
           const out = await onReplica(deps.postprocess, "postprocess encode", (pp) =>
@@ -221,6 +228,7 @@ export async function runSession(
                   seed,
                   { width: image.width, height: image.height },
                   modelUsed,
+                  strength,
                 ),
                 safety: SafetyPolicy.PASS,
                 encode: {
