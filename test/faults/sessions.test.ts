@@ -122,7 +122,8 @@ describe("sessions", () => {
 
   it("pauses and resumes to the same bytes as an uninterrupted run with the same seed", async () => {
     const { processing } = mesh.clients;
-    const spec = tinySpec({ size: 256, steps: 40, seed: 77, prompt: "a red kite over dunes" });
+    const kite = { size: 256, steps: 40, seed: 77, prompt: "a red kite over dunes" };
+    const spec = tinySpec(kite);
     let pausedAt = 0;
     const firstLeg = await collect(
       (async function* () {
@@ -168,7 +169,7 @@ describe("sessions", () => {
       await collect(
         processing.executeWorkflow({
           workflowId: "txt2img",
-          spec: { ...spec, params: { ...spec.params, seed: 78n } },
+          spec: tinySpec({ ...kite, seed: 78 }),
         }),
       )
     ).at(-1)?.session;
@@ -279,7 +280,7 @@ describe("sessions", () => {
 
   it("runs img2img and inpaint from images sent inline or stored as artifacts", async () => {
     const { processing } = mesh.clients;
-    const spec = { ...tinySpec({ seed: 8 }), params: { seed: 8n, strength: 0.6 } };
+    const spec = tinySpec({ seed: 8, strength: 0.6 });
     const img2img = (
       await collect(
         processing.executeWorkflow({ workflowId: "img2img", spec, images: { image: rawImageInput(64) } }),
@@ -428,7 +429,7 @@ describe("session controls", () => {
       collect(
         processing.executeWorkflow({
           workflowId: "txt2img",
-          spec: { ...tinySpec(), size: { width: 63, height: 64 } },
+          spec: tinySpec({ size: 63 }),
         }),
       ),
     );
@@ -493,7 +494,7 @@ describe("batches", () => {
     });
     const { batch } = await processing.createBatch({
       workflowId: "style-transfer",
-      base: { ...tinySpec({ prompt: "in the style of a woodcut" }), params: { seed: 5n, strength: 0.7 } },
+      base: tinySpec({ prompt: "in the style of a woodcut", seed: 5, strength: 0.7 }),
       items: inputs.map((initImage) => ({ initImage })),
     });
     let last: Batch | undefined;

@@ -27,7 +27,7 @@ function open() {
   };
 }
 
-function session(id: string, init: Partial<Parameters<typeof newSession>[0]> = {}) {
+function session(id: string, init: { requestId?: string; priority?: number; batchId?: string } = {}) {
   return newSession({ id, workflowId: "txt2img", spec: { conditioning: { prompt: id } }, ...init });
 }
 

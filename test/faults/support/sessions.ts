@@ -9,16 +9,23 @@ import type { OrchestratorClients } from "./test-mesh.js";
 
 export type SpecInit = MessageInitShape<typeof GenerationSpecSchema>;
 
+export interface TinySpecOptions {
+  prompt?: string;
+  seed?: number;
+  size?: number;
+  steps?: number;
+  /** img2img / inpaint strength. */
+  strength?: number;
+}
+
 /** A txt2img spec for the tiny model; small sizes and few steps keep a generation around 0.1 s. */
-export function tinySpec(
-  options: { prompt?: string; seed?: number; size?: number; steps?: number } = {},
-): SpecInit {
+export function tinySpec(options: TinySpecOptions = {}): SpecInit {
   const size = options.size ?? 64;
   return {
     conditioning: { prompt: options.prompt ?? "a lighthouse on a cliff" },
     size: { width: size, height: size },
     scheduler: { steps: options.steps ?? 4 },
-    params: { seed: BigInt(options.seed ?? 1234), guidanceScale: 5 },
+    params: { seed: BigInt(options.seed ?? 1234), guidanceScale: 5, strength: options.strength },
   };
 }
 
@@ -28,9 +35,9 @@ export function isFinished(session: Session | undefined): boolean {
   return session !== undefined && FINISHED.has(session.state);
 }
 
-/** Every event of a session stream, in order, until the stream ends. */
-export async function collect(stream: AsyncIterable<{ event?: SessionEvent }>): Promise<SessionEvent[]> {
-  const events: SessionEvent[] = [];
+/** Every event of a session (or batch) stream, in order, until the stream ends. */
+export async function collect<E = SessionEvent>(stream: AsyncIterable<{ event?: E }>): Promise<E[]> {
+  const events: E[] = [];
   for await (const { event } of stream) if (event) events.push(event);
   return events;
 }
