@@ -2,43 +2,80 @@ import { readFileSync } from "node:fs";
 
 /** Median of a sample (sorts a copy). */
 export function median(values: readonly number[]): number {
-  return percentile(values, 0.5);
-}
-
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) throw new Error("percentile of an empty sample");
+  if (values.length === 0) throw new Error("median of an empty sample");
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
+  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-/** Latency of `call` made one at a time, in microseconds per call, after `warmup` unmeasured calls. */
-export async function sequentialLatencies(
-  call: () => Promise<unknown>,
+/** Something measured against others: its call, and optionally the CPU time it makes processes use. */
+export interface Contender {
+  call(): Promise<unknown>;
+  /** Cumulative CPU microseconds of every process the call runs in. */
+  cpuMicros?(): number;
+}
+
+/**
+ * Latency of each contender's call made one at a time, in microseconds, the contenders taking turns call
+ * by call: on a machine others share, every contender sees the same busy and quiet moments.
+ */
+export async function interleavedLatencies(
+  contenders: readonly Contender[],
   options: { warmup: number; count: number },
-): Promise<number[]> {
-  for (let i = 0; i < options.warmup; i++) await call();
-  const micros: number[] = new Array(options.count);
-  for (let i = 0; i < options.count; i++) {
-    const started = performance.now();
-    await call();
-    micros[i] = (performance.now() - started) * 1000;
+): Promise<number[][]> {
+  const micros = contenders.map(() => new Array<number>(options.count));
+  for (let i = -options.warmup; i < options.count; i++) {
+    for (const [c, contender] of contenders.entries()) {
+      const started = performance.now();
+      await contender.call();
+      if (i >= 0) (micros[c] as number[])[i] = (performance.now() - started) * 1000;
+    }
   }
   return micros;
 }
 
-export interface Throughput {
-  readonly calls: number;
-  readonly seconds: number;
-  readonly perSecond: number;
+export interface Tally {
+  calls: number;
+  seconds: number;
+  /** NaN where the contender has no CPU reading. */
+  cpuMicros: number;
 }
 
-/** Completed calls with `inFlight` calls kept outstanding for `durationMs`. */
-export async function throughput(
+/** Calls per second. */
+export function callsPerSecond(tally: Tally): number {
+  return tally.calls / tally.seconds;
+}
+
+/**
+ * Calls completed with `inFlight` outstanding, the contenders taking turns over `windows` windows of
+ * `windowMs` each (after one unmeasured window each), for the same reason as `interleavedLatencies`.
+ */
+export async function interleavedThroughput(
+  contenders: readonly Contender[],
+  options: { inFlight: number; windowMs: number; windows: number },
+): Promise<Tally[]> {
+  const tallies = contenders.map(() => ({ calls: 0, seconds: 0, cpuMicros: 0 }));
+  for (let w = -1; w < options.windows; w++) {
+    for (const [c, contender] of contenders.entries()) {
+      const cpuBefore = contender.cpuMicros?.() ?? Number.NaN;
+      const { calls, seconds } = await throughput(() => contender.call(), options.inFlight, options.windowMs);
+      if (w < 0) continue;
+      const tally = tallies[c] as Tally;
+      tally.calls += calls;
+      tally.seconds += seconds;
+      tally.cpuMicros += (contender.cpuMicros?.() ?? Number.NaN) - cpuBefore;
+    }
+  }
+  return tallies;
+}
+
+/** Calls completed with `inFlight` kept outstanding for `durationMs`. */
+async function throughput(
   call: () => Promise<unknown>,
-  options: { inFlight: number; durationMs: number },
-): Promise<Throughput> {
+  inFlight: number,
+  durationMs: number,
+): Promise<{ calls: number; seconds: number }> {
   let calls = 0;
-  const end = performance.now() + options.durationMs;
+  const end = performance.now() + durationMs;
   const worker = async () => {
     while (performance.now() < end) {
       await call();
@@ -46,9 +83,8 @@ export async function throughput(
     }
   };
   const started = performance.now();
-  await Promise.all(Array.from({ length: options.inFlight }, worker));
-  const seconds = (performance.now() - started) / 1000;
-  return { calls, seconds, perSecond: calls / seconds };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return { calls, seconds: (performance.now() - started) / 1000 };
 }
 
 /**

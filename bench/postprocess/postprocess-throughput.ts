@@ -15,14 +15,13 @@ import { createGrpcTransport } from "@dmesh/runtime";
 import sharp from "sharp";
 import { type BenchResult, versus } from "../bench-result.js";
 import { startChildService } from "../child-service.js";
-import { median, throughput } from "../measure.js";
+import { callsPerSecond, interleavedThroughput, type Tally } from "../measure.js";
 import { benchImage } from "./bench-image.js";
 
 const SERVICE_ENTRY = fileURLToPath(new URL("./postprocess-service-main.js", import.meta.url));
 const SIZE = 1024;
 // As many images in flight as this machine has cores, through the service and directly alike.
 const IN_FLIGHT = 2;
-const ROUNDS = 2;
 
 /**
  * Images per second through the postprocess service (its own process, called over our gRPC transport with
@@ -77,28 +76,17 @@ export async function benchPostprocess(): Promise<BenchResult[]> {
     };
     const results: BenchResult[] = [];
     for (const op of Object.values(ops)) {
-      const viaService: number[] = [];
-      const direct: number[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
-        const measure = async (call: () => Promise<unknown>) => {
-          await throughput(call, { inFlight: IN_FLIGHT, durationMs: 500 });
-          return (await throughput(call, { inFlight: IN_FLIGHT, durationMs: 2500 })).perSecond;
-        };
-        // Alternate which goes first, so that neither always runs on a warmer machine.
-        if (round % 2 === 0) {
-          viaService.push(await measure(op.service));
-          direct.push(await measure(op.direct));
-        } else {
-          direct.push(await measure(op.direct));
-          viaService.push(await measure(op.service));
-        }
-      }
+      const [viaService, direct] = (await interleavedThroughput([{ call: op.service }, { call: op.direct }], {
+        inFlight: IN_FLIGHT,
+        windowMs: 2500,
+        windows: 2,
+      })) as [Tally, Tally];
       results.push(
         versus(
           `postprocess: ${op.label} via the service`,
-          median(viaService),
+          callsPerSecond(viaService),
           "images/s",
-          { name: "sharp called directly", value: median(direct) },
+          { name: "sharp called directly", value: callsPerSecond(direct) },
           { min: 0.9 },
         ),
       );

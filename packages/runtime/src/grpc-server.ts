@@ -34,12 +34,13 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
   });
+  const calls = new LiveCalls(options.shutdownSignal);
   for (const { service, impl } of options.registrations) {
     for (const method of service.methods) {
       const fn = (impl as Record<string, unknown>)[method.localName];
       if (typeof fn !== "function") continue;
       const path = `/${service.typeName}/${method.name}`;
-      const handler = createMethodHandler(service, method, fn.bind(impl), options);
+      const handler = createMethodHandler(service, method, fn.bind(impl), options.interceptors, calls);
       const serialize = (msg: unknown) => {
         const bytes = toBinary(method.output, toMessage(method.output, msg));
         // A view, not a copy: grpc-js copies the bytes into its own frame.
@@ -75,14 +76,31 @@ type AnyCall = grpc.ServerUnaryCall<unknown, unknown> & Partial<grpc.ServerDuple
 const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
 
 /**
- * The cancellation of one call. Its AbortSignal is made on first use: most unary handlers never look at
- * theirs, and making and aborting AbortSignals (three per call through `createHandlerContext`) measured
- * about a tenth of a loopback hop.
+ * One call's HandlerContext. Its AbortSignal is made on first use: most unary handlers never look at theirs,
+ * and making and aborting AbortSignals (three per call through `createHandlerContext`) measured about a
+ * tenth of a loopback hop. A class, so that the lazy getter lives on the prototype: an object literal with a
+ * getter measured as the costliest line of a call's setup.
  */
-class CallCancellation {
+class GrpcHandlerContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly responseHeader = new Headers();
+  readonly responseTrailer = new Headers();
+  readonly values = createContextValues();
+  readonly timeoutMs: () => number | undefined;
+  aborted = false;
   private controller: AbortController | undefined;
-  private aborted = false;
   private reason: unknown;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    readonly url: string,
+    readonly requestHeader: Headers,
+    deadlineMs: number | undefined,
+  ) {
+    this.timeoutMs = deadlineMs === undefined ? () => undefined : () => deadlineMs - Date.now();
+  }
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -100,57 +118,86 @@ class CallCancellation {
   }
 }
 
+/**
+ * What interceptors get (Connect's UnaryRequest or StreamRequest). `signal` is the context's, read through a
+ * getter so that it stays lazy; an interceptor that copies the request must carry it over itself.
+ */
+class GrpcInterceptorRequest {
+  readonly requestMethod = "POST";
+  readonly header: Headers;
+  readonly contextValues: HandlerContext["values"];
+
+  constructor(
+    readonly stream: boolean,
+    readonly service: DescService,
+    readonly method: DescMethod,
+    readonly url: string,
+    readonly message: unknown,
+    private readonly ctx: GrpcHandlerContext,
+  ) {
+    this.header = ctx.requestHeader;
+    this.contextValues = ctx.values;
+  }
+
+  get signal(): AbortSignal {
+    return this.ctx.signal;
+  }
+}
+
+/**
+ * The calls in progress, so that the server's shutdown aborts them all through one listener: one per call
+ * on the shutdown signal would cost each call an add and a remove, and trip Node's leak warning past ten.
+ */
+class LiveCalls {
+  private readonly live = new Set<GrpcHandlerContext>();
+
+  constructor(private readonly shutdownSignal: AbortSignal) {
+    shutdownSignal.addEventListener("abort", () => {
+      for (const call of this.live) call.abort(shutdownSignal.reason);
+    });
+  }
+
+  /** Tracks `call` until `delete`; aborts it at once if the server is already shut down. */
+  add(call: GrpcHandlerContext): void {
+    if (this.shutdownSignal.aborted) call.abort(this.shutdownSignal.reason);
+    this.live.add(call);
+  }
+
+  delete(call: GrpcHandlerContext): void {
+    this.live.delete(call);
+  }
+}
+
 function createMethodHandler(
   service: DescService,
   method: DescMethod,
   // biome-ignore lint/suspicious/noExplicitAny: see AnyServiceImpl
   impl: (...args: any[]) => any,
-  options: GrpcServerOptions,
+  interceptors: Interceptor[],
+  calls: LiveCalls,
 ): grpc.UntypedHandleCall {
-  const { interceptors, shutdownSignal } = options;
   const url = `/${service.typeName}/${method.name}`;
   const streamingInput = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
 
   const start = (call: AnyCall) => {
-    // Client cancel, deadline and server shutdown abort the call's signal; so does its end.
-    const cancellation = new CallCancellation();
     const deadline = Number(call.getDeadline());
     const deadlineMs = Number.isFinite(deadline) ? deadline : undefined;
-    const timedOut = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
-    const timer =
-      deadlineMs === undefined
-        ? undefined
-        : setTimeout(() => cancellation.abort(timedOut()), Math.max(0, deadlineMs - Date.now()));
-    // grpc-js cancels the call at its own deadline too, sometimes before our timer fires: name it right.
-    call.on("cancelled", () =>
-      cancellation.abort(
-        deadlineMs !== undefined && Date.now() >= deadlineMs ? timedOut() : new Error("client cancelled"),
-      ),
-    );
-    const onShutdown = () => cancellation.abort(shutdownSignal.reason);
-    if (shutdownSignal.aborted) onShutdown();
-    else shutdownSignal.addEventListener("abort", onShutdown);
+    const ctx = new GrpcHandlerContext(service, method, url, metadataToHeaders(call.metadata), deadlineMs);
+    // Client cancel, deadline and server shutdown abort the call's signal; so does its end. grpc-js enforces
+    // the deadline itself and then reports "cancelled", as it does when any call's stream closes, finished
+    // ones included: make no error then.
+    call.on("cancelled", () => {
+      if (ctx.aborted) return;
+      ctx.abort(
+        deadlineMs !== undefined && Date.now() >= deadlineMs
+          ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
+          : new Error("client cancelled"),
+      );
+    });
+    calls.add(ctx);
     const end = () => {
-      clearTimeout(timer);
-      shutdownSignal.removeEventListener("abort", onShutdown);
-      cancellation.abort(CALL_ENDED);
-    };
-
-    const contextValues = createContextValues();
-    const ctx: HandlerContext = {
-      service,
-      method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      url,
-      get signal() {
-        return cancellation.signal;
-      },
-      timeoutMs: deadlineMs === undefined ? () => undefined : () => deadlineMs - Date.now(),
-      requestHeader: metadataToHeaders(call.metadata),
-      responseHeader: new Headers(),
-      responseTrailer: new Headers(),
-      values: contextValues,
+      calls.delete(ctx);
+      ctx.abort(CALL_ENDED);
     };
     // Node destroys a stream when its async iterator finishes, which would kill the duplex's sending half.
     const input = streamingInput
@@ -159,28 +206,24 @@ function createMethodHandler(
     // The innermost step calls the implementation; interceptors wrap it like an onion.
     // biome-ignore lint/suspicious/noExplicitAny: interceptor requests are typed per method at runtime
     const innermost = async (req: any): Promise<UnaryResponse | StreamResponse> => {
-      const common = { service, header: ctx.responseHeader, trailer: ctx.responseTrailer };
+      const { responseHeader: header, responseTrailer: trailer } = ctx;
       if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
-        const out = await impl(req.message, ctx);
-        return { ...common, stream: false, method, message: toMessage(method.output, out) } as UnaryResponse;
+        const message = toMessage(method.output, await impl(req.message, ctx));
+        return { stream: false, service, method, header, trailer, message } as UnaryResponse;
       }
-      return { ...common, stream: true, method, message: impl(req.message, ctx) } as StreamResponse;
+      return {
+        stream: true,
+        service,
+        method,
+        header,
+        trailer,
+        message: impl(req.message, ctx),
+      } as StreamResponse;
     };
     const run = interceptors.reduceRight((next, interceptor) => interceptor(next), innermost);
-    const req = {
-      stream: method.methodKind !== "unary",
-      service,
-      method,
-      requestMethod: "POST",
-      url,
-      get signal() {
-        return cancellation.signal;
-      },
-      header: ctx.requestHeader,
-      contextValues,
-      message: input,
-      // biome-ignore lint/suspicious/noExplicitAny: see innermost
-    } as any;
+    const stream = method.methodKind !== "unary";
+    // biome-ignore lint/suspicious/noExplicitAny: see innermost
+    const req = new GrpcInterceptorRequest(stream, service, method, url, input, ctx) as any;
     return { ctx, response: run(req), end };
   };
 

@@ -54,14 +54,11 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       const trailer = new Headers();
       return new Promise((resolve, reject) => {
         if (signal?.aborted) return reject(abortError(signal));
-        const call = client.makeUnaryRequest(
-          `/${method.parent.typeName}/${method.name}`,
-          serialize,
-          deserialize,
-          input,
-          headersToMetadata(header),
-          callOptions(timeoutMs),
-          (err, message) => {
+        const path = `/${method.parent.typeName}/${method.name}`;
+        const metadata = headersToMetadata(header);
+        const options = callOptions(timeoutMs);
+        const call = withoutStackCapture(() =>
+          client.makeUnaryRequest(path, serialize, deserialize, input, metadata, options, (err, message) => {
             signal?.removeEventListener("abort", onAbort);
             if (err) return reject(fromServiceError(err, signal));
             resolve({
@@ -72,7 +69,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
               trailer,
               message: message as MessageShape<O>,
             });
-          },
+          }),
         );
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
@@ -171,6 +168,21 @@ function codecOf(method: { input: DescMessage; output: DescMessage }): Codec {
     codecs.set(method, codec);
   }
   return codec;
+}
+
+/**
+ * Runs `make` without capturing stack traces. grpc-js captures one on every unary call, only to append it to
+ * the call's error, and ours become ConnectErrors with stacks of their own; the capture measured ~7 µs a
+ * call here, as much as the rest of our client side.
+ */
+function withoutStackCapture<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function abortError(signal: AbortSignal): ConnectError {
