@@ -16,11 +16,11 @@ import {
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
-import type { EtaEstimator } from "./pipeline/eta-estimator.js";
 import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
 import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
+import type { PipelineResources } from "./pipeline/pipeline-resources.js";
 
 type Response = MessageInitShape<typeof GenerateResponseSchema>;
 
@@ -44,7 +44,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
   constructor(
     private readonly models: ModelRegistry,
     private readonly queue: GenerationQueue,
-    private readonly eta: EtaEstimator,
+    private readonly resources: PipelineResources,
     /** Images denoised together in one UNet run (MAX_UNET_BATCH). */
     private readonly maxUnetBatch: number,
     private readonly logger: Logger,
@@ -56,6 +56,13 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     if (req.checkpointIntervalSteps < 0)
       throw new InvalidArgumentError("checkpoint_interval_steps", "must be >= 0");
     const resume = req.resumeFrom ? checkpointToDomain(req.resumeFrom) : undefined;
+    if (resume && spec.seed !== undefined && spec.seed !== resume.seed) {
+      throw new InvalidArgumentError(
+        "resume_from.seed",
+        `is ${resume.seed}, but the request asks for seed ${spec.seed}`,
+      );
+    }
+    // A request without a seed resumes with the one its first run chose, which the checkpoint carries.
     const seed = resume?.seed ?? spec.seed ?? BigInt(randomInt(0, 2 ** 32));
     const id = req.generationId || scope.requestId;
     if (this.pauses.has(id))
@@ -86,7 +93,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
               maxUnetBatch: this.maxUnetBatch,
               signal: ctx.signal,
               pauseRequested: () => pause.paused,
-              eta: this.eta,
+              resources: this.resources,
               logger: scope.logger,
             },
             {

@@ -5,8 +5,8 @@ import type { inferenceSettings } from "./config.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { ModelHandler } from "./model-handler.js";
 import { ModelRegistry } from "./models/model-registry.js";
-import { EtaEstimator } from "./pipeline/eta-estimator.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
+import { createPipelineResources } from "./pipeline/pipeline-resources.js";
 import { routes } from "./routes.js";
 import { SchedulerHandler } from "./scheduler-handler.js";
 
@@ -40,7 +40,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       inference: new InferenceHandler(
         models,
         new GenerationQueue(config.maxConcurrent, config.maxQueued),
-        new EtaEstimator(),
+        createPipelineResources(),
         config.maxUnetBatch,
         logger,
       ),

@@ -5,12 +5,12 @@ import { RunClock } from "../models/onnx-component.js";
 import { createGenerator, type Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
 import { encodeSchedulerStates } from "./checkpoint-codec.js";
-import type { EtaEstimator } from "./eta-estimator.js";
 import type { DenoiseState, GenerationSink, GenerationTimings } from "./generation-types.js";
 import { guidedNoise } from "./guidance.js";
 import { type InitialLatents, type InputImages, initialLatents, readInputImages } from "./initial-latents.js";
 import { latentPreview } from "./latent-preview.js";
-import { type DenoisePhase, planPhases } from "./phase-plan.js";
+import { type DenoisePhase, planPhases, schedulerFor } from "./phase-plan.js";
+import type { PipelineResources } from "./pipeline-resources.js";
 import { encodePrompts } from "./prompt-encoder.js";
 import { type BatchPlan, planBatches, type ResumePoint, readResume } from "./resume-point.js";
 import { specDigest } from "./spec-digest.js";
@@ -34,7 +34,7 @@ export interface GenerateOptions {
   readonly maxUnetBatch: number;
   readonly signal: AbortSignal;
   readonly pauseRequested: () => boolean;
-  readonly eta: EtaEstimator;
+  readonly resources: PipelineResources;
   readonly logger: Logger;
 }
 
@@ -86,6 +86,8 @@ class Generation {
   private readonly provider: string;
   private phases: DenoisePhase[] = [];
   private batches: BatchPlan[] = [];
+  /** Every scheduler this request took from the pool, handed back when it ends. */
+  private readonly borrowed: Scheduler[] = [];
   /** UNet steps run so far, and how many had run when the request was cancelled. */
   private stepsDone = 0;
   private stepsAtAbort: number | undefined;
@@ -119,15 +121,22 @@ class Generation {
       this.progress("encoding_prompt", 0, 0);
       const encodeStart = performance.now();
       const { base, refiner } = this.models;
-      const basePrompts = await encodePrompts(base, spec, this.clock);
-      const refinerPrompts = refiner ? await encodePrompts(refiner, spec, this.clock) : undefined;
+      const { prompts } = options.resources;
+      const basePrompts = await prompts.get(base, spec, () => encodePrompts(base, spec, this.clock));
+      const refinerPrompts = refiner
+        ? await prompts.get(refiner, spec, () => encodePrompts(refiner, spec, this.clock))
+        : undefined;
       let inputs: InputImages | undefined;
       if (spec.mode !== "txt2img") {
         this.progress("encoding_image", 0, 0);
         inputs = await readInputImages(base, spec, this.clock);
       }
       this.timings.encodeSeconds += seconds(encodeStart);
-      this.phases = planPhases(this.models, spec, basePrompts, refinerPrompts);
+      this.phases = planPhases(this.models, spec, basePrompts, refinerPrompts, (model) => {
+        const scheduler = schedulerFor(options.resources.schedulers, model, spec);
+        this.borrowed.push(scheduler);
+        return scheduler;
+      });
       const total = this.totalSteps;
       const point = resume ? readResume(resume, spec, this.phases, total) : undefined;
       this.batches = planBatches(spec.count, this.imagesPerRun(), point);
@@ -147,6 +156,7 @@ class Generation {
       throw err;
     } finally {
       options.signal.removeEventListener("abort", onAbort);
+      options.resources.schedulers.give(this.borrowed);
     }
   }
 
@@ -213,6 +223,7 @@ class Generation {
     const guidance =
       spec.guidanceScale > 1 ? { scale: spec.guidanceScale, rescale: spec.guidanceRescale } : undefined;
     const unet = new UnetBatch(
+      options.resources.buffers,
       phase.model,
       phase.prompts,
       phase.timeIds,
@@ -223,54 +234,58 @@ class Generation {
     );
     const etaKey = this.etaKey(p, slots.length);
     const { timesteps } = phase;
-    for (let k = from; k < timesteps.length; k++) {
-      this.checkAborted();
-      if (options.pauseRequested()) {
-        this.sink.checkpoint(this.checkpoint(phase, slots, phase.offset + k, total));
-        return "paused";
+    try {
+      for (let k = from; k < timesteps.length; k++) {
+        this.checkAborted();
+        if (options.pauseRequested()) {
+          this.sink.checkpoint(this.checkpoint(phase, slots, phase.offset + k, total));
+          return "paused";
+        }
+        const stepStart = performance.now();
+        const t = timesteps[k] as number;
+        const prediction = await unet.predict(
+          slots.map((s) => [s.scheduler.scaleModelInput(s.latents, t), ...s.init.extraChannels]),
+          t,
+          this.clock,
+        );
+        slots.forEach((slot, i) => {
+          const noise = guidedNoise(prediction, i, slots.length, guidance);
+          slot.latents = slot.scheduler.step(noise, t, slot.latents, {
+            generator: slot.generator,
+            eta: spec.eta,
+          }).prevSample;
+          if (slot.init.blend) this.pasteOutsideMask(slot, timesteps[k + 1]);
+        });
+        this.stepsDone++;
+        const stepSeconds = seconds(stepStart);
+        this.timings.stepSeconds.push(stepSeconds);
+        this.timings.denoiseSeconds += stepSeconds;
+        options.resources.eta.record(etaKey, stepSeconds);
+        const step = phase.offset + k + 1;
+        const first = slots[0] as ImageSlot;
+        const preview =
+          spec.previewInterval > 0 && step % spec.previewInterval === 0
+            ? {
+                width: this.latentWidth,
+                height: this.latentHeight,
+                rgb: latentPreview(first.latents, this.latentHeight, this.latentWidth, isSdxl(phase.model)),
+              }
+            : undefined;
+        this.sink.progress({
+          stage: "denoising",
+          step,
+          totalSteps: total,
+          etaSeconds: this.etaSeconds(b, p, timesteps.length - k - 1),
+          elapsedSeconds: seconds(this.started),
+          phase: phase.name,
+          ...(preview ? { preview } : {}),
+        });
+        if (options.checkpointInterval > 0 && step % options.checkpointInterval === 0 && step < total) {
+          this.sink.checkpoint(this.checkpoint(phase, slots, step, total));
+        }
       }
-      const stepStart = performance.now();
-      const t = timesteps[k] as number;
-      const prediction = await unet.predict(
-        slots.map((s) => [s.scheduler.scaleModelInput(s.latents, t), ...s.init.extraChannels]),
-        t,
-        this.clock,
-      );
-      slots.forEach((slot, i) => {
-        const noise = guidedNoise(prediction, i, slots.length, guidance);
-        slot.latents = slot.scheduler.step(noise, t, slot.latents, {
-          generator: slot.generator,
-          eta: spec.eta,
-        }).prevSample;
-        if (slot.init.blend) this.pasteOutsideMask(slot, timesteps[k + 1]);
-      });
-      this.stepsDone++;
-      const stepSeconds = seconds(stepStart);
-      this.timings.stepSeconds.push(stepSeconds);
-      this.timings.denoiseSeconds += stepSeconds;
-      options.eta.record(etaKey, stepSeconds);
-      const step = phase.offset + k + 1;
-      const first = slots[0] as ImageSlot;
-      const preview =
-        spec.previewInterval > 0 && step % spec.previewInterval === 0
-          ? {
-              width: this.latentWidth,
-              height: this.latentHeight,
-              rgb: latentPreview(first.latents, this.latentHeight, this.latentWidth, isSdxl(phase.model)),
-            }
-          : undefined;
-      this.sink.progress({
-        stage: "denoising",
-        step,
-        totalSteps: total,
-        etaSeconds: this.etaSeconds(b, p, timesteps.length - k - 1),
-        elapsedSeconds: seconds(this.started),
-        phase: phase.name,
-        ...(preview ? { preview } : {}),
-      });
-      if (options.checkpointInterval > 0 && step % options.checkpointInterval === 0 && step < total) {
-        this.sink.checkpoint(this.checkpoint(phase, slots, step, total));
-      }
+    } finally {
+      unet.release();
     }
     return "done";
   }
@@ -332,7 +347,7 @@ class Generation {
 
   private etaKey(p: number, images: number): string {
     const model = (this.phases[p] as DenoisePhase).model;
-    return this.options.eta.key(
+    return this.options.resources.eta.key(
       `${model.dir.id}x${images}`,
       this.spec.width,
       this.spec.height,
@@ -348,7 +363,7 @@ class Generation {
       for (let phase = batch === b ? p : 0; phase < this.phases.length; phase++) {
         const steps =
           batch === b && phase === p ? stepsLeft : (this.phases[phase] as DenoisePhase).timesteps.length;
-        total += this.options.eta.estimate(this.etaKey(phase, images), steps) ?? 0;
+        total += this.options.resources.eta.estimate(this.etaKey(phase, images), steps) ?? 0;
       }
     }
     return total;

@@ -1,11 +1,12 @@
 import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
-import { createScheduler, type Scheduler, SchedulerInputError } from "../schedulers/index.js";
+import { type Scheduler, SchedulerInputError } from "../schedulers/index.js";
 import { clientDecimal } from "./client-decimal.js";
 import type { DenoisePhaseName } from "./generation-types.js";
 import type { EncodedPrompts } from "./prompt-encoder.js";
 import { baseStepCount, refinerTimesteps } from "./refiner-handoff.js";
+import type { SchedulerPool } from "./scheduler-pool.js";
 import type { TimeIds } from "./unet-batch.js";
 
 /** A stretch of the schedule that one model denoises: the base's, then the refiner's after a handoff. */
@@ -27,13 +28,14 @@ export interface DenoisePhase {
 /**
  * The phases of a request: the base alone, or the base up to `denoising_end` and the refiner from there, as
  * diffusers' StableDiffusionXLPipeline(denoising_end) and StableDiffusionXLImg2ImgPipeline(denoising_start)
- * split the same schedule.
+ * split the same schedule. `newScheduler` gives a model's scheduler set to the request's steps.
  */
 export function planPhases(
   models: { base: LoadedModel; refiner: LoadedModel | undefined },
   spec: ResolvedSpec,
   basePrompts: EncodedPrompts,
   refinerPrompts: EncodedPrompts | undefined,
+  newScheduler: (model: LoadedModel) => Scheduler,
 ): DenoisePhase[] {
   const { base, refiner } = models;
   if (base.contract.unetInChannels === 9 && spec.mode !== "inpaint") {
@@ -42,17 +44,17 @@ export function planPhases(
       `model "${base.dir.id}" is an inpainting model (9-channel unet): it needs mode INPAINT`,
     );
   }
-  const baseScheduler = () => {
-    const scheduler = makeScheduler(base, spec);
-    scheduler.setTimesteps(spec.steps);
-    if (spec.mode !== "txt2img") scheduler.setBeginIndex(strengthStart(scheduler, spec));
-    return scheduler;
-  };
-  const probe = baseScheduler();
-  const all = probe.timesteps.slice(spec.mode === "txt2img" ? 0 : strengthStart(probe, spec));
+  const probe = newScheduler(base);
+  const start = spec.mode === "txt2img" ? 0 : strengthStart(probe, spec);
+  const all = probe.timesteps.slice(start);
   if (all.length === 0) {
     throw new InvalidArgumentError("spec.params.strength", `leaves no denoising step at ${spec.steps} steps`);
   }
+  const baseScheduler = () => {
+    const scheduler = newScheduler(base);
+    if (spec.mode !== "txt2img") scheduler.setBeginIndex(start);
+    return scheduler;
+  };
   const firstTimestep = all[0] as number;
   if (!refiner || spec.denoisingEnd <= 0) {
     return [
@@ -72,13 +74,11 @@ export function planPhases(
   const fraction = clientDecimal(spec.denoisingEnd);
   const baseSteps = all.slice(0, baseStepCount(all, fraction, probe));
   const refinerScheduler = () => {
-    const scheduler = makeScheduler(refiner, spec);
-    scheduler.setTimesteps(spec.steps);
+    const scheduler = newScheduler(refiner);
     refinerTimesteps(scheduler, fraction);
     return scheduler;
   };
-  const handoff = makeScheduler(refiner, spec);
-  handoff.setTimesteps(spec.steps);
+  const handoff = newScheduler(refiner);
   return [
     {
       name: "base",
@@ -139,18 +139,21 @@ function timeIdsFor(model: LoadedModel, spec: ResolvedSpec): TimeIds | undefined
   return { positive: ids, negative: ids };
 }
 
-/** The request's scheduler, or the model's own (scheduler_config.json), with the request's overrides. */
-function makeScheduler(model: LoadedModel, spec: ResolvedSpec): Scheduler {
+/**
+ * The request's scheduler, or the model's own (scheduler_config.json), with the request's overrides, set to
+ * the request's steps.
+ */
+export function schedulerFor(pool: SchedulerPool, model: LoadedModel, spec: ResolvedSpec): Scheduler {
   const config: Record<string, unknown> = { ...model.dir.schedulerConfig };
   if (spec.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
   if (spec.timestepSpacing) config.timestep_spacing = spec.timestepSpacing;
   const kind = spec.scheduler ?? String(config._class_name ?? "");
   try {
-    return createScheduler(kind as Parameters<typeof createScheduler>[0], config);
+    return pool.take(kind as Parameters<SchedulerPool["take"]>[0], config, spec.steps);
   } catch (err) {
     if (!spec.scheduler && err instanceof SchedulerInputError && err.field === "kind") {
       // A model shipping a scheduler we lack (e.g. PNDM) still runs, with Euler, unless the request named one.
-      return createScheduler("EulerDiscreteScheduler", config);
+      return pool.take("EulerDiscreteScheduler", config, spec.steps);
     }
     if (err instanceof SchedulerInputError)
       throw new InvalidArgumentError(`spec.scheduler (${err.field})`, err.message);

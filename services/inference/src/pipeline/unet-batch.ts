@@ -1,5 +1,6 @@
 import type { LoadedModel } from "../models/loaded-model.js";
 import type { RunClock } from "../models/onnx-component.js";
+import type { BufferPool } from "./buffer-pool.js";
 import type { EncodedPrompts } from "./prompt-encoder.js";
 
 type Feed = { data: Float32Array; dims: readonly number[] };
@@ -13,7 +14,7 @@ export interface TimeIds {
 /**
  * The UNet inputs of a batch of images: with guidance, rows [uncond × n, cond × n] as diffusers lays them out.
  * The conditioning rows are written once per batch; a step only rewrites `sample` and `timestep`, so a
- * denoising loop allocates no input buffers.
+ * denoising loop allocates no input buffers; they come from a pool and go back to it on `release`.
  */
 export class UnetBatch {
   readonly rows: number;
@@ -23,6 +24,7 @@ export class UnetBatch {
   private readonly conditioning: Record<string, Feed> = {};
 
   constructor(
+    private readonly pool: BufferPool,
     private readonly model: LoadedModel,
     prompts: EncodedPrompts,
     timeIds: TimeIds | undefined,
@@ -33,9 +35,9 @@ export class UnetBatch {
   ) {
     this.rows = guided ? 2 * images : images;
     this.rowSize = model.contract.unetInChannels * latentHeight * latentWidth;
-    this.sample = new Float32Array(this.rows * this.rowSize);
+    this.sample = pool.take(this.rows * this.rowSize);
     const rowsOf = (negative: Float32Array, positive: Float32Array) => {
-      const out = new Float32Array(this.rows * positive.length);
+      const out = pool.take(this.rows * positive.length);
       for (let r = 0; r < this.rows; r++)
         out.set(guided && r < images ? negative : positive, r * positive.length);
       return out;
@@ -88,5 +90,10 @@ export class UnetBatch {
     const prediction = out[contract.unetOutput]?.data;
     if (!prediction) throw new Error(`unet did not return ${contract.unetOutput}`);
     return prediction;
+  }
+
+  /** Gives the buffers back to the pool; the batch must not be used after. */
+  release(): void {
+    this.pool.give([this.sample, ...Object.values(this.conditioning).map((f) => f.data)]);
   }
 }
