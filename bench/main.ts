@@ -2,7 +2,9 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import type { BenchResult } from "./bench-result.js";
+import { benchInferencePipeline } from "./inference-pipeline.js";
 import { benchMeshOverhead } from "./mesh/image-overhead.js";
+import { benchOrchestratorOverhead } from "./orchestrator-overhead.js";
 import { benchPostprocess } from "./postprocess/postprocess-throughput.js";
 import { formatTable } from "./report.js";
 import { benchTransport } from "./transport/transport-suite.js";
@@ -11,6 +13,8 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   transport: benchTransport,
   mesh: benchMeshOverhead,
   postprocess: benchPostprocess,
+  orchestrator: benchOrchestratorOverhead,
+  inference: benchInferencePipeline,
 };
 
 const only = process.argv.slice(2);
