@@ -98,7 +98,7 @@ export async function loadModel(dir: ModelDirectory, settings: SessionSettings):
       vaeEncoder,
       contract,
       providers: unet.providers,
-      fallbacks: loaded[0]?.fallbacks ?? [],
+      fallbacks: loaded.flatMap((c) => c.fallbacks),
       release: async () => {
         await Promise.all(loaded.map((c) => c.release()));
       },

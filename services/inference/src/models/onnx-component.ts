@@ -24,6 +24,7 @@ export interface TensorSpec {
 
 /** A provider of the configured chain that could not be used for a component, and why. */
 export interface ProviderFallback {
+  readonly component: string;
   readonly provider: string;
   readonly reason: string;
 }
@@ -71,7 +72,7 @@ export class OnnxComponent {
         });
       } catch (err) {
         lastError = err;
-        fallbacks.push({ provider: chain[i] ?? "", reason: firstLine(err) });
+        fallbacks.push({ component: name, provider: chain[i] ?? "", reason: firstLine(err) });
       }
     }
     if (!session)

@@ -208,7 +208,14 @@ class Generation {
     this.progress("decoding", total, total);
     for (const slot of slots) {
       const decodeStart = performance.now();
-      const rgb = await decodeLatents(decoder, slot.latents, spec.height, spec.width, this.clock);
+      const rgb = await decodeLatents(
+        decoder,
+        slot.latents,
+        spec.height,
+        spec.width,
+        this.clock,
+        this.options.resources.buffers,
+      );
       this.timings.decodeSeconds += seconds(decodeStart);
       this.sink.image({ index: slot.index, seed: slot.seed, width: spec.width, height: spec.height, rgb });
     }

@@ -4,14 +4,23 @@ import { InvalidArgumentError } from "@dmesh/runtime";
 import { LIMITS } from "@dmesh/spec";
 import sharp from "sharp";
 
-/** VAE output (NCHW, about [-1, 1]) to interleaved RGB8, as diffusers' image processor rounds it. */
+/**
+ * VAE output (NCHW, about [-1, 1]) to interleaved RGB8 exactly as diffusers' image processor makes it:
+ * `(x * 0.5 + 0.5).clamp(0, 1)` in float32, then numpy's `(x * 255).round()`, which rounds half to even.
+ */
 export function vaeOutputToRgb8(sample: Float32Array, height: number, width: number): Uint8Array {
+  const f32 = Math.fround;
   const plane = height * width;
   const out = new Uint8Array(plane * 3);
   for (let c = 0; c < 3; c++) {
-    for (let p = 0; p < plane; p++) {
-      const v = Math.min(1, Math.max(0, (sample[c * plane + p] ?? 0) / 2 + 0.5));
-      out[p * 3 + c] = Math.round(v * 255);
+    let o = c;
+    for (let i = c * plane, end = i + plane; i < end; i++, o += 3) {
+      let v = f32((sample[i] as number) * 0.5 + 0.5);
+      v = v < 0 ? 0 : v > 1 ? 1 : v;
+      const scaled = f32(v * 255);
+      let rounded = Math.round(scaled);
+      if (rounded - scaled === 0.5 && (rounded & 1) === 1) rounded--;
+      out[o] = rounded;
     }
   }
   return out;

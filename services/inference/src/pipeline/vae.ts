@@ -2,6 +2,7 @@ import { InvalidArgumentError } from "@dmesh/runtime";
 import { LATENT_CHANNELS, type LoadedModel } from "../models/loaded-model.js";
 import type { RunClock } from "../models/onnx-component.js";
 import type { NoiseSource } from "../random/index.js";
+import type { BufferPool } from "./buffer-pool.js";
 import { vaeOutputToRgb8 } from "./pixels.js";
 
 /** What the VAE encoder says about one image: the posterior mean, and its log-variance when the export returns it. */
@@ -59,17 +60,23 @@ export async function decodeLatents(
   height: number,
   width: number,
   clock: RunClock,
+  buffers: BufferPool,
 ): Promise<Uint8Array> {
   // `latents / scaling_factor`, a float32 tensor op in diffusers.
   const factor = Math.fround(model.dir.vaeScalingFactor);
-  const scaled = latents.map((v) => v / factor);
-  const output = model.contract.vaeDecoderOutput;
-  const decoded = await model.vaeDecoder.run(
-    { latent_sample: { data: scaled, dims: [1, LATENT_CHANNELS, height / 8, width / 8] } },
-    clock,
-    [output],
-  );
-  const sample = decoded[output];
-  if (!sample) throw new Error(`vae_decoder did not return ${output}`);
-  return vaeOutputToRgb8(sample.data, height, width);
+  const scaled = buffers.take(latents.length);
+  for (let i = 0; i < latents.length; i++) scaled[i] = (latents[i] as number) / factor;
+  try {
+    const output = model.contract.vaeDecoderOutput;
+    const decoded = await model.vaeDecoder.run(
+      { latent_sample: { data: scaled, dims: [1, LATENT_CHANNELS, height / 8, width / 8] } },
+      clock,
+      [output],
+    );
+    const sample = decoded[output];
+    if (!sample) throw new Error(`vae_decoder did not return ${output}`);
+    return vaeOutputToRgb8(sample.data, height, width);
+  } finally {
+    buffers.give([scaled]);
+  }
 }
