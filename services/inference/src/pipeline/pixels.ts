@@ -16,7 +16,7 @@ export function vaeOutputToRgb8(sample: Float32Array, height: number, width: num
     let o = c;
     for (let i = c * plane, end = i + plane; i < end; i++, o += 3) {
       let v = f32((sample[i] as number) * 0.5 + 0.5);
-      v = v < 0 ? 0 : v > 1 ? 1 : v;
+      v = Math.min(1, Math.max(0, v));
       const scaled = f32(v * 255);
       let rounded = Math.round(scaled);
       if (rounded - scaled === 0.5 && (rounded & 1) === 1) rounded--;
