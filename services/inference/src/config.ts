@@ -65,13 +65,13 @@ export const inferenceSettings = {
   maxUnetBatch: {
     env: "MAX_UNET_BATCH",
     description:
-      "images of a request denoised together in one UNet run (its batch is twice that with guidance) when the export's batch dimension is dynamic; raise it where device memory allows",
+      "images denoised together in one UNet run (its batch is twice that with guidance): a request's own images, and those of concurrent requests in step with it; raise it where device memory allows",
     default: 1,
     parse: parse.int(1, 64),
   },
   maxConcurrent: {
     env: "MAX_CONCURRENT_GENERATIONS",
-    description: "generations running at once in this process",
+    description: "generations running at once in this process (with MAX_UNET_BATCH > 1 they share UNet runs)",
     default: 1,
     parse: parse.int(1, 64),
   },

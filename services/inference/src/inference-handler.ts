@@ -157,6 +157,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
           scope.logger.info(
             {
               model: model.dir.id,
+              sharedSteps: result.sharedSteps,
               seconds: result.timings.totalSeconds,
               onnxSeconds: result.timings.onnxSeconds,
               paused: result.paused,

@@ -29,6 +29,8 @@ export interface ModelContract {
   readonly unetOutput: string;
   readonly timestepType: string;
   readonly timestepRank: number;
+  /** The timestep is a vector of symbolic length: rows of one batch may be at different timesteps. */
+  readonly timestepPerRow: boolean;
   readonly unetInChannels: number;
   /** The UNet's batch dimension when the export fixed it (then CFG rows run in several calls); undefined = dynamic. */
   readonly unetBatch: number | undefined;
@@ -225,6 +227,7 @@ function modelContract(
     unetOutput,
     timestepType: timestep.type,
     timestepRank: timestep.shape.length,
+    timestepPerRow: timestep.shape.length === 1 && dim(timestep, 0) === undefined,
     unetInChannels,
     unetBatch: dim(sample, 0),
     timeIdsLength,

@@ -41,6 +41,8 @@ export interface GenerateOptions {
 export interface GenerateResult {
   readonly paused: boolean;
   readonly timings: GenerationTimings;
+  /** Denoising steps whose UNet run was shared with other requests. */
+  readonly sharedSteps: number;
 }
 
 /** One image of a UNet batch, with everything that is its own: seed, generator, scheduler, latents. */
@@ -91,6 +93,8 @@ class Generation {
   /** UNet steps run so far, and how many had run when the request was cancelled. */
   private stepsDone = 0;
   private stepsAtAbort: number | undefined;
+  /** Steps whose UNet run also carried other requests' rows. */
+  private sharedSteps = 0;
 
   constructor(
     private readonly models: SuiteModels,
@@ -142,10 +146,10 @@ class Generation {
       this.batches = planBatches(spec.count, this.imagesPerRun(), point);
       for (const [b, batch] of this.batches.entries()) {
         if ((await this.runBatch(b, batch, inputs, batch.resume ? point : undefined)) === "paused") {
-          return { paused: true, timings: this.finishedTimings() };
+          return { paused: true, timings: this.finishedTimings(), sharedSteps: this.sharedSteps };
         }
       }
-      return { paused: false, timings: this.finishedTimings() };
+      return { paused: false, timings: this.finishedTimings(), sharedSteps: this.sharedSteps };
     } catch (err) {
       if (err instanceof AbortedError) {
         options.logger.info(
@@ -231,6 +235,7 @@ class Generation {
       spec.guidanceScale > 1 ? { scale: spec.guidanceScale, rescale: spec.guidanceRescale } : undefined;
     const unet = new UnetBatch(
       options.resources.buffers,
+      options.resources.batcherFor(phase.model),
       phase.model,
       phase.prompts,
       phase.timeIds,
@@ -238,6 +243,7 @@ class Generation {
       guidance !== undefined,
       this.latentHeight,
       this.latentWidth,
+      options.maxUnetBatch,
     );
     const etaKey = this.etaKey(p, slots.length);
     const { timesteps } = phase;
@@ -250,7 +256,7 @@ class Generation {
         }
         const stepStart = performance.now();
         const t = timesteps[k] as number;
-        const prediction = await unet.predict(
+        const { output: prediction, shared } = await unet.predict(
           slots.map((s) => [s.scheduler.scaleModelInput(s.latents, t), ...s.init.extraChannels]),
           t,
           this.clock,
@@ -264,6 +270,7 @@ class Generation {
           if (slot.init.blend) this.pasteOutsideMask(slot, timesteps[k + 1]);
         });
         this.stepsDone++;
+        if (shared) this.sharedSteps++;
         const stepSeconds = seconds(stepStart);
         this.timings.stepSeconds.push(stepSeconds);
         this.timings.denoiseSeconds += stepSeconds;

@@ -2,8 +2,7 @@ import type { LoadedModel } from "../models/loaded-model.js";
 import type { RunClock } from "../models/onnx-component.js";
 import type { BufferPool } from "./buffer-pool.js";
 import type { EncodedPrompts } from "./prompt-encoder.js";
-
-type Feed = { data: Float32Array; dims: readonly number[] };
+import type { UnetBatcher, UnetFeed, UnetResult } from "./unet-batcher.js";
 
 /** SDXL's added conditioning for the unconditional and the conditional rows. */
 export interface TimeIds {
@@ -14,17 +13,19 @@ export interface TimeIds {
 /**
  * The UNet inputs of a batch of images: with guidance, rows [uncond × n, cond × n] as diffusers lays them out.
  * The conditioning rows are written once per batch; a step only rewrites `sample` and `timestep`, so a
- * denoising loop allocates no input buffers; they come from a pool and go back to it on `release`.
+ * denoising loop allocates no input buffers; they come from a pool and go back to it on `release`. The
+ * model's batcher may run the rows together with other requests'.
  */
 export class UnetBatch {
   readonly rows: number;
   private readonly rowSize: number;
   private readonly sample: Float32Array;
   private readonly timestep = new Float32Array(1);
-  private readonly conditioning: Record<string, Feed> = {};
+  private readonly conditioning: Record<string, UnetFeed> = {};
 
   constructor(
     private readonly pool: BufferPool,
+    private readonly batcher: UnetBatcher,
     private readonly model: LoadedModel,
     prompts: EncodedPrompts,
     timeIds: TimeIds | undefined,
@@ -32,6 +33,8 @@ export class UnetBatch {
     readonly guided: boolean,
     private readonly latentHeight: number,
     private readonly latentWidth: number,
+    /** The most images a merged run may hold (MAX_UNET_BATCH). */
+    private readonly maxImages: number,
   ) {
     this.rows = guided ? 2 * images : images;
     this.rowSize = model.contract.unetInChannels * latentHeight * latentWidth;
@@ -67,7 +70,7 @@ export class UnetBatch {
     inputs: readonly (readonly Float32Array[])[],
     t: number,
     clock: RunClock,
-  ): Promise<Float32Array> {
+  ): Promise<UnetResult> {
     for (let i = 0; i < this.images; i++) {
       let offset = i * this.rowSize;
       for (const part of inputs[i] ?? []) {
@@ -77,19 +80,21 @@ export class UnetBatch {
       }
     }
     this.timestep[0] = t;
-    const { unet, contract } = this.model;
-    const feeds: Record<string, Feed> = {
-      sample: {
-        data: this.sample,
-        dims: [this.rows, contract.unetInChannels, this.latentHeight, this.latentWidth],
+    const { contract } = this.model;
+    return this.batcher.run({
+      feeds: {
+        sample: {
+          data: this.sample,
+          dims: [this.rows, contract.unetInChannels, this.latentHeight, this.latentWidth],
+        },
+        timestep: { data: this.timestep, dims: contract.timestepRank === 0 ? [] : [1] },
+        ...this.conditioning,
       },
-      timestep: { data: this.timestep, dims: contract.timestepRank === 0 ? [] : [1] },
-      ...this.conditioning,
-    };
-    const out = await unet.run(feeds, clock, [contract.unetOutput]);
-    const prediction = out[contract.unetOutput]?.data;
-    if (!prediction) throw new Error(`unet did not return ${contract.unetOutput}`);
-    return prediction;
+      rows: this.rows,
+      timestep: t,
+      maxRows: Math.max(this.rows, this.maxImages * (this.guided ? 2 : 1)),
+      clock,
+    });
   }
 
   /** Gives the buffers back to the pool; the batch must not be used after. */

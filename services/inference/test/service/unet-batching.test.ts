@@ -6,15 +6,17 @@ import { startTestInference, type TestInference } from "./support/test-inference
 
 let batched: TestInference;
 let single: TestInference;
+let concurrent: TestInference;
 
 beforeAll(async () => {
-  [batched, single] = await Promise.all([
+  [batched, single, concurrent] = await Promise.all([
     startTestInference({ sdxl: {} }, { MAX_UNET_BATCH: "4" }),
     startTestInference({ sdxl: {} }, { MAX_UNET_BATCH: "1" }),
+    startTestInference({ sdxl: {} }, { MAX_UNET_BATCH: "4", MAX_CONCURRENT_GENERATIONS: "3" }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([batched?.close(), single?.close()]);
+  await Promise.all([batched?.close(), single?.close(), concurrent?.close()]);
 });
 
 describe("UNet batches (MAX_UNET_BATCH)", () => {
@@ -43,5 +45,28 @@ describe("UNet batches (MAX_UNET_BATCH)", () => {
     const spec = smallSpec({ output: { count: 2 }, params: { seed: 3n, guidanceScale: 1 } });
     const [a, b] = await Promise.all([imagesOf(batched, spec), imagesOf(single, spec)]);
     expect(same(a[0], b[0]) && same(a[1], b[1])).toBe(true);
+  });
+
+  it("concurrent requests share UNet runs, even at different timesteps, and each still gets its own images", async () => {
+    const specs = [
+      smallSpec({ scheduler: { steps: 20, kind: SchedulerKind.EULER }, params: { seed: 1n } }),
+      smallSpec({
+        scheduler: { steps: 20, kind: SchedulerKind.EULER_ANCESTRAL },
+        params: { seed: 2n },
+        conditioning: { prompt: "a boat" },
+      }),
+      smallSpec({
+        scheduler: { steps: 14, kind: SchedulerKind.DPMPP_2M },
+        params: { seed: 3n, guidanceScale: 5 },
+      }),
+    ];
+    const together = await Promise.all(specs.map((spec) => imagesOf(concurrent, spec)));
+    for (const [i, spec] of specs.entries()) {
+      const [alone] = await imagesOf(single, spec);
+      expect(same(together[i]?.[0], alone), `request ${i}`).toBe(true);
+    }
+    const finished = concurrent.logs.filter((l) => l.msg === "generation finished");
+    expect(finished).toHaveLength(3);
+    for (const line of finished) expect(line.sharedSteps).toBeGreaterThan(0);
   });
 });
