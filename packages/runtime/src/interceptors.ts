@@ -43,21 +43,36 @@ export function createServerInterceptor(logger: Logger): Interceptor {
         finish();
         return res;
       }
-      const messages = res.message;
-      return {
-        ...res,
-        message: (async function* () {
-          try {
-            yield* messages;
-          } catch (err) {
-            throw finish(err);
-          }
-          finish();
-        })(),
-      };
+      return { ...res, message: onEnd(res.message, finish) };
     } catch (err) {
       throw finish(err);
     }
+  };
+}
+
+/**
+ * `messages`, calling `finish` once they end or fail. A plain iterator rather than an async generator around
+ * `yield*`, which added promise hops to every message of a stream.
+ */
+function onEnd<T>(messages: AsyncIterable<T>, finish: (err?: unknown) => unknown): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]() {
+      const it = messages[Symbol.asyncIterator]();
+      return {
+        next: () =>
+          it.next().then(
+            (result) => {
+              if (result.done) finish();
+              return result;
+            },
+            (err) => {
+              throw finish(err);
+            },
+          ),
+        return: (value?: unknown) =>
+          it.return?.(value) ?? Promise.resolve({ done: true as const, value: value as T }),
+      };
+    },
   };
 }
 
