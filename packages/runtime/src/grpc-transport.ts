@@ -199,5 +199,19 @@ function fromServiceError(err: Partial<grpc.ServiceError>, signal: AbortSignal |
       ? (err.code as number as Code)
       : Code.Unknown;
   const metadata = err.metadata ? metadataToHeaders(err.metadata) : undefined;
-  return new ConnectError(err.details ?? err.message ?? "unknown error", code, metadata, undefined, err);
+  return new ConnectError(
+    decodeReserved(err.details ?? err.message ?? "unknown error"),
+    code,
+    metadata,
+    undefined,
+    err,
+  );
+}
+
+/**
+ * grpc-message is percent-encoded by the sender, but grpc-js decodes it with `decodeURI`, which leaves the
+ * escapes of URI-reserved characters (`%2C` for ",", `%3A` for ":", …) in place: finish the job.
+ */
+function decodeReserved(message: string): string {
+  return message.replace(/%(2[346BCF]|3[ABDF]|40)/gi, (escape) => decodeURIComponent(escape));
 }
