@@ -45,6 +45,7 @@ function toProto(info: ModelInfo) {
     lastUsed: info.lastUsed ? timestampFromMs(info.lastUsed) : undefined,
     defaultScheduler: String(dir?.schedulerConfig._class_name ?? ""),
     nativeSize: dir?.nativeSize ?? 0,
+    inpainting: dir?.inpainting ?? false,
     components: Object.entries(dir?.fileBytes ?? {}).map(([name, bytes]) => ({
       name,
       fileBytes: BigInt(bytes ?? 0),

@@ -22,6 +22,8 @@ export interface ModelDirectory {
   /** SDXL's `force_zeros_for_empty_prompt`: an empty negative prompt is a zero embedding. */
   readonly forceZerosForEmptyPrompt: boolean;
   readonly requiresAestheticsScore: boolean;
+  /** The UNet config says 9 input channels: an inpainting model. */
+  readonly inpainting: boolean;
   readonly fileBytes: Partial<Record<ComponentName, number>>;
 }
 
@@ -79,6 +81,7 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
     nativeSize: sampleSize * 8,
     forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false && family.startsWith("sdxl"),
     requiresAestheticsScore: index.requires_aesthetics_score === true || family === "sdxl-refiner",
+    inpainting: Number(unetConfig.in_channels) === 9,
     fileBytes,
   };
 }

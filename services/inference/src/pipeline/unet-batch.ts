@@ -36,6 +36,7 @@ export class UnetBatch {
     /** The most images a merged run may hold (MAX_UNET_BATCH). */
     private readonly maxImages: number,
   ) {
+    batcher.attach();
     this.rows = guided ? 2 * images : images;
     this.rowSize = model.contract.unetInChannels * latentHeight * latentWidth;
     this.sample = pool.take(this.rows * this.rowSize);
@@ -99,6 +100,7 @@ export class UnetBatch {
 
   /** Gives the buffers back to the pool; the batch must not be used after. */
   release(): void {
+    this.batcher.detach();
     this.pool.give([this.sample, ...Object.values(this.conditioning).map((f) => f.data)]);
   }
 }

@@ -42,25 +42,46 @@ export class UnetBatcher {
   private pending: Pending[] = [];
   private scheduled = false;
   private solo = 0;
+  /** UNet batches (requests' phases) currently using this model. */
+  private users = 0;
 
   constructor(
     private readonly model: LoadedModel,
     private readonly buffers: BufferPool,
   ) {}
 
+  /** A request's batch starts using the model; `detach` when it is done. */
+  attach(): void {
+    this.users++;
+  }
+
+  detach(): void {
+    this.users--;
+  }
+
   run(job: UnetJob): Promise<UnetResult> {
     return new Promise((resolve, reject) => {
       this.pending.push({ job, key: this.keyOf(job), resolve, reject });
+      if (this.users <= 1) {
+        // Alone on the model: nothing to wait for.
+        this.flush();
+        return;
+      }
       if (this.scheduled) return;
       this.scheduled = true;
-      // Calls made in the same turn of the event loop (lockstep generations resume together) join this run.
+      // Calls made in the same turn of the event loop join this run: generations whose previous runs ended in
+      // one turn resume together, and from then on keep in step.
       setImmediate(() => {
         this.scheduled = false;
-        const pending = this.pending;
-        this.pending = [];
-        for (const group of groups(pending)) void this.runGroup(group);
+        this.flush();
       });
     });
+  }
+
+  private flush(): void {
+    const pending = this.pending;
+    this.pending = [];
+    for (const group of groups(pending)) void this.runGroup(group);
   }
 
   /**

@@ -69,6 +69,8 @@ describe("export variants", () => {
     const { models } = await service.models.listModels({});
     const ids = models.map((m) => m.id);
     expect(ids).toEqual(expect.arrayContaining([...Object.keys(VARIANTS), "no-unet", "no-merges"]));
+    const inpainting = Object.fromEntries(models.map((m) => [m.id, m.inpainting]));
+    expect([inpainting["inpaint-9ch"], inpainting.sdxl]).toEqual([true, false]);
   });
 });
 
