@@ -35,10 +35,10 @@ const spec = (
 
 /**
  * The inference pipeline, in the inference service's own process (started as `main.js` is deployed, with the
- * tiny SDXL model): (a) a generation's wall time against the sum of its ONNX Runtime `run` calls, both as the
- * pipeline reports them in its `done` event, at 512² and 128²; (b) images per second when a request's 4 images share UNet runs
- * (MAX_UNET_BATCH=4) against one image per run; (c) the process's RSS after 1,000 generations against after
- * the first 50.
+ * tiny SDXL model): (c) the fresh process's RSS after 1,000 generations against after its first 50 (and 300);
+ * (a) a generation's wall time against the sum of its ONNX Runtime `run` calls, both as the pipeline reports
+ * them in its `done` event, at 512² and 128²; (b) images per second when a request's 4 images share UNet runs
+ * (MAX_UNET_BATCH=4) against one image per run.
  */
 export async function benchInferencePipeline(): Promise<BenchResult[]> {
   const root = mkdtempSync(join(tmpdir(), "dmesh-bench-inference-"));
