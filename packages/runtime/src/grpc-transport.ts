@@ -213,5 +213,5 @@ function fromServiceError(err: Partial<grpc.ServiceError>, signal: AbortSignal |
  * escapes of URI-reserved characters (`%2C` for ",", `%3A` for ":", …) in place: finish the job.
  */
 function decodeReserved(message: string): string {
-  return message.replace(/%(2[346BCF]|3[ABDF]|40)/gi, (escape) => decodeURIComponent(escape));
+  return message.replace(/%(2[346BCF]|3[ABDF]|40)/gi, (encoded) => decodeURIComponent(encoded));
 }
