@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
-import type { ModelDirectory } from "./model-directory.js";
+import { isSdxlFamily, type ModelDirectory } from "./model-directory.js";
 import { ModelContractError } from "./model-errors.js";
 import {
   OnnxComponent,
@@ -160,7 +160,7 @@ function modelContract(
     textWidth,
     `the text encoders' hidden state width (${textEncoders.map((e) => `${e.component.name} ${e.hiddenDim}`).join(" + ")})`,
   );
-  const sdxl = dir.family === "sdxl" || dir.family === "sdxl-refiner";
+  const sdxl = isSdxlFamily(dir.family);
   let timeIdsLength = 0;
   if (sdxl) {
     const textEmbeds = unet.requireInput("text_embeds", FLOATS);

@@ -4,6 +4,11 @@ import { ModelContractError } from "./model-errors.js";
 
 export type ModelFamilyName = "sdxl" | "sdxl-refiner" | "sd1" | "sd2";
 
+/** SDXL base or refiner: the SDXL VAE's latent space, pooled text embeddings and added time ids. */
+export function isSdxlFamily(family: ModelFamilyName): boolean {
+  return family === "sdxl" || family === "sdxl-refiner";
+}
+
 export const COMPONENTS = ["text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder"] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
 
@@ -69,7 +74,7 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
   }
   const schedulerConfig = readJson(id, join(path, "scheduler", "scheduler_config.json"));
   const vaeConfig = optionalJson(join(path, "vae_decoder", "config.json"));
-  const sampleSize = Number(unetConfig.sample_size) || (family.startsWith("sdxl") ? 128 : 64);
+  const sampleSize = Number(unetConfig.sample_size) || (isSdxlFamily(family) ? 128 : 64);
   return {
     id,
     path,
@@ -77,9 +82,9 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
     components,
     tokenizers,
     schedulerConfig,
-    vaeScalingFactor: Number(vaeConfig.scaling_factor) || (family.startsWith("sdxl") ? 0.13025 : 0.18215),
+    vaeScalingFactor: Number(vaeConfig.scaling_factor) || (isSdxlFamily(family) ? 0.13025 : 0.18215),
     nativeSize: sampleSize * 8,
-    forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false && family.startsWith("sdxl"),
+    forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false && isSdxlFamily(family),
     requiresAestheticsScore: index.requires_aesthetics_score === true || family === "sdxl-refiner",
     inpainting: Number(unetConfig.in_channels) === 9,
     fileBytes,

@@ -1,6 +1,7 @@
 import { AbortedError, InvalidArgumentError, type Logger } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
+import { isSdxlFamily } from "../models/model-directory.js";
 import { RunClock } from "../models/onnx-component.js";
 import { createGenerator, type Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
@@ -85,7 +86,6 @@ class Generation {
   private readonly digest: string;
   private readonly latentHeight: number;
   private readonly latentWidth: number;
-  private readonly provider: string;
   private phases: DenoisePhase[] = [];
   private batches: BatchPlan[] = [];
   /** Every scheduler this request took from the pool, handed back when it ends. */
@@ -105,7 +105,6 @@ class Generation {
     this.digest = specDigest(options.spec, options.seed);
     this.latentHeight = options.spec.height / 8;
     this.latentWidth = options.spec.width / 8;
-    this.provider = models.base.providers[0] ?? "cpu";
   }
 
   async run(): Promise<GenerateResult> {
@@ -282,7 +281,12 @@ class Generation {
             ? {
                 width: this.latentWidth,
                 height: this.latentHeight,
-                rgb: latentPreview(first.latents, this.latentHeight, this.latentWidth, isSdxl(phase.model)),
+                rgb: latentPreview(
+                  first.latents,
+                  this.latentHeight,
+                  this.latentWidth,
+                  isSdxlFamily(phase.model.dir.family),
+                ),
               }
             : undefined;
         this.sink.progress({
@@ -365,7 +369,7 @@ class Generation {
       `${model.dir.id}x${images}`,
       this.spec.width,
       this.spec.height,
-      model.providers[0] ?? this.provider,
+      model.providers[0] ?? "cpu",
     );
   }
 
@@ -406,10 +410,6 @@ class Generation {
     this.timings.onnxSeconds = this.clock.seconds;
     return this.timings;
   }
-}
-
-function isSdxl(model: LoadedModel): boolean {
-  return model.dir.family === "sdxl" || model.dir.family === "sdxl-refiner";
 }
 
 function seconds(since: number): number {

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
+import { isSdxlFamily } from "../models/model-directory.js";
 import { type Scheduler, SchedulerInputError } from "../schedulers/index.js";
 import { clientDecimal } from "./client-decimal.js";
 import type { DenoisePhaseName } from "./generation-types.js";
@@ -116,8 +117,10 @@ function checkRefiner(base: LoadedModel, refiner: LoadedModel, spec: ResolvedSpe
       "a base -> refiner handoff is for txt2img and img2img, not inpainting",
     );
   }
-  const sdxl = (m: LoadedModel) => m.dir.family === "sdxl" || m.dir.family === "sdxl-refiner";
-  if (sdxl(base) !== sdxl(refiner) || refiner.contract.unetInChannels !== 4) {
+  if (
+    isSdxlFamily(base.dir.family) !== isSdxlFamily(refiner.dir.family) ||
+    refiner.contract.unetInChannels !== 4
+  ) {
     throw new InvalidArgumentError(
       "spec.models.refiner",
       `model "${refiner.dir.id}" (${refiner.dir.family}, ${refiner.contract.unetInChannels}-channel unet) cannot continue the latents of "${base.dir.id}" (${base.dir.family})`,

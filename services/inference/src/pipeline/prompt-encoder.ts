@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel, TextEncoder } from "../models/loaded-model.js";
+import { isSdxlFamily } from "../models/model-directory.js";
 import type { RunClock } from "../models/onnx-component.js";
 import {
   applyPromptWeights,
@@ -41,7 +42,7 @@ export async function encodePrompts(
   const encoders = model.textEncoders;
   const first = encoders[0];
   if (!first) throw new InvalidArgumentError("models.base", "the model has no text encoder");
-  const sdxl = model.dir.family === "sdxl" || model.dir.family === "sdxl-refiner";
+  const sdxl = isSdxlFamily(model.dir.family);
   const textsFor = (enc: TextEncoder): [string, string] =>
     enc.component.name === "text_encoder_2" && model.dir.family === "sdxl"
       ? [spec.prompt2, spec.negativePrompt2]
