@@ -9,7 +9,9 @@ import { join, relative } from "node:path";
 const committed = "packages/contracts/src";
 const out = mkdtempSync(join(tmpdir(), "dmesh-gen-"));
 try {
-  execFileSync("node_modules/.bin/buf", ["generate", "--output", out], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("node_modules/.bin/buf", ["generate", "--output", out], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const fresh = join(out, committed);
   const list = (dir) =>
     readdirSync(dir, { recursive: true })
@@ -21,10 +23,14 @@ try {
   const problems = [
     ...a.filter((f) => !b.includes(f)).map((f) => `${f}: committed but not generated`),
     ...b.filter((f) => !a.includes(f)).map((f) => `${f}: generated but not committed`),
-    ...a.filter((f) => b.includes(f) && !readFileSync(join(committed, f)).equals(readFileSync(join(fresh, f)))).map((f) => `${f}: differs`),
+    ...a
+      .filter((f) => b.includes(f) && !readFileSync(join(committed, f)).equals(readFileSync(join(fresh, f))))
+      .map((f) => `${f}: differs`),
   ];
   if (problems.length > 0) {
-    console.error(`generated code is out of date with proto/ (run npm run proto:gen):\n  ${problems.join("\n  ")}`);
+    console.error(
+      `generated code is out of date with proto/ (run npm run proto:gen):\n  ${problems.join("\n  ")}`,
+    );
     process.exit(1);
   }
   console.log(`generated code matches proto/ (${a.length} files in ${relative(".", committed)})`);

@@ -12,7 +12,10 @@ for (const [key, entry] of Object.entries(lock.packages)) {
   if (!entry.optionalDependencies) continue;
   const base = key.slice(0, key.lastIndexOf("node_modules/") + "node_modules/".length) || "node_modules/";
   for (const name of Object.keys(entry.optionalDependencies)) {
-    const resolved = lock.packages[`${key}/node_modules/${name}`] ?? lock.packages[`${base}${name}`] ?? lock.packages[`node_modules/${name}`];
+    const resolved =
+      lock.packages[`${key}/node_modules/${name}`] ??
+      lock.packages[`${base}${name}`] ??
+      lock.packages[`node_modules/${name}`];
     if (!resolved) {
       delete entry.optionalDependencies[name];
       dropped++;

@@ -7,7 +7,9 @@ import { configTables } from "../../scripts/config-tables.mjs";
 describe("README", () => {
   it("shows the configuration tables the services actually load", async () => {
     const readme = readFileSync(join(import.meta.dirname, "..", "..", "README.md"), "utf8");
-    const section = readme.split("<!-- config-tables:begin -->\n")[1]?.split("\n<!-- config-tables:end -->")[0];
+    const section = readme
+      .split("<!-- config-tables:begin -->\n")[1]
+      ?.split("\n<!-- config-tables:end -->")[0];
     expect(section).toBe(await configTables());
   });
 });

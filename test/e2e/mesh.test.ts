@@ -35,7 +35,8 @@ import { startTestMesh, type TestMesh } from "../support/test-mesh.js";
 let mesh: TestMesh;
 
 beforeAll(async () => {
-  mesh = await startTestMesh({ LOG_LEVEL: "info" });
+  // debug: quick successful calls write their access line at debug, and this suite reads every hop's lines.
+  mesh = await startTestMesh({ LOG_LEVEL: "debug" });
 });
 afterAll(async () => {
   await mesh?.dispose();
