@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { NODE_FLAGS } from "@dmesh/cli/mesh-launcher";
 import { type GenerationSpecSchema, SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import {
   type GenerationTimings,
@@ -142,7 +143,7 @@ interface InferenceProcess {
 
 async function startInferenceProcess(root: string, env: Record<string, string>): Promise<InferenceProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [INFERENCE_MAIN], {
+  const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS.inference, INFERENCE_MAIN], {
     stdio: ["ignore", "ignore", "inherit"],
     env: { ...process.env, PORT: String(port), MODELS_DIR: join(root, "models"), LOG_LEVEL: "warn", ...env },
   });

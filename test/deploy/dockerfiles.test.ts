@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
+import { NODE_FLAGS, type ServiceName } from "@dmesh/cli/mesh-launcher";
 import { describe, expect, it } from "vitest";
 import { expandArgs, isDockerignored, lastArgs, type Stage, stageEnv } from "./dockerfile.js";
 import { MESH_SERVICES, REPO_ROOT, readDockerfile } from "./mesh-services.js";
@@ -118,8 +119,10 @@ describe.each(MESH_SERVICES)("services/$name/Dockerfile", (service) => {
           `ENV ${key} is a setting`,
         ).toContain(key);
       }
+      // The image starts the service with the same Node flags as `dmesh up` and the bench.
       expect(JSON.parse(lastArgs(image, "ENTRYPOINT") ?? "[]")).toEqual([
         "node",
+        ...NODE_FLAGS[service.name as ServiceName],
         `services/${service.name}/dist/main.js`,
       ]);
       expect(existsSync(join(REPO_ROOT, `services/${service.name}/src/main.ts`))).toBe(true);

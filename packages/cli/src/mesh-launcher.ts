@@ -12,6 +12,19 @@ import { createGrpcTransport } from "@dmesh/runtime";
 export const SERVICES = ["device", "postprocess", "inference", "orchestrator"] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
+/**
+ * Node flags per service, the same in every way a service is started (here, the Dockerfiles, the bench).
+ * Inference pre-sizes V8's young generation: left to grow on demand it adds ~20 MiB of RSS over the first
+ * ~1,000 generations, which reads as a leak; at full size from the start RSS stays flat (measured 1.17x -> 1.04x
+ * after 1,000 tiny generations against the first 50).
+ */
+export const NODE_FLAGS: Record<ServiceName, readonly string[]> = {
+  device: [],
+  postprocess: [],
+  inference: ["--min-semi-space-size=16"],
+  orchestrator: [],
+};
+
 export interface MeshLayout {
   ports: Record<ServiceName, number>;
   dataDir: string;
@@ -79,7 +92,7 @@ export async function launchMesh(
     for (const name of SERVICES) {
       const logFile = join(layout.logDir, `${name}.log`);
       const log = createWriteStream(logFile, { flags: "a" });
-      const child = spawn(process.execPath, [serviceEntry(name)], {
+      const child = spawn(process.execPath, [...NODE_FLAGS[name], serviceEntry(name)], {
         env: { ...process.env, ...envFor(name) },
         stdio: ["ignore", "pipe", "pipe"],
       });
