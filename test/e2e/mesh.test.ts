@@ -71,6 +71,28 @@ describe("one image through every hop", () => {
     expect(bytesC?.equals(bytesA as Buffer)).toBe(false);
   });
 
+  it("runs the SDXL base + refiner workflow: the refiner finishes what the base started", async () => {
+    const clients = orchestratorClients(mesh.url);
+    const run = (refiner: string, out: string) =>
+      runWorkflow(clients, {
+        workflowId: refiner ? "sdxl-refiner" : "txt2img",
+        spec: {
+          size: { width: 64, height: 64 },
+          scheduler: { steps: 10 },
+          conditioning: { prompt: "a harbour at dawn" },
+          params: { seed: 5n, ...(refiner ? { denoisingEnd: 0.8 } : {}) },
+          models: { base: "tiny-sdxl", refiner },
+        },
+        out: join(mesh.dir, out),
+      });
+    const refined = await run("tiny-sdxl-refiner", "refined.png");
+    const plain = await run("", "plain.png");
+    expect(refined.session?.error).toBe("");
+    const [a, b] = [refined, plain].map((r) => readFileSync(r.files[0] ?? ""));
+    expect(pngInfo(a as Buffer).width).toBe(64);
+    expect(a?.equals(b as Buffer)).toBe(false);
+  });
+
   it("carries one request id through the logs of every hop", async () => {
     const requestId = `e2e-trace-${Date.now()}`;
     const clients = orchestratorClients(mesh.url);

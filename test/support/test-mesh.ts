@@ -16,6 +16,7 @@ export interface TestMesh extends RunningMesh {
 export async function startTestMesh(env: Record<string, string> = {}): Promise<TestMesh> {
   const dir = mkdtempSync(join(tmpdir(), "dmesh-e2e-"));
   await ensureTinyModel(join(dir, "models", "tiny-sdxl"));
+  await ensureTinyModel(join(dir, "models", "tiny-sdxl-refiner"), { kind: "sdxl-refiner", seed: 7 });
   const [orchestrator, inference, postprocess, device] = await freePorts(4);
   const ports = { orchestrator, inference, postprocess, device } as Record<ServiceName, number>;
   const mesh = await launchMesh({
