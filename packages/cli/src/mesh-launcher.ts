@@ -58,7 +58,7 @@ export async function launchMesh(
     const common = { HOST: layout.host, PORT: String(layout.ports[name]), ...layout.env };
     switch (name) {
       case "inference":
-        return { ...common, MODELS_DIR: layout.modelsDir };
+        return { ...common, MODELS_DIR: layout.modelsDir, DEVICE_URL: address("device") };
       case "orchestrator":
         return {
           ...common,

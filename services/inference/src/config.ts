@@ -25,8 +25,8 @@ export const inferenceSettings = {
   executionProviders: {
     env: "EXECUTION_PROVIDERS",
     description:
-      "onnxruntime provider chain, most preferred first (cuda, tensorrt, dml, coreml, webgpu, cpu)",
-    default: ["cpu"],
+      "onnxruntime provider chain, most preferred first (cuda, tensorrt, dml, coreml, webgpu, cpu); empty = as the device service recommends, else cpu",
+    default: [] as string[],
     parse: (raw: string) => {
       const list = raw
         .split(",")
@@ -37,6 +37,13 @@ export const inferenceSettings = {
         if (!known.includes(p)) throw new Error(`unknown provider "${p}"; known: ${known.join(", ")}`);
       return list;
     },
+  },
+  deviceUrl: {
+    env: "DEVICE_URL",
+    description:
+      "device service (host:port) asked for this host's provider chain when EXECUTION_PROVIDERS is empty",
+    default: "",
+    parse: (raw: string) => parse.addresses(raw)[0] ?? "",
   },
   intraOpThreads: {
     env: "INTRA_OP_THREADS",

@@ -5,6 +5,7 @@ import type { inferenceSettings } from "./config.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { ModelHandler } from "./model-handler.js";
 import { ModelRegistry } from "./models/model-registry.js";
+import { resolveProviderChain } from "./models/provider-chain.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
 import { routes } from "./routes.js";
@@ -17,16 +18,28 @@ export type InferenceConfig = ConfigOf<typeof inferenceSettings>;
  * nothing to preload), so that Kubernetes sends no request before a model can serve it.
  */
 export async function startInference(config: InferenceConfig, logger: Logger): Promise<RunningService> {
+  const sessionSettings = {
+    executionProviders: config.executionProviders,
+    intraOpThreads: config.intraOpThreads,
+    graphOptimization: config.graphOptimization,
+    memoryArena: config.memoryArena,
+  };
   const models = new ModelRegistry(
     config.modelsDir,
     config.defaultModel,
-    {
-      executionProviders: config.executionProviders,
-      intraOpThreads: config.intraOpThreads,
-      graphOptimization: config.graphOptimization,
-      memoryArena: config.memoryArena,
-    },
+    sessionSettings,
     config.maxLoadedModels,
+    logger,
+  );
+  // Settled before anything loads: the registry reads the chain at each load.
+  const defaultDir = models.defaultId ? models.info(models.defaultId).dir : undefined;
+  sessionSettings.executionProviders = await resolveProviderChain(
+    config,
+    {
+      bytes: Object.values(defaultDir?.fileBytes ?? {}).reduce((n: number, b) => n + (b ?? 0), 0),
+      width: defaultDir?.nativeSize ?? 1024,
+      height: defaultDir?.nativeSize ?? 1024,
+    },
     logger,
   );
   const service = await startGrpcService({

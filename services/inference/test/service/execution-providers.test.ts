@@ -1,3 +1,5 @@
+import { deviceSettings, startDevice } from "@dmesh/device";
+import { createLogger, loadConfig } from "@dmesh/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate, smallSpec } from "./support/generate.js";
 import { startTestInference, type TestInference } from "./support/test-inference.js";
@@ -35,5 +37,29 @@ describe("execution provider chain", () => {
     expect(fallbacks("other")).toHaveLength(1);
     const { model } = await service.models.getModel({ id: "sdxl" });
     expect([model?.loaded, model?.executionProviders]).toEqual([true, ["cpu"]]);
+  });
+});
+
+describe("provider chain from the device service", () => {
+  it("asks the device service on this host when EXECUTION_PROVIDERS is empty", async () => {
+    const device = await startDevice(
+      loadConfig(deviceSettings, { PORT: "0", NVIDIA_SMI: "nvidia-smi-not-installed" }, []),
+      createLogger("device", "silent"),
+    );
+    const inference = await startTestInference(
+      { sdxl: {} },
+      { EXECUTION_PROVIDERS: "", DEVICE_URL: device.address },
+    );
+    try {
+      const line = inference.logs.find((l) => l.msg === "provider chain");
+      expect(line?.from).toBe(device.address);
+      expect(line?.device).toBe("cpu");
+      expect(line?.chain).toEqual(["cpu"]);
+      const result = await generate(inference, { spec: smallSpec({ models: { base: "sdxl" } }) });
+      expect(result.done?.executionProviders).toEqual(["cpu"]);
+    } finally {
+      await inference.close();
+      await device.close();
+    }
   });
 });

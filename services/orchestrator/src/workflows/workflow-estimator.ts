@@ -6,13 +6,9 @@ import {
   type ResourceEstimate,
   ResourceEstimateSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
-import { DEFAULTS } from "@dmesh/spec";
+import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
 import type { WorkflowTemplate } from "./templates.js";
-
-// Peak activation bytes per latent pixel of one UNet evaluation in fp32, relative to the UNet's weight bytes
-// per parameter block; an SDXL-shaped network needs roughly this many float32 values per latent pixel.
-const ACTIVATION_FLOATS_PER_LATENT_PIXEL = 1280 * 6;
 
 /**
  * Resource estimates from the inference service's model metadata (component file sizes, native size) and
@@ -41,11 +37,10 @@ export class WorkflowEstimator {
     }
     const width = size?.width || native;
     const height = size?.height || native;
-    const latentPixels = (width / 8) * (height / 8);
     const evaluations = generates.length * DEFAULTS.steps * 2;
     return create(ResourceEstimateSchema, {
       modelBytes,
-      activationBytes: BigInt(Math.round(latentPixels * ACTIVATION_FLOATS_PER_LATENT_PIXEL * 4 * 2)),
+      activationBytes: BigInt(estimateActivationBytes(width, height)),
       unetEvaluations: evaluations,
     });
   }
