@@ -11,6 +11,8 @@ export interface TinyModelOptions {
   readonly timestepType: "float32" | "int64";
   /** `vector`: timestep is [steps] (1 or batch); `scalar`: rank 0, as the newest optimum exports it. */
   readonly timestepShape: "vector" | "scalar";
+  /** The UNet's float inputs and output: float32, or float16 as fp16 exports (`--fp16`) have them. */
+  readonly unetPrecision: "float32" | "float16";
   /** dtype of the text encoders' `input_ids`: int32 (optimum up to 1.2x) or int64 (later optimum). */
   readonly inputIdsType: "int32" | "int64";
   /** The VAE encoder's output: mean ++ logvar (`latent_parameters`, 8 channels) or the mean (`latent_sample`). */
@@ -23,6 +25,7 @@ export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
   unetInChannels: 4,
   timestepType: "float32",
   timestepShape: "vector",
+  unetPrecision: "float32",
   inputIdsType: "int32",
   vaeEncoderOutput: "latent_parameters",
 });
@@ -43,6 +46,7 @@ const choices: { readonly [K in keyof TinyModelOptions]?: readonly TinyModelOpti
   unetInChannels: [4, 9],
   timestepType: ["float32", "int64"],
   timestepShape: ["vector", "scalar"],
+  unetPrecision: ["float32", "float16"],
   inputIdsType: ["int32", "int64"],
   vaeEncoderOutput: ["latent_sample", "latent_parameters"],
 };
@@ -81,6 +85,7 @@ export function canonicalOptions(o: TinyModelOptions): TinyModelOptions {
     unetInChannels: o.unetInChannels,
     timestepType: o.timestepType,
     timestepShape: o.timestepShape,
+    unetPrecision: o.unetPrecision,
     inputIdsType: o.inputIdsType,
     vaeEncoderOutput: o.vaeEncoderOutput,
   };

@@ -196,6 +196,7 @@ describe("tiny model variants", () => {
       unetInChannels: 9,
       timestepType: "int64",
       timestepShape: "vector",
+      unetPrecision: "float32",
       inputIdsType: "int64",
       vaeEncoderOutput: "latent_sample",
     });

@@ -10,7 +10,7 @@ import {
   type NetContext,
   silu,
 } from "../onnx/layers.js";
-import type { ModelProto } from "../onnx/onnx-proto.js";
+import { type ModelProto, TensorType } from "../onnx/onnx-proto.js";
 import type { TinyModelOptions } from "../options.js";
 import { createWeightInit } from "../weight-init.js";
 
@@ -26,7 +26,7 @@ import { createWeightInit } from "../weight-init.js";
 // SD/SDXL), so a correct sampler ends at unit-scale latents; the seeded UNet adds structure that
 // depends on the prompt and every other input.
 
-export type UnetOptions = Pick<TinyModelOptions, "seed" | "timestepType" | "timestepShape">;
+export type UnetOptions = Pick<TinyModelOptions, "seed" | "timestepType" | "timestepShape" | "unetPrecision">;
 
 const RESNET_EPS = 1e-5; // norm_eps
 const TRANSFORMER_NORM_EPS = 1e-6; // Transformer2DModel's GroupNorm
@@ -183,23 +183,25 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
   const [c0] = d.blockOutChannels as [number];
   const levels = d.blockOutChannels.length;
 
-  const sample = g.input("sample", "float32", ["batch_size", d.inChannels, "height", "width"]);
+  // An fp16 export takes and returns float16; the tiny net computes in float32 between two casts.
+  const io = options.unetPrecision;
+  const floatInput = (name: string, dims: Parameters<GraphBuilder["input"]>[2]) =>
+    io === "float16"
+      ? g.op("Cast", [g.input(name, "float16", dims)], { to: TensorType.float32 })
+      : g.input(name, "float32", dims);
+  const sample = floatInput("sample", ["batch_size", d.inChannels, "height", "width"]);
   const timestep = g.input(
     "timestep",
     options.timestepType,
     options.timestepShape === "scalar" ? [] : ["steps"],
   );
-  const context = g.input("encoder_hidden_states", "float32", [
-    "batch_size",
-    "sequence_length",
-    d.crossAttentionDim,
-  ]);
+  const context = floatInput("encoder_hidden_states", ["batch_size", "sequence_length", d.crossAttentionDim]);
   const added =
     d.addition === undefined
       ? undefined
       : {
-          textEmbeds: g.input("text_embeds", "float32", ["batch_size", d.addition.textEmbedsDim]),
-          timeIds: g.input("time_ids", "float32", ["batch_size", d.addition.timeIdsSize]),
+          textEmbeds: floatInput("text_embeds", ["batch_size", d.addition.textEmbedsDim]),
+          timeIds: floatInput("time_ids", ["batch_size", d.addition.timeIdsSize]),
           ...d.addition,
         };
 
@@ -281,7 +283,8 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
     const scale = g.op("Reshape", [noiseStdAt(g, batched), g.int64([-1, 1, 1, 1])]);
     return g.op("Mul", [latents, scale]);
   });
-  g.output(g.op("Add", [prior, x]), "out_sample", "float32", [
+  const out = g.op("Add", [prior, x]);
+  g.output(io === "float16" ? g.op("Cast", [out], { to: TensorType.float16 }) : out, "out_sample", io, [
     "batch_size",
     d.outChannels,
     "height",

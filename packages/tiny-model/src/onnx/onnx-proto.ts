@@ -6,7 +6,7 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 // declares them (every protobuf parser also accepts that form).
 
 /** TensorProto.DataType values. */
-export const TensorType = { float32: 1, int32: 6, int64: 7, bool: 9 } as const;
+export const TensorType = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10 } as const;
 export type TensorTypeName = keyof typeof TensorType;
 
 export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;

@@ -14,6 +14,7 @@ const VARIANTS = {
   "int64-ids": { inputIdsType: "int64" },
   "latent-sample-encoder": { vaeEncoderOutput: "latent_sample" },
   "inpaint-9ch": { unetInChannels: 9 },
+  "fp16-unet": { unetPrecision: "float16" },
 } as const;
 
 let service: TestInference;
@@ -40,6 +41,20 @@ afterAll(async () => {
 });
 
 describe("export variants", () => {
+  it("feeds an fp16 UNet float16 and reads its float16 output: the image matches the fp32 export's to rounding", async () => {
+    const request = (base: string) => ({ spec: smallSpec({ models: { base }, params: { seed: 9n } }) });
+    const half = await generate(service, request("fp16-unet"));
+    const full = await generate(service, request("sdxl"));
+    const a = half.images[0]?.image?.data ?? new Uint8Array();
+    const b = full.images[0]?.image?.data ?? new Uint8Array();
+    expect(a.length).toBe(b.length);
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs((a[i] ?? 0) - (b[i] ?? 0)));
+    // Same weights (same seed) computed in float32 between float16 casts: only the I/O rounding differs.
+    expect(worst).toBeGreaterThan(0);
+    expect(worst).toBeLessThanOrEqual(4); // measured: 1 level
+  });
+
   it.each(Object.keys(VARIANTS))("%s loads and generates an image of the requested size", async (id) => {
     const mode =
       id === "inpaint-9ch"
