@@ -16,7 +16,7 @@ import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
 import type { orchestratorSettings } from "./config.js";
 import { AddressDiscovery } from "./mesh/address-discovery.js";
-import { ReplicaPool } from "./mesh/replica-pool.js";
+import { ReplicaPool, type Telemetry } from "./mesh/replica-pool.js";
 import { MeshHandler } from "./mesh-handler.js";
 import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
@@ -47,17 +47,25 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const max = config.maxMessageBytes;
   // Replica lists may name DNS entries (a headless Service per domain): resolved now, and again periodically.
   const discoveries: AddressDiscovery[] = [];
-  const pool = async <S extends DescService>(domain: string, service: S, entries: string[]) => {
+  const pool = async <S extends DescService>(
+    domain: string,
+    service: S,
+    entries: string[],
+    telemetry?: Telemetry<S>,
+  ) => {
     const discovery = new AddressDiscovery(domain, entries, logger);
     const addresses = await discovery.resolve();
-    const replicas = new ReplicaPool(domain, service, addresses, logger, max);
+    const replicas = new ReplicaPool(domain, service, addresses, logger, max, telemetry);
     if (discovery.usesDns) {
       discovery.refreshEvery(config.discoveryIntervalMs, addresses, (a) => replicas.setAddresses(a));
       discoveries.push(discovery);
     }
     return replicas;
   };
-  const inference = await pool("inference", InferenceService, config.inferenceUrls);
+  const inference = await pool("inference", InferenceService, config.inferenceUrls, async (r, timeoutMs) => {
+    const q = await r.client.getQueue({}, { timeoutMs });
+    return { load: q.running + q.queued, warm: q.loadedModels };
+  });
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);

@@ -16,11 +16,22 @@ export interface Replica<S extends DescService> {
   healthy: boolean;
   lastError: string;
   latencyMs: number;
+  /** Work the replica itself reports (running + queued, from every orchestrator), at the last health check. */
+  reportedLoad: number;
+  /** Models the replica reports loaded (warm), at the last health check. */
+  warm: readonly string[];
 }
 
+/** What a replica says about itself beyond health: its own queue and its warm models. */
+export type Telemetry<S extends DescService> = (
+  replica: Replica<S>,
+  timeoutMs: number,
+) => Promise<{ load: number; warm: readonly string[] }>;
+
 /**
- * The replicas of one domain service. Work goes to the healthy replica with the fewest calls in flight;
- * a replica that fails its health check gets nothing until it passes again.
+ * The replicas of one domain service. Work goes to the healthy replica with the least work: our calls in
+ * flight plus the queue it reports (other orchestrators' work included), a replica with the wanted model warm
+ * winning ties; a replica that fails its health check gets nothing until it passes again.
  */
 export class ReplicaPool<S extends DescService> {
   private readonly replicas = new Map<string, Replica<S>>();
@@ -32,6 +43,7 @@ export class ReplicaPool<S extends DescService> {
     addresses: string[],
     private readonly logger: Logger,
     private readonly maxMessageBytes: number,
+    private readonly telemetry?: Telemetry<S>,
   ) {
     this.setAddresses(addresses);
   }
@@ -56,6 +68,8 @@ export class ReplicaPool<S extends DescService> {
         healthy: true,
         lastError: "",
         latencyMs: 0,
+        reportedLoad: 0,
+        warm: [],
       });
     }
   }
@@ -69,14 +83,17 @@ export class ReplicaPool<S extends DescService> {
    * When none is healthy it still returns one: the call then fails with the real reason (or succeeds, if
    * the replica came back before its next health check), and the caller's retry policy decides.
    */
-  pick(avoid: ReadonlySet<string> = new Set()): Replica<S> {
+  pick(avoid: ReadonlySet<string> = new Set(), warmModel = ""): Replica<S> {
     const all = this.all();
     const healthy = all.filter((r) => r.healthy);
     const preferred = healthy.filter((r) => !avoid.has(r.address));
     const candidates = preferred.length > 0 ? preferred : healthy.length > 0 ? healthy : all;
     if (candidates.length === 0)
       throw new UnavailableError(`no ${this.domain} replica is configured or resolved`);
-    return candidates.reduce((best, r) => (r.inFlight < best.inFlight ? r : best));
+    // A cold replica costs a model load: it wins only when it has a whole request less to do.
+    const cost = (r: Replica<S>) =>
+      r.inFlight + r.reportedLoad + (warmModel && !r.warm.includes(warmModel) ? 0.5 : 0);
+    return candidates.reduce((best, r) => (cost(r) < cost(best) ? r : best));
   }
 
   /** Whether a healthy replica outside `avoid` exists, i.e. a retry can go elsewhere at once. */
@@ -96,6 +113,14 @@ export class ReplicaPool<S extends DescService> {
             this.logger.info({ replica: r.address, healthy }, `${this.domain} replica health changed`);
           r.healthy = healthy;
           r.lastError = healthy ? "" : "NOT_SERVING";
+          if (healthy && this.telemetry) {
+            const t = await this.telemetry(r, timeoutMs).catch(() => undefined);
+            // Its report counts our own calls too; those are already in inFlight.
+            if (t) {
+              r.reportedLoad = Math.max(0, t.load - r.inFlight);
+              r.warm = t.warm;
+            }
+          }
         } catch (err) {
           if (r.healthy)
             this.logger.warn({ replica: r.address, err: String(err) }, `${this.domain} replica unreachable`);

@@ -176,8 +176,11 @@ export async function runSession(
         const images: Image[] = [];
         for (const [i, init] of sources.entries()) {
           const stepSpec = generateSpec(spec, step, init, mask, sources.length > 1 ? BigInt(i) : 0n);
-          const out = await onReplica(deps.inference, "inference", (replica) =>
-            generateOn(replica, stepSpec, index, total),
+          const out = await onReplica(
+            deps.inference,
+            "inference",
+            (replica) => generateOn(replica, stepSpec, index, total),
+            stepSpec.models?.base ?? "",
           );
           if (out === "cancelled" || out.value === "paused") return out === "cancelled" ? out : "paused";
           workers.add(out.worker);
@@ -278,6 +281,7 @@ export async function runSession(
     pool: ReplicaPool<S>,
     what: string,
     call: (replica: Replica<S>) => Promise<T>,
+    warmModel = "",
   ): Promise<{ value: T; worker: string } | "cancelled"> {
     const tried = new Set<string>();
     for (let attempt = 1; ; attempt++) {
@@ -293,7 +297,7 @@ export async function runSession(
       }
       let replica: Replica<S> | undefined;
       try {
-        replica = pool.pick(tried);
+        replica = pool.pick(tried, warmModel);
         tried.add(replica.address);
         replica.inFlight++;
         return { value: await call(replica), worker: replica.address };
