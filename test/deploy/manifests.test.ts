@@ -76,6 +76,18 @@ describe.skipIf(!kubectl).each(OVERLAYS)(TITLE, (overlay, gpu) => {
     }
   });
 
+  it("runs the device service on every node, reporting the node's RAM and cores rather than its own pod's", () => {
+    const device = workload("device");
+    expect(device?.kind).toBe("DaemonSet");
+    const c = device?.template.spec.containers.find((x: { name: string }) => x.name === "device");
+    const config = loadConfig(meshService("device")?.settings ?? {}, containerEnv(c, objects), []);
+    expect(config.resourceScope).toBe("node");
+    // The container's own procfs: its meminfo is the node's, as long as nothing is mounted over it.
+    expect(config.procRoot).toBe("/proc");
+    for (const m of c.volumeMounts ?? [])
+      expect(String(m.mountPath), `${m.name} masks ${config.procRoot}`).not.toMatch(/^\/proc(\/|$)/);
+  });
+
   it("points the orchestrator at headless Services whose ports reach each domain's pods", () => {
     const orchestrator = meshService("orchestrator");
     const c = workload("orchestrator")?.template.spec.containers[0];

@@ -8,6 +8,7 @@ import {
   type DeviceService,
   LeaseSchema,
   type RecommendSettingsRequest,
+  ResourceScope,
 } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
 import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@dmesh/runtime";
 import type { HostDetector } from "./detect/detect-host.js";
@@ -23,6 +24,11 @@ const KINDS: Record<DeviceInfo["kind"], DeviceKind> = {
   dml: DeviceKind.DML,
   coreml: DeviceKind.COREML,
   webgpu: DeviceKind.WEBGPU,
+};
+
+const SCOPES: Record<HostSummary["scope"], ResourceScope> = {
+  container: ResourceScope.CONTAINER,
+  node: ResourceScope.NODE,
 };
 
 /** DeviceService transport over host detection, recommendations and memory leases. */
@@ -44,6 +50,11 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
         memoryTotalBytes: BigInt(host.memory.totalBytes),
         memoryFreeBytes: BigInt(host.memory.freeBytes),
         onnxruntimeBackends: host.executionProviders.filter((p) => p.usable).map((p) => p.name),
+        resourceScope: SCOPES[host.scope],
+        containerLimits: {
+          memoryLimitBytes: optional(host.container.memoryLimitBytes, BigInt),
+          cpuLimitMillicores: optional(host.container.cpuLimit, (cores) => Math.round(cores * 1000)),
+        },
       },
       devices: host.devices.map((d) => this.device(d, host)),
     };
@@ -79,16 +90,18 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
     const reserved = new Map<string, number>();
     for (const lease of this.leases.leases())
       reserved.set(lease.deviceId, (reserved.get(lease.deviceId) ?? 0) + lease.bytes);
-    const rec = recommendExecution({
-      host,
-      estimate: {
-        weightsBytes: Number(req.modelBytes),
-        activationBytesPerImage: Number(req.activationBytesPerImage),
-        precision: "float32",
-      },
-      ...(req.deviceId ? { deviceId: req.deviceId } : {}),
-      reservedBytes: reserved,
-    });
+    const rec = withDomainErrors(() =>
+      recommendExecution({
+        host,
+        estimate: {
+          weightsBytes: Number(req.modelBytes),
+          activationBytesPerImage: Number(req.activationBytesPerImage),
+          precision: "float32",
+        },
+        ...(req.deviceId ? { deviceId: req.deviceId } : {}),
+        reservedBytes: reserved,
+      }),
+    );
     return {
       deviceId: rec.deviceId,
       executionProviders: [...rec.providers],
@@ -152,21 +165,30 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
   }
 
   private leaseCall(fn: () => MemoryLease) {
-    try {
-      const lease = fn();
-      return {
-        lease: create(LeaseSchema, {
-          id: lease.id,
-          deviceId: lease.deviceId,
-          memoryBytes: BigInt(lease.bytes),
-          holder: lease.holder,
-          expiresAt: timestampFromMs(lease.expiresAt),
-        }),
-      };
-    } catch (err) {
-      if (err instanceof InsufficientMemoryError) throw new ResourceExhaustedError(err.message);
-      if (err instanceof LeaseNotFoundError) throw new NotFoundError("lease_id", err.message);
-      throw err;
-    }
+    const lease = withDomainErrors(fn);
+    return {
+      lease: create(LeaseSchema, {
+        id: lease.id,
+        deviceId: lease.deviceId,
+        memoryBytes: BigInt(lease.bytes),
+        holder: lease.holder,
+        expiresAt: timestampFromMs(lease.expiresAt),
+      }),
+    };
   }
+}
+
+/** This service's errors as the codes callers see: too little memory is RESOURCE_EXHAUSTED, not INTERNAL. */
+function withDomainErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof InsufficientMemoryError) throw new ResourceExhaustedError(err.message);
+    if (err instanceof LeaseNotFoundError) throw new NotFoundError("lease_id", err.message);
+    throw err;
+  }
+}
+
+function optional<T, R>(value: T | undefined, map: (value: T) => R): R | undefined {
+  return value === undefined ? undefined : map(value);
 }

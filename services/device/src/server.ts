@@ -9,7 +9,12 @@ export type DeviceConfig = ConfigOf<typeof deviceSettings>;
 
 /** Starts the device service; ready after the first successful detection of the host. */
 export async function startDevice(config: DeviceConfig, logger: Logger): Promise<RunningService> {
-  const detector = createHostDetector({ nvidiaSmiCommand: config.nvidiaSmi });
+  const detector = createHostDetector({
+    scope: config.resourceScope,
+    nvidiaSmiCommand: config.nvidiaSmi,
+    procRoot: config.procRoot,
+    cgroupRoot: config.cgroupRoot,
+  });
   const leases = createMemoryLeaseManager({
     defaultTtlMs: config.leaseTtlSeconds * 1000,
     onExpire: (lease) =>
@@ -27,10 +32,16 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
     shutdownGraceMs: config.shutdownGraceMs,
     registrations: routes(new DeviceHandler(detector, leases)),
   });
-  const host = await detector.detect();
+  const host = await detector.detect().catch(async (err: unknown) => {
+    await service.close();
+    throw err;
+  });
   for (const problem of host.problems) logger.warn({ problem }, "device detection problem");
   logger.info(
     {
+      scope: host.scope,
+      memoryTotalBytes: host.memory.totalBytes,
+      containerMemoryLimitBytes: host.container.memoryLimitBytes,
       devices: host.devices.map((d) => `${d.id} ${d.name}`),
       providers: host.executionProviders.filter((p) => p.usable).map((p) => p.name),
     },

@@ -1,4 +1,5 @@
 import type { CpuInfo as OsCpu } from "node:os";
+import type { ResourceScope } from "./resource-scope.js";
 
 export interface CpuInfo {
   readonly model: string;
@@ -36,4 +37,16 @@ export function cpuUtilizationBetween(earlier: CpuTimes, later: CpuTimes): numbe
   const total = later.totalMs - earlier.totalMs;
   if (total <= 0) return undefined;
   return Math.min(1, Math.max(0, (later.busyMs - earlier.busyMs) / total));
+}
+
+/**
+ * Cores to plan for in a scope. Node: every logical core. Container: the cores this process's affinity
+ * (`os.availableParallelism()`) and cgroup CPU quota allow, rounded down, at least 1.
+ */
+export function coresInScope(
+  scope: ResourceScope,
+  cores: { readonly logicalCores: number; readonly parallelism: number; readonly cpuLimit?: number },
+): number {
+  if (scope === "node") return cores.logicalCores;
+  return Math.max(1, Math.min(cores.parallelism, Math.floor(cores.cpuLimit ?? cores.parallelism)));
 }

@@ -1,8 +1,10 @@
+import type { CgroupLimits } from "./cgroup-limits.js";
 import type { CpuInfo } from "./cpu-info.js";
 import type { RenderNode } from "./drm-render-nodes.js";
 import type { ExecutionProviderName, ExecutionProviderStatus } from "./execution-providers.js";
 import type { HostMemory } from "./host-memory.js";
 import type { NvidiaGpu } from "./nvidia-smi.js";
+import type { ResourceScope } from "./resource-scope.js";
 
 export type DeviceKind = "cpu" | "cuda" | "dml" | "coreml" | "webgpu";
 
@@ -26,11 +28,15 @@ export interface HostSummary {
   readonly hostname: string;
   readonly platform: NodeJS.Platform;
   readonly arch: string;
+  /** Whose cores and RAM `cpu.effectiveCores`, `memory` and the CPU device describe. */
+  readonly scope: ResourceScope;
   readonly cpu: CpuInfo & {
-    /** Cores this process may use: logical cores capped by the cgroup CPU quota (rounded down, at least 1). */
+    /** Cores to plan for in `scope` (see coresInScope). */
     readonly effectiveCores: number;
   };
   readonly memory: HostMemory;
+  /** This process's own cgroup limits, whatever the scope. */
+  readonly container: CgroupLimits;
   readonly devices: readonly DeviceInfo[];
   readonly executionProviders: readonly ExecutionProviderStatus[];
   /** Probes that failed in a way worth logging (nvidia-smi present but broken, …). */

@@ -1,23 +1,22 @@
 import type { CgroupLimits } from "./cgroup-limits.js";
+import type { NodeMemory } from "./proc-meminfo.js";
+import type { ResourceScope } from "./resource-scope.js";
 
 export interface HostMemory {
   readonly totalBytes: number;
-  /** Memory this process can still take: the OS's available memory, capped by the cgroup's headroom. */
+  /** Memory that can still be taken in this scope. */
   readonly freeBytes: number;
-  /** True when a cgroup limit below physical memory applies (a pod with resources.limits.memory). */
-  readonly cgroupLimited: boolean;
 }
 
-/** Combines the OS view (`os.totalmem()`, `os.freemem()`) with the cgroup limit and working set. */
-export function combineHostMemory(
-  osTotalBytes: number,
-  osFreeBytes: number,
-  cgroup: CgroupLimits,
-): HostMemory {
+/**
+ * RAM in a scope. Node: the node's total and available memory. Container: the same, capped by this
+ * process's cgroup limit less its working set where that limit is below the node's RAM.
+ */
+export function scopeHostMemory(node: NodeMemory, cgroup: CgroupLimits, scope: ResourceScope): HostMemory {
   const limit = cgroup.memoryLimitBytes;
-  if (limit === undefined || limit >= osTotalBytes) {
-    return { totalBytes: osTotalBytes, freeBytes: osFreeBytes, cgroupLimited: false };
+  if (scope === "node" || limit === undefined || limit >= node.totalBytes) {
+    return { totalBytes: node.totalBytes, freeBytes: node.availableBytes };
   }
   const cgroupFree = Math.max(0, limit - (cgroup.memoryWorkingSetBytes ?? 0));
-  return { totalBytes: limit, freeBytes: Math.min(osFreeBytes, cgroupFree), cgroupLimited: true };
+  return { totalBytes: limit, freeBytes: Math.min(node.availableBytes, cgroupFree) };
 }

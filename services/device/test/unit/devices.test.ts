@@ -10,7 +10,7 @@ import { GIB, MIB } from "../../src/units/bytes.js";
 import { gpuHost } from "./support/hosts.js";
 
 const cpu = { model: "Apple M2 Max", logicalCores: 12 };
-const memory = { totalBytes: 32 * GIB, freeBytes: 20 * GIB, cgroupLimited: false };
+const memory = { totalBytes: 32 * GIB, freeBytes: 20 * GIB };
 const usable = (...names: ExecutionProviderStatus["name"][]) =>
   names.map((name) => ({ name, bundled: true, usable: true, reason: "test" }));
 const inputs = (overrides: Partial<DeviceInputs>): DeviceInputs => ({

@@ -13,7 +13,7 @@ import {
   parseLddMissing,
 } from "../../src/detect/shared-libraries.js";
 
-const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
 /** What onnxruntime-node 1.23 lists on linux/x64 (as on this host). */
 const linuxBackends = [
   { name: "cpu", bundled: true },

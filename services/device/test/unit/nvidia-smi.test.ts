@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, queryNvidiaSmi } from "../../src/detect/nvidia-smi.js";
 import { MIB } from "../../src/units/bytes.js";
 
-const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}`, import.meta.url), "utf8");
+const fixture = (name: string) => readFileSync(new URL(`../fixtures/${name}`, import.meta.url), "utf8");
 
 describe("parseNvidiaSmiCsv", () => {
   it("asks for the fields it parses, without units or header", () => {

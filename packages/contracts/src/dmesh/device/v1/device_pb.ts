@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/device/v1/device.proto.
  */
 export const file_dmesh_device_v1_device: GenFile = /*@__PURE__*/
-  fileDesc("ChxkbWVzaC9kZXZpY2UvdjEvZGV2aWNlLnByb3RvEg9kbWVzaC5kZXZpY2UudjEihwIKBkRldmljZRIKCgJpZBgBIAEoCRIpCgRraW5kGAIgASgOMhsuZG1lc2guZGV2aWNlLnYxLkRldmljZUtpbmQSDAoEbmFtZRgDIAEoCRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYBCABKAQSGQoRbWVtb3J5X2ZyZWVfYnl0ZXMYBSABKAQSGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIbChN0ZW1wZXJhdHVyZV9jZWxzaXVzGAcgASgCEhsKE2V4ZWN1dGlvbl9wcm92aWRlcnMYCCADKAkSDQoFY29yZXMYCSABKAUSGwoTbWVtb3J5X2xlYXNlZF9ieXRlcxgKIAEoBCKzAQoESG9zdBIQCghob3N0bmFtZRgBIAEoCRIQCghwbGF0Zm9ybRgCIAEoCRIMCgRhcmNoGAMgASgJEhEKCWNwdV9tb2RlbBgEIAEoCRIRCgljcHVfY29yZXMYBSABKAUSGgoSbWVtb3J5X3RvdGFsX2J5dGVzGAYgASgEEhkKEW1lbW9yeV9mcmVlX2J5dGVzGAcgASgEEhwKFG9ubnhydW50aW1lX2JhY2tlbmRzGAggAygJIhQKEkxpc3REZXZpY2VzUmVxdWVzdCJkChNMaXN0RGV2aWNlc1Jlc3BvbnNlEiMKBGhvc3QYASABKAsyFS5kbWVzaC5kZXZpY2UudjEuSG9zdBIoCgdkZXZpY2VzGAIgAygLMhcuZG1lc2guZGV2aWNlLnYxLkRldmljZSIqChNXYXRjaERldmljZXNSZXF1ZXN0EhMKC2ludGVydmFsX21zGAEgASgFImoKFFdhdGNoRGV2aWNlc1Jlc3BvbnNlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2RldmljZXMYAiADKAsyFy5kbWVzaC5kZXZpY2UudjEuRGV2aWNlIoUBChhSZWNvbW1lbmRTZXR0aW5nc1JlcXVlc3QSEwoLbW9kZWxfYnl0ZXMYASABKAQSIgoaYWN0aXZhdGlvbl9ieXRlc19wZXJfaW1hZ2UYAiABKAQSDQoFd2lkdGgYAyABKAUSDgoGaGVpZ2h0GAQgASgFEhEKCWRldmljZV9pZBgFIAEoCSKbAQoZUmVjb21tZW5kU2V0dGluZ3NSZXNwb25zZRIRCglkZXZpY2VfaWQYASABKAkSGwoTZXhlY3V0aW9uX3Byb3ZpZGVycxgCIAMoCRIMCgRmcDE2GAMgASgIEhYKDm1heF9iYXRjaF9zaXplGAQgASgFEhgKEGludHJhX29wX3RocmVhZHMYBSABKAUSDgoGcmVhc29uGAYgASgJImMKE0FjcXVpcmVMZWFzZVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBIOCgZob2xkZXIYAyABKAkSEwoLdHRsX3NlY29uZHMYBCABKAUifAoFTGVhc2USCgoCaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhQKDG1lbW9yeV9ieXRlcxgDIAEoBBIOCgZob2xkZXIYBCABKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPQoUQWNxdWlyZUxlYXNlUmVzcG9uc2USJQoFbGVhc2UYASABKAsyFi5kbWVzaC5kZXZpY2UudjEuTGVhc2UiJQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiOwoSUmVuZXdMZWFzZVJlc3BvbnNlEiUKBWxlYXNlGAEgASgLMhYuZG1lc2guZGV2aWNlLnYxLkxlYXNlIicKE1JlbGVhc2VMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiFgoUUmVsZWFzZUxlYXNlUmVzcG9uc2UqmQEKCkRldmljZUtpbmQSGwoXREVWSUNFX0tJTkRfVU5TUEVDSUZJRUQQABITCg9ERVZJQ0VfS0lORF9DUFUQARIUChBERVZJQ0VfS0lORF9DVURBEAISEwoPREVWSUNFX0tJTkRfRE1MEAMSFgoSREVWSUNFX0tJTkRfQ09SRU1MEAQSFgoSREVWSUNFX0tJTkRfV0VCR1BVEAUy1AQKDURldmljZVNlcnZpY2USXQoLTGlzdERldmljZXMSIy5kbWVzaC5kZXZpY2UudjEuTGlzdERldmljZXNSZXF1ZXN0GiQuZG1lc2guZGV2aWNlLnYxLkxpc3REZXZpY2VzUmVzcG9uc2UiA5ACARJiCgxXYXRjaERldmljZXMSJC5kbWVzaC5kZXZpY2UudjEuV2F0Y2hEZXZpY2VzUmVxdWVzdBolLmRtZXNoLmRldmljZS52MS5XYXRjaERldmljZXNSZXNwb25zZSIDkAIBMAESbwoRUmVjb21tZW5kU2V0dGluZ3MSKS5kbWVzaC5kZXZpY2UudjEuUmVjb21tZW5kU2V0dGluZ3NSZXF1ZXN0GiouZG1lc2guZGV2aWNlLnYxLlJlY29tbWVuZFNldHRpbmdzUmVzcG9uc2UiA5ACARJbCgxBY3F1aXJlTGVhc2USJC5kbWVzaC5kZXZpY2UudjEuQWNxdWlyZUxlYXNlUmVxdWVzdBolLmRtZXNoLmRldmljZS52MS5BY3F1aXJlTGVhc2VSZXNwb25zZRJVCgpSZW5ld0xlYXNlEiIuZG1lc2guZGV2aWNlLnYxLlJlbmV3TGVhc2VSZXF1ZXN0GiMuZG1lc2guZGV2aWNlLnYxLlJlbmV3TGVhc2VSZXNwb25zZRJbCgxSZWxlYXNlTGVhc2USJC5kbWVzaC5kZXZpY2UudjEuUmVsZWFzZUxlYXNlUmVxdWVzdBolLmRtZXNoLmRldmljZS52MS5SZWxlYXNlTGVhc2VSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChxkbWVzaC9kZXZpY2UvdjEvZGV2aWNlLnByb3RvEg9kbWVzaC5kZXZpY2UudjEihwIKBkRldmljZRIKCgJpZBgBIAEoCRIpCgRraW5kGAIgASgOMhsuZG1lc2guZGV2aWNlLnYxLkRldmljZUtpbmQSDAoEbmFtZRgDIAEoCRIaChJtZW1vcnlfdG90YWxfYnl0ZXMYBCABKAQSGQoRbWVtb3J5X2ZyZWVfYnl0ZXMYBSABKAQSGwoTdXRpbGl6YXRpb25fcGVyY2VudBgGIAEoAhIbChN0ZW1wZXJhdHVyZV9jZWxzaXVzGAcgASgCEhsKE2V4ZWN1dGlvbl9wcm92aWRlcnMYCCADKAkSDQoFY29yZXMYCSABKAUSGwoTbWVtb3J5X2xlYXNlZF9ieXRlcxgKIAEoBCKFAQoPQ29udGFpbmVyTGltaXRzEh8KEm1lbW9yeV9saW1pdF9ieXRlcxgBIAEoBEgAiAEBEiEKFGNwdV9saW1pdF9taWxsaWNvcmVzGAIgASgFSAGIAQFCFQoTX21lbW9yeV9saW1pdF9ieXRlc0IXChVfY3B1X2xpbWl0X21pbGxpY29yZXMipwIKBEhvc3QSEAoIaG9zdG5hbWUYASABKAkSEAoIcGxhdGZvcm0YAiABKAkSDAoEYXJjaBgDIAEoCRIRCgljcHVfbW9kZWwYBCABKAkSEQoJY3B1X2NvcmVzGAUgASgFEhoKEm1lbW9yeV90b3RhbF9ieXRlcxgGIAEoBBIZChFtZW1vcnlfZnJlZV9ieXRlcxgHIAEoBBIcChRvbm54cnVudGltZV9iYWNrZW5kcxgIIAMoCRI2Cg5yZXNvdXJjZV9zY29wZRgJIAEoDjIeLmRtZXNoLmRldmljZS52MS5SZXNvdXJjZVNjb3BlEjoKEGNvbnRhaW5lcl9saW1pdHMYCiABKAsyIC5kbWVzaC5kZXZpY2UudjEuQ29udGFpbmVyTGltaXRzIhQKEkxpc3REZXZpY2VzUmVxdWVzdCJkChNMaXN0RGV2aWNlc1Jlc3BvbnNlEiMKBGhvc3QYASABKAsyFS5kbWVzaC5kZXZpY2UudjEuSG9zdBIoCgdkZXZpY2VzGAIgAygLMhcuZG1lc2guZGV2aWNlLnYxLkRldmljZSIqChNXYXRjaERldmljZXNSZXF1ZXN0EhMKC2ludGVydmFsX21zGAEgASgFImoKFFdhdGNoRGV2aWNlc1Jlc3BvbnNlEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEigKB2RldmljZXMYAiADKAsyFy5kbWVzaC5kZXZpY2UudjEuRGV2aWNlIoUBChhSZWNvbW1lbmRTZXR0aW5nc1JlcXVlc3QSEwoLbW9kZWxfYnl0ZXMYASABKAQSIgoaYWN0aXZhdGlvbl9ieXRlc19wZXJfaW1hZ2UYAiABKAQSDQoFd2lkdGgYAyABKAUSDgoGaGVpZ2h0GAQgASgFEhEKCWRldmljZV9pZBgFIAEoCSKbAQoZUmVjb21tZW5kU2V0dGluZ3NSZXNwb25zZRIRCglkZXZpY2VfaWQYASABKAkSGwoTZXhlY3V0aW9uX3Byb3ZpZGVycxgCIAMoCRIMCgRmcDE2GAMgASgIEhYKDm1heF9iYXRjaF9zaXplGAQgASgFEhgKEGludHJhX29wX3RocmVhZHMYBSABKAUSDgoGcmVhc29uGAYgASgJImMKE0FjcXVpcmVMZWFzZVJlcXVlc3QSEQoJZGV2aWNlX2lkGAEgASgJEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBIOCgZob2xkZXIYAyABKAkSEwoLdHRsX3NlY29uZHMYBCABKAUifAoFTGVhc2USCgoCaWQYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhQKDG1lbW9yeV9ieXRlcxgDIAEoBBIOCgZob2xkZXIYBCABKAkSLgoKZXhwaXJlc19hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiPQoUQWNxdWlyZUxlYXNlUmVzcG9uc2USJQoFbGVhc2UYASABKAsyFi5kbWVzaC5kZXZpY2UudjEuTGVhc2UiJQoRUmVuZXdMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiOwoSUmVuZXdMZWFzZVJlc3BvbnNlEiUKBWxlYXNlGAEgASgLMhYuZG1lc2guZGV2aWNlLnYxLkxlYXNlIicKE1JlbGVhc2VMZWFzZVJlcXVlc3QSEAoIbGVhc2VfaWQYASABKAkiFgoUUmVsZWFzZUxlYXNlUmVzcG9uc2UqmQEKCkRldmljZUtpbmQSGwoXREVWSUNFX0tJTkRfVU5TUEVDSUZJRUQQABITCg9ERVZJQ0VfS0lORF9DUFUQARIUChBERVZJQ0VfS0lORF9DVURBEAISEwoPREVWSUNFX0tJTkRfRE1MEAMSFgoSREVWSUNFX0tJTkRfQ09SRU1MEAQSFgoSREVWSUNFX0tJTkRfV0VCR1BVEAUqZgoNUmVzb3VyY2VTY29wZRIeChpSRVNPVVJDRV9TQ09QRV9VTlNQRUNJRklFRBAAEhwKGFJFU09VUkNFX1NDT1BFX0NPTlRBSU5FUhABEhcKE1JFU09VUkNFX1NDT1BFX05PREUQAjLUBAoNRGV2aWNlU2VydmljZRJdCgtMaXN0RGV2aWNlcxIjLmRtZXNoLmRldmljZS52MS5MaXN0RGV2aWNlc1JlcXVlc3QaJC5kbWVzaC5kZXZpY2UudjEuTGlzdERldmljZXNSZXNwb25zZSIDkAIBEmIKDFdhdGNoRGV2aWNlcxIkLmRtZXNoLmRldmljZS52MS5XYXRjaERldmljZXNSZXF1ZXN0GiUuZG1lc2guZGV2aWNlLnYxLldhdGNoRGV2aWNlc1Jlc3BvbnNlIgOQAgEwARJvChFSZWNvbW1lbmRTZXR0aW5ncxIpLmRtZXNoLmRldmljZS52MS5SZWNvbW1lbmRTZXR0aW5nc1JlcXVlc3QaKi5kbWVzaC5kZXZpY2UudjEuUmVjb21tZW5kU2V0dGluZ3NSZXNwb25zZSIDkAIBElsKDEFjcXVpcmVMZWFzZRIkLmRtZXNoLmRldmljZS52MS5BY3F1aXJlTGVhc2VSZXF1ZXN0GiUuZG1lc2guZGV2aWNlLnYxLkFjcXVpcmVMZWFzZVJlc3BvbnNlElUKClJlbmV3TGVhc2USIi5kbWVzaC5kZXZpY2UudjEuUmVuZXdMZWFzZVJlcXVlc3QaIy5kbWVzaC5kZXZpY2UudjEuUmVuZXdMZWFzZVJlc3BvbnNlElsKDFJlbGVhc2VMZWFzZRIkLmRtZXNoLmRldmljZS52MS5SZWxlYXNlTGVhc2VSZXF1ZXN0GiUuZG1lc2guZGV2aWNlLnYxLlJlbGVhc2VMZWFzZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message dmesh.device.v1.Device
@@ -152,6 +152,47 @@ export const DeviceSchema: GenMessage<Device, {jsonType: DeviceJson}> = /*@__PUR
   messageDesc(file_dmesh_device_v1_device, 0);
 
 /**
+ * What the device service's own cgroup allows it; an unset field is unlimited.
+ *
+ * @generated from message dmesh.device.v1.ContainerLimits
+ */
+export type ContainerLimits = Message<"dmesh.device.v1.ContainerLimits"> & {
+  /**
+   * @generated from field: optional uint64 memory_limit_bytes = 1;
+   */
+  memoryLimitBytes?: bigint | undefined;
+
+  /**
+   * @generated from field: optional int32 cpu_limit_millicores = 2;
+   */
+  cpuLimitMillicores?: number | undefined;
+};
+
+/**
+ * What the device service's own cgroup allows it; an unset field is unlimited.
+ *
+ * @generated from message dmesh.device.v1.ContainerLimits
+ */
+export type ContainerLimitsJson = {
+  /**
+   * @generated from field: optional uint64 memory_limit_bytes = 1;
+   */
+  memoryLimitBytes?: string;
+
+  /**
+   * @generated from field: optional int32 cpu_limit_millicores = 2;
+   */
+  cpuLimitMillicores?: number;
+};
+
+/**
+ * Describes the message dmesh.device.v1.ContainerLimits.
+ * Use `create(ContainerLimitsSchema)` to create a new message.
+ */
+export const ContainerLimitsSchema: GenMessage<ContainerLimits, {jsonType: ContainerLimitsJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_device_v1_device, 1);
+
+/**
  * @generated from message dmesh.device.v1.Host
  */
 export type Host = Message<"dmesh.device.v1.Host"> & {
@@ -176,11 +217,15 @@ export type Host = Message<"dmesh.device.v1.Host"> & {
   cpuModel: string;
 
   /**
+   * Cores in resource_scope: the node's logical cores, or those the container's CPU quota allows.
+   *
    * @generated from field: int32 cpu_cores = 5;
    */
   cpuCores: number;
 
   /**
+   * RAM in resource_scope (the CPU device's memory says the same).
+   *
    * @generated from field: uint64 memory_total_bytes = 6;
    */
   memoryTotalBytes: bigint;
@@ -196,6 +241,18 @@ export type Host = Message<"dmesh.device.v1.Host"> & {
    * @generated from field: repeated string onnxruntime_backends = 8;
    */
   onnxruntimeBackends: string[];
+
+  /**
+   * @generated from field: dmesh.device.v1.ResourceScope resource_scope = 9;
+   */
+  resourceScope: ResourceScope;
+
+  /**
+   * The device service's own limits, reported whatever the scope; unset where cgroups are not readable.
+   *
+   * @generated from field: dmesh.device.v1.ContainerLimits container_limits = 10;
+   */
+  containerLimits?: ContainerLimits | undefined;
 };
 
 /**
@@ -223,11 +280,15 @@ export type HostJson = {
   cpuModel?: string;
 
   /**
+   * Cores in resource_scope: the node's logical cores, or those the container's CPU quota allows.
+   *
    * @generated from field: int32 cpu_cores = 5;
    */
   cpuCores?: number;
 
   /**
+   * RAM in resource_scope (the CPU device's memory says the same).
+   *
    * @generated from field: uint64 memory_total_bytes = 6;
    */
   memoryTotalBytes?: string;
@@ -243,6 +304,18 @@ export type HostJson = {
    * @generated from field: repeated string onnxruntime_backends = 8;
    */
   onnxruntimeBackends?: string[];
+
+  /**
+   * @generated from field: dmesh.device.v1.ResourceScope resource_scope = 9;
+   */
+  resourceScope?: ResourceScopeJson;
+
+  /**
+   * The device service's own limits, reported whatever the scope; unset where cgroups are not readable.
+   *
+   * @generated from field: dmesh.device.v1.ContainerLimits container_limits = 10;
+   */
+  containerLimits?: ContainerLimitsJson;
 };
 
 /**
@@ -250,7 +323,7 @@ export type HostJson = {
  * Use `create(HostSchema)` to create a new message.
  */
 export const HostSchema: GenMessage<Host, {jsonType: HostJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 1);
+  messageDesc(file_dmesh_device_v1_device, 2);
 
 /**
  * @generated from message dmesh.device.v1.ListDevicesRequest
@@ -269,7 +342,7 @@ export type ListDevicesRequestJson = {
  * Use `create(ListDevicesRequestSchema)` to create a new message.
  */
 export const ListDevicesRequestSchema: GenMessage<ListDevicesRequest, {jsonType: ListDevicesRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 2);
+  messageDesc(file_dmesh_device_v1_device, 3);
 
 /**
  * @generated from message dmesh.device.v1.ListDevicesResponse
@@ -306,7 +379,7 @@ export type ListDevicesResponseJson = {
  * Use `create(ListDevicesResponseSchema)` to create a new message.
  */
 export const ListDevicesResponseSchema: GenMessage<ListDevicesResponse, {jsonType: ListDevicesResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 3);
+  messageDesc(file_dmesh_device_v1_device, 4);
 
 /**
  * @generated from message dmesh.device.v1.WatchDevicesRequest
@@ -337,7 +410,7 @@ export type WatchDevicesRequestJson = {
  * Use `create(WatchDevicesRequestSchema)` to create a new message.
  */
 export const WatchDevicesRequestSchema: GenMessage<WatchDevicesRequest, {jsonType: WatchDevicesRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 4);
+  messageDesc(file_dmesh_device_v1_device, 5);
 
 /**
  * @generated from message dmesh.device.v1.WatchDevicesResponse
@@ -374,7 +447,7 @@ export type WatchDevicesResponseJson = {
  * Use `create(WatchDevicesResponseSchema)` to create a new message.
  */
 export const WatchDevicesResponseSchema: GenMessage<WatchDevicesResponse, {jsonType: WatchDevicesResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 5);
+  messageDesc(file_dmesh_device_v1_device, 6);
 
 /**
  * @generated from message dmesh.device.v1.RecommendSettingsRequest
@@ -453,7 +526,7 @@ export type RecommendSettingsRequestJson = {
  * Use `create(RecommendSettingsRequestSchema)` to create a new message.
  */
 export const RecommendSettingsRequestSchema: GenMessage<RecommendSettingsRequest, {jsonType: RecommendSettingsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 6);
+  messageDesc(file_dmesh_device_v1_device, 7);
 
 /**
  * @generated from message dmesh.device.v1.RecommendSettingsResponse
@@ -530,7 +603,7 @@ export type RecommendSettingsResponseJson = {
  * Use `create(RecommendSettingsResponseSchema)` to create a new message.
  */
 export const RecommendSettingsResponseSchema: GenMessage<RecommendSettingsResponse, {jsonType: RecommendSettingsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 7);
+  messageDesc(file_dmesh_device_v1_device, 8);
 
 /**
  * @generated from message dmesh.device.v1.AcquireLeaseRequest
@@ -591,7 +664,7 @@ export type AcquireLeaseRequestJson = {
  * Use `create(AcquireLeaseRequestSchema)` to create a new message.
  */
 export const AcquireLeaseRequestSchema: GenMessage<AcquireLeaseRequest, {jsonType: AcquireLeaseRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 8);
+  messageDesc(file_dmesh_device_v1_device, 9);
 
 /**
  * @generated from message dmesh.device.v1.Lease
@@ -658,7 +731,7 @@ export type LeaseJson = {
  * Use `create(LeaseSchema)` to create a new message.
  */
 export const LeaseSchema: GenMessage<Lease, {jsonType: LeaseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 9);
+  messageDesc(file_dmesh_device_v1_device, 10);
 
 /**
  * @generated from message dmesh.device.v1.AcquireLeaseResponse
@@ -685,7 +758,7 @@ export type AcquireLeaseResponseJson = {
  * Use `create(AcquireLeaseResponseSchema)` to create a new message.
  */
 export const AcquireLeaseResponseSchema: GenMessage<AcquireLeaseResponse, {jsonType: AcquireLeaseResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 10);
+  messageDesc(file_dmesh_device_v1_device, 11);
 
 /**
  * @generated from message dmesh.device.v1.RenewLeaseRequest
@@ -712,7 +785,7 @@ export type RenewLeaseRequestJson = {
  * Use `create(RenewLeaseRequestSchema)` to create a new message.
  */
 export const RenewLeaseRequestSchema: GenMessage<RenewLeaseRequest, {jsonType: RenewLeaseRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 11);
+  messageDesc(file_dmesh_device_v1_device, 12);
 
 /**
  * @generated from message dmesh.device.v1.RenewLeaseResponse
@@ -739,7 +812,7 @@ export type RenewLeaseResponseJson = {
  * Use `create(RenewLeaseResponseSchema)` to create a new message.
  */
 export const RenewLeaseResponseSchema: GenMessage<RenewLeaseResponse, {jsonType: RenewLeaseResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 12);
+  messageDesc(file_dmesh_device_v1_device, 13);
 
 /**
  * @generated from message dmesh.device.v1.ReleaseLeaseRequest
@@ -766,7 +839,7 @@ export type ReleaseLeaseRequestJson = {
  * Use `create(ReleaseLeaseRequestSchema)` to create a new message.
  */
 export const ReleaseLeaseRequestSchema: GenMessage<ReleaseLeaseRequest, {jsonType: ReleaseLeaseRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 13);
+  messageDesc(file_dmesh_device_v1_device, 14);
 
 /**
  * @generated from message dmesh.device.v1.ReleaseLeaseResponse
@@ -785,7 +858,7 @@ export type ReleaseLeaseResponseJson = {
  * Use `create(ReleaseLeaseResponseSchema)` to create a new message.
  */
 export const ReleaseLeaseResponseSchema: GenMessage<ReleaseLeaseResponse, {jsonType: ReleaseLeaseResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_device_v1_device, 14);
+  messageDesc(file_dmesh_device_v1_device, 15);
 
 /**
  * @generated from enum dmesh.device.v1.DeviceKind
@@ -832,6 +905,47 @@ export type DeviceKindJson = "DEVICE_KIND_UNSPECIFIED" | "DEVICE_KIND_CPU" | "DE
  */
 export const DeviceKindSchema: GenEnum<DeviceKind, DeviceKindJson> = /*@__PURE__*/
   enumDesc(file_dmesh_device_v1_device, 0);
+
+/**
+ * Whose CPU and memory a report describes.
+ *
+ * @generated from enum dmesh.device.v1.ResourceScope
+ */
+export enum ResourceScope {
+  /**
+   * @generated from enum value: RESOURCE_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The device service's own container: the node's figures capped by its cgroup limits (a laptop, or a
+   * service that shares its container with the inference process).
+   *
+   * @generated from enum value: RESOURCE_SCOPE_CONTAINER = 1;
+   */
+  CONTAINER = 1,
+
+  /**
+   * The whole node, whatever the device service's own limits: a per-node DaemonSet speaking for the
+   * inference pods it shares the node with.
+   *
+   * @generated from enum value: RESOURCE_SCOPE_NODE = 2;
+   */
+  NODE = 2,
+}
+
+/**
+ * Whose CPU and memory a report describes.
+ *
+ * @generated from enum dmesh.device.v1.ResourceScope
+ */
+export type ResourceScopeJson = "RESOURCE_SCOPE_UNSPECIFIED" | "RESOURCE_SCOPE_CONTAINER" | "RESOURCE_SCOPE_NODE";
+
+/**
+ * Describes the enum dmesh.device.v1.ResourceScope.
+ */
+export const ResourceScopeSchema: GenEnum<ResourceScope, ResourceScopeJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_device_v1_device, 1);
 
 /**
  * What a host offers for inference: devices, telemetry, recommendations and memory leases.
