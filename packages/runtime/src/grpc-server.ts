@@ -1,7 +1,14 @@
 import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
-import type { HandlerContext, Interceptor, StreamResponse, UnaryResponse } from "@connectrpc/connect";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import type {
+  ContextKey,
+  ContextValues,
+  HandlerContext,
+  Interceptor,
+  StreamResponse,
+  UnaryResponse,
+} from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { toConnectError } from "./errors.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
@@ -76,30 +83,55 @@ type AnyCall = grpc.ServerUnaryCall<unknown, unknown> & Partial<grpc.ServerDuple
 const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
 
 /**
- * One call's HandlerContext. Its AbortSignal is made on first use: most unary handlers never look at theirs,
- * and making and aborting AbortSignals (three per call through `createHandlerContext`) measured about a
- * tenth of a loopback hop. A class, so that the lazy getter lives on the prototype: an object literal with a
- * getter measured as the costliest line of a call's setup.
+ * One call's HandlerContext. Its AbortSignal and its header objects are made on first use: most unary
+ * handlers never look at them, and on a loopback hop every object and function a call touches shows in its
+ * latency (a server process between calls runs with cold caches). A class, so that the lazy getters live on
+ * the prototype: an object literal with a getter measured as the costliest line of a call's setup.
  */
 class GrpcHandlerContext implements HandlerContext {
   readonly protocolName = "grpc";
   readonly requestMethod = "POST";
-  readonly responseHeader = new Headers();
-  readonly responseTrailer = new Headers();
-  readonly values = createContextValues();
+  readonly values = new CallValues();
   readonly timeoutMs: () => number | undefined;
   aborted = false;
   private controller: AbortController | undefined;
   private reason: unknown;
+  private requestHeaders: Headers | undefined;
+  private responseHeaders: Headers | undefined;
+  private responseTrailers: Headers | undefined;
 
   constructor(
     readonly service: DescService,
     readonly method: DescMethod,
     readonly url: string,
-    readonly requestHeader: Headers,
+    private readonly requestMetadata: grpc.Metadata,
     deadlineMs: number | undefined,
   ) {
     this.timeoutMs = deadlineMs === undefined ? () => undefined : () => deadlineMs - Date.now();
+  }
+
+  get requestHeader(): Headers {
+    this.requestHeaders ??= metadataToHeaders(this.requestMetadata);
+    return this.requestHeaders;
+  }
+
+  get responseHeader(): Headers {
+    this.responseHeaders ??= new Headers();
+    return this.responseHeaders;
+  }
+
+  get responseTrailer(): Headers {
+    this.responseTrailers ??= new Headers();
+    return this.responseTrailers;
+  }
+
+  /** The response headers as grpc-js metadata; none made when nothing set them. */
+  headerMetadata(): grpc.Metadata {
+    return headersToMetadata(this.responseHeaders);
+  }
+
+  trailerMetadata(): grpc.Metadata {
+    return headersToMetadata(this.responseTrailers);
   }
 
   get signal(): AbortSignal {
@@ -118,13 +150,32 @@ class GrpcHandlerContext implements HandlerContext {
   }
 }
 
+/** Connect's ContextValues as a class: `createContextValues` makes three closures a call. */
+class CallValues implements ContextValues {
+  private readonly entries = new Map<symbol, unknown>();
+
+  get<T>(key: ContextKey<T>): T {
+    return this.entries.has(key.id) ? (this.entries.get(key.id) as T) : key.defaultValue;
+  }
+
+  set<T>(key: ContextKey<T>, value: T): this {
+    this.entries.set(key.id, value);
+    return this;
+  }
+
+  delete(key: ContextKey<unknown>): this {
+    this.entries.delete(key.id);
+    return this;
+  }
+}
+
 /**
- * What interceptors get (Connect's UnaryRequest or StreamRequest). `signal` is the context's, read through a
- * getter so that it stays lazy; an interceptor that copies the request must carry it over itself.
+ * What interceptors get (Connect's UnaryRequest or StreamRequest). `header` and `signal` are the context's,
+ * read through getters so that they stay lazy; an interceptor that copies the request (`{ ...req }`) keeps
+ * `ctx`, which the implementation is called with, and must carry `header` and `signal` over itself.
  */
 class GrpcInterceptorRequest {
   readonly requestMethod = "POST";
-  readonly header: Headers;
   readonly contextValues: HandlerContext["values"];
 
   constructor(
@@ -133,15 +184,50 @@ class GrpcInterceptorRequest {
     readonly method: DescMethod,
     readonly url: string,
     readonly message: unknown,
-    private readonly ctx: GrpcHandlerContext,
+    readonly ctx: GrpcHandlerContext,
   ) {
-    this.header = ctx.requestHeader;
     this.contextValues = ctx.values;
+  }
+
+  get header(): Headers {
+    return this.ctx.requestHeader;
   }
 
   get signal(): AbortSignal {
     return this.ctx.signal;
   }
+}
+
+/**
+ * What the implementation's result becomes for interceptors (Connect's UnaryResponse or StreamResponse), its
+ * header and trailer the context's, made on first use. An interceptor that copies it must read them.
+ */
+class HandlerResponse {
+  constructor(
+    readonly stream: boolean,
+    readonly service: DescService,
+    readonly method: DescMethod,
+    readonly message: unknown,
+    readonly ctx: GrpcHandlerContext,
+  ) {}
+
+  get header(): Headers {
+    return this.ctx.responseHeader;
+  }
+
+  get trailer(): Headers {
+    return this.ctx.responseTrailer;
+  }
+}
+
+/** A response's headers and trailers as grpc-js metadata, without making the ones nobody set. */
+function responseMetadata(res: UnaryResponse | StreamResponse): {
+  header: grpc.Metadata;
+  trailer: grpc.Metadata;
+} {
+  if (res instanceof HandlerResponse)
+    return { header: res.ctx.headerMetadata(), trailer: res.ctx.trailerMetadata() };
+  return { header: headersToMetadata(res.header), trailer: headersToMetadata(res.trailer) };
 }
 
 /**
@@ -179,10 +265,24 @@ function createMethodHandler(
   const url = `/${service.typeName}/${method.name}`;
   const streamingInput = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
 
+  // The innermost step calls the implementation; interceptors wrap it like an onion, composed once.
+  const singleResponse = method.methodKind === "unary" || method.methodKind === "client_streaming";
+  const innermost = async (req: GrpcInterceptorRequest): Promise<UnaryResponse | StreamResponse> => {
+    const message = singleResponse
+      ? toMessage(method.output, await impl(req.message, req.ctx))
+      : impl(req.message, req.ctx);
+    return new HandlerResponse(!singleResponse, service, method, message, req.ctx) as never;
+  };
+  // biome-ignore lint/suspicious/noExplicitAny: interceptor requests are typed per method at runtime
+  const run = interceptors.reduceRight((next, interceptor) => interceptor(next), innermost as any) as (
+    req: GrpcInterceptorRequest,
+  ) => Promise<UnaryResponse | StreamResponse>;
+  const stream = method.methodKind !== "unary";
+
   const start = (call: AnyCall) => {
     const deadline = Number(call.getDeadline());
     const deadlineMs = Number.isFinite(deadline) ? deadline : undefined;
-    const ctx = new GrpcHandlerContext(service, method, url, metadataToHeaders(call.metadata), deadlineMs);
+    const ctx = new GrpcHandlerContext(service, method, url, call.metadata, deadlineMs);
     // Client cancel, deadline and server shutdown abort the call's signal; so does its end. grpc-js enforces
     // the deadline itself and then reports "cancelled", as it does when any call's stream closes, finished
     // ones included: make no error then.
@@ -203,28 +303,7 @@ function createMethodHandler(
     const input = streamingInput
       ? (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false })
       : call.request;
-    // The innermost step calls the implementation; interceptors wrap it like an onion.
-    // biome-ignore lint/suspicious/noExplicitAny: interceptor requests are typed per method at runtime
-    const innermost = async (req: any): Promise<UnaryResponse | StreamResponse> => {
-      const { responseHeader: header, responseTrailer: trailer } = ctx;
-      if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
-        const message = toMessage(method.output, await impl(req.message, ctx));
-        return { stream: false, service, method, header, trailer, message } as UnaryResponse;
-      }
-      return {
-        stream: true,
-        service,
-        method,
-        header,
-        trailer,
-        message: impl(req.message, ctx),
-      } as StreamResponse;
-    };
-    const run = interceptors.reduceRight((next, interceptor) => interceptor(next), innermost);
-    const stream = method.methodKind !== "unary";
-    // biome-ignore lint/suspicious/noExplicitAny: see innermost
-    const req = new GrpcInterceptorRequest(stream, service, method, url, input, ctx) as any;
-    return { ctx, response: run(req), end };
+    return { ctx, response: run(new GrpcInterceptorRequest(stream, service, method, url, input, ctx)), end };
   };
 
   if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
@@ -232,8 +311,9 @@ function createMethodHandler(
       const { ctx, response, end } = start(call);
       response.then(
         (res) => {
-          call.sendMetadata(headersToMetadata(res.header));
-          callback(null, res.message, headersToMetadata(res.trailer));
+          const { header, trailer } = responseMetadata(res);
+          call.sendMetadata(header);
+          callback(null, res.message, trailer);
           end();
         },
         (err) => {
@@ -252,12 +332,12 @@ function createMethodHandler(
       for await (const msg of res.message) {
         if (call.cancelled) break;
         if (!headerSent) {
-          call.sendMetadata(headersToMetadata(res.header));
+          call.sendMetadata(responseMetadata(res).header);
           headerSent = true;
         }
         if (!call.write(msg)) await drainedOrCancelled(call);
       }
-      if (!call.cancelled) call.end(headersToMetadata(res.trailer));
+      if (!call.cancelled) call.end(responseMetadata(res).trailer);
     } catch (err) {
       if (!call.cancelled) call.emit("error", toServiceError(err, ctx));
     } finally {

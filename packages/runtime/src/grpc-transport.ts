@@ -33,6 +33,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
     "grpc.keepalive_time_ms": 30_000,
+    "grpc-node.flow_control_window": 16 * 1024 * 1024,
   });
 
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
@@ -50,31 +51,29 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       input: MessageInitShape<I>,
     ): Promise<UnaryResponse<I, O>> {
       const { serialize, deserialize } = codecOf(method);
-      const responseHeader = new Headers();
-      const trailer = new Headers();
       return new Promise((resolve, reject) => {
         if (signal?.aborted) return reject(abortError(signal));
         const path = `/${method.parent.typeName}/${method.name}`;
         const metadata = headersToMetadata(header);
         const options = callOptions(timeoutMs);
+        const received: ReceivedMetadata = {};
         const call = withoutStackCapture(() =>
           client.makeUnaryRequest(path, serialize, deserialize, input, metadata, options, (err, message) => {
             signal?.removeEventListener("abort", onAbort);
             if (err) return reject(fromServiceError(err, signal));
-            resolve({
-              stream: false,
-              service: method.parent,
-              method,
-              header: responseHeader,
-              trailer,
-              message: message as MessageShape<O>,
-            });
+            resolve(new GrpcUnaryResponse(method, message as MessageShape<O>, received));
           }),
         );
         const onAbort = () => call.cancel();
         signal?.addEventListener("abort", onAbort, { once: true });
-        call.on("metadata", (md) => appendMetadata(responseHeader, md));
-        call.on("status", (status) => appendMetadata(trailer, status.metadata));
+        call.on("metadata", (md) => {
+          received.header = md;
+        });
+        // grpc-js reports the status just after calling back with the message: `received` is filled by the
+        // time anyone reads the response's trailer.
+        call.on("status", (status) => {
+          received.trailer = status.metadata;
+        });
       });
     },
 
@@ -127,6 +126,41 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       };
     },
   };
+}
+
+interface ReceivedMetadata {
+  header?: grpc.Metadata;
+  trailer?: grpc.Metadata;
+}
+
+/**
+ * A unary call's result, its header and trailer converted from grpc-js metadata on first read: callers
+ * rarely read them (Connect's client only for `onHeader`/`onTrailer`), and a hop's latency shows every
+ * object a call makes.
+ */
+class GrpcUnaryResponse<I extends DescMessage, O extends DescMessage> implements UnaryResponse<I, O> {
+  readonly stream = false;
+  readonly service: DescMethodUnary<I, O>["parent"];
+  private headers: Headers | undefined;
+  private trailers: Headers | undefined;
+
+  constructor(
+    readonly method: DescMethodUnary<I, O>,
+    readonly message: MessageShape<O>,
+    private readonly received: ReceivedMetadata,
+  ) {
+    this.service = method.parent;
+  }
+
+  get header(): Headers {
+    this.headers ??= this.received.header ? metadataToHeaders(this.received.header) : new Headers();
+    return this.headers;
+  }
+
+  get trailer(): Headers {
+    this.trailers ??= this.received.trailer ? metadataToHeaders(this.received.trailer) : new Headers();
+    return this.trailers;
+  }
 }
 
 async function firstOf<T>(input: AsyncIterable<T>): Promise<T> {

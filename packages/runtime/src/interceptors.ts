@@ -19,7 +19,7 @@ const QUICK_CALL_MS = 100;
 export function createServerInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const requestId = requestIdFrom(req.header);
-    const log = logger.child({ requestId, rpc: `${req.service.typeName}/${req.method.name}` });
+    const log = new RequestLogger(logger, requestId, req.service.typeName, req.method.name);
     req.contextValues.set(requestIdKey, requestId);
     req.contextValues.set(loggerKey, log);
     const started = performance.now();
@@ -43,11 +43,54 @@ export function createServerInterceptor(logger: Logger): Interceptor {
         finish();
         return res;
       }
-      return { ...res, message: onEnd(res.message, finish) };
+      // Spelled out: a spread would miss header and trailer where they are getters.
+      const { service, method, header, trailer } = res;
+      return { stream: true, service, method, header, trailer, message: onEnd(res.message, finish) };
     } catch (err) {
       throw finish(err);
     }
   };
+}
+
+/**
+ * A call's logger, bound to its request id and method, made into a pino child only when something logs: at
+ * the default level a quick successful call logs nothing, and making the child (its bindings serialized) was
+ * a visible part of such a call.
+ */
+class RequestLogger implements Logger {
+  private bound: Logger | undefined;
+
+  constructor(
+    private readonly parent: Logger,
+    private readonly requestId: string,
+    private readonly service: string,
+    private readonly method: string,
+  ) {}
+
+  private get log(): Logger {
+    this.bound ??= this.parent.child({ requestId: this.requestId, rpc: `${this.service}/${this.method}` });
+    return this.bound;
+  }
+
+  debug(obj: object, msg?: string): void {
+    if (this.parent.isLevelEnabled?.("debug") !== false) this.log.debug(obj, msg);
+  }
+
+  info(obj: object, msg?: string): void {
+    this.log.info(obj, msg);
+  }
+
+  warn(obj: object, msg?: string): void {
+    this.log.warn(obj, msg);
+  }
+
+  error(obj: object, msg?: string): void {
+    this.log.error(obj, msg);
+  }
+
+  child(bindings: Record<string, unknown>): Logger {
+    return this.log.child(bindings);
+  }
 }
 
 /**

@@ -7,6 +7,8 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
+  /** Whether a level would be written; absent means every level is. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export function createLogger(service: string, level = "info"): Logger {
