@@ -41,7 +41,7 @@ export const inferenceSettings = {
   deviceUrl: {
     env: "DEVICE_URL",
     description:
-      "device service (host:port) asked for this host's provider chain when EXECUTION_PROVIDERS is empty",
+      "device service (host:port) on this host: asked for the provider chain when EXECUTION_PROVIDERS is empty, and for the device's memory, which GetQueue reports",
     default: "",
     parse: (raw: string) => parse.addresses(raw)[0] ?? "",
   },

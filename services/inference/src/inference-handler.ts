@@ -15,6 +15,7 @@ import {
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
+import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
@@ -48,6 +49,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     /** Images denoised together in one UNet run (MAX_UNET_BATCH). */
     private readonly maxUnetBatch: number,
     private readonly logger: Logger,
+    /** The memory of the device the models run on, from this host's device service (DEVICE_URL). */
+    private readonly deviceMemory?: DeviceMemoryReader,
   ) {}
 
   async *generate(req: GenerateRequest, ctx: HandlerContext): AsyncGenerator<Response> {
@@ -151,6 +154,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 executionProviders: model.providers,
                 paused: result.paused,
                 model: model.dir.id,
+                sharedSteps: result.sharedSteps,
               },
             },
           });
@@ -187,13 +191,16 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     return { found: pause !== undefined };
   }
 
-  getQueue() {
+  async getQueue() {
+    const deviceMemory = await this.deviceMemory?.read();
     return {
       running: this.queue.running,
       queued: this.queue.queued,
       maxConcurrent: this.queue.maxConcurrent,
       maxQueue: this.queue.maxQueued,
       loadedModels: this.models.loadedIds(),
+      maxUnetBatch: this.maxUnetBatch,
+      ...(deviceMemory ? { deviceMemory } : {}),
     };
   }
 }

@@ -4,6 +4,7 @@ import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { ModelHandler } from "./model-handler.js";
+import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
 import { resolveProviderChain } from "./models/provider-chain.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
@@ -42,6 +43,9 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     },
     logger,
   );
+  const deviceMemory = config.deviceUrl
+    ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger)
+    : undefined;
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -56,6 +60,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         createPipelineResources(),
         config.maxUnetBatch,
         logger,
+        deviceMemory,
       ),
       models: new ModelHandler(models),
       conditioning: new ConditioningHandler(models),
@@ -78,6 +83,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     ...service,
     close: async () => {
       await service.close();
+      deviceMemory?.close();
       await models.close();
     },
   };

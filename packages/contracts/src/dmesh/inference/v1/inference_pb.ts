@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/inference/v1/inference.proto.
  */
 export const file_dmesh_inference_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKEAQoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCSLzAQoQR2VuZXJhdGVSZXNwb25zZRIwCghwcm9ncmVzcxgBIAEoCzIcLmRtZXNoLmluZmVyZW5jZS52MS5Qcm9ncmVzc0gAEjsKCmNoZWNrcG9pbnQYAiABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnRIABIzCgVpbWFnZRgDIAEoCzIiLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZWRJbWFnZUgAEjIKBGRvbmUYBCABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGlvbkRvbmVIAEIHCgVldmVudCIvChZQYXVzZUdlbmVyYXRpb25SZXF1ZXN0EhUKDWdlbmVyYXRpb25faWQYASABKAkiKAoXUGF1c2VHZW5lcmF0aW9uUmVzcG9uc2USDQoFZm91bmQYASABKAgiEQoPR2V0UXVldWVSZXF1ZXN0InUKEEdldFF1ZXVlUmVzcG9uc2USDwoHcnVubmluZxgBIAEoBRIOCgZxdWV1ZWQYAiABKAUSFgoObWF4X2NvbmN1cnJlbnQYAyABKAUSEQoJbWF4X3F1ZXVlGAQgASgFEhUKDWxvYWRlZF9tb2RlbHMYBSADKAkqpwEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESFwoTU1RBR0VfTE9BRElOR19NT0RFTBACEhkKFVNUQUdFX0VOQ09ESU5HX1BST01QVBADEhgKFFNUQUdFX0VOQ09ESU5HX0lNQUdFEAQSEwoPU1RBR0VfREVOT0lTSU5HEAUSEgoOU1RBR0VfREVDT0RJTkcQBipgCgxEZW5vaXNlUGhhc2USHQoZREVOT0lTRV9QSEFTRV9VTlNQRUNJRklFRBAAEhYKEkRFTk9JU0VfUEhBU0VfQkFTRRABEhkKFURFTk9JU0VfUEhBU0VfUkVGSU5FUhACMrMCChBJbmZlcmVuY2VTZXJ2aWNlElcKCEdlbmVyYXRlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlc3BvbnNlMAESagoPUGF1c2VHZW5lcmF0aW9uEiouZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlcXVlc3QaKy5kbWVzaC5pbmZlcmVuY2UudjEuUGF1c2VHZW5lcmF0aW9uUmVzcG9uc2USWgoIR2V0UXVldWUSIy5kbWVzaC5pbmZlcmVuY2UudjEuR2V0UXVldWVSZXF1ZXN0GiQuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
+  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKaAQoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCRIUCgxzaGFyZWRfc3RlcHMYBSABKAUi8wEKEEdlbmVyYXRlUmVzcG9uc2USMAoIcHJvZ3Jlc3MYASABKAsyHC5kbWVzaC5pbmZlcmVuY2UudjEuUHJvZ3Jlc3NIABI7CgpjaGVja3BvaW50GAIgASgLMiUuZG1lc2guaW5mZXJlbmNlLnYxLkRlbm9pc2VDaGVja3BvaW50SAASMwoFaW1hZ2UYAyABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVkSW1hZ2VIABIyCgRkb25lGAQgASgLMiIuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRpb25Eb25lSABCBwoFZXZlbnQiLwoWUGF1c2VHZW5lcmF0aW9uUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJIigKF1BhdXNlR2VuZXJhdGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIhEKD0dldFF1ZXVlUmVxdWVzdCLGAQoQR2V0UXVldWVSZXNwb25zZRIPCgdydW5uaW5nGAEgASgFEg4KBnF1ZXVlZBgCIAEoBRIWCg5tYXhfY29uY3VycmVudBgDIAEoBRIRCgltYXhfcXVldWUYBCABKAUSFQoNbG9hZGVkX21vZGVscxgFIAMoCRI3Cg1kZXZpY2VfbWVtb3J5GAYgASgLMiAuZG1lc2guaW5mZXJlbmNlLnYxLkRldmljZU1lbW9yeRIWCg5tYXhfdW5ldF9iYXRjaBgHIAEoBSJgCgxEZXZpY2VNZW1vcnkSEQoJZGV2aWNlX2lkGAEgASgJEhMKC3RvdGFsX2J5dGVzGAIgASgEEhIKCmZyZWVfYnl0ZXMYAyABKAQSFAoMbGVhc2VkX2J5dGVzGAQgASgEKqcBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhcKE1NUQUdFX0xPQURJTkdfTU9ERUwQAhIZChVTVEFHRV9FTkNPRElOR19QUk9NUFQQAxIYChRTVEFHRV9FTkNPRElOR19JTUFHRRAEEhMKD1NUQUdFX0RFTk9JU0lORxAFEhIKDlNUQUdFX0RFQ09ESU5HEAYqYAoMRGVub2lzZVBoYXNlEh0KGURFTk9JU0VfUEhBU0VfVU5TUEVDSUZJRUQQABIWChJERU5PSVNFX1BIQVNFX0JBU0UQARIZChVERU5PSVNFX1BIQVNFX1JFRklORVIQAjKzAgoQSW5mZXJlbmNlU2VydmljZRJXCghHZW5lcmF0ZRIjLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlcXVlc3QaJC5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZTABEmoKD1BhdXNlR2VuZXJhdGlvbhIqLmRtZXNoLmluZmVyZW5jZS52MS5QYXVzZUdlbmVyYXRpb25SZXF1ZXN0GisuZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlc3BvbnNlEloKCEdldFF1ZXVlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZXRRdWV1ZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
 
 /**
  * @generated from message dmesh.inference.v1.GenerateRequest
@@ -490,6 +490,14 @@ export type GenerationDone = Message<"dmesh.inference.v1.GenerationDone"> & {
    * @generated from field: string model = 4;
    */
   model: string;
+
+  /**
+   * Denoising steps whose UNet run also carried other requests' images (concurrent requests in step with
+   * this one, merged into one batch up to MAX_UNET_BATCH images).
+   *
+   * @generated from field: int32 shared_steps = 5;
+   */
+  sharedSteps: number;
 };
 
 /**
@@ -517,6 +525,14 @@ export type GenerationDoneJson = {
    * @generated from field: string model = 4;
    */
   model?: string;
+
+  /**
+   * Denoising steps whose UNet run also carried other requests' images (concurrent requests in step with
+   * this one, merged into one batch up to MAX_UNET_BATCH images).
+   *
+   * @generated from field: int32 shared_steps = 5;
+   */
+  sharedSteps?: number;
 };
 
 /**
@@ -699,6 +715,22 @@ export type GetQueueResponse = Message<"dmesh.inference.v1.GetQueueResponse"> & 
    * @generated from field: repeated string loaded_models = 5;
    */
   loadedModels: string[];
+
+  /**
+   * The memory of the device this process runs its models on, as the device service on its host reports
+   * it; unset when it has no device service (DEVICE_URL) or that service did not answer.
+   *
+   * @generated from field: dmesh.inference.v1.DeviceMemory device_memory = 6;
+   */
+  deviceMemory?: DeviceMemory | undefined;
+
+  /**
+   * Images one UNet run may denoise together (MAX_UNET_BATCH): a request's own, and those of concurrent
+   * requests in step with it.
+   *
+   * @generated from field: int32 max_unet_batch = 7;
+   */
+  maxUnetBatch: number;
 };
 
 /**
@@ -731,6 +763,22 @@ export type GetQueueResponseJson = {
    * @generated from field: repeated string loaded_models = 5;
    */
   loadedModels?: string[];
+
+  /**
+   * The memory of the device this process runs its models on, as the device service on its host reports
+   * it; unset when it has no device service (DEVICE_URL) or that service did not answer.
+   *
+   * @generated from field: dmesh.inference.v1.DeviceMemory device_memory = 6;
+   */
+  deviceMemory?: DeviceMemoryJson;
+
+  /**
+   * Images one UNet run may denoise together (MAX_UNET_BATCH): a request's own, and those of concurrent
+   * requests in step with it.
+   *
+   * @generated from field: int32 max_unet_batch = 7;
+   */
+  maxUnetBatch?: number;
 };
 
 /**
@@ -739,6 +787,79 @@ export type GetQueueResponseJson = {
  */
 export const GetQueueResponseSchema: GenMessage<GetQueueResponse, {jsonType: GetQueueResponseJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_inference_v1_inference, 10);
+
+/**
+ * One device's memory, as a replica's device service reported it moments ago.
+ *
+ * @generated from message dmesh.inference.v1.DeviceMemory
+ */
+export type DeviceMemory = Message<"dmesh.inference.v1.DeviceMemory"> & {
+  /**
+   * The device service's id, e.g. "cpu", "cuda:0".
+   *
+   * @generated from field: string device_id = 1;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: uint64 total_bytes = 2;
+   */
+  totalBytes: bigint;
+
+  /**
+   * Physically unused now.
+   *
+   * @generated from field: uint64 free_bytes = 3;
+   */
+  freeBytes: bigint;
+
+  /**
+   * Promised to workers by memory leases (counted against total_bytes) and not yet released.
+   *
+   * @generated from field: uint64 leased_bytes = 4;
+   */
+  leasedBytes: bigint;
+};
+
+/**
+ * One device's memory, as a replica's device service reported it moments ago.
+ *
+ * @generated from message dmesh.inference.v1.DeviceMemory
+ */
+export type DeviceMemoryJson = {
+  /**
+   * The device service's id, e.g. "cpu", "cuda:0".
+   *
+   * @generated from field: string device_id = 1;
+   */
+  deviceId?: string;
+
+  /**
+   * @generated from field: uint64 total_bytes = 2;
+   */
+  totalBytes?: string;
+
+  /**
+   * Physically unused now.
+   *
+   * @generated from field: uint64 free_bytes = 3;
+   */
+  freeBytes?: string;
+
+  /**
+   * Promised to workers by memory leases (counted against total_bytes) and not yet released.
+   *
+   * @generated from field: uint64 leased_bytes = 4;
+   */
+  leasedBytes?: string;
+};
+
+/**
+ * Describes the message dmesh.inference.v1.DeviceMemory.
+ * Use `create(DeviceMemorySchema)` to create a new message.
+ */
+export const DeviceMemorySchema: GenMessage<DeviceMemory, {jsonType: DeviceMemoryJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_inference_v1_inference, 11);
 
 /**
  * @generated from enum dmesh.inference.v1.Stage

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/processing/v1/mesh.proto.
  */
 export const file_dmesh_processing_v1_mesh: GenFile = /*@__PURE__*/
-  fileDesc("Ch5kbWVzaC9wcm9jZXNzaW5nL3YxL21lc2gucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEi7QEKEEluc3RydWN0b3JTdGF0dXMSDgoGZG9tYWluGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGaGVhbHRoGAMgASgJEhIKCmxhdGVuY3lfbXMYBCABKAISEwoLd2FybV9tb2RlbHMYBSADKAkSFQoNcXVldWVfcnVubmluZxgGIAEoBRIUCgxxdWV1ZV9xdWV1ZWQYByABKAUSIAoYZGV2aWNlX21lbW9yeV9mcmVlX2J5dGVzGAggASgEEiEKGWRldmljZV9tZW1vcnlfdG90YWxfYnl0ZXMYCSABKAQSDQoFZXJyb3IYCiABKAkiFgoUR2V0TWVzaFN0YXR1c1JlcXVlc3QihgEKFUdldE1lc2hTdGF0dXNSZXNwb25zZRI6CgtpbnN0cnVjdG9ycxgBIAMoCzIlLmRtZXNoLnByb2Nlc3NpbmcudjEuSW5zdHJ1Y3RvclN0YXR1cxIXCg9zZXNzaW9uc19xdWV1ZWQYAiABKAUSGAoQc2Vzc2lvbnNfcnVubmluZxgDIAEoBSJpCg5DbGVhbnVwUmVxdWVzdBIbChN1bmxvYWRfaWRsZV9zZWNvbmRzGAEgASgFEikKIXBydW5lX3Nlc3Npb25zX29sZGVyX3RoYW5fc2Vjb25kcxgCIAEoBRIPCgdkcnlfcnVuGAMgASgIInIKD0NsZWFudXBSZXNwb25zZRIXCg91bmxvYWRlZF9tb2RlbHMYASADKAkSFwoPc2Vzc2lvbnNfcHJ1bmVkGAIgASgFEhgKEGFydGlmYWN0c19wcnVuZWQYAyABKAUSEwoLYnl0ZXNfZnJlZWQYBCABKAQy0AEKC01lc2hTZXJ2aWNlEmsKDUdldE1lc2hTdGF0dXMSKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldE1lc2hTdGF0dXNSZXF1ZXN0GiouZG1lc2gucHJvY2Vzc2luZy52MS5HZXRNZXNoU3RhdHVzUmVzcG9uc2UiA5ACARJUCgdDbGVhbnVwEiMuZG1lc2gucHJvY2Vzc2luZy52MS5DbGVhbnVwUmVxdWVzdBokLmRtZXNoLnByb2Nlc3NpbmcudjEuQ2xlYW51cFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch5kbWVzaC9wcm9jZXNzaW5nL3YxL21lc2gucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEipAIKEEluc3RydWN0b3JTdGF0dXMSDgoGZG9tYWluGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGaGVhbHRoGAMgASgJEhIKCmxhdGVuY3lfbXMYBCABKAISEwoLd2FybV9tb2RlbHMYBSADKAkSFQoNcXVldWVfcnVubmluZxgGIAEoBRIUCgxxdWV1ZV9xdWV1ZWQYByABKAUSIAoYZGV2aWNlX21lbW9yeV9mcmVlX2J5dGVzGAggASgEEiEKGWRldmljZV9tZW1vcnlfdG90YWxfYnl0ZXMYCSABKAQSDQoFZXJyb3IYCiABKAkSIgoaZGV2aWNlX21lbW9yeV9sZWFzZWRfYnl0ZXMYCyABKAQSEQoJZGV2aWNlX2lkGAwgASgJIhYKFEdldE1lc2hTdGF0dXNSZXF1ZXN0IoYBChVHZXRNZXNoU3RhdHVzUmVzcG9uc2USOgoLaW5zdHJ1Y3RvcnMYASADKAsyJS5kbWVzaC5wcm9jZXNzaW5nLnYxLkluc3RydWN0b3JTdGF0dXMSFwoPc2Vzc2lvbnNfcXVldWVkGAIgASgFEhgKEHNlc3Npb25zX3J1bm5pbmcYAyABKAUiaQoOQ2xlYW51cFJlcXVlc3QSGwoTdW5sb2FkX2lkbGVfc2Vjb25kcxgBIAEoBRIpCiFwcnVuZV9zZXNzaW9uc19vbGRlcl90aGFuX3NlY29uZHMYAiABKAUSDwoHZHJ5X3J1bhgDIAEoCCJyCg9DbGVhbnVwUmVzcG9uc2USFwoPdW5sb2FkZWRfbW9kZWxzGAEgAygJEhcKD3Nlc3Npb25zX3BydW5lZBgCIAEoBRIYChBhcnRpZmFjdHNfcHJ1bmVkGAMgASgFEhMKC2J5dGVzX2ZyZWVkGAQgASgEMtABCgtNZXNoU2VydmljZRJrCg1HZXRNZXNoU3RhdHVzEikuZG1lc2gucHJvY2Vzc2luZy52MS5HZXRNZXNoU3RhdHVzUmVxdWVzdBoqLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0TWVzaFN0YXR1c1Jlc3BvbnNlIgOQAgESVAoHQ2xlYW51cBIjLmRtZXNoLnByb2Nlc3NpbmcudjEuQ2xlYW51cFJlcXVlc3QaJC5kbWVzaC5wcm9jZXNzaW5nLnYxLkNsZWFudXBSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message dmesh.processing.v1.InstructorStatus
@@ -69,6 +69,20 @@ export type InstructorStatus = Message<"dmesh.processing.v1.InstructorStatus"> &
    * @generated from field: string error = 10;
    */
   error: string;
+
+  /**
+   * Memory promised to workers by leases on the device(s) (inference: the device it runs on).
+   *
+   * @generated from field: uint64 device_memory_leased_bytes = 11;
+   */
+  deviceMemoryLeasedBytes: bigint;
+
+  /**
+   * Inference: the device it runs on, as its host's device service names it (e.g. "cpu", "cuda:0").
+   *
+   * @generated from field: string device_id = 12;
+   */
+  deviceId: string;
 };
 
 /**
@@ -128,6 +142,20 @@ export type InstructorStatusJson = {
    * @generated from field: string error = 10;
    */
   error?: string;
+
+  /**
+   * Memory promised to workers by leases on the device(s) (inference: the device it runs on).
+   *
+   * @generated from field: uint64 device_memory_leased_bytes = 11;
+   */
+  deviceMemoryLeasedBytes?: string;
+
+  /**
+   * Inference: the device it runs on, as its host's device service names it (e.g. "cpu", "cuda:0").
+   *
+   * @generated from field: string device_id = 12;
+   */
+  deviceId?: string;
 };
 
 /**
