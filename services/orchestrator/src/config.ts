@@ -82,11 +82,25 @@ export const orchestratorSettings = {
     default: 60_000,
     parse: parse.int(100, 3_600_000),
   },
+  replicaLostAfterMs: {
+    env: "REPLICA_LOST_AFTER_MS",
+    description:
+      "a replica that health checks cannot reach for this long has its calls in flight aborted, so that their sessions retry elsewhere (a cut link otherwise holds them until keepalive, ~45 s); keep it above the longest single model run, during which an inference process answers nothing",
+    default: 15_000,
+    parse: parse.int(100, 3_600_000),
+  },
   healthIntervalMs: {
     env: "HEALTH_INTERVAL_MS",
     description: "how often replicas are health-checked",
     default: 2000,
     parse: parse.int(100, 600_000),
+  },
+  batchGroupMax: {
+    env: "BATCH_GROUP_MAX",
+    description:
+      "most images of compatible batch items sent together to one inference replica to share UNet runs; fewer where the replica's MAX_UNET_BATCH, MAX_CONCURRENT_GENERATIONS or the free memory its device reports allow fewer (1 = no grouping)",
+    default: 8,
+    parse: parse.int(1, 64),
   },
   batchWindow: {
     env: "BATCH_WINDOW",

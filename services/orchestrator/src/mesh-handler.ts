@@ -61,6 +61,10 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
           s.queueRunning = q.running;
           s.queueQueued = q.queued;
           s.warmModels = q.loadedModels;
+          s.deviceId = q.deviceMemory?.deviceId;
+          s.deviceMemoryFreeBytes = q.deviceMemory?.freeBytes;
+          s.deviceMemoryTotalBytes = q.deviceMemory?.totalBytes;
+          s.deviceMemoryLeasedBytes = q.deviceMemory?.leasedBytes;
         }),
       ),
       ...this.postprocess.all().map((r) => probe("postprocess", r, async () => {})),
@@ -69,6 +73,7 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
           const { devices } = await r.client.listDevices({}, opts);
           s.deviceMemoryFreeBytes = devices.reduce((n, d) => n + d.memoryFreeBytes, 0n);
           s.deviceMemoryTotalBytes = devices.reduce((n, d) => n + d.memoryTotalBytes, 0n);
+          s.deviceMemoryLeasedBytes = devices.reduce((n, d) => n + d.memoryLeasedBytes, 0n);
         }),
       ),
     ]);

@@ -16,6 +16,7 @@ import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
 import type { orchestratorSettings } from "./config.js";
 import { AddressDiscovery } from "./mesh/address-discovery.js";
+import { inferenceTelemetry } from "./mesh/inference-telemetry.js";
 import { ReplicaPool, type Telemetry } from "./mesh/replica-pool.js";
 import { MeshHandler } from "./mesh-handler.js";
 import { ProcessingHandler } from "./processing-handler.js";
@@ -55,17 +56,22 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   ) => {
     const discovery = new AddressDiscovery(domain, entries, logger);
     const addresses = await discovery.resolve();
-    const replicas = new ReplicaPool(domain, service, addresses, logger, max, telemetry);
+    const replicas = new ReplicaPool(
+      domain,
+      service,
+      addresses,
+      logger,
+      max,
+      telemetry,
+      config.replicaLostAfterMs,
+    );
     if (discovery.usesDns) {
       discovery.refreshEvery(config.discoveryIntervalMs, addresses, (a) => replicas.setAddresses(a));
       discoveries.push(discovery);
     }
     return replicas;
   };
-  const inference = await pool("inference", InferenceService, config.inferenceUrls, async (r, timeoutMs) => {
-    const q = await r.client.getQueue({}, { timeoutMs });
-    return { load: q.running + q.queued, warm: q.loadedModels };
-  });
+  const inference = await pool("inference", InferenceService, config.inferenceUrls, inferenceTelemetry);
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
@@ -98,6 +104,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     workflows,
     config.batchWindow,
     logger,
+    { replicas: inference, maxGroupImages: config.batchGroupMax },
   );
   const health = new HealthRegistry([...PUBLIC_SERVICES.map((s) => s.typeName), Health.typeName]);
 

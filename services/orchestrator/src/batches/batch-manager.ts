@@ -2,11 +2,13 @@ import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
+import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import {
   type Batch,
   BatchAction,
   type BatchEvent,
   BatchEventSchema,
+  type BatchItem,
   BatchItemSchema,
   BatchSchema,
   BatchState,
@@ -14,24 +16,38 @@ import {
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { DomainError, FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
-import { validateGenerationSpec } from "@dmesh/spec";
+import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
+import type { ReplicaPool } from "../mesh/replica-pool.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
 import type { BatchStore } from "../store/batch-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { expandBatch, MAX_BATCH_ITEMS } from "./expand-batch.js";
+import { nextGroup, type UnetProfile, unetProfile } from "./unet-groups.js";
 
 // How soon a batch none of whose sessions is queued tries again after the session queue was full.
 const QUEUE_FULL_RETRY_MS = 500;
 
+/** The inference replicas whose sessions batch items are placed on, a group of compatible items at a time. */
+export interface BatchPlacement {
+  readonly replicas: ReplicaPool<typeof InferenceService>;
+  /** Most images one group holds (a replica's own limits and device memory may hold fewer). */
+  readonly maxGroupImages: number;
+}
+
 /**
  * Batches: many sessions of one workflow, created up front and fed to the session queue a window at a time
  * (so a 1,000-item batch never floods the queue), with per-item state kept in step with their sessions.
+ * With a placement, items are fed in groups: compatible items placed together on one inference replica, as
+ * many as it can denoise in one UNet run (its device's free memory and its UNet batch limit), so that it
+ * merges their steps.
  */
 export class BatchManager {
   private readonly listeners = new Map<string, Set<(event: BatchEvent) => void>>();
   private readonly active = new Set<string>();
+  /** Per running batch, each item's grouping profile (specs do not change; resolved once). */
+  private readonly profiles = new Map<string, UnetProfile[]>();
 
   constructor(
     private readonly store: BatchStore,
@@ -41,10 +57,14 @@ export class BatchManager {
     private readonly workflows: WorkflowCatalog,
     private readonly window: number,
     private readonly logger: Logger,
+    private readonly placement?: BatchPlacement,
   ) {
     events.onStateChange((event) => {
       const session = event.session;
-      if (session?.batchId) this.onItemChanged(session.batchId, session.id, session.state, session.error);
+      if (!session?.batchId) return;
+      // A placement its session never used (cancelled or failed before it reached inference) is dropped.
+      if (isTerminal(session.state)) this.placement?.replicas.unpin(session.requestId);
+      this.onItemChanged(session.batchId, session.id, session.state, session.error);
     });
   }
 
@@ -53,8 +73,7 @@ export class BatchManager {
       const existing = this.store.getByRequestId(req.requestId);
       if (existing) return existing;
     }
-    const workflow = this.workflows.get(req.workflowId);
-    const mode = workflow.template.steps.find((s) => s.operation === "generate")?.mode ?? "txt2img";
+    const mode = this.generateMode(req.workflowId) ?? "txt2img";
     const specs = expandBatch(req.base, req.items, req.axes);
     for (const [i, spec] of specs.entries()) {
       validateGenerationSpec(spec, req.items.length > 0 ? `items[${i}]` : `batch item ${i}`, mode);
@@ -151,6 +170,7 @@ export class BatchManager {
           item.sessionId = "";
           item.state = SessionState.UNSPECIFIED;
           item.error = "";
+          item.group = 0;
         }
       }
       batch.state = BatchState.CREATED;
@@ -168,6 +188,7 @@ export class BatchManager {
       if (item.sessionId) await this.sessions.delete(item.sessionId).catch(() => {});
     }
     this.active.delete(id);
+    this.profiles.delete(id);
     this.store.delete(id);
   }
 
@@ -219,45 +240,89 @@ export class BatchManager {
     this.feed(batch.id);
   }
 
-  /** Submits unsubmitted items while fewer than `window` of this batch's sessions are unfinished. */
+  /**
+   * Submits unsubmitted items while fewer than `window` of this batch's sessions are unfinished: a group at a
+   * time, each item of a group placed on the group's replica.
+   */
   private feed(id: string): void {
     if (!this.active.has(id) || this.events.closed.aborted) return;
     const batch = this.store.get(id);
     if (!batch || batch.state !== BatchState.RUNNING) return;
     let open = batch.items.filter((i) => i.sessionId && !isTerminal(i.state)).length;
-    for (const item of batch.items) {
-      if (open >= this.window) break;
-      if (item.sessionId) continue;
-      try {
-        const { session } = this.sessions.submit({
-          workflowId: batch.workflowId,
-          spec: item.spec,
-          images: {},
-          requestId: `${batch.id}/${item.index}/${randomUUID()}`,
-          priority: batch.priority,
-          batchId: batch.id,
-        });
-        item.sessionId = session.id;
-        item.state = session.state;
-        open++;
-      } catch (err) {
-        const code = err instanceof DomainError ? err.code : Code.Internal;
-        if (code === Code.Unavailable) break; // shutting down: the next start feeds on
-        if (code !== Code.ResourceExhausted) {
-          // The request itself is refused (the spec was checked at create, so this is rare): the item fails.
-          item.state = SessionState.FAILED;
-          item.error = err instanceof Error ? err.message : String(err);
-          continue;
+    const profiles = this.profilesOf(batch);
+    const profileOf = (item: BatchItem) => profiles?.[item.index];
+    let waiting = batch.items.filter((i) => !i.sessionId && i.state === SessionState.UNSPECIFIED);
+    let group = batch.items.reduce((n, i) => Math.max(n, i.group), 0);
+    feeding: for (let first = waiting[0]; first && open < this.window; first = waiting[0]) {
+      const profile = profileOf(first);
+      const placement =
+        this.placement && profile
+          ? this.placement.replicas.placeGroup(
+              profile.bytesPerImage,
+              profile.model,
+              this.placement.maxGroupImages,
+            )
+          : undefined;
+      const members = placement ? nextGroup(waiting, profileOf, placement, this.window - open) : [first];
+      waiting = waiting.filter((i) => !members.includes(i));
+      group++;
+      for (const item of members) {
+        const requestId = `${batch.id}/${item.index}/${randomUUID()}`;
+        if (placement) this.placement?.replicas.pin(requestId, placement.address);
+        try {
+          const { session } = this.sessions.submit({
+            workflowId: batch.workflowId,
+            spec: item.spec,
+            images: {},
+            requestId,
+            priority: batch.priority,
+            batchId: batch.id,
+          });
+          item.sessionId = session.id;
+          item.state = session.state;
+          item.group = group;
+          open++;
+        } catch (err) {
+          this.placement?.replicas.unpin(requestId);
+          const code = err instanceof DomainError ? err.code : Code.Internal;
+          if (code === Code.Unavailable) break feeding; // shutting down: the next start feeds on
+          if (code !== Code.ResourceExhausted) {
+            // The request itself is refused (the spec was checked at create, so this is rare): the item fails.
+            item.state = SessionState.FAILED;
+            item.error = err instanceof Error ? err.message : String(err);
+            continue;
+          }
+          // A full queue: the next change of one of this batch's sessions feeds again, or, with none of them
+          // in the queue to change, a timer does.
+          if (open === 0) setTimeout(() => this.feed(id), QUEUE_FULL_RETRY_MS).unref();
+          this.logger.debug({ batchId: id, err: (err as Error).message }, "batch item not submitted yet");
+          break feeding;
         }
-        // A full queue: the next change of one of this batch's sessions feeds again, or, with none of them
-        // in the queue to change, a timer does.
-        if (open === 0) setTimeout(() => this.feed(id), QUEUE_FULL_RETRY_MS).unref();
-        this.logger.debug({ batchId: id, err: (err as Error).message }, "batch item not submitted yet");
-        break;
       }
     }
     this.finishIfDone(batch);
     this.save(batch, -1);
+  }
+
+  /** Each item's grouping profile, by index; undefined when the workflow generates nothing. */
+  private profilesOf(batch: Batch): UnetProfile[] | undefined {
+    const mode = this.placement && this.generateMode(batch.workflowId);
+    if (!mode) return undefined;
+    let profiles = this.profiles.get(batch.id);
+    if (!profiles) {
+      profiles = batch.items.map((i) =>
+        unetProfile(validateGenerationSpec(i.spec, `items[${i.index}]`, mode)),
+      );
+      this.profiles.set(batch.id, profiles);
+    }
+    return profiles;
+  }
+
+  /** The mode of the workflow's generate step, or undefined when it has none. */
+  private generateMode(workflowId: string): GenerationModeName | undefined {
+    const steps = this.workflows.get(workflowId).template.steps;
+    const generate = steps.find((s) => s.operation === "generate");
+    return generate && (generate.mode ?? "txt2img");
   }
 
   private onItemChanged(batchId: string, sessionId: string, state: SessionState, error: string): void {
@@ -284,6 +349,7 @@ export class BatchManager {
     if (batch.state === BatchState.RUNNING && batch.items.every((i) => isTerminal(i.state))) {
       batch.state = batch.failed > 0 ? BatchState.FAILED : BatchState.COMPLETED;
       this.active.delete(batch.id);
+      this.profiles.delete(batch.id);
     }
   }
 

@@ -21,8 +21,8 @@ import {
   StepTimingSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { DomainError, FailedPreconditionError, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
-import { DEFAULTS } from "@dmesh/spec";
-import type { Replica, ReplicaPool } from "../mesh/replica-pool.js";
+import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
+import type { CallNeed, Replica, ReplicaPool } from "../mesh/replica-pool.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
 import type { StepTemplate, WorkflowTemplate } from "../workflows/templates.js";
@@ -110,6 +110,8 @@ export async function runSession(
   const steps = new Map(template.steps.map((s) => [s.id, s]));
   // The model the inference replica actually used (the default when the spec names none), for the infotext.
   let modelUsed = session.spec?.models?.base ?? "";
+  // Denoising steps of the current step whose UNet runs other sessions' images shared (batch groups).
+  let sharedUnetSteps = 0;
   for (const [index, stepId] of order.entries()) {
     const step = steps.get(stepId);
     if (!step || outputs.has(stepId)) continue;
@@ -120,6 +122,7 @@ export async function runSession(
     deps.commit(session, SessionEventKind.STATE, { persist: "cached" });
     const started = performance.now();
     const workers = new Set<string>();
+    sharedUnetSteps = 0;
     const images = await runStep(step, index, order.length, workers);
     if (images === "paused" || images === "cancelled") return images;
     session.timings.push(
@@ -127,6 +130,7 @@ export async function runSession(
         stepId,
         seconds: (performance.now() - started) / 1000,
         worker: [...workers].join(","),
+        sharedUnetSteps,
       }),
     );
     outputs.set(stepId, images);
@@ -181,6 +185,10 @@ export async function runSession(
             "inference",
             (replica) => generateOn(replica, stepSpec, index, total),
             stepSpec.models?.base ?? "",
+            {
+              requestId: session.requestId,
+              bytesPerImage: estimateActivationBytes(stepSpec.size?.width ?? 0, stepSpec.size?.height ?? 0),
+            },
           );
           if (out === "cancelled" || out.value === "paused") return out === "cancelled" ? out : "paused";
           workers.add(out.worker);
@@ -282,6 +290,7 @@ export async function runSession(
     what: string,
     call: (replica: Replica<S>) => Promise<T>,
     warmModel = "",
+    need: CallNeed = {},
   ): Promise<{ value: T; worker: string } | "cancelled"> {
     const tried = new Set<string>();
     for (let attempt = 1; ; attempt++) {
@@ -297,7 +306,7 @@ export async function runSession(
       }
       let replica: Replica<S> | undefined;
       try {
-        replica = pool.pick(tried, warmModel);
+        replica = pool.pick(tried, warmModel, need);
         tried.add(replica.address);
         replica.inFlight++;
         return { value: await call(replica), worker: replica.address };
@@ -396,6 +405,7 @@ export async function runSession(
             break;
           case "done":
             if (event.value.model) modelUsed = event.value.model;
+            sharedUnetSteps += event.value.sharedSteps;
             if (event.value.paused) return "paused";
             break;
         }
