@@ -21,6 +21,7 @@ export interface RunWorkflowOptions {
   /** A file path (image i > 0 gets "-i" before the extension) or a directory. */
   out: string;
   requestId?: string;
+  /** Return once the session exists, leaving it running on the orchestrator. */
   detach?: boolean;
   signal?: AbortSignal;
 }
@@ -46,7 +47,11 @@ export async function runWorkflow(
   for await (const { event } of stream) {
     if (!event?.session) continue;
     session = event.session;
-    if (event.kind === SessionEventKind.SNAPSHOT) process.stderr.write(`session ${session.id}\n`);
+    if (event.kind === SessionEventKind.SNAPSHOT) {
+      // Detached, the orchestrator keeps the session running when this stream closes.
+      if (options.detach) break;
+      process.stderr.write(`session ${session.id}\n`);
+    }
     if (event.kind === SessionEventKind.PROGRESS && session.denoiseTotal > 0) {
       const eta = session.etaSeconds > 0 ? `eta ${session.etaSeconds.toFixed(1)}s` : "";
       bar.update(session.currentStep || "denoise", session.denoiseStep, session.denoiseTotal, eta);

@@ -52,6 +52,11 @@ export async function generate(argv: string[]): Promise<number> {
     detach: values.detach,
     signal: abort.signal,
   });
+  if (values.detach) {
+    // The id alone on stdout, for `id=$(dmesh generate … --detach)`.
+    process.stdout.write(`${session?.id ?? ""}\n`);
+    return session ? 0 : 1;
+  }
   for (const file of files) process.stdout.write(`${file}\n`);
   process.stderr.write(`session ${session?.id ?? "?"}: ${describeEnd(session)}\n`);
   return session?.state === SessionState.COMPLETED || session?.state === SessionState.PAUSED ? 0 : 1;

@@ -1,8 +1,11 @@
 import { parseArgs } from "node:util";
+import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type Session,
   SessionAction,
   SessionEventKind,
+  SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { DEFAULT_URL, orchestratorClients } from "../clients.js";
@@ -22,6 +25,30 @@ const ACTIONS: Record<string, SessionAction> = {
   cancel: SessionAction.CANCEL,
   restart: SessionAction.RESTART,
 };
+
+// A pause waits for the step in progress; a tiny model's step takes milliseconds, SDXL's on a CPU a minute.
+const PAUSE_WAIT_MS = 120_000;
+
+/** Follows a session until it is no longer running, or `waitMs` passes; its last state seen. */
+async function settled(
+  clients: ReturnType<typeof orchestratorClients>,
+  id: string,
+  waitMs: number,
+): Promise<Session | undefined> {
+  let last: Session | undefined;
+  try {
+    for await (const { event } of clients.processing.watchSession(
+      { sessionId: id },
+      { timeoutMs: waitMs },
+    )) {
+      last = event?.session ?? last;
+      if (last && last.state !== SessionState.RUNNING && last.state !== SessionState.QUEUED) break;
+    }
+  } catch (err) {
+    if (!(err instanceof ConnectError && err.code === Code.DeadlineExceeded)) throw err;
+  }
+  return last;
+}
 
 export async function sessions(command: string, argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -53,9 +80,8 @@ export async function sessions(command: string, argv: string[]): Promise<number>
     }
     case "session": {
       const { session } = await clients.processing.getSession({ sessionId: id }, opts);
-      process.stdout.write(
-        `${JSON.stringify(session, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2)}\n`,
-      );
+      // Proto JSON: enum names, 64-bit numbers as strings, as every other Connect JSON client sees it.
+      process.stdout.write(`${session ? JSON.stringify(toJson(SessionSchema, session), null, 2) : "{}"}\n`);
       return 0;
     }
     case "delete":
@@ -84,7 +110,10 @@ export async function sessions(command: string, argv: string[]): Promise<number>
     default: {
       const action = ACTIONS[command];
       if (action === undefined) throw new Error(`unknown command ${command}`);
-      const { session } = await clients.processing.controlSession({ sessionId: id, action }, opts);
+      let { session } = await clients.processing.controlSession({ sessionId: id, action }, opts);
+      // A pause lands at the next denoising step boundary: say where it landed, not where it was asked.
+      if (action === SessionAction.PAUSE && session?.state === SessionState.RUNNING)
+        session = (await settled(clients, id, PAUSE_WAIT_MS)) ?? session;
       process.stdout.write(
         `${id}: ${describeEnd(session)}${session?.denoiseTotal ? ` at step ${session.denoiseStep}/${session.denoiseTotal}` : ""}\n`,
       );
