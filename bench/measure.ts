@@ -15,19 +15,24 @@ export interface Contender {
 }
 
 /**
- * Latency of each contender's call made one at a time, in microseconds, the contenders taking turns call
- * by call: on a machine others share, every contender sees the same busy and quiet moments.
+ * Latency of each contender's call made one at a time, in microseconds, the contenders taking turns in runs
+ * of `block` calls: on a machine others share, every contender sees the same busy and quiet moments, and
+ * what a server does after answering (its collector, its timers) lands on its own next call rather than on
+ * another contender's.
  */
 export async function interleavedLatencies(
   contenders: readonly Contender[],
-  options: { warmup: number; count: number },
+  options: { warmup: number; count: number; block: number },
 ): Promise<number[][]> {
-  const micros = contenders.map(() => new Array<number>(options.count));
-  for (let i = -options.warmup; i < options.count; i++) {
+  const micros = contenders.map(() => [] as number[]);
+  for (let done = -options.warmup; done < options.count; done += options.block) {
     for (const [c, contender] of contenders.entries()) {
-      const started = performance.now();
-      await contender.call();
-      if (i >= 0) (micros[c] as number[])[i] = (performance.now() - started) * 1000;
+      for (let i = 0; i < options.block; i++) {
+        const started = performance.now();
+        await contender.call();
+        if (done + i >= 0 && done + i < options.count)
+          (micros[c] as number[]).push((performance.now() - started) * 1000);
+      }
     }
   }
   return micros;

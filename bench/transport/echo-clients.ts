@@ -57,9 +57,19 @@ export function createDmeshEchoClient(address: string, serverPid: number): EchoC
   };
 }
 
-/** A bare @grpc/grpc-js client with protobuf-es serializers: no interceptors, metadata or deadline. */
-export function createGrpcJsEchoClient(address: string, serverPid: number): EchoClient {
+/**
+ * A bare @grpc/grpc-js client with protobuf-es serializers: no interceptors, and no metadata or deadline
+ * unless `carrying`, where each call carries the request id and deadline our hop carries, so that their
+ * own cost can be told from our layers'.
+ */
+export function createGrpcJsEchoClient(address: string, serverPid: number, carrying = false): EchoClient {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const metadata = () => {
+    const md = new grpc.Metadata();
+    if (carrying) md.set(REQUEST_ID_HEADER, "bench-request-0001");
+    return md;
+  };
+  const options = (): grpc.CallOptions => (carrying ? { deadline: Date.now() + 30_000 } : {});
   const request = protobufCodec(TokenizeRequestSchema);
   const response = protobufCodec(TokenizeResponseSchema);
   const streamRequest = protobufCodec(GenerateRequestSchema);
@@ -73,6 +83,8 @@ export function createGrpcJsEchoClient(address: string, serverPid: number): Echo
           request.serialize,
           response.deserialize,
           tokenizeRequest,
+          metadata(),
+          options(),
           (err: grpc.ServiceError | null, res?: unknown) => (err ? reject(err) : resolve(res)),
         );
       }),
@@ -83,6 +95,8 @@ export function createGrpcJsEchoClient(address: string, serverPid: number): Echo
           streamRequest.serialize,
           streamResponse.deserialize,
           generateRequest,
+          metadata(),
+          options(),
         ) as AsyncIterable<unknown>,
       ),
     close: async () => client.close(),

@@ -29,6 +29,7 @@ const TRANSPORTS = {
   dmesh: "dmesh hop",
   dmeshLogged: "dmesh hop, LOG_LEVEL=debug",
   grpcJs: "bare grpc-js",
+  grpcJsCarrying: "bare grpc-js + request id & deadline",
   connectNode: "stock connect-node",
   pipe: "stdin/stdout JSON lines",
 } as const;
@@ -43,8 +44,9 @@ type Figures = Record<
 /**
  * Unary hop and server-stream figures for our transport (our grpc-js adapter and transport with the
  * services' interceptors, logging at their default level, info, where quick successful calls write no
- * access line), the same at debug (every call writes one), a bare grpc-js pair, stock connect-node and the
- * old JSON-lines pipe: each server in its own process, the same messages, on loopback. The transports take turns throughout, so that the ratios hold
+ * access line), the same at debug (every call writes one), a bare grpc-js pair (also with each call
+ * carrying our request id and deadline), stock connect-node and the old JSON-lines pipe: each server in its
+ * own process, the same messages, on loopback. The transports take turns throughout, so that the ratios hold
  * on a machine others are using.
  */
 export async function benchTransport(): Promise<BenchResult[]> {
@@ -59,7 +61,9 @@ export async function benchTransport(): Promise<BenchResult[]> {
     };
     clients.dmesh = createDmeshEchoClient(...(await serve(["dmesh", "info"])));
     clients.dmeshLogged = createDmeshEchoClient(...(await serve(["dmesh", "debug"])));
-    clients.grpcJs = createGrpcJsEchoClient(...(await serve(["grpc-js"])));
+    const grpcJsServer = await serve(["grpc-js"]);
+    clients.grpcJs = createGrpcJsEchoClient(...grpcJsServer);
+    clients.grpcJsCarrying = createGrpcJsEchoClient(...grpcJsServer, true);
     clients.connectNode = createConnectNodeEchoClient(...(await serve(["connect-node"])));
     clients.pipe = createPipeEchoClient(SERVER_ENTRY);
     return compareTransports(await measure(NAMES.map((name) => clients[name] as EchoClient)));
@@ -78,7 +82,7 @@ async function measure(clients: EchoClient[]): Promise<Record<Transport, Figures
     }));
   const unary = contenders((c) => c.tokenize());
   const streams = contenders((c) => c.stream());
-  const latencies = await interleavedLatencies(unary, { warmup: 200, count: 1500 });
+  const latencies = await interleavedLatencies(unary, { warmup: 200, count: 2000, block: 20 });
   const calls = await interleavedThroughput(unary, { inFlight: IN_FLIGHT, windowMs: 250, windows: 10 });
   const single = await interleavedThroughput(streams, { inFlight: 1, windowMs: 200, windows: 6 });
   const many = await interleavedThroughput(streams, { inFlight: IN_FLIGHT, windowMs: 300, windows: 6 });
@@ -97,7 +101,10 @@ async function measure(clients: EchoClient[]): Promise<Record<Transport, Figures
   ) as Record<Transport, Figures>;
 }
 
-/** Ours (as deployed, and with every call logged) and connect-node against bare grpc-js; ours against the pipe. */
+/**
+ * Ours (as deployed, and with every call logged) and connect-node against bare grpc-js; ours against grpc-js
+ * carrying what our calls carry (what our layers cost beyond the deadline and request id), and the pipe.
+ */
 function compareTransports(figures: Record<Transport, Figures>): BenchResult[] {
   const metrics: { label: string; key: keyof Figures; unit: string; target?: RatioTarget }[] = [
     { label: "unary p50, 1 in flight", key: "p50Us", unit: "µs", target: { max: 1.1 } },
@@ -122,6 +129,7 @@ function compareTransports(figures: Record<Transport, Figures>): BenchResult[] {
     return [
       row("dmesh", "grpcJs", target),
       row("dmeshLogged", "grpcJs", target),
+      row("dmesh", "grpcJsCarrying"),
       row("connectNode", "grpcJs"),
       row("dmesh", "pipe"),
     ];
