@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -14,35 +14,30 @@ import { createGrpcTransport } from "@dmesh/runtime";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { type BenchResult, versus } from "./bench-result.js";
 import { freePort } from "./free-port.js";
-import { median } from "./measure.js";
+import { cpuMicros, median } from "./measure.js";
 
 type Spec = MessageInitShape<typeof GenerationSpecSchema>;
 
-const spec = (steps: number): Spec => ({
-  conditioning: { prompt: "a lighthouse on a cliff" },
-  size: { width: 64, height: 64 },
-  scheduler: { steps },
-  params: { seed: 42n, guidanceScale: 5 },
-});
 // Four steps keep the per-step work (progress events, a stored checkpoint per step) in the overhead;
 // the null workload is the smallest generation there is.
-const OVERHEAD_SPEC = spec(4);
-const NULL_SPEC = spec(1);
-const SEQUENTIAL = 20;
+const OVERHEAD_STEPS = 4;
+const NULL_STEPS = 1;
+const PAIRS = 30;
 const CONCURRENT = 50;
-const CONCURRENT_SESSIONS = 150;
-
-interface Timed {
-  wallMs: number;
-  /** Time the orchestrator's own step timings spent waiting on inference and postprocess. */
-  domainMs: number;
-}
+const CONCURRENT_SESSIONS = 100;
+const ROUNDS = 2;
 
 /**
- * The orchestrator's own cost per session, with the four services as separate processes on the tiny model:
- * queue → done as a client sees it minus the time its steps spent in domain services (the session's step
- * timings), at 1 and at 50 sessions in flight; and the throughput of null-workload sessions against the same
- * domain calls (Generate, then a PNG from postprocess) made directly, at the same concurrency.
+ * The orchestrator's own cost per session, with the four services as separate processes on the tiny model.
+ * Overhead is queue → done as a client sees it (ExecuteWorkflow called → COMPLETED received) minus the time
+ * the same domain work takes when the client makes the calls itself: Generate (asking for a checkpoint every
+ * step, as the orchestrator does) then Process to a PNG with its infotext, same spec and seed. Every session
+ * has a seed of its own, so that it stores a new artifact as real sessions do. At 1 in flight each session is
+ * paired with its direct twin, run next to it (order alternating), and the median of the differences is
+ * reported; at 50 in flight sessions and direct calls take turns in rounds of 100 and the medians are
+ * subtracted. Also: the orchestrator process's CPU time per session, the throughput of null-workload
+ * sessions against the same calls made directly, and one fdatasync on the data directory's disk, which a
+ * session's durable commits each cost.
  */
 export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
   const root = mkdtempSync(join(tmpdir(), "dmesh-bench-orchestrator-"));
@@ -64,12 +59,19 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
   );
   const [toOrchestrator, toInference, toPostprocess] = transports;
   if (!toOrchestrator || !toInference || !toPostprocess) throw new Error("transports");
+  let seeds = 1000n;
+  const spec = (steps: number): Spec => ({
+    conditioning: { prompt: "a lighthouse on a cliff" },
+    size: { width: 64, height: 64 },
+    scheduler: { steps },
+    params: { seed: seeds++, guidanceScale: 5 },
+  });
   try {
     const processing = createClient(ProcessingService, toOrchestrator);
     const inference = createClient(InferenceService, toInference);
     const postprocess = createClient(PostprocessService, toPostprocess);
 
-    const session = async (s: Spec): Promise<Timed> => {
+    const session = async (s: Spec): Promise<number> => {
       const started = performance.now();
       let last: Session | undefined;
       for await (const { event } of processing.executeWorkflow(
@@ -78,11 +80,10 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
       )) {
         last = event?.session ?? last;
       }
-      const wallMs = performance.now() - started;
       if (last?.state !== SessionState.COMPLETED) {
         throw new Error(`session ended ${SessionState[last?.state ?? 0]}: ${last?.error ?? "no session"}`);
       }
-      return { wallMs, domainMs: last.timings.reduce((ms, t) => ms + t.seconds * 1000, 0) };
+      return performance.now() - started;
     };
     // The same domain work without the orchestrator: generate (with the checkpoints it asks for), then encode.
     let directs = 0;
@@ -106,7 +107,7 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
             steps: s.scheduler?.steps ?? 1,
             sampler: "Euler",
             cfgScale: 5,
-            seed: 42n,
+            seed: s.params?.seed ?? 0n,
             width: 64,
             height: 64,
           },
@@ -126,43 +127,69 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
           while (next++ < count) results.push(await run());
         }),
       );
-      return { results, perSecond: count / ((performance.now() - started) / 1000) };
+      return { results, seconds: (performance.now() - started) / 1000 };
     };
 
     // Warm-up: models loaded, connections open, JIT settled on every path.
-    await inParallel(2 * CONCURRENT, CONCURRENT, () => session(OVERHEAD_SPEC));
-    await inParallel(CONCURRENT, CONCURRENT, () => direct(OVERHEAD_SPEC));
+    await inParallel(2 * CONCURRENT, CONCURRENT, () => session(spec(OVERHEAD_STEPS)));
+    await inParallel(CONCURRENT, CONCURRENT, () => direct(spec(OVERHEAD_STEPS)));
 
-    const one = (await inParallel(SEQUENTIAL, 1, () => session(OVERHEAD_SPEC))).results;
-    const oneDirect = (await inParallel(SEQUENTIAL, 1, () => direct(OVERHEAD_SPEC))).results;
-    const many = (await inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => session(OVERHEAD_SPEC))).results;
-    const nullSessions = await inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => session(NULL_SPEC));
-    const nullDirect = await inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => direct(NULL_SPEC));
+    const orchestratorPid = mesh.children.orchestrator.pid ?? -1;
+    const cpuBefore = cpuMicros(orchestratorPid);
+    const one: number[] = [];
+    const oneDirect: number[] = [];
+    for (let i = 0; i < PAIRS; i++) {
+      const s = spec(OVERHEAD_STEPS);
+      // Which of the two goes first alternates: neither gets the quieter moment systematically.
+      if (i % 2 === 0) one.push(await session(s));
+      oneDirect.push(await direct(s));
+      if (i % 2 === 1) one.push(await session(s));
+    }
+    const cpuPerSession = (cpuMicros(orchestratorPid) - cpuBefore) / 1000 / PAIRS;
 
-    const overhead = (runs: Timed[]) => median(runs.map((r) => r.wallMs - r.domainMs));
-    const sessionWall = median(one.map((r) => r.wallMs));
+    // Sessions and direct calls take turns, so that both see the same busy and quiet moments of the machine.
+    const many: number[] = [];
+    const manyDirect: number[] = [];
+    const nullSeconds = { sessions: 0, direct: 0 };
+    const concurrently = (run: (s: Spec) => Promise<number>, steps: number) =>
+      inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => run(spec(steps)));
+    for (let round = 0; round < ROUNDS; round++) {
+      many.push(...(await concurrently(session, OVERHEAD_STEPS)).results);
+      manyDirect.push(...(await concurrently(direct, OVERHEAD_STEPS)).results);
+      nullSeconds.sessions += (await concurrently(session, NULL_STEPS)).seconds;
+      nullSeconds.direct += (await concurrently(direct, NULL_STEPS)).seconds;
+    }
+    const sync = median(fdatasyncTimes(join(root, "data"), 20));
+
+    const paired = one.map((ms, i) => ms - (oneDirect[i] ?? Number.NaN));
     return [
       {
-        name: "orchestrator: overhead per session, 1 in flight (queue→done − domain steps)",
-        value: overhead(one),
+        name: "orchestrator: overhead per session, 1 in flight (queue→done − same calls made directly)",
+        value: median(paired),
         unit: "ms",
       },
       {
-        name: `orchestrator: overhead per session, ${CONCURRENT} in flight (queue→done − domain steps)`,
-        value: overhead(many),
+        name: `orchestrator: overhead per session, ${CONCURRENT} in flight (queue→done − same calls made directly)`,
+        value: median(many) - median(manyDirect),
         unit: "ms",
       },
-      versus("orchestrator: 64x64 4-step session, 1 in flight", sessionWall, "ms", {
+      versus(`orchestrator: 64x64 ${OVERHEAD_STEPS}-step session, 1 in flight`, median(one), "ms", {
         name: "the same Generate + PNG calls made directly",
         value: median(oneDirect),
       }),
+      {
+        name: "orchestrator: its process's CPU time per session, 1 in flight",
+        value: cpuPerSession,
+        unit: "ms",
+      },
+      { name: "orchestrator: one 4 KiB fdatasync on the data directory's disk", value: sync, unit: "ms" },
       versus(
-        `orchestrator: null-workload sessions (64x64, 1 step), ${CONCURRENT} in flight`,
-        nullSessions.perSecond,
+        `orchestrator: null-workload sessions (64x64, ${NULL_STEPS} step), ${CONCURRENT} in flight`,
+        (ROUNDS * CONCURRENT_SESSIONS) / nullSeconds.sessions,
         "sessions/s",
         {
           name: "the same Generate + PNG calls made directly",
-          value: nullDirect.perSecond,
+          value: (ROUNDS * CONCURRENT_SESSIONS) / nullSeconds.direct,
         },
       ),
     ];
@@ -170,5 +197,22 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
     for (const transport of transports) transport.close();
     await mesh.stop();
     rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Milliseconds of each of `count` fdatasync calls after appending 4 KiB to a file in `dir`. */
+function fdatasyncTimes(dir: string, count: number): number[] {
+  const path = join(dir, "bench-fdatasync");
+  const fd = openSync(path, "w");
+  try {
+    return Array.from({ length: count }, () => {
+      writeSync(fd, Buffer.alloc(4096, 1));
+      const started = performance.now();
+      fdatasyncSync(fd);
+      return performance.now() - started;
+    });
+  } finally {
+    closeSync(fd);
+    rmSync(path);
   }
 }

@@ -1,6 +1,15 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
 import { DenoiseCheckpointSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
@@ -204,6 +213,27 @@ describe("ArtifactStore", () => {
     sessions.delete("b");
     expect(artifacts.removeUnreferenced(idsOfB)).toBe(shared.length);
     expect(artifactFiles()).toHaveLength(0);
+  });
+
+  it("writes again a file no row references (a power cut may have left it part-written), not one a row does", async () => {
+    const { sessions, artifacts } = open();
+    for (const id of ["a", "b"]) sessions.create(session(id), {});
+    const bytes = new Uint8Array([9, 8, 7, 6]);
+    const { id } = await artifacts.put(bytes, meta("a"));
+    const path = artifacts.pathOf(id);
+    const idsOfA = artifacts.idsOfSession("a");
+    sessions.delete("a");
+    // Its row went, and the file with it; what an interrupted put could leave is in its place.
+    artifacts.removeUnreferenced(idsOfA);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, bytes.subarray(0, 2));
+    await artifacts.put(bytes, meta("b"));
+    expect([...readFileSync(path)]).toEqual([...bytes]);
+    // Referenced now: another put of the same bytes leaves the file alone.
+    const inode = statSync(path).ino;
+    await artifacts.put(bytes, meta("b", 1));
+    expect(statSync(path).ino).toBe(inode);
+    expect(artifactFiles().map((f) => f.name)).toEqual([id]);
   });
 
   it("removes the bytes a restarted session's new image replaced", async () => {

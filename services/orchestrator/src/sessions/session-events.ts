@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { clone, create } from "@bufbuild/protobuf";
 import {
   type Session,
@@ -17,6 +18,11 @@ export class SessionEvents {
   private readonly watchers = new Map<string, Set<(event: SessionEvent) => void>>();
   private readonly stateListeners = new Set<(event: SessionEvent) => void>();
   private readonly shutdown = new AbortController();
+
+  constructor() {
+    // Every watch stream listens to it: hundreds at once is normal, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
+  }
 
   /** Aborted (with the reason streams end with) when the orchestrator shuts down. */
   get closed(): AbortSignal {

@@ -35,6 +35,7 @@ import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
   markFinished,
+  type Persistence,
   type RunControl,
   type RunnerDeps,
   runSession,
@@ -77,6 +78,8 @@ export class SessionManager {
   private readonly queue: { id: string; priority: number; seq: number }[] = [];
   private readonly running = new Map<string, RunControl>();
   private readonly live = new Map<string, Session>();
+  /** Sessions with a cached state change not yet stored or told (see `commit`). */
+  private readonly held = new Set<Session>();
   private seq = 0;
   private closed = false;
 
@@ -338,12 +341,31 @@ export class SessionManager {
   }
 
   private commit(session: Session, kind: SessionEventKind, options: CommitOptions = {}): void {
-    session.sequence += 1n;
-    session.updatedAt = timestampNow();
     const persist = options.persist ?? "durable";
-    if (persist !== "none") this.deps.store.save(session);
     if (isTerminal(session.state)) this.live.delete(session.id);
     else this.live.set(session.id, session);
+    // A state change that a restart redoes is held to the end of the turn: when the session changes again in
+    // the same turn (RUNNING, then its step, then its replica), one save and one event carry it all.
+    if (this.held.delete(session) && kind !== SessionEventKind.STATE)
+      this.record(session, SessionEventKind.STATE, "cached");
+    if (kind === SessionEventKind.STATE && persist === "cached") {
+      this.held.add(session);
+      queueMicrotask(() => {
+        if (this.held.delete(session)) this.record(session, SessionEventKind.STATE, "cached");
+      });
+    } else this.record(session, kind, persist, options);
+  }
+
+  /** Bumps the sequence, stores (unless "none") and tells watchers, durable changes once they are on disk. */
+  private record(
+    session: Session,
+    kind: SessionEventKind,
+    persist: Persistence,
+    options: CommitOptions = {},
+  ) {
+    session.sequence += 1n;
+    session.updatedAt = timestampNow();
+    if (persist !== "none") this.deps.store.save(session);
     // Watchers get a copy: the live session keeps changing while their events wait to be sent.
     const event = create(SessionEventSchema, {
       kind,

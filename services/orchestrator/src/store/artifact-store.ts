@@ -1,11 +1,28 @@
 import { createHash, randomUUID } from "node:crypto";
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, unlinkSync } from "node:fs";
-import { mkdir, open, rename } from "node:fs/promises";
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fdatasync,
+  fsync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFile,
+} from "node:fs";
 import { dirname, join } from "node:path";
+import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Artifact, ArtifactSchema } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
 import type { Db } from "./database.js";
+
+const writeFileInPool = promisify(writeFile);
+const fdatasyncInPool = promisify(fdatasync);
+const fsyncInPool = promisify(fsync);
 
 export interface ArtifactMeta {
   sessionId: string;
@@ -23,6 +40,8 @@ export interface ArtifactMeta {
 export class ArtifactStore {
   private readonly stmts;
   private readonly putting = new Map<string, number>();
+  /** Subdirectories known to exist. */
+  private readonly dirs = new Set<string>();
 
   constructor(
     db: Db,
@@ -42,8 +61,8 @@ export class ArtifactStore {
   }
 
   /**
-   * Writes the file durably (temp file, fsync, rename, fsync of its directory) off the event loop, then
-   * indexes it: an index row always has its file, even after a power cut.
+   * Writes the file durably off the event loop, then indexes it: an index row always has its file, even
+   * after a power cut. A file no row references may be left part-written by one, so it is written again.
    */
   async put(bytes: Uint8Array, meta: ArtifactMeta): Promise<Artifact> {
     const id = createHash("sha256").update(bytes).digest("hex");
@@ -51,12 +70,42 @@ export class ArtifactStore {
     // with the same bytes does not remove the file under this one.
     this.putting.set(id, (this.putting.get(id) ?? 0) + 1);
     try {
-      if (!existsSync(this.pathOf(id))) await writeDurably(this.pathOf(id), bytes);
+      const { n } = this.stmts.refs.get(id) as { n: number };
+      if (n === 0 || !existsSync(this.pathOf(id))) await this.writeDurably(id, bytes);
       return this.index(id, bytes.length, meta);
     } finally {
       const n = (this.putting.get(id) ?? 1) - 1;
       if (n > 0) this.putting.set(id, n);
       else this.putting.delete(id);
+    }
+  }
+
+  /**
+   * Temp file, rename, then the file's data and the directory's new entry flushed at once (in parallel, not
+   * one after the other): until the row exists nothing reads the file, so it may have its name before its
+   * bytes are on disk. The bytes and the flushes go to the thread pool; opening, renaming and closing are
+   * quick metadata calls, made here rather than paying a round trip through the pool each.
+   */
+  private async writeDurably(id: string, bytes: Uint8Array): Promise<void> {
+    const path = this.pathOf(id);
+    const dir = dirname(path);
+    if (!this.dirs.has(dir)) {
+      mkdirSync(dir, { recursive: true });
+      this.dirs.add(dir);
+    }
+    const tmp = `${path}.${randomUUID()}.tmp`;
+    const file = openSync(tmp, "w");
+    try {
+      await writeFileInPool(file, bytes);
+      renameSync(tmp, path);
+      const directory = openSync(dir, "r");
+      try {
+        await Promise.all([fdatasyncInPool(file), fsyncInPool(directory)]);
+      } finally {
+        closeSync(directory);
+      }
+    } finally {
+      closeSync(file);
     }
   }
 
@@ -122,25 +171,5 @@ export class ArtifactStore {
 
   idsOfSession(sessionId: string): string[] {
     return (this.stmts.idsOfSession.all(sessionId) as { id: string }[]).map((r) => r.id);
-  }
-}
-
-async function writeDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
-  const tmp = `${path}.${randomUUID()}.tmp`;
-  const file = await open(tmp, "w");
-  try {
-    await file.writeFile(bytes);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(tmp, path);
-  const directory = await open(dir, "r");
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
   }
 }

@@ -44,7 +44,8 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (session_id, image_index)
    );
    CREATE INDEX artifacts_id ON artifacts(id);`,
-  // One row a group commit updates with synchronous=FULL, so that one fsync covers every write before it.
+  // A row group commits once updated with synchronous=FULL to force a sync; unused since GroupCommit syncs the
+  // WAL file itself, and kept because applied migrations never change.
   `CREATE TABLE durability_marker (commits INTEGER NOT NULL);
    INSERT INTO durability_marker VALUES (0);`,
 ];

@@ -1,38 +1,54 @@
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
+import { dirname } from "node:path";
+import { promisify } from "node:util";
 import type { Logger } from "@dmesh/runtime";
 import type { Db } from "./database.js";
 
+const fdatasyncInPool = promisify(fdatasync);
+
+interface Told {
+  then: () => void;
+  /** The sync that must have finished first (0: none, only what is ahead of it). */
+  after: number;
+}
+
 /**
- * Group commit. The database runs with synchronous=NORMAL: a write is in the WAL when it returns, so it
- * survives a crash of this process at once, but reaches the disk later. What a client is told waits for
- * `afterSync`: one fsync'd commit per event-loop turn then covers every write made before it (the WAL is
- * synced in order), however many sessions wrote, instead of one fsync per write blocking the loop each.
+ * Group commit. The database runs with synchronous=NORMAL: a write is in the WAL (the page cache) when it
+ * returns, so it survives a crash of this process at once, but reaches the disk later. What a client is told
+ * waits for `afterSync`: one fdatasync of the WAL file covers every write made before it started (SQLite
+ * appends to the WAL in order, and syncs it itself before each checkpoint and WAL restart), however many
+ * sessions wrote. The sync runs on libuv's thread pool, so the event loop keeps serving while the disk
+ * flushes; writes made meanwhile wait for the next one. The WAL file stays open: SQLite keeps the same file
+ * for as long as a connection is open, and ours is open until shutdown.
  */
 export class GroupCommit {
-  private waiting: (() => void)[] = [];
+  private readonly queue: Told[] = [];
+  private readonly wal: string | undefined;
+  /** Syncs started and finished; a write made now is covered by sync number `started + 1`. */
+  private started = 0;
+  private finished = 0;
   private scheduled = false;
+  private syncing = false;
   private closed = false;
-  private readonly marker;
+  private walFd: number | undefined;
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
   ) {
-    this.marker = db.prepare("UPDATE durability_marker SET commits = commits + 1");
+    this.wal = db.memory ? undefined : `${db.name}-wal`;
   }
 
   /** Runs `then` once everything written so far is on disk. */
   afterSync(then: () => void): void {
-    this.waiting.push(then);
-    if (this.closed) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    }
+    this.queue.push({ then, after: this.started + 1 });
+    if (this.closed) this.syncNow();
+    else this.schedule();
   }
 
   /** Runs `then` now, or, when others wait for a sync, after them: what is told keeps its order. */
   inOrder(then: () => void): void {
-    if (this.waiting.length > 0) this.waiting.push(then);
+    if (this.queue.length > 0) this.queue.push({ then, after: 0 });
     else then();
   }
 
@@ -40,28 +56,86 @@ export class GroupCommit {
     return new Promise((resolve) => this.afterSync(resolve));
   }
 
-  /** Syncs what is pending and from now on syncs at once (the database is about to close). */
+  /** Syncs what is pending and from now on syncs at once, blocking (the database is about to close). */
   close(): void {
     this.closed = true;
-    this.flush();
+    if (this.queue.length > 0) this.syncNow();
+    else this.closeWal();
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    const waiting = this.waiting;
-    this.waiting = [];
-    if (waiting.length === 0) return;
-    if (this.db.open) {
-      this.db.pragma("synchronous = FULL");
-      try {
-        this.marker.run();
-      } catch (err) {
-        // Telling is not held back forever by a failing disk; the failure is in the log.
-        this.logger.error({ err: String(err) }, "group commit failed to sync");
-      } finally {
-        this.db.pragma("synchronous = NORMAL");
-      }
+  /** One sync per event-loop turn at most, and one at a time: callers of a turn share it. */
+  private schedule(): void {
+    if (this.scheduled || this.syncing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.syncInBackground();
+    });
+  }
+
+  private async syncInBackground(): Promise<void> {
+    if (this.closed) return;
+    const number = ++this.started;
+    this.syncing = true;
+    try {
+      const fd = this.walFile();
+      if (fd !== undefined) await fdatasyncInPool(fd);
+    } catch (err) {
+      // Telling is not held back forever by a failing disk; the failure is in the log.
+      this.logger.error({ err: String(err) }, "group commit failed to sync");
+    } finally {
+      this.syncing = false;
     }
-    for (const then of waiting) then();
+    // close() may have synced (and told) past this one meanwhile.
+    this.finished = Math.max(this.finished, number);
+    this.tell();
+    if (this.closed) this.closeWal();
+    else if (this.queue.length > 0) this.schedule();
+  }
+
+  /** Blocking, for close and after it (the database is about to close); the file is not kept open then. */
+  private syncNow(): void {
+    try {
+      const fd = this.walFile();
+      if (fd !== undefined) fdatasyncSync(fd);
+    } catch (err) {
+      this.logger.error({ err: String(err) }, "group commit failed to sync");
+    }
+    this.finished = ++this.started;
+    this.tell();
+    this.closeWal();
+  }
+
+  /**
+   * The WAL file's descriptor, opened at the first sync, when its directory entry is synced too (SQLite made
+   * the file when the database opened). None in memory, or once the database is closed: then nothing is
+   * left in a WAL.
+   */
+  private walFile(): number | undefined {
+    if (this.walFd === undefined && this.wal && this.db.open) {
+      this.walFd = openSync(this.wal, "r");
+      syncDirectory(dirname(this.wal));
+    }
+    return this.db.open ? this.walFd : undefined;
+  }
+
+  /** Not while a sync in the pool uses the descriptor: that one closes it when it is done. */
+  private closeWal(): void {
+    if (this.walFd === undefined || this.syncing) return;
+    closeSync(this.walFd);
+    this.walFd = undefined;
+  }
+
+  private tell(): void {
+    while (this.queue.length > 0 && (this.queue[0]?.after ?? 0) <= this.finished) this.queue.shift()?.then();
+  }
+}
+
+function syncDirectory(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
