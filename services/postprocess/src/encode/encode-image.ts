@@ -75,7 +75,15 @@ async function encodePng(
     9,
   );
   const png = await sharpFromRaw(image).png({ compressionLevel }).toBuffer();
-  return infotext === undefined ? png : insertAfterIhdr(png, [pngTextChunk(PARAMETERS_KEYWORD, infotext)]);
+  return infotext === undefined ? png : embedPngInfotext(png, infotext);
+}
+
+/**
+ * The PNG with A1111's infotext in a `parameters` text chunk before the image data, as Pillow writes it:
+ * libvips writes no text chunk that sharp lets us set, so the chunk is spliced into its output.
+ */
+export function embedPngInfotext(png: Uint8Array, infotext: string): Buffer {
+  return insertAfterIhdr(png, [pngTextChunk(PARAMETERS_KEYWORD, infotext)]);
 }
 
 async function encodeWithExif(

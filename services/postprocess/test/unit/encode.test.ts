@@ -6,7 +6,7 @@ import { crc32 } from "node:zlib";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
-import { encodeImage, OUTPUT_FORMATS } from "../../src/encode/encode-image.js";
+import { embedPngInfotext, encodeImage, OUTPUT_FORMATS } from "../../src/encode/encode-image.js";
 import { readGenerationParameters } from "../../src/encode/read-generation-parameters.js";
 import { formatInfotext } from "../../src/infotext/format-infotext.js";
 import { ImageInputError } from "../../src/limits/image-input-error.js";
@@ -90,6 +90,16 @@ describe("PNG", () => {
       ]),
     );
     expect(await readGenerationParameters(bytes)).toBe(unicodeInfotext);
+  });
+
+  it("embedPngInfotext on sharp's own PNG gives the bytes encodeImage gives (what a direct caller gets)", async () => {
+    const image = gradientImage(64, 48);
+    const raw = { width: image.width, height: image.height, channels: image.channels };
+    const direct = await sharp(image.data, { raw }).png({ compressionLevel: 6 }).toBuffer();
+    const embedded = embedPngInfotext(direct, latin1Infotext);
+    const { bytes } = await encodeImage(image, { format: "png", infotext: latin1Infotext });
+    expect(Buffer.compare(embedded, bytes)).toBe(0);
+    expect(await readGenerationParameters(embedded)).toBe(latin1Infotext);
   });
 
   const exiftool = which("exiftool");
