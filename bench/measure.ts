@@ -15,6 +15,18 @@ export interface Contender {
 }
 
 /**
+ * The contenders in the order they take their turns in `round`: rotated every round, so that none always
+ * follows the same other one (whose leftovers, a collection or a busy child process, would land on it).
+ */
+function turnOrder<T>(contenders: readonly T[], round: number): [number, T][] {
+  const n = contenders.length;
+  return contenders.map((_, k) => {
+    const c = (k + round) % n;
+    return [c, contenders[c] as T];
+  });
+}
+
+/**
  * Latency of each contender's call made one at a time, in microseconds, the contenders taking turns in runs
  * of `block` calls: on a machine others share, every contender sees the same busy and quiet moments, and
  * what a server does after answering (its collector, its timers) lands on its own next call rather than on
@@ -25,8 +37,8 @@ export async function interleavedLatencies(
   options: { warmup: number; count: number; block: number },
 ): Promise<number[][]> {
   const micros = contenders.map(() => [] as number[]);
-  for (let done = -options.warmup; done < options.count; done += options.block) {
-    for (const [c, contender] of contenders.entries()) {
+  for (let done = -options.warmup, round = 0; done < options.count; done += options.block, round++) {
+    for (const [c, contender] of turnOrder(contenders, round)) {
       for (let i = 0; i < options.block; i++) {
         const started = performance.now();
         await contender.call();
@@ -60,7 +72,7 @@ export async function interleavedThroughput(
 ): Promise<Tally[]> {
   const tallies = contenders.map(() => ({ calls: 0, seconds: 0, cpuMicros: 0 }));
   for (let w = -1; w < options.windows; w++) {
-    for (const [c, contender] of contenders.entries()) {
+    for (const [c, contender] of turnOrder(contenders, w + 1)) {
       const cpuBefore = contender.cpuMicros?.() ?? Number.NaN;
       const { calls, seconds } = await throughput(() => contender.call(), options.inFlight, options.windowMs);
       if (w < 0) continue;
@@ -71,6 +83,26 @@ export async function interleavedThroughput(
     }
   }
   return tallies;
+}
+
+/**
+ * Makes `calls` calls per contender, `inFlight` at a time, measuring nothing: a long-running service's code
+ * is optimized, and a transport with more JavaScript on its path takes more calls to get there than a
+ * measurement's own short warm-up gives it.
+ */
+export async function warmUp(
+  contenders: readonly Contender[],
+  calls: number,
+  inFlight: number,
+): Promise<void> {
+  for (const contender of contenders) {
+    let left = calls;
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (left-- > 0) await contender.call();
+      }),
+    );
+  }
 }
 
 /** Calls completed with `inFlight` kept outstanding for `durationMs`. */
