@@ -94,6 +94,13 @@ export const postprocessSettings = {
       return raw;
     },
   },
+  sharedMemoryDir: {
+    env: "SHARED_MEMORY_DIR",
+    description:
+      "directory whose files same-host callers may name as shared-memory regions for input and output images (SharedMemoryRef; a tmpfs such as /dev/shm/dmesh, made if missing); no other file is read or written; empty = off",
+    default: "",
+    parse: parse.string,
+  },
   intraOpThreads: {
     env: "INTRA_OP_THREADS",
     description: "onnxruntime intra-op threads per model run (0 = one per core)",

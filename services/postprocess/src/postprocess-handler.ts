@@ -1,6 +1,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import {
+  type Image,
+  ImageEncoding,
+  type SharedMemoryRef,
+} from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import {
   type CheckSafetyRequest,
   type EncodeRequest,
@@ -38,6 +42,7 @@ import { parseInfotext } from "./infotext/parse-infotext.js";
 import { ImageInputError } from "./limits/image-input-error.js";
 import { ModelContractError } from "./models/model-contract-error.js";
 import type {
+  DeclaredImage,
   EncodePlan,
   Postprocessor,
   ProcessPlan,
@@ -47,6 +52,7 @@ import type {
 import type { ResizeKernel } from "./resize/resize-image.js";
 import type { SafetyPolicyName } from "./safety/safety-policy.js";
 import type { SafetyVerdict } from "./safety/safety-stage.js";
+import type { RegionSlice, SharedMemoryRegions } from "./shared-memory/shared-memory-regions.js";
 import { collectBytes, splitBytes } from "./stream/byte-chunks.js";
 
 const FORMATS: Partial<Record<ImageEncoding, OutputFormat>> = {
@@ -98,20 +104,19 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     private readonly postprocessor: Postprocessor,
     /** The server's message limit: output chunks stay under it. */
     private readonly maxMessageBytes: number,
+    private readonly sharedMemory: SharedMemoryRegions,
   ) {}
 
   async process(req: ProcessRequest, ctx: HandlerContext) {
     return mapErrors(async () => {
       const started = performance.now();
       const plan = this.processPlan(req, "");
-      const result = await this.postprocessor.withImage(
-        sourceOf(req.image, "image"),
-        "image",
-        plan.upscale,
-        ctx.signal,
-        (image) => this.postprocessor.process(image, plan, ctx.signal),
+      const output = await this.outputRegion(req.outputSharedMemory);
+      const result = await this.withInput(req.image, plan.upscale, ctx.signal, (image) =>
+        this.postprocessor.process(image, plan, ctx.signal),
       );
-      return processResponse(result, started, true);
+      const image = await this.deliver(encodedToProto(result.image, true), output);
+      return processResponse(image, result.safety, started);
     });
   }
 
@@ -132,6 +137,12 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
       const start = first.value.part.value;
       const req = start.request;
       if (!req?.image) throw new InvalidArgumentError("start.request.image", "is required");
+      if (req.image.sharedMemory || req.outputSharedMemory) {
+        throw new InvalidArgumentError(
+          req.image.sharedMemory ? "start.request.image.shared_memory" : "start.request.output_shared_memory",
+          "is for Process: ProcessStream carries the bytes in chunks",
+        );
+      }
       chunkBytes = this.chunkBytes(start.chunkBytes);
       const plan = this.processPlan(req, "start.request.");
       const image = req.image;
@@ -144,10 +155,8 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
       const byteLength = Number(start.imageBytes);
       if (byteLength === 0) throw new InvalidArgumentError("start.image_bytes", "is required");
       const receive = () => collectBytes(chunksOf(parts), byteLength, "start.image_bytes");
-      result = await this.postprocessor.withStreamedImage(
-        image.encoding === ImageEncoding.RAW
-          ? { kind: "raw", byteLength, width: image.width, height: image.height, channels: image.channels }
-          : { kind: "encoded", byteLength },
+      result = await this.postprocessor.withDeclaredImage(
+        declaredImage(image, byteLength, "start.image_bytes"),
         receive,
         "start.request.image",
         plan.upscale,
@@ -157,7 +166,8 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     } catch (error) {
       throw toDomainError(error);
     }
-    yield { part: { case: "result", value: processResponse(result, started, false) } };
+    const response = processResponse(encodedToProto(result.image, false), result.safety, started);
+    yield { part: { case: "result", value: response } };
     for (const chunk of splitBytes(result.image.bytes, chunkBytes))
       yield { part: { case: "chunk", value: chunk } };
   }
@@ -167,14 +177,11 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
       if (!req.upscale) throw new InvalidArgumentError("upscale", "is required");
       const plan = upscalePlan(req.upscale);
       this.postprocessor.checkUpscale(plan);
-      const image = await this.postprocessor.withImage(
-        sourceOf(req.image, "image"),
-        "image",
-        plan,
-        ctx.signal,
-        (i) => this.postprocessor.upscale(i, plan, ctx.signal),
+      const output = await this.outputRegion(req.outputSharedMemory);
+      const image = await this.withInput(req.image, plan, ctx.signal, (i) =>
+        this.postprocessor.upscale(i, plan, ctx.signal),
       );
-      return { image: rawToProto(image) };
+      return { image: await this.deliver(rawToProto(image), output) };
     });
   }
 
@@ -182,14 +189,11 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     return mapErrors(async () => {
       if (req.ops.length === 0) throw new InvalidArgumentError("ops", "needs at least one operation");
       const ops = req.ops.map((op, i) => enhanceOp(op, i, "ops"));
-      const image = await this.postprocessor.withImage(
-        sourceOf(req.image, "image"),
-        "image",
-        undefined,
-        ctx.signal,
-        (i) => enhanceImage(i, ops, ctx.signal),
+      const output = await this.outputRegion(req.outputSharedMemory);
+      const image = await this.withInput(req.image, undefined, ctx.signal, (i) =>
+        enhanceImage(i, ops, ctx.signal),
       );
-      return { image: rawToProto(image) };
+      return { image: await this.deliver(rawToProto(image), output) };
     });
   }
 
@@ -198,43 +202,78 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
     return mapErrors(async () => {
       const safety = this.postprocessor.safety;
       const policy = safety.resolvePolicy(policyName(req.policy, "policy"), req.tenant, "policy");
-      return this.postprocessor.withImage(
-        sourceOf(req.image, "image"),
-        "image",
-        undefined,
-        ctx.signal,
-        async (image) => {
-          const checked = await safety.apply(image, policy, ctx.signal);
-          return {
-            result: verdictToProto(checked.verdict),
-            ...(checked.image !== image ? { image: rawToProto(checked.image) } : {}),
-          };
-        },
-      );
+      return this.withInput(req.image, undefined, ctx.signal, async (image) => {
+        const checked = await safety.apply(image, policy, ctx.signal);
+        return {
+          result: verdictToProto(checked.verdict),
+          ...(checked.image !== image ? { image: rawToProto(checked.image) } : {}),
+        };
+      });
     });
   }
 
   async encode(req: EncodeRequest, ctx: HandlerContext) {
     return mapErrors(async () => {
       const plan = encodePlan(req.encode, req.parameters, "encode");
-      const encoded = await this.postprocessor.withImage(
-        sourceOf(req.image, "image"),
-        "image",
-        undefined,
-        ctx.signal,
-        (i) => this.postprocessor.encode(i, plan),
+      const output = await this.outputRegion(req.outputSharedMemory);
+      const encoded = await this.withInput(req.image, undefined, ctx.signal, (i) =>
+        this.postprocessor.encode(i, plan),
       );
-      return { image: encodedToProto(encoded, true) };
+      return { image: await this.deliver(encodedToProto(encoded, true), output) };
     });
   }
 
   async readMetadata(req: ReadMetadataRequest) {
     return mapErrors(async () => {
+      if (req.image?.sharedMemory)
+        throw new InvalidArgumentError("image.shared_memory", "is not read by ReadMetadata: send data");
       if (!req.image || req.image.data.length === 0) throw new InvalidArgumentError("image", "is required");
       const infotext = (await readGenerationParameters(req.image.data, "image.data")) ?? "";
       if (!infotext) return { infotext };
       return { infotext, parameters: parametersToProto(parametersFromInfotext(parseInfotext(infotext))) };
     });
+  }
+
+  /**
+   * Runs `work` on the request's image (field "image"): from the message, or read from the caller's
+   * shared-memory region once the request is admitted, under the same limits.
+   */
+  private async withInput<T>(
+    image: Image | undefined,
+    upscale: UpscalePlan | undefined,
+    signal: AbortSignal,
+    work: (image: RawImage) => Promise<T>,
+  ): Promise<T> {
+    const ref = image?.sharedMemory;
+    if (!image || !ref)
+      return this.postprocessor.withImage(sourceOf(image, "image"), "image", upscale, signal, work);
+    if (image.data.length > 0)
+      throw new InvalidArgumentError("image.data", "must be empty when image.shared_memory is set");
+    const slice = await this.sharedMemory.check(ref, "image.shared_memory", "read");
+    return this.postprocessor.withDeclaredImage(
+      declaredImage(image, slice.byteSize, "image.shared_memory.byte_size"),
+      () => this.sharedMemory.read(slice),
+      "image",
+      upscale,
+      signal,
+      work,
+    );
+  }
+
+  /** The caller's output region, checked before any work is done for it. */
+  private outputRegion(ref: SharedMemoryRef | undefined): Promise<RegionSlice | undefined> {
+    return ref ? this.sharedMemory.check(ref, "output_shared_memory", "write") : Promise.resolve(undefined);
+  }
+
+  /** The response's image: as it is, or written into the caller's output region and naming it. */
+  private async deliver(image: Image, output: RegionSlice | undefined): Promise<Image> {
+    if (!output) return image;
+    const written = await this.sharedMemory.write(output, image.data);
+    return {
+      ...image,
+      data: new Uint8Array(0),
+      sharedMemory: { $typeName: "dmesh.common.v1.SharedMemoryRef", ...written },
+    };
   }
 
   private processPlan(req: ProcessRequest, prefix: string): ProcessPlan {
@@ -285,6 +324,19 @@ function sourceOf(image: Image | undefined, field: string): ImageSource {
   return { kind: "raw", image: { data, width, height, channels } };
 }
 
+function declaredImage(image: Image, byteLength: number, sizeField: string): DeclaredImage {
+  return image.encoding === ImageEncoding.RAW
+    ? {
+        kind: "raw",
+        byteLength,
+        sizeField,
+        width: image.width,
+        height: image.height,
+        channels: image.channels,
+      }
+    : { kind: "encoded", byteLength, sizeField };
+}
+
 function upscalePlan(spec: UpscaleSpec, field = "upscale"): UpscalePlan {
   const kernel = KERNELS[spec.kernel];
   if (!kernel) throw new InvalidArgumentError(`${field}.kernel`, "is not a known kernel");
@@ -313,13 +365,13 @@ function encodePlan(
 }
 
 function processResponse(
-  result: ProcessResult,
+  image: Image,
+  safety: SafetyVerdict,
   started: number,
-  withData: boolean,
 ): MessageInitShape<typeof ProcessResponseSchema> {
   return {
-    image: encodedToProto(result.image, withData),
-    safety: verdictToProto(result.safety),
+    image,
+    safety: verdictToProto(safety),
     seconds: (performance.now() - started) / 1000,
   };
 }

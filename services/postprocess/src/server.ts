@@ -15,6 +15,7 @@ import { routes } from "./routes.js";
 import { loadSafetyClassifier, type SafetyClassifier } from "./safety/safety-classifier.js";
 import { parseSafetyPolicyTable, policiesOf } from "./safety/safety-policy.js";
 import { SafetyStage } from "./safety/safety-stage.js";
+import { SharedMemoryRegions } from "./shared-memory/shared-memory-regions.js";
 import { ModelUpscaler } from "./upscale/model-upscaler.js";
 
 export type PostprocessConfig = ConfigOf<typeof postprocessSettings>;
@@ -25,6 +26,7 @@ export type PostprocessConfig = ConfigOf<typeof postprocessSettings>;
  * use. Ready once listening.
  */
 export async function startPostprocess(config: PostprocessConfig, logger: Logger): Promise<RunningService> {
+  const sharedMemory = await openSharedMemory(config.sharedMemoryDir);
   const safety = await createSafetyStage(config, logger);
   const upscaler = config.upscaleModelsDir
     ? new ModelUpscaler({
@@ -49,7 +51,7 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
-    registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes)),
+    registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes, sharedMemory)),
   });
   service.health.setReady(true);
   return {
@@ -59,6 +61,14 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
       await Promise.all([upscaler?.close(), safety.release()]);
     },
   };
+}
+
+async function openSharedMemory(dir: string): Promise<SharedMemoryRegions> {
+  try {
+    return await SharedMemoryRegions.open(dir);
+  } catch (error) {
+    throw new ConfigError([`SHARED_MEMORY_DIR: ${error instanceof Error ? error.message : String(error)}`]);
+  }
 }
 
 async function createSafetyStage(config: PostprocessConfig, logger: Logger): Promise<SafetyStage> {

@@ -49,12 +49,16 @@ export interface ProcessResult {
   readonly safety: SafetyVerdict;
 }
 
-/** What the first message of a stream says about the image whose bytes follow. */
-export type StreamedImage =
-  | { readonly kind: "encoded"; readonly byteLength: number }
+/**
+ * An image known by what a request declares before its bytes are read (chunks still to arrive, a
+ * shared-memory region): `sizeField` names the request field that declares `byteLength`.
+ */
+export type DeclaredImage =
+  | { readonly kind: "encoded"; readonly byteLength: number; readonly sizeField: string }
   | {
       readonly kind: "raw";
       readonly byteLength: number;
+      readonly sizeField: string;
       readonly width: number;
       readonly height: number;
       readonly channels: number;
@@ -102,13 +106,13 @@ export class Postprocessor {
   }
 
   /**
-   * `withImage` for an image whose bytes are still arriving (`receive` reads them). A raw image is admitted
+   * `withImage` for an image whose bytes are not read yet (`receive` reads them). A raw image is admitted
    * on its declared size before its bytes are read, so a request waiting for the budget holds no pixels
-   * (and flow control stops its sender); an encoded one is admitted from its header once its bytes are in,
-   * which MAX_INPUT_BYTES bounds, and is refused on its declared size before any byte is read.
+   * (and flow control stops a streaming sender); an encoded one is admitted from its header once its bytes
+   * are in, which MAX_INPUT_BYTES bounds, and is refused on its declared size before any byte is read.
    */
-  async withStreamedImage<T>(
-    declared: StreamedImage,
+  async withDeclaredImage<T>(
+    declared: DeclaredImage,
     receive: () => Promise<Uint8Array>,
     field: string,
     upscale: UpscalePlan | undefined,
@@ -120,7 +124,7 @@ export class Postprocessor {
       if (declared.byteLength > limits.maxBytes) {
         throw new ImageInputError(
           "too_large",
-          `${field}.data`,
+          declared.sizeField,
           `is ${declared.byteLength} bytes; the limit is ${limits.maxBytes}`,
         );
       }
@@ -134,7 +138,7 @@ export class Postprocessor {
     checkRawSize(declared, field, limits);
     if (declared.byteLength !== width * height * channels) {
       throw new InvalidArgumentError(
-        field,
+        declared.sizeField,
         `declares ${declared.byteLength} bytes but ${width}x${height}x${channels} needs ${width * height * channels}`,
       );
     }
@@ -148,7 +152,7 @@ export class Postprocessor {
 
   /**
    * Waits for the pixels a request of this size will hold: its input plus the largest image it makes.
-   * A streamed raw image is admitted this way before its bytes are read, so waiting requests hold no pixels.
+   * A declared raw image is admitted this way before its bytes are read, so waiting requests hold no pixels.
    */
   async admit(size: ImageSize, upscale: UpscalePlan | undefined, signal?: AbortSignal): Promise<PixelLease> {
     const input = size.width * size.height;

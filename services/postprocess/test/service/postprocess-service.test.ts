@@ -1,4 +1,3 @@
-import { crc32, deflateSync } from "node:zlib";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import {
@@ -11,6 +10,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { postprocessSettings } from "../../src/config.js";
 import { startPostprocess } from "../../src/server.js";
+import { pngHeaderOnly } from "../support/test-images.js";
 
 let service: RunningService;
 let transport: ReturnType<typeof createGrpcTransport>;
@@ -31,28 +31,6 @@ function gradient(width: number, height: number) {
   const data = new Uint8Array(width * height * 3);
   for (let i = 0; i < width * height; i++) data.set([i % 256, (i * 7) % 256, 128], i * 3);
   return { encoding: ImageEncoding.RAW, data, width, height, channels: 3 };
-}
-
-function pngHeaderOnly(width: number, height: number): Uint8Array {
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc32(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const idat = chunk("IDAT", deflateSync(Buffer.alloc(1024)));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", ihdr),
-    idat,
-    chunk("IEND", Buffer.alloc(0)),
-  ]);
 }
 
 const PARAMETERS = {

@@ -161,7 +161,7 @@ describe("ProcessStream: images larger than one message", () => {
       [
         upload({ request: { image: raw }, imageBytes: 20_000n }, new Uint8Array(20_000), 8192),
         Code.InvalidArgument,
-        "start.request.image",
+        "start.image_bytes",
       ],
       // Bytes in the start message instead of chunks.
       [

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/common/v1/image.proto.
  */
 export const file_dmesh_common_v1_image: GenFile = /*@__PURE__*/
-  fileDesc("ChtkbWVzaC9jb21tb24vdjEvaW1hZ2UucHJvdG8SD2RtZXNoLmNvbW1vbi52MSJ4CgVJbWFnZRIwCghlbmNvZGluZxgBIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5JbWFnZUVuY29kaW5nEgwKBGRhdGEYAiABKAwSDQoFd2lkdGgYAyABKAUSDgoGaGVpZ2h0GAQgASgFEhAKCGNoYW5uZWxzGAUgASgFKqoBCg1JbWFnZUVuY29kaW5nEh4KGklNQUdFX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASFgoSSU1BR0VfRU5DT0RJTkdfUkFXEAESFgoSSU1BR0VfRU5DT0RJTkdfUE5HEAISFwoTSU1BR0VfRU5DT0RJTkdfSlBFRxADEhcKE0lNQUdFX0VOQ09ESU5HX1dFQlAQBBIXChNJTUFHRV9FTkNPRElOR19BVklGEAViBnByb3RvMw");
+  fileDesc("ChtkbWVzaC9jb21tb24vdjEvaW1hZ2UucHJvdG8SD2RtZXNoLmNvbW1vbi52MSKxAQoFSW1hZ2USMAoIZW5jb2RpbmcYASABKA4yHi5kbWVzaC5jb21tb24udjEuSW1hZ2VFbmNvZGluZxIMCgRkYXRhGAIgASgMEg0KBXdpZHRoGAMgASgFEg4KBmhlaWdodBgEIAEoBRIQCghjaGFubmVscxgFIAEoBRI3Cg1zaGFyZWRfbWVtb3J5GAYgASgLMiAuZG1lc2guY29tbW9uLnYxLlNoYXJlZE1lbW9yeVJlZiJECg9TaGFyZWRNZW1vcnlSZWYSDgoGcmVnaW9uGAEgASgJEg4KBm9mZnNldBgCIAEoBBIRCglieXRlX3NpemUYAyABKAQqqgEKDUltYWdlRW5jb2RpbmcSHgoaSU1BR0VfRU5DT0RJTkdfVU5TUEVDSUZJRUQQABIWChJJTUFHRV9FTkNPRElOR19SQVcQARIWChJJTUFHRV9FTkNPRElOR19QTkcQAhIXChNJTUFHRV9FTkNPRElOR19KUEVHEAMSFwoTSU1BR0VfRU5DT0RJTkdfV0VCUBAEEhcKE0lNQUdFX0VOQ09ESU5HX0FWSUYQBWIGcHJvdG8z");
 
 /**
  * An image, either raw pixels or an encoded file.
@@ -24,6 +24,8 @@ export type Image = Message<"dmesh.common.v1.Image"> & {
   encoding: ImageEncoding;
 
   /**
+   * Empty when `shared_memory` holds the bytes.
+   *
    * @generated from field: bytes data = 2;
    */
   data: Uint8Array;
@@ -44,6 +46,14 @@ export type Image = Message<"dmesh.common.v1.Image"> & {
    * @generated from field: int32 channels = 5;
    */
   channels: number;
+
+  /**
+   * Instead of `data`, for a caller on the service's host: the bytes lie in a shared-memory region. Only
+   * services that say so read or write regions (the postprocess service, with SHARED_MEMORY_DIR set).
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef shared_memory = 6;
+   */
+  sharedMemory?: SharedMemoryRef | undefined;
 };
 
 /**
@@ -58,6 +68,8 @@ export type ImageJson = {
   encoding?: ImageEncodingJson;
 
   /**
+   * Empty when `shared_memory` holds the bytes.
+   *
    * @generated from field: bytes data = 2;
    */
   data?: string;
@@ -78,6 +90,14 @@ export type ImageJson = {
    * @generated from field: int32 channels = 5;
    */
   channels?: number;
+
+  /**
+   * Instead of `data`, for a caller on the service's host: the bytes lie in a shared-memory region. Only
+   * services that say so read or write regions (the postprocess service, with SHARED_MEMORY_DIR set).
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef shared_memory = 6;
+   */
+  sharedMemory?: SharedMemoryRefJson;
 };
 
 /**
@@ -86,6 +106,73 @@ export type ImageJson = {
  */
 export const ImageSchema: GenMessage<Image, {jsonType: ImageJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_common_v1_image, 0);
+
+/**
+ * Bytes in a shared-memory region on the service's host, in the manner of Triton's system shared memory:
+ * the region is a file the caller created, sized and owns in the directory the service is configured with
+ * (e.g. /dev/shm/dmesh, a tmpfs), named here by its file name; the service only reads and writes within it.
+ *
+ * @generated from message dmesh.common.v1.SharedMemoryRef
+ */
+export type SharedMemoryRef = Message<"dmesh.common.v1.SharedMemoryRef"> & {
+  /**
+   * The file's name in that directory: letters, digits, '.', '_' and '-', not starting with '.', at most 128.
+   *
+   * @generated from field: string region = 1;
+   */
+  region: string;
+
+  /**
+   * Where the bytes start in the file.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * How many bytes: the image's, in an Image; the room there is, where a request names a region for its output.
+   *
+   * @generated from field: uint64 byte_size = 3;
+   */
+  byteSize: bigint;
+};
+
+/**
+ * Bytes in a shared-memory region on the service's host, in the manner of Triton's system shared memory:
+ * the region is a file the caller created, sized and owns in the directory the service is configured with
+ * (e.g. /dev/shm/dmesh, a tmpfs), named here by its file name; the service only reads and writes within it.
+ *
+ * @generated from message dmesh.common.v1.SharedMemoryRef
+ */
+export type SharedMemoryRefJson = {
+  /**
+   * The file's name in that directory: letters, digits, '.', '_' and '-', not starting with '.', at most 128.
+   *
+   * @generated from field: string region = 1;
+   */
+  region?: string;
+
+  /**
+   * Where the bytes start in the file.
+   *
+   * @generated from field: uint64 offset = 2;
+   */
+  offset?: string;
+
+  /**
+   * How many bytes: the image's, in an Image; the room there is, where a request names a region for its output.
+   *
+   * @generated from field: uint64 byte_size = 3;
+   */
+  byteSize?: string;
+};
+
+/**
+ * Describes the message dmesh.common.v1.SharedMemoryRef.
+ * Use `create(SharedMemoryRefSchema)` to create a new message.
+ */
+export const SharedMemoryRefSchema: GenMessage<SharedMemoryRef, {jsonType: SharedMemoryRefJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_common_v1_image, 1);
 
 /**
  * How Image.data is laid out.

@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Image, ImageEncoding, ImageEncodingJson, ImageJson } from "../../common/v1/image_pb.js";
+import type { Image, ImageEncoding, ImageEncodingJson, ImageJson, SharedMemoryRef, SharedMemoryRefJson } from "../../common/v1/image_pb.js";
 import { file_dmesh_common_v1_image } from "../../common/v1/image_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/postprocess/v1/postprocess.proto.
  */
 export const file_dmesh_postprocess_v1_postprocess: GenFile = /*@__PURE__*/
-  fileDesc("CiZkbWVzaC9wb3N0cHJvY2Vzcy92MS9wb3N0cHJvY2Vzcy5wcm90bxIUZG1lc2gucG9zdHByb2Nlc3MudjEizQIKFEdlbmVyYXRpb25QYXJhbWV0ZXJzEg4KBnByb21wdBgBIAEoCRIXCg9uZWdhdGl2ZV9wcm9tcHQYAiABKAkSDQoFc3RlcHMYAyABKAUSDwoHc2FtcGxlchgEIAEoCRIVCg1zY2hlZHVsZV90eXBlGAUgASgJEhEKCWNmZ19zY2FsZRgGIAEoAhIMCgRzZWVkGAcgASgEEg0KBXdpZHRoGAggASgFEg4KBmhlaWdodBgJIAEoBRINCgVtb2RlbBgKIAEoCRISCgptb2RlbF9oYXNoGAsgASgJEkQKBWV4dHJhGAwgAygLMjUuZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMuRXh0cmFFbnRyeRosCgpFeHRyYUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiYQoLVXBzY2FsZVNwZWMSDgoGZmFjdG9yGAEgASgFEjMKBmtlcm5lbBgCIAEoDjIjLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVLZXJuZWwSDQoFbW9kZWwYAyABKAkikwEKCUVuaGFuY2VPcBIXCg1zaGFycGVuX3NpZ21hGAEgASgCSAASEwoJbm9ybWFsaXplGAIgASgISAASFAoKc2F0dXJhdGlvbhgDIAEoAkgAEhQKCmJyaWdodG5lc3MYBCABKAJIABIPCgVnYW1tYRgFIAEoAkgAEhUKC21lZGlhbl9zaXplGAYgASgFSABCBAoCb3AimQEKDFNhZmV0eVJlc3VsdBIyCgZwb2xpY3kYASABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSDQoFc2NvcmUYAiABKAISDwoHZmxhZ2dlZBgDIAEoCBIOCgZhY3Rpb24YBCABKAkSEgoKY2xhc3NpZmllchgFIAEoCRIRCgl0aHJlc2hvbGQYBiABKAIiZwoKRW5jb2RlU3BlYxIwCghlbmNvZGluZxgBIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5JbWFnZUVuY29kaW5nEg8KB3F1YWxpdHkYAiABKAUSFgoOZW1iZWRfbWV0YWRhdGEYAyABKAgi0wIKDlByb2Nlc3NSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEj4KCnBhcmFtZXRlcnMYAiABKAsyKi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5HZW5lcmF0aW9uUGFyYW1ldGVycxIyCgZzYWZldHkYAyABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSMgoHdXBzY2FsZRgEIAEoCzIhLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVTcGVjEjAKB2VuaGFuY2UYBSADKAsyHy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmhhbmNlT3ASMAoGZW5jb2RlGAYgASgLMiAuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlU3BlYxIOCgZ0ZW5hbnQYByABKAkifQoPUHJvY2Vzc1Jlc3BvbnNlEiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEjIKBnNhZmV0eRgCIAEoCzIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVJlc3VsdBIPCgdzZWNvbmRzGAMgASgCImoKFFByb2Nlc3NTdHJlYW1SZXF1ZXN0EjkKBXN0YXJ0GAEgASgLMiguZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1N0cmVhbVN0YXJ0SAASDwoFY2h1bmsYAiABKAxIAEIGCgRwYXJ0InUKElByb2Nlc3NTdHJlYW1TdGFydBI1CgdyZXF1ZXN0GAEgASgLMiQuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1JlcXVlc3QSEwoLaW1hZ2VfYnl0ZXMYAiABKAQSEwoLY2h1bmtfYnl0ZXMYAyABKAUiaQoVUHJvY2Vzc1N0cmVhbVJlc3BvbnNlEjcKBnJlc3VsdBgBIAEoCzIlLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NSZXNwb25zZUgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJrCg5VcHNjYWxlUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIyCgd1cHNjYWxlGAIgASgLMiEuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVNwZWMiOAoPVXBzY2FsZVJlc3BvbnNlEiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlImUKDkVuaGFuY2VSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEiwKA29wcxgCIAMoCzIfLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VPcCI4Cg9FbmhhbmNlUmVzcG9uc2USJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UifwoSQ2hlY2tTYWZldHlSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEjIKBnBvbGljeRgCIAEoDjIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVBvbGljeRIOCgZ0ZW5hbnQYAyABKAkicAoTQ2hlY2tTYWZldHlSZXNwb25zZRIyCgZyZXN1bHQYASABKAsyIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlSZXN1bHQSJQoFaW1hZ2UYAiABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UiqAEKDUVuY29kZVJlcXVlc3QSJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2USMAoGZW5jb2RlGAIgASgLMiAuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlU3BlYxI+CgpwYXJhbWV0ZXJzGAMgASgLMiouZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMiNwoORW5jb2RlUmVzcG9uc2USJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UiPAoTUmVhZE1ldGFkYXRhUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSJoChRSZWFkTWV0YWRhdGFSZXNwb25zZRIQCghpbmZvdGV4dBgBIAEoCRI+CgpwYXJhbWV0ZXJzGAIgASgLMiouZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMq8QEKDVVwc2NhbGVLZXJuZWwSHgoaVVBTQ0FMRV9LRVJORUxfVU5TUEVDSUZJRUQQABIbChdVUFNDQUxFX0tFUk5FTF9MQU5DWk9TMxABEhsKF1VQU0NBTEVfS0VSTkVMX0xBTkNaT1MyEAISGwoXVVBTQ0FMRV9LRVJORUxfTUlUQ0hFTEwQAxIYChRVUFNDQUxFX0tFUk5FTF9DVUJJQxAEEhkKFVVQU0NBTEVfS0VSTkVMX0xJTkVBUhAFEhoKFlVQU0NBTEVfS0VSTkVMX05FQVJFU1QQBhIYChRVUFNDQUxFX0tFUk5FTF9NT0RFTBAHKo8BCgxTYWZldHlQb2xpY3kSHQoZU0FGRVRZX1BPTElDWV9VTlNQRUNJRklFRBAAEhYKElNBRkVUWV9QT0xJQ1lfUEFTUxABEhYKElNBRkVUWV9QT0xJQ1lfRkxBRxACEhYKElNBRkVUWV9QT0xJQ1lfQkxVUhADEhgKFFNBRkVUWV9QT0xJQ1lfUkVKRUNUEAQyrwUKElBvc3Rwcm9jZXNzU2VydmljZRJWCgdQcm9jZXNzEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1JlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5Qcm9jZXNzUmVzcG9uc2USbAoNUHJvY2Vzc1N0cmVhbRIqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NTdHJlYW1SZXF1ZXN0GisuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1N0cmVhbVJlc3BvbnNlKAEwARJWCgdVcHNjYWxlEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVJlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5VcHNjYWxlUmVzcG9uc2USVgoHRW5oYW5jZRIkLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VSZXF1ZXN0GiUuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5oYW5jZVJlc3BvbnNlEmIKC0NoZWNrU2FmZXR5EiguZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXF1ZXN0GikuZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXNwb25zZRJTCgZFbmNvZGUSIy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVSZXF1ZXN0GiQuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlUmVzcG9uc2USagoMUmVhZE1ldGFkYXRhEikuZG1lc2gucG9zdHByb2Nlc3MudjEuUmVhZE1ldGFkYXRhUmVxdWVzdBoqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlJlYWRNZXRhZGF0YVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_image]);
+  fileDesc("CiZkbWVzaC9wb3N0cHJvY2Vzcy92MS9wb3N0cHJvY2Vzcy5wcm90bxIUZG1lc2gucG9zdHByb2Nlc3MudjEizQIKFEdlbmVyYXRpb25QYXJhbWV0ZXJzEg4KBnByb21wdBgBIAEoCRIXCg9uZWdhdGl2ZV9wcm9tcHQYAiABKAkSDQoFc3RlcHMYAyABKAUSDwoHc2FtcGxlchgEIAEoCRIVCg1zY2hlZHVsZV90eXBlGAUgASgJEhEKCWNmZ19zY2FsZRgGIAEoAhIMCgRzZWVkGAcgASgEEg0KBXdpZHRoGAggASgFEg4KBmhlaWdodBgJIAEoBRINCgVtb2RlbBgKIAEoCRISCgptb2RlbF9oYXNoGAsgASgJEkQKBWV4dHJhGAwgAygLMjUuZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMuRXh0cmFFbnRyeRosCgpFeHRyYUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiYQoLVXBzY2FsZVNwZWMSDgoGZmFjdG9yGAEgASgFEjMKBmtlcm5lbBgCIAEoDjIjLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVLZXJuZWwSDQoFbW9kZWwYAyABKAkikwEKCUVuaGFuY2VPcBIXCg1zaGFycGVuX3NpZ21hGAEgASgCSAASEwoJbm9ybWFsaXplGAIgASgISAASFAoKc2F0dXJhdGlvbhgDIAEoAkgAEhQKCmJyaWdodG5lc3MYBCABKAJIABIPCgVnYW1tYRgFIAEoAkgAEhUKC21lZGlhbl9zaXplGAYgASgFSABCBAoCb3AimQEKDFNhZmV0eVJlc3VsdBIyCgZwb2xpY3kYASABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSDQoFc2NvcmUYAiABKAISDwoHZmxhZ2dlZBgDIAEoCBIOCgZhY3Rpb24YBCABKAkSEgoKY2xhc3NpZmllchgFIAEoCRIRCgl0aHJlc2hvbGQYBiABKAIiZwoKRW5jb2RlU3BlYxIwCghlbmNvZGluZxgBIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5JbWFnZUVuY29kaW5nEg8KB3F1YWxpdHkYAiABKAUSFgoOZW1iZWRfbWV0YWRhdGEYAyABKAgikwMKDlByb2Nlc3NSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEj4KCnBhcmFtZXRlcnMYAiABKAsyKi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5HZW5lcmF0aW9uUGFyYW1ldGVycxIyCgZzYWZldHkYAyABKA4yIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlQb2xpY3kSMgoHdXBzY2FsZRgEIAEoCzIhLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlVwc2NhbGVTcGVjEjAKB2VuaGFuY2UYBSADKAsyHy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmhhbmNlT3ASMAoGZW5jb2RlGAYgASgLMiAuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlU3BlYxIOCgZ0ZW5hbnQYByABKAkSPgoUb3V0cHV0X3NoYXJlZF9tZW1vcnkYCCABKAsyIC5kbWVzaC5jb21tb24udjEuU2hhcmVkTWVtb3J5UmVmIn0KD1Byb2Nlc3NSZXNwb25zZRIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIyCgZzYWZldHkYAiABKAsyIi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5TYWZldHlSZXN1bHQSDwoHc2Vjb25kcxgDIAEoAiJqChRQcm9jZXNzU3RyZWFtUmVxdWVzdBI5CgVzdGFydBgBIAEoCzIoLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NTdHJlYW1TdGFydEgAEg8KBWNodW5rGAIgASgMSABCBgoEcGFydCJ1ChJQcm9jZXNzU3RyZWFtU3RhcnQSNQoHcmVxdWVzdBgBIAEoCzIkLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NSZXF1ZXN0EhMKC2ltYWdlX2J5dGVzGAIgASgEEhMKC2NodW5rX2J5dGVzGAMgASgFImkKFVByb2Nlc3NTdHJlYW1SZXNwb25zZRI3CgZyZXN1bHQYASABKAsyJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5Qcm9jZXNzUmVzcG9uc2VIABIPCgVjaHVuaxgCIAEoDEgAQgYKBHBhcnQiqwEKDlVwc2NhbGVSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEjIKB3Vwc2NhbGUYAiABKAsyIS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5VcHNjYWxlU3BlYxI+ChRvdXRwdXRfc2hhcmVkX21lbW9yeRgDIAEoCzIgLmRtZXNoLmNvbW1vbi52MS5TaGFyZWRNZW1vcnlSZWYiOAoPVXBzY2FsZVJlc3BvbnNlEiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlIqUBCg5FbmhhbmNlUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIsCgNvcHMYAiADKAsyHy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmhhbmNlT3ASPgoUb3V0cHV0X3NoYXJlZF9tZW1vcnkYAyABKAsyIC5kbWVzaC5jb21tb24udjEuU2hhcmVkTWVtb3J5UmVmIjgKD0VuaGFuY2VSZXNwb25zZRIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSJ/ChJDaGVja1NhZmV0eVJlcXVlc3QSJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2USMgoGcG9saWN5GAIgASgOMiIuZG1lc2gucG9zdHByb2Nlc3MudjEuU2FmZXR5UG9saWN5Eg4KBnRlbmFudBgDIAEoCSJwChNDaGVja1NhZmV0eVJlc3BvbnNlEjIKBnJlc3VsdBgBIAEoCzIiLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlNhZmV0eVJlc3VsdBIlCgVpbWFnZRgCIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSLoAQoNRW5jb2RlUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIwCgZlbmNvZGUYAiABKAsyIC5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVTcGVjEj4KCnBhcmFtZXRlcnMYAyABKAsyKi5kbWVzaC5wb3N0cHJvY2Vzcy52MS5HZW5lcmF0aW9uUGFyYW1ldGVycxI+ChRvdXRwdXRfc2hhcmVkX21lbW9yeRgEIAEoCzIgLmRtZXNoLmNvbW1vbi52MS5TaGFyZWRNZW1vcnlSZWYiNwoORW5jb2RlUmVzcG9uc2USJQoFaW1hZ2UYASABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2UiPAoTUmVhZE1ldGFkYXRhUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSJoChRSZWFkTWV0YWRhdGFSZXNwb25zZRIQCghpbmZvdGV4dBgBIAEoCRI+CgpwYXJhbWV0ZXJzGAIgASgLMiouZG1lc2gucG9zdHByb2Nlc3MudjEuR2VuZXJhdGlvblBhcmFtZXRlcnMq8QEKDVVwc2NhbGVLZXJuZWwSHgoaVVBTQ0FMRV9LRVJORUxfVU5TUEVDSUZJRUQQABIbChdVUFNDQUxFX0tFUk5FTF9MQU5DWk9TMxABEhsKF1VQU0NBTEVfS0VSTkVMX0xBTkNaT1MyEAISGwoXVVBTQ0FMRV9LRVJORUxfTUlUQ0hFTEwQAxIYChRVUFNDQUxFX0tFUk5FTF9DVUJJQxAEEhkKFVVQU0NBTEVfS0VSTkVMX0xJTkVBUhAFEhoKFlVQU0NBTEVfS0VSTkVMX05FQVJFU1QQBhIYChRVUFNDQUxFX0tFUk5FTF9NT0RFTBAHKo8BCgxTYWZldHlQb2xpY3kSHQoZU0FGRVRZX1BPTElDWV9VTlNQRUNJRklFRBAAEhYKElNBRkVUWV9QT0xJQ1lfUEFTUxABEhYKElNBRkVUWV9QT0xJQ1lfRkxBRxACEhYKElNBRkVUWV9QT0xJQ1lfQkxVUhADEhgKFFNBRkVUWV9QT0xJQ1lfUkVKRUNUEAQyrwUKElBvc3Rwcm9jZXNzU2VydmljZRJWCgdQcm9jZXNzEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1JlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5Qcm9jZXNzUmVzcG9uc2USbAoNUHJvY2Vzc1N0cmVhbRIqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlByb2Nlc3NTdHJlYW1SZXF1ZXN0GisuZG1lc2gucG9zdHByb2Nlc3MudjEuUHJvY2Vzc1N0cmVhbVJlc3BvbnNlKAEwARJWCgdVcHNjYWxlEiQuZG1lc2gucG9zdHByb2Nlc3MudjEuVXBzY2FsZVJlcXVlc3QaJS5kbWVzaC5wb3N0cHJvY2Vzcy52MS5VcHNjYWxlUmVzcG9uc2USVgoHRW5oYW5jZRIkLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLkVuaGFuY2VSZXF1ZXN0GiUuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5oYW5jZVJlc3BvbnNlEmIKC0NoZWNrU2FmZXR5EiguZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXF1ZXN0GikuZG1lc2gucG9zdHByb2Nlc3MudjEuQ2hlY2tTYWZldHlSZXNwb25zZRJTCgZFbmNvZGUSIy5kbWVzaC5wb3N0cHJvY2Vzcy52MS5FbmNvZGVSZXF1ZXN0GiQuZG1lc2gucG9zdHByb2Nlc3MudjEuRW5jb2RlUmVzcG9uc2USagoMUmVhZE1ldGFkYXRhEikuZG1lc2gucG9zdHByb2Nlc3MudjEuUmVhZE1ldGFkYXRhUmVxdWVzdBoqLmRtZXNoLnBvc3Rwcm9jZXNzLnYxLlJlYWRNZXRhZGF0YVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_image]);
 
 /**
  * The parameters written into an image in AUTOMATIC1111's infotext format.
@@ -490,6 +490,15 @@ export type ProcessRequest = Message<"dmesh.postprocess.v1.ProcessRequest"> & {
    * @generated from field: string tenant = 7;
    */
   tenant: string;
+
+  /**
+   * Write the output image into this region of the caller's (its byte_size is the room there) instead of
+   * the response: the response's image then names the region, with byte_size the output's length. An output
+   * larger than the room fails with INVALID_ARGUMENT (field "output_shared_memory.byte_size").
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 8;
+   */
+  outputSharedMemory?: SharedMemoryRef | undefined;
 };
 
 /**
@@ -532,6 +541,15 @@ export type ProcessRequestJson = {
    * @generated from field: string tenant = 7;
    */
   tenant?: string;
+
+  /**
+   * Write the output image into this region of the caller's (its byte_size is the room there) instead of
+   * the response: the response's image then names the region, with byte_size the output's length. An output
+   * larger than the room fails with INVALID_ARGUMENT (field "output_shared_memory.byte_size").
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 8;
+   */
+  outputSharedMemory?: SharedMemoryRefJson;
 };
 
 /**
@@ -597,7 +615,8 @@ export type ProcessStreamRequest = Message<"dmesh.postprocess.v1.ProcessStreamRe
    */
   part: {
     /**
-     * First message: the request with image.data empty (its encoding, and for RAW its size, set).
+     * First message: the request with image.data empty (its encoding, and for RAW its size, set); shared
+     * memory is for Process, not here.
      *
      * @generated from field: dmesh.postprocess.v1.ProcessStreamStart start = 1;
      */
@@ -619,7 +638,8 @@ export type ProcessStreamRequest = Message<"dmesh.postprocess.v1.ProcessStreamRe
  */
 export type ProcessStreamRequestJson = {
   /**
-   * First message: the request with image.data empty (its encoding, and for RAW its size, set).
+   * First message: the request with image.data empty (its encoding, and for RAW its size, set); shared
+   * memory is for Process, not here.
    *
    * @generated from field: dmesh.postprocess.v1.ProcessStreamStart start = 1;
    */
@@ -760,6 +780,13 @@ export type UpscaleRequest = Message<"dmesh.postprocess.v1.UpscaleRequest"> & {
    * @generated from field: dmesh.postprocess.v1.UpscaleSpec upscale = 2;
    */
   upscale?: UpscaleSpec | undefined;
+
+  /**
+   * As ProcessRequest.output_shared_memory.
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 3;
+   */
+  outputSharedMemory?: SharedMemoryRef | undefined;
 };
 
 /**
@@ -775,6 +802,13 @@ export type UpscaleRequestJson = {
    * @generated from field: dmesh.postprocess.v1.UpscaleSpec upscale = 2;
    */
   upscale?: UpscaleSpecJson;
+
+  /**
+   * As ProcessRequest.output_shared_memory.
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 3;
+   */
+  outputSharedMemory?: SharedMemoryRefJson;
 };
 
 /**
@@ -824,6 +858,13 @@ export type EnhanceRequest = Message<"dmesh.postprocess.v1.EnhanceRequest"> & {
    * @generated from field: repeated dmesh.postprocess.v1.EnhanceOp ops = 2;
    */
   ops: EnhanceOp[];
+
+  /**
+   * As ProcessRequest.output_shared_memory.
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 3;
+   */
+  outputSharedMemory?: SharedMemoryRef | undefined;
 };
 
 /**
@@ -839,6 +880,13 @@ export type EnhanceRequestJson = {
    * @generated from field: repeated dmesh.postprocess.v1.EnhanceOp ops = 2;
    */
   ops?: EnhanceOpJson[];
+
+  /**
+   * As ProcessRequest.output_shared_memory.
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 3;
+   */
+  outputSharedMemory?: SharedMemoryRefJson;
 };
 
 /**
@@ -985,6 +1033,13 @@ export type EncodeRequest = Message<"dmesh.postprocess.v1.EncodeRequest"> & {
    * @generated from field: dmesh.postprocess.v1.GenerationParameters parameters = 3;
    */
   parameters?: GenerationParameters | undefined;
+
+  /**
+   * As ProcessRequest.output_shared_memory.
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 4;
+   */
+  outputSharedMemory?: SharedMemoryRef | undefined;
 };
 
 /**
@@ -1005,6 +1060,13 @@ export type EncodeRequestJson = {
    * @generated from field: dmesh.postprocess.v1.GenerationParameters parameters = 3;
    */
   parameters?: GenerationParametersJson;
+
+  /**
+   * As ProcessRequest.output_shared_memory.
+   *
+   * @generated from field: dmesh.common.v1.SharedMemoryRef output_shared_memory = 4;
+   */
+  outputSharedMemory?: SharedMemoryRefJson;
 };
 
 /**
