@@ -34,10 +34,10 @@ const ROUNDS = 2;
  * step, as the orchestrator does) then Process to a PNG with its infotext, same spec and seed. Every session
  * has a seed of its own, so that it stores a new artifact as real sessions do. At 1 in flight each session is
  * paired with its direct twin, run next to it (order alternating), and the median of the differences is
- * reported; at 50 in flight sessions and direct calls take turns in rounds of 100 and the medians are
- * subtracted. Also: the orchestrator process's CPU time per session, the throughput of null-workload
- * sessions against the same calls made directly, and one fdatasync on the data directory's disk, which a
- * session's durable commits each cost.
+ * reported; at 50 in flight, 50 direct calls run beside the 50 sessions and the medians are subtracted.
+ * Also: the orchestrator process's CPU time per session, the throughput of null-workload sessions against
+ * the same calls made directly, and one fdatasync on the data directory's disk, which each durable step of
+ * a session (the artifact file, then the WAL) waits for.
  */
 export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
   const root = mkdtempSync(join(tmpdir(), "dmesh-bench-orchestrator-"));
@@ -51,8 +51,9 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
     dataDir: join(root, "data"),
     modelsDir,
     logDir: join(root, "logs"),
-    // 50 sessions run at once in the orchestrator and wait in inference's queue, not in the orchestrator's.
-    env: { LOG_LEVEL: "info", MAX_CONCURRENT_SESSIONS: "64", MAX_QUEUED_GENERATIONS: "64" },
+    // 50 sessions run at once in the orchestrator and wait in inference's queue (beside 50 direct calls), not
+    // in the orchestrator's.
+    env: { LOG_LEVEL: "info", MAX_CONCURRENT_SESSIONS: "64", MAX_QUEUED_GENERATIONS: "128" },
   });
   const transports = (["orchestrator", "inference", "postprocess"] as const).map((name) =>
     createGrpcTransport({ address: `127.0.0.1:${ports[name]}` }),
@@ -147,17 +148,25 @@ export async function benchOrchestratorOverhead(): Promise<BenchResult[]> {
     }
     const cpuPerSession = (cpuMicros(orchestratorPid) - cpuBefore) / 1000 / PAIRS;
 
-    // Sessions and direct calls take turns, so that both see the same busy and quiet moments of the machine.
+    // 50 sessions in flight with 50 direct twins in flight beside them: inference's queue is the same for
+    // both, and so is every busy or quiet moment of the machine; the difference of the medians is the
+    // orchestrator's. Null-workload throughput: sessions alone, then the direct calls alone, taking turns.
     const many: number[] = [];
     const manyDirect: number[] = [];
     const nullSeconds = { sessions: 0, direct: 0 };
-    const concurrently = (run: (s: Spec) => Promise<number>, steps: number) =>
-      inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => run(spec(steps)));
     for (let round = 0; round < ROUNDS; round++) {
-      many.push(...(await concurrently(session, OVERHEAD_STEPS)).results);
-      manyDirect.push(...(await concurrently(direct, OVERHEAD_STEPS)).results);
-      nullSeconds.sessions += (await concurrently(session, NULL_STEPS)).seconds;
-      nullSeconds.direct += (await concurrently(direct, NULL_STEPS)).seconds;
+      const [sessions, directs] = await Promise.all([
+        inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => session(spec(OVERHEAD_STEPS))),
+        inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => direct(spec(OVERHEAD_STEPS))),
+      ]);
+      many.push(...sessions.results);
+      manyDirect.push(...directs.results);
+      nullSeconds.sessions += (
+        await inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => session(spec(NULL_STEPS)))
+      ).seconds;
+      nullSeconds.direct += (
+        await inParallel(CONCURRENT_SESSIONS, CONCURRENT, () => direct(spec(NULL_STEPS)))
+      ).seconds;
     }
     const sync = median(fdatasyncTimes(join(root, "data"), 20));
 
