@@ -3,8 +3,9 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fromJson } from "@bufbuild/protobuf";
 import { type ServiceName, serviceEntry } from "@dmesh/cli/mesh-launcher";
-import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { SessionSchema, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVirtualLan, namespaceSupport, type VirtualLan } from "./virtual-lan.js";
@@ -114,7 +115,8 @@ describe.skipIf(unsupported)(TITLE, () => {
     expect(id, run.stderr).toBeDefined();
     const shown = await cli(["session", id as string]);
     expect(shown.code, shown.stderr).toBe(0);
-    return JSON.parse(shown.stdout) as { state: SessionState; worker: string; attempts: number };
+    // `dmesh session` prints proto JSON: read back as protobuf-es reads any Connect JSON.
+    return fromJson(SessionSchema, JSON.parse(shown.stdout));
   };
 
   const start = (host: string, service: ServiceName, env: Record<string, string>) => {
