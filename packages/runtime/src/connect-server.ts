@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
@@ -36,6 +37,14 @@ function prepend(socket: net.Socket, first: Buffer): Duplex {
     write(chunk, encoding, callback) {
       socket.write(chunk, encoding, callback);
     },
+    // nghttp2 hands over a turn's frames together: one syscall for them, not one each.
+    writev(chunks, callback) {
+      socket.cork();
+      chunks.forEach(({ chunk, encoding }, i) => {
+        socket.write(chunk, encoding, i === chunks.length - 1 ? callback : undefined);
+      });
+      socket.uncork();
+    },
     final(callback) {
       socket.end();
       callback();
@@ -61,6 +70,8 @@ function prepend(socket: net.Socket, first: Buffer): Duplex {
  */
 export async function startConnectServer(options: ConnectServerOptions): Promise<RunningConnectServer> {
   const shutdown = new AbortController();
+  // connect-node adds a listener per call in progress; many concurrent calls are normal here, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes: options.routes,
     interceptors: options.interceptors,
@@ -76,7 +87,9 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  const server = net.createServer((socket) => {
+  // Ours, not http's, so Node's HTTP default of no Nagle delay must be asked for: without it, small frames
+  // (a stream's events, a unary answer's trailers) waited up to 40 ms for the client's delayed ACK.
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.once("data", (first: Buffer) => {
