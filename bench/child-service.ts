@@ -11,16 +11,18 @@ export interface ChildService {
 /**
  * Runs `entry` in its own Node process, its stdout (where pino writes) going to `logFile` as a service's
  * would, and waits for it to send `{ port }` over IPC once it listens. Servers live in another process than
- * the client, as between real services, so neither's CPU time hides inside the other's event loop.
+ * the client, as between real services, so neither's CPU time hides inside the other's event loop; `nodeFlags`
+ * go before the entry, as a service's own flags do (NODE_FLAGS).
  */
 export async function startChildService(
   entry: string,
   args: string[],
   logFile: string,
   env: Record<string, string> = {},
+  nodeFlags: readonly string[] = [],
 ): Promise<ChildService> {
   const log = openSync(logFile, "a");
-  const child = spawn(process.execPath, [entry, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, entry, ...args], {
     stdio: ["ignore", log, "inherit", "ipc"],
     env: { ...process.env, ...env },
   });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { NODE_FLAGS } from "@dmesh/cli/mesh-launcher";
 import {
   ImageEncoding,
   ImageSchema,
@@ -44,10 +45,14 @@ export async function benchPostprocess(): Promise<BenchResult[]> {
   const rawBytes = SIZE * SIZE * 3;
   // Room for the largest output, the 2x upscale's pixels.
   const regions = await SharedMemoryCaller.create(IN_FLIGHT, rawBytes, 4 * rawBytes);
-  const service = await startChildService(SERVICE_ENTRY, [], join(logDir, "postprocess.log"), {
-    LOG_LEVEL: "info",
-    SHARED_MEMORY_DIR: regions.dir,
-  });
+  // Started as every deployment starts it (its Node flags too).
+  const service = await startChildService(
+    SERVICE_ENTRY,
+    [],
+    join(logDir, "postprocess.log"),
+    { LOG_LEVEL: "info", SHARED_MEMORY_DIR: regions.dir },
+    NODE_FLAGS.postprocess,
+  );
   const servicePid = service.child.pid ?? Number.NaN;
   const transport = createGrpcTransport({ address: service.address });
   try {
