@@ -37,10 +37,7 @@ async function settled(
 ): Promise<Session | undefined> {
   let last: Session | undefined;
   try {
-    for await (const { event } of clients.processing.watchSession(
-      { sessionId: id },
-      { timeoutMs: waitMs },
-    )) {
+    for await (const { event } of clients.processing.watchSession({ sessionId: id }, { timeoutMs: waitMs })) {
       last = event?.session ?? last;
       if (last && last.state !== SessionState.RUNNING && last.state !== SessionState.QUEUED) break;
     }
