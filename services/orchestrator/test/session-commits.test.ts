@@ -37,7 +37,7 @@ let store: SessionStore;
 let artifacts: ArtifactStore;
 let events: SessionEvents;
 let manager: SessionManager;
-let pools: ReplicaPool<typeof InferenceService | typeof PostprocessService>[] = [];
+let pools: Pick<ReplicaPool<typeof InferenceService>, "close">[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "dmesh-session-commits-"));
