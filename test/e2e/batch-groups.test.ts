@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServiceProcess, startService } from "../faults/support/service-process.js";
 import { eventually, tinySpec } from "../faults/support/sessions.js";
 import { connectOrchestrator, type OrchestratorClients } from "../faults/support/test-mesh.js";
+import { leaseAllBut } from "../support/device-leases.js";
 
 // Two inference hosts as real processes, each with its own device service, behind one orchestrator. A host's
 // free device memory is set the way workers set memory aside: a memory lease on its device service, which its
@@ -36,18 +37,7 @@ function deviceOf(i: number) {
 }
 
 /** Leases all of host i's CPU memory but `leftBytes`, so that its replica reports room for that much. */
-async function leaveOnly(i: number, leftBytes: number): Promise<string> {
-  const device = deviceOf(i);
-  const cpu = (await device.listDevices({})).devices.find((d) => d.id === "cpu");
-  if (!cpu) throw new Error("no cpu device");
-  const { lease } = await device.acquireLease({
-    deviceId: "cpu",
-    holder: "batch-groups.test",
-    memoryBytes: cpu.memoryTotalBytes - cpu.memoryLeasedBytes - BigInt(leftBytes),
-    ttlSeconds: 600,
-  });
-  return lease?.id ?? "";
-}
+const leaveOnly = (i: number, leftBytes: number) => leaseAllBut(deviceOf(i), leftBytes, "batch-groups.test");
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "dmesh-batch-groups-"));

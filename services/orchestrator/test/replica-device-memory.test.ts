@@ -10,6 +10,7 @@ import { createGrpcTransport, createLogger, loadConfig, type RunningService } fr
 import { estimateActivationBytes } from "@dmesh/spec";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { leaseAllBut } from "../../../test/support/device-leases.js";
 import { usableBytes } from "../src/mesh/device-memory.js";
 import { inferenceTelemetry } from "../src/mesh/inference-telemetry.js";
 import { ReplicaPool } from "../src/mesh/replica-pool.js";
@@ -27,19 +28,8 @@ function deviceClient(address: string) {
   return Object.assign(createClient(DeviceService, transport), { close: () => transport.close() });
 }
 
-/** Leases all of the CPU device's memory but `leftBytes`; returns the lease id. */
-async function leaveOnly(device: ReturnType<typeof deviceClient>, leftBytes: number): Promise<string> {
-  const { devices } = await device.listDevices({});
-  const cpu = devices.find((d) => d.id === "cpu");
-  if (!cpu) throw new Error("the device service reports no cpu device");
-  const { lease } = await device.acquireLease({
-    deviceId: "cpu",
-    holder: "replica-device-memory.test",
-    memoryBytes: cpu.memoryTotalBytes - cpu.memoryLeasedBytes - BigInt(leftBytes),
-    ttlSeconds: 600,
-  });
-  return lease?.id ?? "";
-}
+const leaveOnly = (device: ReturnType<typeof deviceClient>, leftBytes: number) =>
+  leaseAllBut(device, leftBytes, "replica-device-memory.test");
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "dmesh-replica-memory-"));
@@ -73,6 +63,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** A pool over both hosts' inference replicas, reading their device memory at each health check. */
+function replicaPool(...replicas: { inference: RunningService }[]) {
+  const addresses = replicas.map((r) => r.inference.address);
+  return new ReplicaPool("inference", InferenceService, addresses, logger, 1 << 20, inferenceTelemetry);
+}
+
 // Device readings are cached for a second by the replica; a health check after that sees a new lease.
 const READING_MAX_AGE_MS = 1000;
 const afterReadingExpires = () => new Promise((r) => setTimeout(r, READING_MAX_AGE_MS + 100));
@@ -81,14 +77,7 @@ describe("inference replicas' device memory in the choice of a replica", () => {
   it("reports each replica's device memory and UNet batch, and skips a replica without room", async () => {
     const [a, b] = hosts;
     if (!a || !b) throw new Error("two hosts expected");
-    const pool = new ReplicaPool(
-      "inference",
-      InferenceService,
-      [a.inference.address, b.inference.address],
-      logger,
-      1 << 20,
-      inferenceTelemetry,
-    );
+    const pool = replicaPool(a, b);
     const leases: { device: ReturnType<typeof deviceClient>; id: string }[] = [];
     try {
       await pool.checkHealth();
@@ -127,14 +116,7 @@ describe("inference replicas' device memory in the choice of a replica", () => {
   it("sizes a group by the images its device's free memory holds, capped by MAX_UNET_BATCH", async () => {
     const [a, b] = hosts;
     if (!a || !b) throw new Error("two hosts expected");
-    const pool = new ReplicaPool(
-      "inference",
-      InferenceService,
-      [a.inference.address, b.inference.address],
-      logger,
-      1 << 20,
-      inferenceTelemetry,
-    );
+    const pool = replicaPool(a, b);
     const lease = await leaveOnly(a.device, Math.round(PER_IMAGE * 2.5));
     try {
       await afterReadingExpires();
