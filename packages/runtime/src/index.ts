@@ -10,3 +10,4 @@ export * from "./metadata.js";
 export * from "./reflection.js";
 export * from "./request-scope.js";
 export * from "./service-host.js";
+export * from "./stream-end.js";

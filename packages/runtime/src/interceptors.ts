@@ -3,6 +3,7 @@ import { Code, type ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { loggerKey, REQUEST_ID_HEADER, requestIdFrom, requestIdKey } from "./request-scope.js";
+import { onStreamEnd } from "./stream-end.js";
 
 /**
  * Successful calls quicker than this are logged at debug, not info. A line costs a synchronous write, about
@@ -45,7 +46,7 @@ export function createServerInterceptor(logger: Logger): Interceptor {
       }
       // Spelled out: a spread would miss header and trailer where they are getters.
       const { service, method, header, trailer } = res;
-      return { stream: true, service, method, header, trailer, message: onEnd(res.message, finish) };
+      return { stream: true, service, method, header, trailer, message: onStreamEnd(res.message, finish) };
     } catch (err) {
       throw finish(err);
     }
@@ -91,32 +92,6 @@ class RequestLogger implements Logger {
   child(bindings: Record<string, unknown>): Logger {
     return this.log.child(bindings);
   }
-}
-
-/**
- * `messages`, calling `finish` once they end or fail. A plain iterator rather than an async generator around
- * `yield*`, which added promise hops to every message of a stream.
- */
-function onEnd<T>(messages: AsyncIterable<T>, finish: (err?: unknown) => unknown): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = messages[Symbol.asyncIterator]();
-      return {
-        next: () =>
-          it.next().then(
-            (result) => {
-              if (result.done) finish();
-              return result;
-            },
-            (err) => {
-              throw finish(err);
-            },
-          ),
-        return: (value?: unknown) =>
-          it.return?.(value) ?? Promise.resolve({ done: true as const, value: value as T }),
-      };
-    },
-  };
 }
 
 function codeName(err: ConnectError): string {

@@ -1,6 +1,6 @@
 import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectError, StreamResponse, UnaryResponse } from "@connectrpc/connect";
-import type { GrpcTransport } from "@dmesh/runtime";
+import { type GrpcTransport, onStreamEnd } from "@dmesh/runtime";
 
 /**
  * A transport whose calls in flight can all be aborted at once: those to a replica found unreachable, which
@@ -54,7 +54,7 @@ export class AbortableTransport implements GrpcTransport {
     const call = this.track(signal);
     try {
       const response = await this.inner.stream(method, call.signal, timeoutMs, header, input);
-      return { ...response, message: releasing(response.message, call.release) };
+      return { ...response, message: onStreamEnd(response.message, call.release) };
     } catch (err) {
       call.release();
       throw err;
@@ -90,30 +90,4 @@ export class AbortableTransport implements GrpcTransport {
       },
     };
   }
-}
-
-/** `source`, calling `release` once it ends, fails or is left early. A plain iterator: one hop per message. */
-function releasing<T>(source: AsyncIterable<T>, release: () => void): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const it = source[Symbol.asyncIterator]();
-      return {
-        next: () =>
-          it.next().then(
-            (result) => {
-              if (result.done) release();
-              return result;
-            },
-            (err: unknown) => {
-              release();
-              throw err;
-            },
-          ),
-        return: (value?: unknown) => {
-          release();
-          return it.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined as T });
-        },
-      };
-    },
-  };
 }
