@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import type {
@@ -5,7 +6,9 @@ import type {
   ContextValues,
   HandlerContext,
   Interceptor,
+  StreamRequest,
   StreamResponse,
+  UnaryRequest,
   UnaryResponse,
 } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -41,13 +44,20 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
   });
-  const calls = new LiveCalls(options.shutdownSignal);
+  // Every call that reads its signal listens on the shutdown signal until it ends.
+  setMaxListeners(0, options.shutdownSignal);
   for (const { service, impl } of options.registrations) {
     for (const method of service.methods) {
       const fn = (impl as Record<string, unknown>)[method.localName];
       if (typeof fn !== "function") continue;
       const path = `/${service.typeName}/${method.name}`;
-      const handler = createMethodHandler(service, method, fn.bind(impl), options.interceptors, calls);
+      const handler = createMethodHandler(
+        service,
+        method,
+        fn.bind(impl),
+        options.interceptors,
+        options.shutdownSignal,
+      );
       const serialize = (msg: unknown) => {
         const bytes = toBinary(method.output, toMessage(method.output, msg));
         // A view, not a copy: grpc-js copies the bytes into its own frame.
@@ -93,31 +103,54 @@ class GrpcHandlerContext implements HandlerContext {
   readonly requestMethod = "POST";
   readonly values = new CallValues();
   readonly timeoutMs: () => number | undefined;
-  aborted = false;
   private controller: AbortController | undefined;
-  private reason: unknown;
+  private ended = false;
   private requestHeaders: Headers | undefined;
   private responseHeaders: Headers | undefined;
+  /** Response headers set by name before anyone asked for the Headers object (the request id echo). */
+  private pendingHeaders: [string, string][] | undefined;
   private responseTrailers: Headers | undefined;
 
   constructor(
     readonly service: DescService,
     readonly method: DescMethod,
     readonly url: string,
-    private readonly requestMetadata: grpc.Metadata,
-    deadlineMs: number | undefined,
+    private readonly call: AnyCall,
+    private readonly deadlineMs: number | undefined,
+    private readonly shutdownSignal: AbortSignal,
   ) {
     this.timeoutMs = deadlineMs === undefined ? () => undefined : () => deadlineMs - Date.now();
   }
 
   get requestHeader(): Headers {
-    this.requestHeaders ??= metadataToHeaders(this.requestMetadata);
+    this.requestHeaders ??= metadataToHeaders(this.call.metadata);
     return this.requestHeaders;
   }
 
+  /** One request header's value, read from grpc-js metadata without making a Headers object. */
+  requestHeaderValue(name: string): string | null {
+    if (this.requestHeaders) return this.requestHeaders.get(name);
+    const [value] = this.call.metadata.get(name);
+    return value === undefined ? null : String(value);
+  }
+
   get responseHeader(): Headers {
-    this.responseHeaders ??= new Headers();
+    if (!this.responseHeaders) {
+      this.responseHeaders = new Headers(this.pendingHeaders);
+      this.pendingHeaders = undefined;
+    }
     return this.responseHeaders;
+  }
+
+  setResponseHeaderValue(name: string, value: string): void {
+    if (this.responseHeaders) {
+      this.responseHeaders.set(name, value);
+      return;
+    }
+    // As Headers.set: one value per name.
+    const pending = (this.pendingHeaders ?? []).filter(([key]) => key !== name);
+    pending.push([name, value]);
+    this.pendingHeaders = pending;
   }
 
   get responseTrailer(): Headers {
@@ -125,28 +158,56 @@ class GrpcHandlerContext implements HandlerContext {
     return this.responseTrailers;
   }
 
-  /** The response headers as grpc-js metadata; none made when nothing set them. */
+  /** The response headers as grpc-js metadata; no Headers object made when only names were set. */
   headerMetadata(): grpc.Metadata {
-    return headersToMetadata(this.responseHeaders);
+    if (this.responseHeaders || !this.pendingHeaders) return headersToMetadata(this.responseHeaders);
+    const metadata = new grpc.Metadata();
+    for (const [name, value] of this.pendingHeaders) metadata.set(name, value);
+    return metadata;
   }
 
   trailerMetadata(): grpc.Metadata {
     return headersToMetadata(this.responseTrailers);
   }
 
+  /**
+   * Aborted by the client's cancel, the deadline, the server's shutdown and the call's end. Only a call that
+   * reads its signal listens for those: a listener on the call and one on the shutdown signal, added and
+   * removed, measured as a visible part of a quick call that never looks.
+   */
   get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.aborted) this.controller.abort(this.reason);
+    if (this.controller) return this.controller.signal;
+    const controller = new AbortController();
+    this.controller = controller;
+    if (this.ended) controller.abort(CALL_ENDED);
+    else if (this.shutdownSignal.aborted) controller.abort(this.shutdownSignal.reason);
+    else if (this.call.cancelled) controller.abort(this.cancelReason());
+    else {
+      this.call.on("cancelled", this.onCancelled);
+      this.shutdownSignal.addEventListener("abort", this.onShutdown);
     }
-    return this.controller.signal;
+    return controller.signal;
   }
 
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.controller?.abort(reason);
+  /** The call is over: work still tied to it stops, and nothing listens for it any more. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    if (!this.controller) return;
+    this.call.off("cancelled", this.onCancelled);
+    this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    this.controller.abort(CALL_ENDED);
+  }
+
+  // grpc-js enforces the deadline itself and then reports "cancelled", as it does when any call's stream
+  // closes, finished ones included (those have ended, and their listener is gone by then).
+  private readonly onCancelled = () => this.controller?.abort(this.cancelReason());
+  private readonly onShutdown = () => this.controller?.abort(this.shutdownSignal.reason);
+
+  private cancelReason(): Error {
+    return this.deadlineMs !== undefined && Date.now() >= this.deadlineMs
+      ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
+      : new Error("client cancelled");
   }
 }
 
@@ -220,6 +281,21 @@ class HandlerResponse {
   }
 }
 
+/**
+ * A request header's value as an interceptor reads it: from grpc-js metadata directly where the call came in
+ * over grpc-js (a Headers object validates and copies every entry, a visible part of a quick call), from
+ * `header` otherwise (the Connect port).
+ */
+export function requestHeaderValue(req: UnaryRequest | StreamRequest, name: string): string | null {
+  return req instanceof GrpcInterceptorRequest ? req.ctx.requestHeaderValue(name) : req.header.get(name);
+}
+
+/** Sets a response header the same way: without a Headers object where the call is ours over grpc-js. */
+export function setResponseHeader(res: UnaryResponse | StreamResponse, name: string, value: string): void {
+  if (res instanceof HandlerResponse) res.ctx.setResponseHeaderValue(name, value);
+  else res.header.set(name, value);
+}
+
 /** A response's headers and trailers as grpc-js metadata, without making the ones nobody set. */
 function responseMetadata(res: UnaryResponse | StreamResponse): {
   header: grpc.Metadata;
@@ -230,37 +306,13 @@ function responseMetadata(res: UnaryResponse | StreamResponse): {
   return { header: headersToMetadata(res.header), trailer: headersToMetadata(res.trailer) };
 }
 
-/**
- * The calls in progress, so that the server's shutdown aborts them all through one listener: one per call
- * on the shutdown signal would cost each call an add and a remove, and trip Node's leak warning past ten.
- */
-class LiveCalls {
-  private readonly live = new Set<GrpcHandlerContext>();
-
-  constructor(private readonly shutdownSignal: AbortSignal) {
-    shutdownSignal.addEventListener("abort", () => {
-      for (const call of this.live) call.abort(shutdownSignal.reason);
-    });
-  }
-
-  /** Tracks `call` until `delete`; aborts it at once if the server is already shut down. */
-  add(call: GrpcHandlerContext): void {
-    if (this.shutdownSignal.aborted) call.abort(this.shutdownSignal.reason);
-    this.live.add(call);
-  }
-
-  delete(call: GrpcHandlerContext): void {
-    this.live.delete(call);
-  }
-}
-
 function createMethodHandler(
   service: DescService,
   method: DescMethod,
   // biome-ignore lint/suspicious/noExplicitAny: see AnyServiceImpl
   impl: (...args: any[]) => any,
   interceptors: Interceptor[],
-  calls: LiveCalls,
+  shutdownSignal: AbortSignal,
 ): grpc.UntypedHandleCall {
   const url = `/${service.typeName}/${method.name}`;
   const streamingInput = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
@@ -282,50 +334,34 @@ function createMethodHandler(
   const start = (call: AnyCall) => {
     const deadline = Number(call.getDeadline());
     const deadlineMs = Number.isFinite(deadline) ? deadline : undefined;
-    const ctx = new GrpcHandlerContext(service, method, url, call.metadata, deadlineMs);
-    // Client cancel, deadline and server shutdown abort the call's signal; so does its end. grpc-js enforces
-    // the deadline itself and then reports "cancelled", as it does when any call's stream closes, finished
-    // ones included: make no error then.
-    call.on("cancelled", () => {
-      if (ctx.aborted) return;
-      ctx.abort(
-        deadlineMs !== undefined && Date.now() >= deadlineMs
-          ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
-          : new Error("client cancelled"),
-      );
-    });
-    calls.add(ctx);
-    const end = () => {
-      calls.delete(ctx);
-      ctx.abort(CALL_ENDED);
-    };
+    const ctx = new GrpcHandlerContext(service, method, url, call, deadlineMs, shutdownSignal);
     // Node destroys a stream when its async iterator finishes, which would kill the duplex's sending half.
     const input = streamingInput
       ? (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false })
       : call.request;
-    return { ctx, response: run(new GrpcInterceptorRequest(stream, service, method, url, input, ctx)), end };
+    return { ctx, response: run(new GrpcInterceptorRequest(stream, service, method, url, input, ctx)) };
   };
 
   if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
     return ((call: AnyCall, callback: grpc.sendUnaryData<unknown>) => {
-      const { ctx, response, end } = start(call);
+      const { ctx, response } = start(call);
       response.then(
         (res) => {
           const { header, trailer } = responseMetadata(res);
           call.sendMetadata(header);
           callback(null, res.message, trailer);
-          end();
+          ctx.end();
         },
         (err) => {
           callback(toServiceError(err, ctx));
-          end();
+          ctx.end();
         },
       );
     }) as grpc.UntypedHandleCall;
   }
 
   return (async (call: grpc.ServerWritableStream<unknown, unknown>) => {
-    const { ctx, response, end } = start(call as unknown as AnyCall);
+    const { ctx, response } = start(call as unknown as AnyCall);
     try {
       const res = (await response) as StreamResponse;
       let headerSent = false;
@@ -341,7 +377,7 @@ function createMethodHandler(
     } catch (err) {
       if (!call.cancelled) call.emit("error", toServiceError(err, ctx));
     } finally {
-      end();
+      ctx.end();
     }
   }) as grpc.UntypedHandleCall;
 }

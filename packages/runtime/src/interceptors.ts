@@ -1,6 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "./errors.js";
+import { requestHeaderValue, setResponseHeader } from "./grpc-server.js";
 import type { Logger } from "./logger.js";
 import { loggerKey, REQUEST_ID_HEADER, requestIdFrom, requestIdKey } from "./request-scope.js";
 import { onStreamEnd } from "./stream-end.js";
@@ -19,7 +20,7 @@ const QUICK_CALL_MS = 100;
  */
 export function createServerInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
-    const requestId = requestIdFrom(req.header);
+    const requestId = requestIdFrom(requestHeaderValue(req, REQUEST_ID_HEADER));
     const log = new RequestLogger(logger, requestId, req.service.typeName, req.method.name);
     req.contextValues.set(requestIdKey, requestId);
     req.contextValues.set(loggerKey, log);
@@ -39,7 +40,7 @@ export function createServerInterceptor(logger: Logger): Interceptor {
     };
     try {
       const res = await next(req);
-      res.header.set(REQUEST_ID_HEADER, requestId);
+      setResponseHeader(res, REQUEST_ID_HEADER, requestId);
       if (!res.stream) {
         finish();
         return res;

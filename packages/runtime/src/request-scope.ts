@@ -21,15 +21,15 @@ export function newRequestId(): string {
   return randomUUID();
 }
 
-/** Reads an incoming request id, or makes one; bounded so a client cannot flood the logs. */
-export function requestIdFrom(header: Headers): string {
-  const given = header.get(REQUEST_ID_HEADER)?.trim();
+/** The incoming request id (the header's value), or a new one; bounded so a client cannot flood the logs. */
+export function requestIdFrom(headerValue: string | null | undefined): string {
+  const given = headerValue?.trim();
   return given && given.length <= 128 && /^[\w.:-]+$/.test(given) ? given : newRequestId();
 }
 
 export function scopeFrom(ctx: HandlerContext, fallback: Logger): RequestScope {
   return {
-    requestId: ctx.values.get(requestIdKey) || requestIdFrom(ctx.requestHeader),
+    requestId: ctx.values.get(requestIdKey) || requestIdFrom(ctx.requestHeader.get(REQUEST_ID_HEADER)),
     logger: ctx.values.get(loggerKey) ?? fallback,
     signal: ctx.signal,
     timeoutMs: ctx.timeoutMs,
