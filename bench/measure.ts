@@ -14,6 +14,24 @@ export interface Contender {
   cpuMicros?(): number;
 }
 
+/** Quartiles of the per-round ratios of one contender to another. */
+export interface PairedRatio {
+  median: number;
+  q1: number;
+  q3: number;
+  rounds: number;
+}
+
+/**
+ * The median of `values[r] / baselines[r]` over rounds `r` in which both took turns back to back: each
+ * round's pair saw the same moment of a machine others share, so a slow spell moves both, not the ratio.
+ */
+export function pairedRatio(values: readonly number[], baselines: readonly number[]): PairedRatio {
+  const ratios = values.map((v, r) => v / (baselines[r] as number)).sort((a, b) => a - b);
+  const at = (q: number) => ratios[Math.min(ratios.length - 1, Math.floor(ratios.length * q))] as number;
+  return { median: median(ratios), q1: at(0.25), q3: at(0.75), rounds: ratios.length };
+}
+
 /**
  * The contenders in the order they take their turns in `round`: rotated every round, so that none always
  * follows the same other one (whose leftovers, a collection or a busy child process, would land on it).
@@ -26,28 +44,40 @@ function turnOrder<T>(contenders: readonly T[], round: number): [number, T][] {
   });
 }
 
+/** One contender's latencies in microseconds: every sample, and the median of each round's block. */
+export interface Latencies {
+  all: number[];
+  rounds: number[];
+}
+
 /**
  * Latency of each contender's call made one at a time, in microseconds, the contenders taking turns in runs
  * of `block` calls: on a machine others share, every contender sees the same busy and quiet moments, and
  * what a server does after answering (its collector, its timers) lands on its own next call rather than on
- * another contender's.
+ * another contender's. The first `settle` calls of each turn are not timed: they measure a process waking
+ * after it sat idle through the others' turns (cold caches), which a hop under steady use does not pay.
  */
 export async function interleavedLatencies(
   contenders: readonly Contender[],
-  options: { warmup: number; count: number; block: number },
-): Promise<number[][]> {
-  const micros = contenders.map(() => [] as number[]);
+  options: { warmup: number; count: number; block: number; settle: number },
+): Promise<Latencies[]> {
+  const latencies = contenders.map((): Latencies => ({ all: [], rounds: [] }));
   for (let done = -options.warmup, round = 0; done < options.count; done += options.block, round++) {
     for (const [c, contender] of turnOrder(contenders, round)) {
+      for (let i = 0; i < options.settle; i++) await contender.call();
+      const block: number[] = [];
       for (let i = 0; i < options.block; i++) {
         const started = performance.now();
         await contender.call();
-        if (done + i >= 0 && done + i < options.count)
-          (micros[c] as number[]).push((performance.now() - started) * 1000);
+        if (done + i >= 0 && done + i < options.count) block.push((performance.now() - started) * 1000);
       }
+      if (block.length === 0) continue;
+      const own = latencies[c] as Latencies;
+      own.all.push(...block);
+      own.rounds.push(median(block));
     }
   }
-  return micros;
+  return latencies;
 }
 
 export interface Tally {
@@ -55,6 +85,8 @@ export interface Tally {
   seconds: number;
   /** NaN where the contender has no CPU reading. */
   cpuMicros: number;
+  /** Calls per second in each measured window, in round order. */
+  rounds: number[];
 }
 
 /** Calls per second. */
@@ -70,7 +102,7 @@ export async function interleavedThroughput(
   contenders: readonly Contender[],
   options: { inFlight: number; windowMs: number; windows: number },
 ): Promise<Tally[]> {
-  const tallies = contenders.map(() => ({ calls: 0, seconds: 0, cpuMicros: 0 }));
+  const tallies = contenders.map((): Tally => ({ calls: 0, seconds: 0, cpuMicros: 0, rounds: [] }));
   for (let w = -1; w < options.windows; w++) {
     for (const [c, contender] of turnOrder(contenders, w + 1)) {
       const cpuBefore = contender.cpuMicros?.() ?? Number.NaN;
@@ -80,6 +112,7 @@ export async function interleavedThroughput(
       tally.calls += calls;
       tally.seconds += seconds;
       tally.cpuMicros += (contender.cpuMicros?.() ?? Number.NaN) - cpuBefore;
+      tally.rounds.push(calls / seconds);
     }
   }
   return tallies;

@@ -14,9 +14,22 @@ function formatTarget(result: BenchResult): string {
   return `${bound} ${met ? "ok" : "MISSED"}`;
 }
 
-/** One aligned table: figure, its baseline from the same run, value/baseline and the target it had. */
+/**
+ * One aligned table: figure, its baseline from the same run, the ratio (value/baseline, or the median of
+ * per-round ratios where the two took turns, with how many rounds and their interquartile range) and the
+ * target it had.
+ */
 export function formatTable(results: readonly BenchResult[]): string {
-  const header = ["benchmark", "value", "unit", "baseline", "baseline value", "ratio", "target"];
+  const header = [
+    "benchmark",
+    "value",
+    "unit",
+    "baseline",
+    "baseline value",
+    "ratio",
+    "rounds (IQR)",
+    "target",
+  ];
   const rows = results.map((r) => [
     r.name,
     formatNumber(r.value),
@@ -24,6 +37,7 @@ export function formatTable(results: readonly BenchResult[]): string {
     r.baseline?.name ?? "",
     r.baseline ? formatNumber(r.baseline.value) : "",
     r.ratio === undefined ? "" : `${r.ratio.toFixed(2)}x`,
+    r.rounds ? `${r.rounds.rounds}: ${r.rounds.q1.toFixed(2)}–${r.rounds.q3.toFixed(2)}` : "",
     formatTarget(r),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));

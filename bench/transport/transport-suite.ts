@@ -10,7 +10,9 @@ import {
   cpuMicros,
   interleavedLatencies,
   interleavedThroughput,
+  type Latencies,
   median,
+  pairedRatio,
   type Tally,
   warmUp,
 } from "../measure.js";
@@ -37,9 +39,14 @@ const TRANSPORTS = {
 type Transport = keyof typeof TRANSPORTS;
 const NAMES = Object.keys(TRANSPORTS) as Transport[];
 
+/** A figure, and the same per round where the transports took turns (for paired ratios). */
+interface Figure {
+  value: number;
+  rounds?: number[];
+}
 type Figures = Record<
   "p50Us" | "callsPerSecond" | "cpuUsPerCall" | "streamMessagesPerSecond" | "streamMessagesPerSecondInFlight",
-  number
+  Figure
 >;
 
 /**
@@ -48,7 +55,7 @@ type Figures = Record<
  * access line), the same at debug (every call writes one), a bare grpc-js pair (also with each call
  * carrying our request id and deadline), stock connect-node and the old JSON-lines pipe: each server in its
  * own process, the same messages, on loopback. The transports take turns throughout, so that the ratios hold
- * on a machine others are using.
+ * on a machine others are using, and the ratios are the medians of the rounds' ratios.
  */
 export async function benchTransport(): Promise<BenchResult[]> {
   const logDir = mkdtempSync(join(tmpdir(), "dmesh-bench-transport-"));
@@ -87,19 +94,24 @@ async function measure(clients: EchoClient[]): Promise<Record<Transport, Figures
   // grpc-js, 1.06x after thousands of calls).
   await warmUp(unary, 5000, IN_FLIGHT);
   await warmUp(streams, 100, IN_FLIGHT);
-  const latencies = await interleavedLatencies(unary, { warmup: 200, count: 2000, block: 20 });
-  const calls = await interleavedThroughput(unary, { inFlight: IN_FLIGHT, windowMs: 250, windows: 10 });
+  const latencies = await interleavedLatencies(unary, { warmup: 200, count: 3000, block: 30, settle: 10 });
+  const calls = await interleavedThroughput(unary, { inFlight: IN_FLIGHT, windowMs: 200, windows: 24 });
   const single = await interleavedThroughput(streams, { inFlight: 1, windowMs: 200, windows: 6 });
   const many = await interleavedThroughput(streams, { inFlight: IN_FLIGHT, windowMs: 300, windows: 6 });
+  const rate = (tally: Tally, scale = 1): Figure => ({
+    value: callsPerSecond(tally) * scale,
+    rounds: tally.rounds.map((perSecond) => perSecond * scale),
+  });
   return Object.fromEntries(
     NAMES.map((name, i) => {
       const call = calls[i] as Tally;
+      const latency = latencies[i] as Latencies;
       const figures: Figures = {
-        p50Us: median(latencies[i] as number[]),
-        callsPerSecond: callsPerSecond(call),
-        cpuUsPerCall: call.cpuMicros / call.calls,
-        streamMessagesPerSecond: callsPerSecond(single[i] as Tally) * STREAM_LENGTH,
-        streamMessagesPerSecondInFlight: callsPerSecond(many[i] as Tally) * STREAM_LENGTH,
+        p50Us: { value: median(latency.all), rounds: latency.rounds },
+        callsPerSecond: rate(call),
+        cpuUsPerCall: { value: call.cpuMicros / call.calls },
+        streamMessagesPerSecond: rate(single[i] as Tally, STREAM_LENGTH),
+        streamMessagesPerSecondInFlight: rate(many[i] as Tally, STREAM_LENGTH),
       };
       return [name, figures];
     }),
@@ -109,6 +121,7 @@ async function measure(clients: EchoClient[]): Promise<Record<Transport, Figures
 /**
  * Ours (as deployed, and with every call logged) and connect-node against bare grpc-js; ours against grpc-js
  * carrying what our calls carry (what our layers cost beyond the deadline and request id), and the pipe.
+ * The targets are the deployed hop's (LOG_LEVEL=info); the debug row shows what a line per call costs.
  */
 function compareTransports(figures: Record<Transport, Figures>): BenchResult[] {
   const metrics: { label: string; key: keyof Figures; unit: string; target?: RatioTarget }[] = [
@@ -128,12 +141,22 @@ function compareTransports(figures: Record<Transport, Figures>): BenchResult[] {
     },
   ];
   return metrics.flatMap(({ label, key, unit, target }) => {
-    const of = (name: Transport) => ({ name: TRANSPORTS[name], value: figures[name][key] });
-    const row = (name: Transport, baseline: Transport, goal?: RatioTarget) =>
-      versus(`${label}: ${TRANSPORTS[name]}`, figures[name][key], unit, of(baseline), goal);
+    const of = (name: Transport) => ({ name: TRANSPORTS[name], value: figures[name][key].value });
+    const row = (name: Transport, baseline: Transport, goal?: RatioTarget) => {
+      const [ours, theirs] = [figures[name][key].rounds, figures[baseline][key].rounds];
+      const paired = ours && theirs ? pairedRatio(ours, theirs) : undefined;
+      return versus(
+        `${label}: ${TRANSPORTS[name]}`,
+        figures[name][key].value,
+        unit,
+        of(baseline),
+        goal,
+        paired,
+      );
+    };
     return [
       row("dmesh", "grpcJs", target),
-      row("dmeshLogged", "grpcJs", target),
+      row("dmeshLogged", "grpcJs"),
       row("dmesh", "grpcJsCarrying"),
       row("connectNode", "grpcJs"),
       row("dmesh", "pipe"),
