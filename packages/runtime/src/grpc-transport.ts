@@ -1,5 +1,6 @@
 import type {
   DescMessage,
+  DescMethod,
   DescMethodStreaming,
   DescMethodUnary,
   MessageInitShape,
@@ -35,6 +36,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     "grpc.keepalive_time_ms": 30_000,
     "grpc-node.flow_control_window": 16 * 1024 * 1024,
   });
+  const channel = client.getChannel();
 
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
     timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
@@ -50,30 +52,27 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       header: ConstructorParameters<typeof Headers>[0],
       input: MessageInitShape<I>,
     ): Promise<UnaryResponse<I, O>> {
-      const { serialize, deserialize } = codecOf(method);
       return new Promise((resolve, reject) => {
         if (signal?.aborted) return reject(abortError(signal));
-        const path = `/${method.parent.typeName}/${method.name}`;
-        const metadata = headersToMetadata(header);
-        const options = callOptions(timeoutMs);
-        const received: ReceivedMetadata = {};
-        const call = withoutStackCapture(() =>
-          client.makeUnaryRequest(path, serialize, deserialize, input, metadata, options, (err, message) => {
-            signal?.removeEventListener("abort", onAbort);
-            if (err) return reject(fromServiceError(err, signal));
-            resolve(new GrpcUnaryResponse(method, message as MessageShape<O>, received));
-          }),
-        );
-        const onAbort = () => call.cancel();
-        signal?.addEventListener("abort", onAbort, { once: true });
-        call.on("metadata", (md) => {
-          received.header = md;
-        });
-        // grpc-js reports the status just after calling back with the message: `received` is filled by the
-        // time anyone reads the response's trailer.
-        call.on("status", (status) => {
-          received.trailer = status.metadata;
-        });
+        const codec = codecOf(method);
+        let request: Buffer;
+        try {
+          request = codec.serialize(input);
+        } catch (err) {
+          return reject(
+            new ConnectError(`request message serialization failure: ${String(err)}`, Code.Internal),
+          );
+        }
+        const deadline =
+          timeoutMs !== undefined && timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
+        const call = channel.createCall(codec.path, deadline, undefined, null, undefined);
+        const exchange = new UnaryExchange(method, codec, call, signal, resolve, reject);
+        signal?.addEventListener("abort", exchange.onAbort, { once: true });
+        // The order grpc-js's own Client keeps: start, ask for the response, send, half-close.
+        call.start(headersToMetadata(header), exchange);
+        call.startRead();
+        call.sendMessageWithContext({}, request);
+        call.halfClose();
       });
     },
 
@@ -85,8 +84,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       input: AsyncIterable<MessageInitShape<I>>,
     ): Promise<StreamResponse<I, O>> {
       if (signal?.aborted) throw abortError(signal);
-      const { serialize, deserialize } = codecOf(method);
-      const path = `/${method.parent.typeName}/${method.name}`;
+      const { path, serialize, deserialize } = codecOf(method);
       const metadata = headersToMetadata(header);
       const opts = callOptions(timeoutMs);
       const responseHeader = new Headers();
@@ -128,9 +126,57 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
   };
 }
 
-interface ReceivedMetadata {
-  header?: grpc.Metadata;
-  trailer?: grpc.Metadata;
+/**
+ * One unary call driven on grpc-js's channel directly (its public `createCall`), as grpc-js's own Client
+ * drives it under `makeUnaryRequest`, without the objects that API makes per call for interceptors, events
+ * and its caller's stack, none of which we use: 30 µs less client CPU a call, of ~190, measured here.
+ */
+class UnaryExchange<I extends DescMessage, O extends DescMessage> implements grpc.InterceptingListener {
+  private header: grpc.Metadata | undefined;
+  private message: MessageShape<O> | undefined;
+  private failure: ConnectError | undefined;
+
+  constructor(
+    private readonly method: DescMethodUnary<I, O>,
+    private readonly codec: Codec,
+    private readonly call: grpc.experimental.CallStream,
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: (response: UnaryResponse<I, O>) => void,
+    private readonly reject: (err: ConnectError) => void,
+  ) {}
+
+  readonly onAbort = () => this.call.cancelWithStatus(grpc.status.CANCELLED, "Cancelled on client");
+
+  onReceiveMetadata(metadata: grpc.Metadata): void {
+    this.header = metadata;
+  }
+
+  onReceiveMessage(bytes: Buffer): void {
+    // What grpc-js's Client reports for these, as ConnectErrors.
+    if (this.message !== undefined) {
+      this.fail("too many responses received", Code.Unimplemented);
+      return;
+    }
+    try {
+      this.message = this.codec.deserialize(bytes) as MessageShape<O>;
+    } catch (err) {
+      this.fail(`response message parsing error: ${String(err)}`, Code.Internal);
+    }
+  }
+
+  onReceiveStatus(status: grpc.StatusObject): void {
+    this.signal?.removeEventListener("abort", this.onAbort);
+    if (this.failure) this.reject(this.failure);
+    else if (status.code !== grpc.status.OK) this.reject(fromServiceError(status, this.signal));
+    else if (this.message === undefined)
+      this.reject(new ConnectError("no response message received", Code.Unimplemented));
+    else this.resolve(new GrpcUnaryResponse(this.method, this.message, this.header, status.metadata));
+  }
+
+  private fail(message: string, code: Code): void {
+    this.failure ??= new ConnectError(message, code);
+    this.call.cancelWithStatus(code as number as grpc.status, message);
+  }
 }
 
 /**
@@ -147,18 +193,19 @@ class GrpcUnaryResponse<I extends DescMessage, O extends DescMessage> implements
   constructor(
     readonly method: DescMethodUnary<I, O>,
     readonly message: MessageShape<O>,
-    private readonly received: ReceivedMetadata,
+    private readonly headerMetadata: grpc.Metadata | undefined,
+    private readonly trailerMetadata: grpc.Metadata,
   ) {
     this.service = method.parent;
   }
 
   get header(): Headers {
-    this.headers ??= this.received.header ? metadataToHeaders(this.received.header) : new Headers();
+    this.headers ??= this.headerMetadata ? metadataToHeaders(this.headerMetadata) : new Headers();
     return this.headers;
   }
 
   get trailer(): Headers {
-    this.trailers ??= this.received.trailer ? metadataToHeaders(this.received.trailer) : new Headers();
+    this.trailers ??= metadataToHeaders(this.trailerMetadata);
     return this.trailers;
   }
 }
@@ -180,18 +227,21 @@ async function pump<T>(input: AsyncIterable<T>, call: grpc.ClientDuplexStream<T,
 }
 
 interface Codec {
+  /** The method's gRPC path. */
+  path: string;
   serialize(msg: unknown): Buffer;
   deserialize(bytes: Buffer): unknown;
 }
 
-// One codec per method, made once: a call then allocates no serializer closures.
+// One codec per method, made once: a call then allocates no serializer closures or path.
 const codecs = new WeakMap<object, Codec>();
 
-function codecOf(method: { input: DescMessage; output: DescMessage }): Codec {
+function codecOf(method: DescMethod): Codec {
   let codec = codecs.get(method);
   if (!codec) {
     const { input, output } = method;
     codec = {
+      path: `/${method.parent.typeName}/${method.name}`,
       serialize: (msg) => {
         const bytes = toBinary(input, create(input, msg as MessageInitShape<DescMessage>));
         // A view, not a copy: grpc-js copies the bytes into its own frame.
@@ -202,21 +252,6 @@ function codecOf(method: { input: DescMessage; output: DescMessage }): Codec {
     codecs.set(method, codec);
   }
   return codec;
-}
-
-/**
- * Runs `make` without capturing stack traces. grpc-js captures one on every unary call, only to append it to
- * the call's error, and ours become ConnectErrors with stacks of their own; the capture measured ~7 µs a
- * call here, as much as the rest of our client side.
- */
-function withoutStackCapture<T>(make: () => T): T {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return make();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
 }
 
 function abortError(signal: AbortSignal): ConnectError {
