@@ -1,4 +1,3 @@
-import { setMaxListeners } from "node:events";
 import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import type {
@@ -44,20 +43,13 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
   });
-  // Every call that reads its signal listens on the shutdown signal until it ends.
-  setMaxListeners(0, options.shutdownSignal);
+  const readers = new SignalReaders(options.shutdownSignal);
   for (const { service, impl } of options.registrations) {
     for (const method of service.methods) {
       const fn = (impl as Record<string, unknown>)[method.localName];
       if (typeof fn !== "function") continue;
       const path = `/${service.typeName}/${method.name}`;
-      const handler = createMethodHandler(
-        service,
-        method,
-        fn.bind(impl),
-        options.interceptors,
-        options.shutdownSignal,
-      );
+      const handler = createMethodHandler(service, method, fn.bind(impl), options.interceptors, readers);
       const serialize = (msg: unknown) => {
         const bytes = toBinary(method.output, toMessage(method.output, msg));
         // A view, not a copy: grpc-js copies the bytes into its own frame.
@@ -117,7 +109,7 @@ class GrpcHandlerContext implements HandlerContext {
     readonly url: string,
     private readonly call: AnyCall,
     private readonly deadlineMs: number | undefined,
-    private readonly shutdownSignal: AbortSignal,
+    private readonly readers: SignalReaders,
   ) {
     this.timeoutMs = deadlineMs === undefined ? () => undefined : () => deadlineMs - Date.now();
   }
@@ -172,19 +164,20 @@ class GrpcHandlerContext implements HandlerContext {
 
   /**
    * Aborted by the client's cancel, the deadline, the server's shutdown and the call's end. Only a call that
-   * reads its signal listens for those: a listener on the call and one on the shutdown signal, added and
-   * removed, measured as a visible part of a quick call that never looks.
+   * reads its signal listens for those (a listener on the call, an entry among the shutdown's readers): for a
+   * quick call that never looks, they measured as a visible part of its cost.
    */
   get signal(): AbortSignal {
     if (this.controller) return this.controller.signal;
     const controller = new AbortController();
     this.controller = controller;
+    const shutdown = this.readers.shutdownSignal;
     if (this.ended) controller.abort(CALL_ENDED);
-    else if (this.shutdownSignal.aborted) controller.abort(this.shutdownSignal.reason);
+    else if (shutdown.aborted) controller.abort(shutdown.reason);
     else if (this.call.cancelled) controller.abort(this.cancelReason());
     else {
       this.call.on("cancelled", this.onCancelled);
-      this.shutdownSignal.addEventListener("abort", this.onShutdown);
+      this.readers.add(this);
     }
     return controller.signal;
   }
@@ -195,14 +188,17 @@ class GrpcHandlerContext implements HandlerContext {
     this.ended = true;
     if (!this.controller) return;
     this.call.off("cancelled", this.onCancelled);
-    this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    this.readers.delete(this);
     this.controller.abort(CALL_ENDED);
+  }
+
+  abort(reason: unknown): void {
+    this.controller?.abort(reason);
   }
 
   // grpc-js enforces the deadline itself and then reports "cancelled", as it does when any call's stream
   // closes, finished ones included (those have ended, and their listener is gone by then).
   private readonly onCancelled = () => this.controller?.abort(this.cancelReason());
-  private readonly onShutdown = () => this.controller?.abort(this.shutdownSignal.reason);
 
   private cancelReason(): Error {
     return this.deadlineMs !== undefined && Date.now() >= this.deadlineMs
@@ -306,13 +302,35 @@ function responseMetadata(res: UnaryResponse | StreamResponse): {
   return { header: headersToMetadata(res.header), trailer: headersToMetadata(res.trailer) };
 }
 
+/**
+ * The calls that have read their signal, so that the server's shutdown aborts them through one listener (one
+ * per call on the shutdown signal would make each add and remove walk all the others').
+ */
+class SignalReaders {
+  private readonly live = new Set<GrpcHandlerContext>();
+
+  constructor(readonly shutdownSignal: AbortSignal) {
+    shutdownSignal.addEventListener("abort", () => {
+      for (const call of this.live) call.abort(shutdownSignal.reason);
+    });
+  }
+
+  add(call: GrpcHandlerContext): void {
+    this.live.add(call);
+  }
+
+  delete(call: GrpcHandlerContext): void {
+    this.live.delete(call);
+  }
+}
+
 function createMethodHandler(
   service: DescService,
   method: DescMethod,
   // biome-ignore lint/suspicious/noExplicitAny: see AnyServiceImpl
   impl: (...args: any[]) => any,
   interceptors: Interceptor[],
-  shutdownSignal: AbortSignal,
+  readers: SignalReaders,
 ): grpc.UntypedHandleCall {
   const url = `/${service.typeName}/${method.name}`;
   const streamingInput = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
@@ -334,7 +352,7 @@ function createMethodHandler(
   const start = (call: AnyCall) => {
     const deadline = Number(call.getDeadline());
     const deadlineMs = Number.isFinite(deadline) ? deadline : undefined;
-    const ctx = new GrpcHandlerContext(service, method, url, call, deadlineMs, shutdownSignal);
+    const ctx = new GrpcHandlerContext(service, method, url, call, deadlineMs, readers);
     // Node destroys a stream when its async iterator finishes, which would kill the duplex's sending half.
     const input = streamingInput
       ? (call as unknown as import("node:stream").Readable).iterator({ destroyOnReturn: false })
@@ -353,7 +371,7 @@ function createMethodHandler(
           ctx.end();
         },
         (err) => {
-          callback(toServiceError(err, ctx));
+          callback(toServiceError(err, ctx.signal));
           ctx.end();
         },
       );
@@ -361,9 +379,11 @@ function createMethodHandler(
   }
 
   return (async (call: grpc.ServerWritableStream<unknown, unknown>) => {
-    const { ctx, response } = start(call as unknown as AnyCall);
+    let ctx: GrpcHandlerContext | undefined;
     try {
-      const res = (await response) as StreamResponse;
+      const started = start(call as unknown as AnyCall);
+      ctx = started.ctx;
+      const res = (await started.response) as StreamResponse;
       let headerSent = false;
       for await (const msg of res.message) {
         if (call.cancelled) break;
@@ -373,11 +393,14 @@ function createMethodHandler(
         }
         if (!call.write(msg)) await drainedOrCancelled(call);
       }
-      if (!call.cancelled) call.end(responseMetadata(res).trailer);
+      if (call.cancelled) return;
+      // A stream without messages still answers with its headers (the request id among them).
+      if (!headerSent) call.sendMetadata(responseMetadata(res).header);
+      call.end(responseMetadata(res).trailer);
     } catch (err) {
-      if (!call.cancelled) call.emit("error", toServiceError(err, ctx));
+      if (!call.cancelled) call.emit("error", toServiceError(err, ctx?.signal));
     } finally {
-      ctx.end();
+      ctx?.end();
     }
   }) as grpc.UntypedHandleCall;
 }
@@ -395,7 +418,7 @@ function drainedOrCancelled(call: grpc.ServerWritableStream<unknown, unknown>): 
   });
 }
 
-function toServiceError(err: unknown, ctx: HandlerContext): Partial<grpc.StatusObject> {
-  const ce = toConnectError(err, ctx.signal);
+function toServiceError(err: unknown, signal: AbortSignal | undefined): Partial<grpc.StatusObject> {
+  const ce = toConnectError(err, signal);
   return { code: ce.code as number, details: ce.rawMessage, metadata: headersToMetadata(ce.metadata) };
 }

@@ -63,16 +63,24 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
             new ConnectError(`request message serialization failure: ${String(err)}`, Code.Internal),
           );
         }
+        // Made before the call, so that a header grpc-js refuses leaves no call or listener behind.
+        const metadata = headersToMetadata(header);
         const deadline =
           timeoutMs !== undefined && timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
         const call = channel.createCall(codec.path, deadline, undefined, null, undefined);
         const exchange = new UnaryExchange(method, codec, call, signal, resolve, reject);
         signal?.addEventListener("abort", exchange.onAbort, { once: true });
-        // The order grpc-js's own Client keeps: start, ask for the response, send, half-close.
-        call.start(headersToMetadata(header), exchange);
-        call.startRead();
-        call.sendMessageWithContext({}, request);
-        call.halfClose();
+        try {
+          // The order grpc-js's own Client keeps: start, ask for the response, send, half-close.
+          call.start(metadata, exchange);
+          call.startRead();
+          call.sendMessageWithContext({}, request);
+          call.halfClose();
+        } catch (err) {
+          signal?.removeEventListener("abort", exchange.onAbort);
+          call.cancelWithStatus(grpc.status.INTERNAL, String(err));
+          reject(new ConnectError(`the call could not be sent: ${String(err)}`, Code.Internal));
+        }
       });
     },
 
@@ -167,7 +175,9 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements grp
   onReceiveStatus(status: grpc.StatusObject): void {
     this.signal?.removeEventListener("abort", this.onAbort);
     if (this.failure) this.reject(this.failure);
-    else if (status.code !== grpc.status.OK) this.reject(fromServiceError(status, this.signal));
+    // As an Error, so that whoever logs the ConnectError's cause gets a message and a code.
+    else if (status.code !== grpc.status.OK)
+      this.reject(fromServiceError(Object.assign(new Error(status.details), status), this.signal));
     else if (this.message === undefined)
       this.reject(new ConnectError("no response message received", Code.Unimplemented));
     else this.resolve(new GrpcUnaryResponse(this.method, this.message, this.header, status.metadata));

@@ -29,8 +29,9 @@ const impl = {
     ctx.responseTrailer.set("x-tenant-seen", ctx.requestHeader.get("x-tenant") ?? "none");
     return { status: Status.SERVING };
   },
-  async *watch(_req: HealthCheckRequest, ctx: HandlerContext) {
+  async *watch(req: HealthCheckRequest, ctx: HandlerContext) {
     ctx.responseTrailer.set("x-tenant-seen", ctx.requestHeader.get("x-tenant") ?? "none");
+    if (req.service === "empty") return;
     yield { status: Status.SERVING };
     yield { status: Status.NOT_SERVING };
   },
@@ -107,6 +108,23 @@ describe("headers and trailers across a hop (grpc-js server adapter and transpor
     expect(header?.get("x-request-id")).toBe("req-stream-1");
     expect(trailer?.get("x-tenant-seen")).toBe("globex");
     expect(lines).toContainEqual(expect.objectContaining({ requestId: "req-stream-1", code: "ok" }));
+  });
+
+  it("server stream without messages: still answers with the request id in its header", async () => {
+    let header: Headers | undefined;
+    const stream = createClient(Health, transport).watch(
+      { service: "empty" },
+      {
+        headers: { "x-request-id": "req-empty-1" },
+        onHeader: (h) => {
+          header = h;
+        },
+      },
+    );
+    let count = 0;
+    for await (const _ of stream) count++;
+    expect(count).toBe(0);
+    expect(header?.get("x-request-id")).toBe("req-empty-1");
   });
 
   it("gives a call without a request id one of its own, and says which in the header", async () => {

@@ -101,6 +101,19 @@ describe("our transport's unary calls against a bare grpc-js server", () => {
     expect((await failure(health.check({ service: "huge" }))).code).toBe(Code.ResourceExhausted);
   });
 
+  it("refuses a header grpc-js cannot send, and the next call goes through", async () => {
+    await expect(health.check({ service: "ok" }, { headers: { "bad header": "x" } })).rejects.toThrow(
+      /not a valid|legal/i,
+    );
+    expect((await health.check({ service: "ok" })).status).toBe(Status.SERVING);
+  });
+
+  it("keeps a failed status's message and code in the error's cause, for the logs", async () => {
+    const err = await failure(health.check({ service: "missing" }));
+    expect(err.cause).toBeInstanceOf(Error);
+    expect((err.cause as Error).message).toBe("no service, named here");
+  });
+
   it("ends with DEADLINE_EXCEEDED at the deadline and CANCELED when aborted", async () => {
     const started = performance.now();
     expect((await failure(health.check({ service: "slow" }, { timeoutMs: 100 }))).code).toBe(
