@@ -1,10 +1,13 @@
 import { readFileSync } from "node:fs";
 
-/** Median of a sample (sorts a copy). */
+/** Median of a sample (sorts a copy); of an even count, the mean of the middle two. */
 export function median(values: readonly number[]): number {
   if (values.length === 0) throw new Error("median of an empty sample");
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** Something measured against others: its call, and optionally the CPU time it makes processes use. */

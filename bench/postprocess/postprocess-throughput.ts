@@ -182,7 +182,7 @@ export async function benchPostprocess(): Promise<BenchResult[]> {
         ...rows("shared memory", sharedMemory, { min: 0.9 }),
         ...rows("pixels in messages", inMessage),
         versus(
-          `postprocess: ${op.label}, the same bytes through our gRPC alone (no image work)`,
+          `postprocess: ${op.label} CPU per image moving the same bytes through our gRPC alone (no image work)`,
           cpuMsPerCall(alone),
           "ms",
           cpuBaseline,
