@@ -99,23 +99,23 @@ export function callsPerSecond(tally: Tally): number {
 
 /**
  * Calls completed with `inFlight` outstanding, the contenders taking turns over `windows` windows of
- * `windowMs` each (after one unmeasured window each), for the same reason as `interleavedLatencies`.
+ * `windowMs` each (after one unmeasured window each), for the same reason as `interleavedLatencies`. Each
+ * turn's first `settleMs` run at full load untimed, as that function's first calls of a turn do.
  */
 export async function interleavedThroughput(
   contenders: readonly Contender[],
-  options: { inFlight: number; windowMs: number; windows: number },
+  options: { inFlight: number; windowMs: number; windows: number; settleMs?: number },
 ): Promise<Tally[]> {
   const tallies = contenders.map((): Tally => ({ calls: 0, seconds: 0, cpuMicros: 0, rounds: [] }));
   for (let w = -1; w < options.windows; w++) {
     for (const [c, contender] of turnOrder(contenders, w + 1)) {
-      const cpuBefore = contender.cpuMicros?.() ?? Number.NaN;
-      const { calls, seconds } = await throughput(() => contender.call(), options.inFlight, options.windowMs);
+      const window = await throughput(contender, options.inFlight, options.settleMs ?? 0, options.windowMs);
       if (w < 0) continue;
       const tally = tallies[c] as Tally;
-      tally.calls += calls;
-      tally.seconds += seconds;
-      tally.cpuMicros += (contender.cpuMicros?.() ?? Number.NaN) - cpuBefore;
-      tally.rounds.push(calls / seconds);
+      tally.calls += window.calls;
+      tally.seconds += window.seconds;
+      tally.cpuMicros += window.cpuMicros;
+      tally.rounds.push(window.calls / window.seconds);
     }
   }
   return tallies;
@@ -141,23 +141,37 @@ export async function warmUp(
   }
 }
 
-/** Calls completed with `inFlight` kept outstanding for `durationMs`. */
+/**
+ * Calls completed with `inFlight` kept outstanding for `durationMs`, counted (with the CPU time they took)
+ * from `settleMs` after the first calls went out, the load kept up across that mark.
+ */
 async function throughput(
-  call: () => Promise<unknown>,
+  contender: Contender,
   inFlight: number,
+  settleMs: number,
   durationMs: number,
-): Promise<{ calls: number; seconds: number }> {
+): Promise<{ calls: number; seconds: number; cpuMicros: number }> {
   let calls = 0;
-  const end = performance.now() + durationMs;
+  let from = performance.now() + settleMs;
+  const end = from + durationMs;
+  let cpuBefore = Number.NaN;
+  const mark = settleMs > 0 ? setTimeout(() => startCounting(), settleMs) : undefined;
+  const startCounting = () => {
+    calls = 0;
+    from = performance.now();
+    cpuBefore = contender.cpuMicros?.() ?? Number.NaN;
+  };
+  if (!mark) startCounting();
   const worker = async () => {
     while (performance.now() < end) {
-      await call();
+      await contender.call();
       calls++;
     }
   };
-  const started = performance.now();
   await Promise.all(Array.from({ length: inFlight }, worker));
-  return { calls, seconds: (performance.now() - started) / 1000 };
+  clearTimeout(mark);
+  const cpuMicros = (contender.cpuMicros?.() ?? Number.NaN) - cpuBefore;
+  return { calls, seconds: (performance.now() - from) / 1000, cpuMicros };
 }
 
 /**

@@ -96,7 +96,12 @@ async function measure(clients: EchoClient[]): Promise<Record<Transport, Figures
   await warmUp(streams, 100, IN_FLIGHT);
   // Whole blocks of warm-up and of measurement, so that every round's pair holds the same number of calls.
   const latencies = await interleavedLatencies(unary, { warmup: 210, count: 3000, block: 30, settle: 10 });
-  const calls = await interleavedThroughput(unary, { inFlight: IN_FLIGHT, windowMs: 200, windows: 24 });
+  const calls = await interleavedThroughput(unary, {
+    inFlight: IN_FLIGHT,
+    windowMs: 200,
+    windows: 24,
+    settleMs: 50,
+  });
   const single = await interleavedThroughput(streams, { inFlight: 1, windowMs: 200, windows: 6 });
   const many = await interleavedThroughput(streams, { inFlight: IN_FLIGHT, windowMs: 300, windows: 6 });
   const rate = (tally: Tally, scale = 1): Figure => ({
