@@ -11,11 +11,14 @@ import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/conne
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { appendMetadata, headersToMetadata, metadataToHeaders } from "./metadata.js";
+import type { ClientTls } from "./tls.js";
 
 export interface GrpcTransportOptions {
   /** host:port of the service. */
   address: string;
   maxMessageBytes?: number;
+  /** TLS (and a client certificate) for the channel; plaintext without. */
+  tls?: ClientTls;
 }
 
 export interface GrpcTransport extends Transport {
@@ -30,7 +33,9 @@ export interface GrpcTransport extends Transport {
  */
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
   const max = options.maxMessageBytes ?? 64 * 1024 * 1024;
-  const client = new grpc.Client(options.address, grpc.credentials.createInsecure(), {
+  const credentials = options.tls?.credentials ?? grpc.credentials.createInsecure();
+  const client = new grpc.Client(options.address, credentials, {
+    ...options.tls?.channelOptions,
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
     "grpc.keepalive_time_ms": 30_000,

@@ -1,6 +1,9 @@
+export * from "./api-keys.js";
+export * from "./auth-interceptor.js";
 export * from "./config.js";
 export * from "./connect-server.js";
 export * from "./errors.js";
+export * from "./file-watch.js";
 export * from "./grpc-server.js";
 export * from "./grpc-transport.js";
 export * from "./health.js";
@@ -11,3 +14,4 @@ export * from "./reflection.js";
 export * from "./request-scope.js";
 export * from "./service-host.js";
 export * from "./stream-end.js";
+export * from "./tls.js";

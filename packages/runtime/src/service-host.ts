@@ -7,6 +7,7 @@ import { createHealthService, HealthRegistry } from "./health.js";
 import { createServerInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
 import { createReflectionServices } from "./reflection.js";
+import { ServerTls, type ServerTlsConfig } from "./tls.js";
 
 export interface ServiceHostOptions {
   name: string;
@@ -18,6 +19,8 @@ export interface ServiceHostOptions {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   interceptors?: Interceptor[];
+  /** TLS_CERT_FILE and friends (a service passes its config); plaintext without a certificate. */
+  tls?: ServerTlsConfig;
 }
 
 export interface RunningService {
@@ -44,13 +47,19 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
     maxMessageBytes: options.maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
+  const tls = ServerTls.from(options.tls, options.logger);
+  const credentials = tls?.grpcCredentials() ?? grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${options.host}:${options.port}`, credentials, (err, p) =>
       err ? reject(err) : resolve(p),
     ),
-  );
+  ).catch((err: unknown) => {
+    tls?.close();
+    throw err;
+  });
   const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  options.logger.info({ address }, `${options.name} listening`);
+  const security = tls ? (tls.requireClientCertificate ? "mutual TLS" : "TLS") : "plaintext";
+  options.logger.info({ address, security }, `${options.name} listening`);
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -69,6 +78,7 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
         server.forceShutdown();
       }
       shutdown.abort(new Error("server shut down"));
+      tls?.close();
     })();
     return closing;
   };
