@@ -2,6 +2,7 @@ export * from "./api-keys.js";
 export * from "./auth-interceptor.js";
 export * from "./config.js";
 export * from "./connect-server.js";
+export * from "./cors.js";
 export * from "./errors.js";
 export * from "./file-watch.js";
 export * from "./grpc-server.js";

@@ -18,6 +18,12 @@ export const LIMITS = {
   maxPreviewInterval: 500,
   /** Largest encoded input image (init image or mask) in bytes. */
   maxInputImageBytes: 32 * 1024 * 1024,
+  /** Ids a caller sends: session, batch, artifact, workflow and request ids, page tokens. */
+  maxIdChars: 128,
+  /** Names: models, adapters, a workflow's image inputs, batch axis fields. */
+  maxNameChars: 256,
+  /** Tags: short labels inside a prompt or a request (`<lora:name:0.8>`, style names). */
+  maxTagChars: 256,
 } as const;
 
 export const DEFAULTS = {

@@ -6,6 +6,7 @@ import {
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
+import { checkName } from "./bounded-strings.js";
 import { DEFAULTS, LIMITS } from "./limits.js";
 import type { GenerationModeName, ResolvedSpec, SchedulerClassName } from "./resolved-spec.js";
 
@@ -64,6 +65,9 @@ export function validateGenerationSpec(
       );
     }
   }
+
+  for (const name of ["base", "refiner", "vae"] as const)
+    checkName(spec.models?.[name] ?? "", f(`models.${name}`));
 
   const width = side(spec.size?.width ?? 0, f("size.width"));
   const height = side(spec.size?.height ?? 0, f("size.height"));

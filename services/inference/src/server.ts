@@ -1,5 +1,5 @@
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
-import { startGrpcService } from "@dmesh/runtime";
+import { ClientTls, startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { InferenceHandler } from "./inference-handler.js";
@@ -34,8 +34,10 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   );
   // Settled before anything loads: the registry reads the chain at each load.
   const defaultDir = models.defaultId ? models.info(models.defaultId).dir : undefined;
+  // TLS (TLS_CA_FILE) for the calls to the device service.
+  const deviceTls = config.deviceUrl ? ClientTls.from(config, logger) : undefined;
   sessionSettings.executionProviders = await resolveProviderChain(
-    config,
+    { ...config, deviceTls },
     {
       bytes: Object.values(defaultDir?.fileBytes ?? {}).reduce((n: number, b) => n + (b ?? 0), 0),
       width: defaultDir?.nativeSize ?? 1024,
@@ -44,7 +46,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     logger,
   );
   const deviceMemory = config.deviceUrl
-    ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger)
+    ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger, 1000, deviceTls)
     : undefined;
   const service = await startGrpcService({
     name: "inference",
@@ -53,6 +55,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    tls: config,
     registrations: routes({
       inference: new InferenceHandler(
         models,
@@ -84,6 +87,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     close: async () => {
       await service.close();
       deviceMemory?.close();
+      deviceTls?.close();
       await models.close();
     },
   };

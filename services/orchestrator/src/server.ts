@@ -14,7 +14,9 @@ import {
 } from "@dmesh/runtime";
 import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
+import { MAX_BATCH_ITEMS } from "./batches/expand-batch.js";
 import type { orchestratorSettings } from "./config.js";
+import { openDoor } from "./door.js";
 import { AddressDiscovery } from "./mesh/address-discovery.js";
 import { inferenceTelemetry } from "./mesh/inference-telemetry.js";
 import { ReplicaPool, type Telemetry } from "./mesh/replica-pool.js";
@@ -23,6 +25,7 @@ import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
+import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
@@ -42,6 +45,7 @@ export interface Orchestrator {
 
 /** Builds the orchestrator's dependencies, recovers interrupted work and starts listening. */
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
+  const door = openDoor(config, logger);
   const db = openDatabase(join(config.dataDir, "dmesh.sqlite"));
   const sessionStore = new SessionStore(db);
   const artifacts = new ArtifactStore(db, join(config.dataDir, "artifacts"));
@@ -64,6 +68,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       max,
       telemetry,
       config.replicaLostAfterMs,
+      door.clientTls,
     );
     if (discovery.usesDns) {
       discovery.refreshEvery(config.discoveryIntervalMs, addresses, (a) => replicas.setAddresses(a));
@@ -75,6 +80,12 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
+  const quotas = parseTenantQuotas(config.tenantQuotas);
+  const mesh = {
+    running: config.maxConcurrentSessions,
+    queued: config.maxQueuedSessions,
+    batchItems: MAX_BATCH_ITEMS,
+  };
   const events = new SessionEvents();
   const commits = new GroupCommit(db, logger);
   const sessions = new SessionManager(
@@ -93,7 +104,11 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     events,
     commits,
     workflows,
-    { maxConcurrent: config.maxConcurrentSessions, maxQueued: config.maxQueuedSessions },
+    {
+      maxConcurrent: config.maxConcurrentSessions,
+      maxQueued: config.maxQueuedSessions,
+      quotaOf: (tenant) => quotaOf(quotas, mesh, tenant),
+    },
     logger,
   );
   const batches = new BatchManager(
@@ -132,10 +147,12 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     port: config.port,
     logger,
     routes: routes(handlers, health),
-    interceptors: [createServerInterceptor(logger)],
+    interceptors: [createServerInterceptor(logger), door.auth],
     maxMessageBytes: max,
     shutdownGraceMs: config.shutdownGraceMs,
     onClose: () => health.setReady(false),
+    tls: config,
+    corsOrigins: config.corsOrigins,
   });
 
   return {
@@ -152,6 +169,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       for (const replicas of [inference, postprocess, device]) replicas.close();
       commits.close();
       db.close();
+      door.close();
     },
   };
 }
