@@ -64,8 +64,8 @@ export class AbortedError extends DomainError {
 /** Response trailer that names the request field an INVALID_ARGUMENT or NOT_FOUND is about. */
 export const FIELD_TRAILER = "dmesh-field";
 
-/** Most characters of a caller's value an error message quotes. */
-export const MAX_QUOTE_CHARS = 32;
+/** Most characters of a caller's value an error message quotes: an id we make (a UUID, a sha256) fits. */
+export const MAX_QUOTE_CHARS = 64;
 /**
  * Longest error message or field name sent back. Both travel in headers (`grpc-message`, the field trailer):
  * an unbounded one made clients reset the stream (a 200,000-character id came back as INTERNAL).

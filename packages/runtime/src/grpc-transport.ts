@@ -19,6 +19,8 @@ export interface GrpcTransportOptions {
   maxMessageBytes?: number;
   /** TLS (and a client certificate) for the channel; plaintext without. */
   tls?: ClientTls;
+  /** Headers every call carries unless it sets them itself (an API key: `authorization: Bearer KEY`). */
+  headers?: Record<string, string>;
 }
 
 export interface GrpcTransport extends Transport {
@@ -42,6 +44,11 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     "grpc-node.flow_control_window": 16 * 1024 * 1024,
   });
   const channel = client.getChannel();
+  const fixed = Object.entries(options.headers ?? {});
+  const withFixed = (metadata: grpc.Metadata): grpc.Metadata => {
+    for (const [name, value] of fixed) if (metadata.get(name).length === 0) metadata.set(name, value);
+    return metadata;
+  };
 
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
     timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
@@ -69,7 +76,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           );
         }
         // Made before the call, so that a header grpc-js refuses leaves no call or listener behind.
-        const metadata = headersToMetadata(header);
+        const metadata = withFixed(headersToMetadata(header));
         const deadline =
           timeoutMs !== undefined && timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
         const call = channel.createCall(codec.path, deadline, undefined, null, undefined);
@@ -98,7 +105,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     ): Promise<StreamResponse<I, O>> {
       if (signal?.aborted) throw abortError(signal);
       const { path, serialize, deserialize } = codecOf(method);
-      const metadata = headersToMetadata(header);
+      const metadata = withFixed(headersToMetadata(header));
       const opts = callOptions(timeoutMs);
       const responseHeader = new Headers();
       const trailer = new Headers();

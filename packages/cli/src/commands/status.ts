@@ -1,12 +1,18 @@
 import { parseArgs } from "node:util";
-import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 
 export const STATUS_HELP = `dmesh status [--url ${DEFAULT_URL}]
   Health, latency, warm models, queue and device memory of every instructor behind the orchestrator.`;
 
 export async function status(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: "string", default: DEFAULT_URL } } });
-  const res = await orchestratorClients(values.url).mesh.getMeshStatus({}, { timeoutMs: 10_000 });
+  const { values } = parseArgs({
+    args: argv,
+    options: { url: { type: "string", default: DEFAULT_URL }, ...API_KEY_OPTION },
+  });
+  const res = await orchestratorClients(values.url, values["api-key"]).mesh.getMeshStatus(
+    {},
+    { timeoutMs: 10_000 },
+  );
   const rows = res.instructors.map((i) => [
     i.domain,
     i.address,
