@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,6 +116,33 @@ describe("mutual TLS on a grpc-js service", () => {
     } finally {
       for (const tls of [member, stranger, anonymous]) tls.close();
     }
+  });
+
+  it("answers the exec health probe, which reads the container's own TLS settings", async () => {
+    const port = String(service.address.split(":").at(-1));
+    // Not spawnSync: the service answering runs in this process.
+    const probe = (name: string, env: Record<string, string>) =>
+      new Promise<{ status: number; stdout: string }>((resolve) => {
+        execFile(
+          process.execPath,
+          [join(import.meta.dirname, "../dist/health-probe.js"), name],
+          { env: { PATH: process.env.PATH ?? "", PORT: port, ...env }, encoding: "utf8", timeout: 10_000 },
+          (err, stdout) =>
+            resolve({ status: typeof err?.code === "number" ? err.code : err ? -1 : 0, stdout }),
+        );
+      });
+    const container = {
+      TLS_CERT_FILE: certs.serverCert,
+      TLS_KEY_FILE: certs.serverKey,
+      TLS_CLIENT_CA_FILE: certs.caCert,
+    };
+    const serving = await probe("liveness", container);
+    expect([serving.status, serving.stdout.trim()]).toEqual([0, "SERVING"]);
+    service.health.setReady(false);
+    const notReady = await probe("", container);
+    expect([notReady.status, notReady.stdout.trim()]).toEqual([1, "NOT_SERVING"]);
+    // Without the certificate it cannot get in.
+    expect((await probe("liveness", {})).status).toBe(1);
   });
 });
 
