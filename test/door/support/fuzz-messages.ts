@@ -26,13 +26,13 @@ function fill(schema: DescMessage, extreme: Extreme, depth: number): Record<stri
       if (field && value !== undefined) out[member.localName] = { case: field.localName, value };
       continue;
     }
-    const value = valueOf(member, extreme, depth);
+    const value = fieldValue(member, extreme, depth);
     if (value !== undefined) out[member.localName] = value;
   }
   return out;
 }
 
-function valueOf(field: DescField, extreme: Extreme, depth: number): unknown {
+function fieldValue(field: DescField, extreme: Extreme, depth: number): unknown {
   switch (field.fieldKind) {
     case "list": {
       const item =
