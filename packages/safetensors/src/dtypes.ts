@@ -115,7 +115,8 @@ function halfBits(value: number): number {
 
 /** float32 values as little-endian bytes of `dtype`. */
 export function fromFloat32(dtype: WritableDtype, values: Float32Array): Uint8Array {
-  if (dtype === "F32") return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (dtype === "F32")
+    return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = halfBits(values[i] as number);
   return new Uint8Array(out.buffer);

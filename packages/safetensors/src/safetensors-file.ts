@@ -49,9 +49,14 @@ export async function openSafetensors(path: string, options: OpenOptions = {}): 
     handle = await open(path, "r");
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    throw new SafetensorsError(path, code === "ENOENT" ? "does not exist" : `cannot be opened (${code})`, undefined, {
-      cause,
-    });
+    throw new SafetensorsError(
+      path,
+      code === "ENOENT" ? "does not exist" : `cannot be opened (${code})`,
+      undefined,
+      {
+        cause,
+      },
+    );
   }
   try {
     const fileBytes = (await handle.stat()).size;
@@ -122,7 +127,11 @@ function createFile(
     async readFloat(key) {
       const { dtype, shape } = info(key);
       if (!isFloatDtype(dtype)) {
-        throw new SafetensorsError(path, `dtype ${dtype} is not a float type this reader supports (F16, BF16, F32)`, key);
+        throw new SafetensorsError(
+          path,
+          `dtype ${dtype} is not a float type this reader supports (F16, BF16, F32)`,
+          key,
+        );
       }
       return { dtype, shape, data: toFloat32(dtype, await readBytes(key)) };
     },

@@ -109,7 +109,11 @@ function readMetadata(file: string, value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== "string") {
-      throw new SafetensorsError(file, `value of ${JSON.stringify(k.slice(0, 60))} is not a string`, METADATA_KEY);
+      throw new SafetensorsError(
+        file,
+        `value of ${JSON.stringify(k.slice(0, 60))} is not a string`,
+        METADATA_KEY,
+      );
     }
     out[k] = v;
   }
@@ -136,7 +140,8 @@ function readTensorInfo(file: string, key: string, value: unknown, dataBytes: nu
     throw new SafetensorsError(file, "data_offsets is not a pair of non-negative integers", key);
   }
   const [begin, end] = offsets as [number, number];
-  if (begin > end) throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] end before they begin`, key);
+  if (begin > end)
+    throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] end before they begin`, key);
   if (end > dataBytes) {
     throw new SafetensorsError(
       file,
@@ -168,10 +173,18 @@ function checkTiling(file: string, tensors: ReadonlyMap<string, TensorInfo>, dat
   let previous: string | undefined;
   for (const [key, info] of ordered) {
     if (info.begin < position) {
-      throw new SafetensorsError(file, `bytes [${info.begin}, ${info.end}] overlap tensor ${quoteKey(previous ?? "")}`, key);
+      throw new SafetensorsError(
+        file,
+        `bytes [${info.begin}, ${info.end}] overlap tensor ${quoteKey(previous ?? "")}`,
+        key,
+      );
     }
     if (info.begin > position) {
-      throw new SafetensorsError(file, `${info.begin - position} bytes before this tensor belong to none`, key);
+      throw new SafetensorsError(
+        file,
+        `${info.begin - position} bytes before this tensor belong to none`,
+        key,
+      );
     }
     position = info.end;
     previous = key;

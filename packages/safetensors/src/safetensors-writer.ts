@@ -30,7 +30,11 @@ export function encodeSafetensors(
     }
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) {
-      throw new SafetensorsError("<memory>", `shape [${t.shape.join(", ")}] holds ${count} values, got ${t.data.length}`, t.name);
+      throw new SafetensorsError(
+        "<memory>",
+        `shape [${t.shape.join(", ")}] holds ${count} values, got ${t.data.length}`,
+        t.name,
+      );
     }
     const bytes = fromFloat32(t.dtype, t.data);
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + bytes.length] };

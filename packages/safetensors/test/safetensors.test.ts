@@ -61,12 +61,15 @@ describe("reading", () => {
     const data = bytesOf(f32, f16, bf16);
     const file = await decodeSafetensors(
       "mixed.safetensors",
-      rawFile({
-        __metadata__: { format: "pt", ss_network_dim: "4" },
-        a: { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] },
-        h: { dtype: "F16", shape: [3, 2], data_offsets: [16, 28] },
-        b: { dtype: "BF16", shape: [2], data_offsets: [28, 32] },
-      }, data),
+      rawFile(
+        {
+          __metadata__: { format: "pt", ss_network_dim: "4" },
+          a: { dtype: "F32", shape: [2, 2], data_offsets: [0, 16] },
+          h: { dtype: "F16", shape: [3, 2], data_offsets: [16, 28] },
+          b: { dtype: "BF16", shape: [2], data_offsets: [28, 32] },
+        },
+        data,
+      ),
     );
     expect(file.metadata).toEqual({ format: "pt", ss_network_dim: "4" });
     expect([...file.tensors.keys()]).toEqual(["a", "h", "b"]);
@@ -141,11 +144,16 @@ describe("refusals name the file and the key", () => {
   it("a header that runs past the end of the file (truncated)", async () => {
     const whole = rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32(1));
     const e = await refusal(whole.slice(0, 20));
-    expect(e.message).toMatch(/^bad\.safetensors: header of \d+ bytes runs past the end of the file \(20 bytes\)/);
+    expect(e.message).toMatch(
+      /^bad\.safetensors: header of \d+ bytes runs past the end of the file \(20 bytes\)/,
+    );
   });
 
   it("tensor data cut off (truncated), an offset past the end", async () => {
-    const whole = rawFile({ "lora_unet_x.lora_up.weight": { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, f32(4));
+    const whole = rawFile(
+      { "lora_unet_x.lora_up.weight": { dtype: "F32", shape: [4], data_offsets: [0, 16] } },
+      f32(4),
+    );
     const e = await refusal(whole.slice(0, whole.length - 4));
     expect(e.key).toBe("lora_unet_x.lora_up.weight");
     expect(e.message).toBe(
@@ -181,7 +189,9 @@ describe("refusals name the file and the key", () => {
       `bad.safetensors: header of ${DEFAULT_MAX_HEADER_BYTES + 1} bytes is larger than the limit of ${DEFAULT_MAX_HEADER_BYTES} bytes`,
     );
     const small = rawFile({ a: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, f32(1));
-    await expect(decodeSafetensors("x.safetensors", small, { maxHeaderBytes: 10 })).rejects.toThrow(/limit of 10 bytes/);
+    await expect(decodeSafetensors("x.safetensors", small, { maxHeaderBytes: 10 })).rejects.toThrow(
+      /limit of 10 bytes/,
+    );
   });
 
   it("an unknown dtype", async () => {
@@ -200,17 +210,26 @@ describe("refusals name the file and the key", () => {
 
   it("malformed entries", async () => {
     const cases: [unknown, RegExp][] = [
-      [{ w: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } }, /"w": shape is not a list of non-negative integers/],
+      [
+        { w: { dtype: "F32", shape: [-1], data_offsets: [0, 4] } },
+        /"w": shape is not a list of non-negative integers/,
+      ],
       [{ w: { dtype: "F32", shape: [1], data_offsets: [0] } }, /"w": data_offsets is not a pair/],
-      [{ w: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, /"w": data_offsets \[4, 0\] end before they begin/],
+      [
+        { w: { dtype: "F32", shape: [1], data_offsets: [4, 0] } },
+        /"w": data_offsets \[4, 0\] end before they begin/,
+      ],
       [{ w: [1, 2] }, /"w": entry is not an object/],
       [{ __metadata__: { a: 1 } }, /"__metadata__": value of "a" is not a string/],
     ];
-    for (const [header, pattern] of cases) expect((await refusal(rawFile(header, f32(1)))).message).toMatch(pattern);
+    for (const [header, pattern] of cases)
+      expect((await refusal(rawFile(header, f32(1)))).message).toMatch(pattern);
   });
 
   it("a header that is not a UTF-8 JSON object", async () => {
-    expect((await refusal(rawFile("[1, 2]"))).message).toBe('bad.safetensors: header does not start with "{"');
+    expect((await refusal(rawFile("[1, 2]"))).message).toBe(
+      'bad.safetensors: header does not start with "{"',
+    );
     expect((await refusal(rawFile('{"a": '))).message).toBe("bad.safetensors: header is not valid JSON");
     const latin1 = rawFile('{"a":1}');
     latin1[10] = 0xff;
@@ -239,13 +258,17 @@ describe("pickled checkpoints are refused, never unpickled", () => {
   it("by extension, before the file is opened", async () => {
     for (const name of ["x.ckpt", "x.pt", "x.PTH", "x.bin"]) {
       // The path does not exist: the refusal comes from the name alone.
-      await expect(openSafetensors(join(dir, name))).rejects.toThrow(/is a pickled PyTorch checkpoint.*never/);
+      await expect(openSafetensors(join(dir, name))).rejects.toThrow(
+        /is a pickled PyTorch checkpoint.*never/,
+      );
     }
   });
 
   it("by content when a pickle or a torch.save zip is named .safetensors", async () => {
     // Legacy torch.save: pickle protocol 2 (0x80 0x02) starting with the magic number as LONG1 (0x8a).
-    const legacy = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50]);
+    const legacy = Uint8Array.from([
+      0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50,
+    ]);
     const zip = Uint8Array.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0]);
     for (const [name, bytes] of [
       ["legacy.safetensors", legacy],
