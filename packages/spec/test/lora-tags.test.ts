@@ -66,7 +66,10 @@ describe("extractLoraTags", () => {
       ["<lora:x:lbw=1>", '"<lora:x:lbw=1>": unknown argument "lbw"'],
       ["<lora::1>", '"<lora::1>": names no LoRA'],
       ["<lora:te=1>", '"<lora:te=1>": names no LoRA'],
-      ["<lora:../../etc/passwd:1>", '"<lora:../../etc/passwd:1>": name "../../etc/passwd" is not a file stem'],
+      [
+        "<lora:../../etc/passwd:1>",
+        '"<lora:../../etc/passwd:1>": name "../../etc/passwd" is not a file stem',
+      ],
       ["<lora:..:1>", '"<lora:..:1>": name ".." is not a file stem'],
     ];
     for (const [text, message] of cases) {
@@ -75,12 +78,16 @@ describe("extractLoraTags", () => {
       expect(error.message).toBe(`spec.conditioning.prompt_2: ${message}`);
     }
     const long = `<lora:${"n".repeat(LIMITS.maxAdapterNameChars + 1)}:1>`;
-    expect(refusal(long).message).toMatch(/^spec\.conditioning\.prompt: ".{40}…": name ".{40}…" is longer than 128 characters$/);
+    expect(refusal(long).message).toMatch(
+      /^spec\.conditioning\.prompt: ".{40}…": name ".{40}…" is longer than 128 characters$/,
+    );
   });
 
   it("bounds the number of tags", () => {
     const many = Array.from({ length: LIMITS.maxAdapters + 1 }, (_, i) => `<lora:n${i}:1>`).join(" ");
-    expect(refusal(many).message).toBe(`spec.conditioning.prompt: holds more than ${LIMITS.maxAdapters} LoRA tags`);
+    expect(refusal(many).message).toBe(
+      `spec.conditioning.prompt: holds more than ${LIMITS.maxAdapters} LoRA tags`,
+    );
     expect(extractLoraTags(many.slice(0, many.lastIndexOf(" "))).tags).toHaveLength(LIMITS.maxAdapters);
   });
 });

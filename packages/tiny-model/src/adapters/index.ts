@@ -13,9 +13,11 @@ export {
 } from "./write-tiny-embedding.js";
 export {
   TINY_LORA_LAYOUTS,
+  type TinyLoraEntry,
   type TinyLoraLayout,
   TinyLoraOptionError,
   type TinyLoraOptions,
+  tinyLoraEntries,
   tinyLoraTensors,
   writeTinyLora,
 } from "./write-tiny-lora.js";

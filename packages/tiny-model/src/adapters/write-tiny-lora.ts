@@ -102,8 +102,16 @@ function defaultKind(layout: TinyLoraLayout): TinyModelKind {
   return layout === "kohya-sd1" ? "sd15" : "sdxl";
 }
 
-/** The tensors of a tiny LoRA, in a fixed order (same options, same bytes). */
-export function tinyLoraTensors(options: TinyLoraOptions): TensorToWrite[] {
+/** One adapted module of a tiny LoRA and the tensors that adapt it. */
+export interface TinyLoraEntry {
+  readonly module: TinyModule;
+  readonly down: TensorToWrite;
+  readonly up: TensorToWrite;
+  readonly alpha?: TensorToWrite;
+}
+
+/** The modules a tiny LoRA adapts and its tensors for each, in a fixed order (same options, same bytes). */
+export function tinyLoraEntries(options: TinyLoraOptions): TinyLoraEntry[] {
   const { layout } = options;
   if (!TINY_LORA_LAYOUTS.includes(layout))
     throw new TinyLoraOptionError(`layout must be one of ${TINY_LORA_LAYOUTS.join(", ")}`);
@@ -120,32 +128,41 @@ export function tinyLoraTensors(options: TinyLoraOptions): TensorToWrite[] {
   const strength = options.strength ?? 0.5;
   const init = createWeightInit(options.seed ?? 7);
   const targets = TARGETS[layout];
-  const tensors: TensorToWrite[] = [];
-  for (const m of tinyAdapterModules(tinyAdapterDims(kind, options.layersPerBlock))) {
-    if (!targets.includes(m.group)) continue;
-    const names = keyNames(layout, kind, m);
+  const entries: TinyLoraEntry[] = [];
+  for (const module of tinyAdapterModules(tinyAdapterDims(kind, options.layersPerBlock))) {
+    if (!targets.includes(module.group)) continue;
+    const names = keyNames(layout, kind, module);
     if (names === undefined) continue;
-    const [out, inputs, kh = 1, kw = 1] = m.shape as [number, number, number?, number?];
-    const conv = m.shape.length === 4;
-    const downShape = conv ? [rank, inputs, kh, kw] : [rank, inputs];
-    const upShape = conv ? [out, rank, 1, 1] : [out, rank];
+    const [out, inputs, kh = 1, kw = 1] = module.shape as [number, number, number?, number?];
+    const conv = module.shape.length === 4;
     const fanIn = inputs * kh * kw;
-    tensors.push({
-      name: names.down,
-      dtype,
-      shape: downShape,
-      data: init.uniform(names.down, rank * fanIn, 1 / Math.sqrt(fanIn)),
+    entries.push({
+      module,
+      down: {
+        name: names.down,
+        dtype,
+        shape: conv ? [rank, inputs, kh, kw] : [rank, inputs],
+        data: init.uniform(names.down, rank * fanIn, 1 / Math.sqrt(fanIn)),
+      },
+      up: {
+        name: names.up,
+        dtype,
+        shape: conv ? [out, rank, 1, 1] : [out, rank],
+        data: init.uniform(names.up, out * rank, strength / Math.sqrt(rank)),
+      },
+      ...(names.alpha !== undefined && {
+        alpha: { name: names.alpha, dtype, shape: [], data: new Float32Array([alpha]) },
+      }),
     });
-    tensors.push({
-      name: names.up,
-      dtype,
-      shape: upShape,
-      data: init.uniform(names.up, out * rank, strength / Math.sqrt(rank)),
-    });
-    if (names.alpha !== undefined)
-      tensors.push({ name: names.alpha, dtype, shape: [], data: new Float32Array([alpha]) });
   }
-  return tensors;
+  return entries;
+}
+
+/** The tensors of a tiny LoRA, as its file holds them. */
+export function tinyLoraTensors(options: TinyLoraOptions): TensorToWrite[] {
+  return tinyLoraEntries(options).flatMap((e) =>
+    e.alpha === undefined ? [e.down, e.up] : [e.down, e.up, e.alpha],
+  );
 }
 
 /** Writes a tiny LoRA to `path` (whole or not at all); returns its size in bytes. */
