@@ -34,9 +34,13 @@ function shown(text: string): string {
 
 function weight(field: string, tag: string, what: string, text: string): number {
   const value = NUMBER.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isFinite(value)) throw new InvalidArgumentError(field, `${tag}: ${what} ${shown(text)} is not a number`);
+  if (!Number.isFinite(value))
+    throw new InvalidArgumentError(field, `${tag}: ${what} ${shown(text)} is not a number`);
   if (Math.abs(value) > LIMITS.maxAdapterWeight) {
-    throw new InvalidArgumentError(field, `${tag}: ${what} ${value} is outside [-${LIMITS.maxAdapterWeight}, ${LIMITS.maxAdapterWeight}]`);
+    throw new InvalidArgumentError(
+      field,
+      `${tag}: ${what} ${value} is outside [-${LIMITS.maxAdapterWeight}, ${LIMITS.maxAdapterWeight}]`,
+    );
   }
   return value;
 }
@@ -49,7 +53,10 @@ export function checkAdapterName(field: string, name: string, context?: string):
   const at = context === undefined ? "" : `${context}: `;
   if (name.length === 0) throw new InvalidArgumentError(field, `${at}names no LoRA`);
   if (name.length > LIMITS.maxAdapterNameChars) {
-    throw new InvalidArgumentError(field, `${at}name ${shown(name)} is longer than ${LIMITS.maxAdapterNameChars} characters`);
+    throw new InvalidArgumentError(
+      field,
+      `${at}name ${shown(name)} is longer than ${LIMITS.maxAdapterNameChars} characters`,
+    );
   }
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   if (/[/\\\u0000-\u001f\u007f]/.test(name) || name === "." || name === "..") {
@@ -88,7 +95,8 @@ function parseTag(field: string, whole: string, args: string): LoraTag {
 export function extractLoraTags(text: string, field = "spec.conditioning.prompt"): PromptWithoutTags {
   const tags: LoraTag[] = [];
   const rest = text.replace(TAG, (whole: string, kind: string, args: string) => {
-    if (!LORA_KINDS.has(kind)) throw new InvalidArgumentError(field, `${shown(whole)}: only <lora:…> tags are supported`);
+    if (!LORA_KINDS.has(kind))
+      throw new InvalidArgumentError(field, `${shown(whole)}: only <lora:…> tags are supported`);
     if (tags.length === LIMITS.maxAdapters) {
       throw new InvalidArgumentError(field, `holds more than ${LIMITS.maxAdapters} LoRA tags`);
     }

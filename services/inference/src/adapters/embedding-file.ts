@@ -124,9 +124,19 @@ export function textEncoderWidths(target: AdapterTarget): Partial<Record<Adapter
   return widths;
 }
 
+const FAMILY_NAMES: Readonly<Record<BaseFamily, string>> = {
+  sd1: "an SD 1.x embedding",
+  sd2: "an SD 2.x embedding",
+  sdxl: "an SDXL embedding",
+  unknown: "an embedding",
+};
+
 function describe(embedding: EmbeddingFile): string {
-  if (embedding.single !== undefined) return `one vector set ${embedding.single.vectors.width} wide`;
-  return `clip_l ${embedding.clipL?.width} and clip_g ${embedding.clipG?.width} wide`;
+  const sets =
+    embedding.single !== undefined
+      ? `one vector set ${embedding.single.vectors.width} wide`
+      : `clip_l ${embedding.clipL?.width} and clip_g ${embedding.clipG?.width} wide`;
+  return `${FAMILY_NAMES[embedding.family]} (${sets})`;
 }
 
 /**
@@ -146,10 +156,7 @@ export function embeddingVectorsFor(
       ? `text encoders ${te1} and ${te2} wide`
       : `one text encoder ${te1 ?? te2} wide`;
   const refuse = (): never => {
-    throw new AdapterFileError(
-      embedding.path,
-      `is a ${embedding.family === "unknown" ? "" : `${embedding.family} `}embedding (${describe(embedding)}); this model has ${model}`,
-    );
+    throw new AdapterFileError(embedding.path, `is ${describe(embedding)}; this model has ${model}`);
   };
   const single = embedding.single?.vectors;
   if (single !== undefined) {
