@@ -35,11 +35,15 @@ export function isAdapterCommand(argv: readonly string[]): boolean {
   return (ARTIFACTS as readonly string[]).includes(value ?? "");
 }
 
-function integer(flag: string, value: string | undefined): number | undefined {
+/** A whole-number option within [min, max], or undefined when not given. */
+function bounded(flag: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new UsageError(`--${flag} must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return Number(value);
+  const n = /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= min && n <= max))
+    throw new UsageError(
+      `--${flag} must be a whole number in [${min}, ${max}], got ${JSON.stringify(value.slice(0, 20))}`,
+    );
+  return n;
 }
 
 const KINDS: readonly TinyModelKind[] = ["sdxl", "sdxl-refiner", "sd15"];
@@ -68,7 +72,7 @@ async function run(argv: readonly string[]): Promise<string> {
   const kind = values.kind as TinyModelKind | undefined;
   if (kind !== undefined && !KINDS.includes(kind))
     throw new UsageError(`--kind must be one of ${KINDS.join(", ")}`);
-  const seed = integer("seed", values.seed);
+  const seed = bounded("seed", values.seed, 0, 0xffffffff);
   const dir = resolve(positionals[0] as string);
   await mkdir(dir, { recursive: true });
   let path: string;
@@ -76,15 +80,18 @@ async function run(argv: readonly string[]): Promise<string> {
     if (values.artifact === "lora") {
       const layout = values.layout as TinyLoraLayout | undefined;
       if (layout === undefined) throw new UsageError("--artifact lora needs --layout");
-      const layersPerBlock = integer("layers-per-block", values["layers-per-block"]);
-      if (layersPerBlock !== undefined && layersPerBlock !== 1 && layersPerBlock !== 2) {
-        throw new UsageError("--layers-per-block must be 1 or 2");
-      }
+      const layersPerBlock = bounded("layers-per-block", values["layers-per-block"], 1, 2);
       path = join(dir, `${values.name ?? `tiny-${layout}`}.safetensors`);
-      await writeTinyLora(path, { layout, kind, seed, rank: integer("rank", values.rank), layersPerBlock });
+      await writeTinyLora(path, {
+        layout,
+        kind,
+        seed,
+        rank: bounded("rank", values.rank, 1, 64),
+        layersPerBlock,
+      });
     } else {
       path = join(dir, `${values.name ?? `tiny-embedding-${kind ?? "sdxl"}`}.safetensors`);
-      await writeTinyEmbedding(path, { kind, seed, vectors: integer("vectors", values.vectors) });
+      await writeTinyEmbedding(path, { kind, seed, vectors: bounded("vectors", values.vectors, 1, 75) });
     }
   } catch (error) {
     if (error instanceof TinyLoraOptionError || error instanceof RangeError)
