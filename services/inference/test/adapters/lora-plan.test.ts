@@ -401,4 +401,21 @@ describe("addScaledProduct", () => {
     // row o: 1 + 0.5 · (up[o,0]·down[0] + up[o,1]·down[1])
     expect([...delta]).toEqual([2, 1.25, 0.5, 3, 3.5, 1.5, -0.5, 6, 5, 1.75, -1.5, 9]);
   });
+
+  it("takes ranks four at a time and the rest one by one, as the definition says", () => {
+    for (const rank of [1, 3, 4, 7, 8]) {
+      const [out, columns] = [5, 9];
+      const up = Float32Array.from({ length: out * rank }, (_, i) => Math.sin(i + rank));
+      const down = Float32Array.from({ length: rank * columns }, (_, i) => Math.cos(i * 0.7));
+      const delta = new Float32Array(out * columns);
+      addScaledProduct(delta, up, down, rank, -1.5, new Float64Array(16));
+      for (let o = 0; o < out; o++)
+        for (let c = 0; c < columns; c++) {
+          let sum = 0;
+          for (let r = 0; r < rank; r++)
+            sum += (up[o * rank + r] as number) * (down[r * columns + c] as number);
+          expect(delta[o * columns + c]).toBeCloseTo(-1.5 * sum, 5);
+        }
+    }
+  });
 });
