@@ -142,6 +142,11 @@ function parseDotted(file: string, key: string): Parsed | undefined {
   m = /^(.+)\.alpha$/.exec(rest);
   if (m) return dotted(m[1] as string, "diffusers", "alpha");
   const last = /\.(lora_[A-Za-z_]+(?:\.[a-z]+)?|[a-z0-9_]+)$/.exec(rest);
+  // A bare `.weight`/`.bias` under a component prefix is a model's own parameter: a checkpoint, not
+  // an adapter (only kohya-ss' `lora_…_<module>.weight` stem marks (IA)³).
+  if (last?.[1] === "weight" || last?.[1] === "bias") {
+    throw new AdapterFileError(file, "is a full model weight, not a LoRA: the file is a checkpoint", key);
+  }
   refuseFamily(file, key, last?.[1] ?? rest);
 }
 

@@ -91,19 +91,19 @@ async function readAlpha(file: SafetensorsFile, key: string): Promise<number> {
   return value;
 }
 
+/** One file's term for one module. */
+interface FileTerm extends Omit<PlannedModule, "terms"> {
+  readonly term: LoraTerm;
+}
+
 /** Checks one LoRA file against the model and returns its terms by module id. */
 async function planFile(
   request: LoraRequest,
   file: SafetensorsFile,
   indexOf: ReturnType<typeof createModuleIndexes>,
-): Promise<
-  Map<string, { component: AdapterComponent; module: string; shape: readonly number[]; term: LoraTerm }>
-> {
+): Promise<Map<string, FileTerm>> {
   const path = request.path;
-  const out = new Map<
-    string,
-    { component: AdapterComponent; module: string; shape: readonly number[]; term: LoraTerm }
-  >();
+  const out = new Map<string, FileTerm>();
   const claimedBy = new Map<string, string>();
   for (const group of groupLoraKeys(path, file.tensors.keys())) {
     const index = indexOf(group.component);
@@ -168,10 +168,7 @@ export async function planLoraSet(
   };
   try {
     const indexOf = createModuleIndexes(target);
-    const modules = new Map<
-      string,
-      { component: AdapterComponent; module: string; shape: readonly number[]; terms: LoraTerm[] }
-    >();
+    const modules = new Map<string, Omit<PlannedModule, "terms"> & { terms: LoraTerm[] }>();
     const adaptedModules: number[] = [];
     for (const request of requests) {
       for (const [which, weight] of [

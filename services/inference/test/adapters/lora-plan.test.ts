@@ -328,6 +328,10 @@ describe("refusals: before any work, naming the file and the key, leaving no fil
     expect(flux.message).toMatch(
       /^flux\.safetensors: "transformer\.single_blocks\.0\.linear1\.lora_A\.weight": is in no LoRA key layout we read/,
     );
+    const full = await refused("full.safetensors", [f32("unet.conv_in.weight", [16, 4, 3, 3])]);
+    expect(full.message).toBe(
+      'full.safetensors: "unet.conv_in.weight": is a full model weight, not a LoRA: the file is a checkpoint',
+    );
     const half = await refused("half.safetensors", [f32(`${kohyaQ}.lora_down.weight`, [4, 32])]);
     expect(half.message).toBe(
       `half.safetensors: "${kohyaQ}.lora_down.weight": module has a down weight but no up weight`,
