@@ -39,4 +39,5 @@ export {
   planLoraSet,
 } from "./lora-plan.js";
 export { createModuleIndex, type ModuleIndex, type Resolution } from "./module-index.js";
+export { PEFT_METADATA_KEY, type PeftScaling, peftScaling } from "./peft-metadata.js";
 export { sgmModulePath, type UnetLayout, unetLayoutOf } from "./sgm-unet-names.js";

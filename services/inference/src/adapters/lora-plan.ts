@@ -3,6 +3,7 @@ import { AdapterFileError, asAdapterError, quote } from "./adapter-errors.js";
 import { ADAPTER_COMPONENTS, type AdapterComponent, type AdapterTarget } from "./adapter-target.js";
 import { groupLoraKeys, type LoraModuleKeys } from "./lora-keys.js";
 import { createModuleIndexes, type Resolution } from "./module-index.js";
+import { peftScaling } from "./peft-metadata.js";
 
 // Everything about a LoRA set is checked here, from the files' headers and alpha scalars, before any
 // weight is read or multiplied: a set either applies whole or is refused naming the file and key, never
@@ -24,7 +25,7 @@ export interface LoraTerm {
   readonly downKey: string;
   readonly upKey: string;
   readonly rank: number;
-  /** weight · alpha / rank (alpha/rank is 1 without an alpha). */
+  /** weight · alpha / rank: alpha from the `.alpha` key, or PEFT's metadata; without either, scale 1. */
   readonly factor: number;
 }
 
@@ -105,6 +106,7 @@ async function planFile(
   const path = request.path;
   const out = new Map<string, FileTerm>();
   const claimedBy = new Map<string, string>();
+  const peft = peftScaling(file);
   for (const group of groupLoraKeys(path, file.tensors.keys())) {
     const index = indexOf(group.component);
     if (index === undefined) {
@@ -144,7 +146,12 @@ async function planFile(
       );
     }
     const rank = down.shape[0] as number;
-    const scale = group.alphaKey === undefined ? 1 : (await readAlpha(file, group.alphaKey)) / rank;
+    const scale =
+      group.alphaKey !== undefined
+        ? (await readAlpha(file, group.alphaKey)) / rank
+        : group.layout === "peft" && peft !== undefined
+          ? peft.scale(group.component, module, rank)
+          : 1;
     const weight = group.component === "unet" ? request.unetWeight : request.textEncoderWeight;
     const term: LoraTerm = { file, downKey: group.downKey, upKey: group.upKey, rank, factor: weight * scale };
     out.set(id, { component: group.component, module, shape, term });

@@ -203,6 +203,56 @@ describe("sets", () => {
   });
 });
 
+describe("PEFT files' lora_adapter_metadata (diffusers ≥ 0.34)", () => {
+  async function factors(metadata: Record<string, unknown>): Promise<Map<string, number>> {
+    const path = dir.file("peft-metadata.safetensors");
+    await writeSafetensors(path, tinyLoraTensors({ layout: "peft" }), {
+      lora_adapter_metadata: JSON.stringify(metadata),
+    });
+    const plan = await planLoraSet(
+      [{ name: "p", path, unetWeight: 1, textEncoderWeight: 1 }],
+      tinyTarget("sdxl"),
+    );
+    await plan.close();
+    return new Map(
+      plan.modules.map((m) => [`${m.component}.${m.module}`, (m.terms[0] as { factor: number }).factor]),
+    );
+  }
+
+  it("scales by lora_alpha / r per component, alpha_pattern per module, rsLoRA by √r", async () => {
+    const f = await factors({
+      "unet.r": 4,
+      "unet.lora_alpha": 8,
+      "unet.alpha_pattern": { "attn2.to_k": 16 },
+      "text_encoder.r": 4,
+      "text_encoder.lora_alpha": 2,
+      "text_encoder.use_rslora": true,
+    });
+    expect(f.get("unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q")).toBe(2);
+    expect(f.get("unet.mid_block.attentions.0.transformer_blocks.0.attn2.to_k")).toBe(4);
+    expect(f.get("text_encoder.text_model.encoder.layers.1.mlp.fc2")).toBe(1); // 2 / √4
+    // No config for text_encoder_2: alpha = r, as diffusers derives it.
+    expect(f.get("text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj")).toBe(1);
+  });
+
+  it("refuses metadata it cannot read rather than guess a scale", async () => {
+    const path = dir.file("peft-bad.safetensors");
+    for (const [raw, problem] of [
+      ["{not json", "lora_adapter_metadata is not JSON"],
+      [JSON.stringify({ "unet.lora_alpha": "8" }), "lora_adapter_metadata: lora_alpha is not a number"],
+      [
+        JSON.stringify({ "unet.lora_alpha": 8, "unet.alpha_pattern": { "^down.*to_k$": 4 } }),
+        'lora_adapter_metadata: alpha_pattern key "^down.*to_k$" is a regular expression',
+      ],
+    ] as const) {
+      await writeSafetensors(path, tinyLoraTensors({ layout: "peft" }), { lora_adapter_metadata: raw });
+      await expect(
+        planLoraSet([{ name: "p", path, unetWeight: 1, textEncoderWeight: 1 }], tinyTarget("sdxl")),
+      ).rejects.toThrow(`peft-bad.safetensors: "__metadata__": ${problem}`);
+    }
+  });
+});
+
 describe("refusals: before any work, naming the file and the key, leaving no file open", () => {
   async function refused(
     name: string,
