@@ -73,7 +73,11 @@ export class ControlMapper {
           reject(err);
         },
       });
-      worker.postMessage(job, [data.buffer as ArrayBuffer]);
+      try {
+        worker.postMessage(job, [data.buffer as ArrayBuffer]);
+      } catch (err) {
+        this.waiters.get(id)?.reject(err as Error);
+      }
     });
   }
 
