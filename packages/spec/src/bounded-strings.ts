@@ -16,14 +16,9 @@ export function checkId(value: string, field: string): string {
   return checkLength(value, LIMITS.maxIdChars, field);
 }
 
-/** A name (a model, an adapter, an image input): at most LIMITS.maxNameChars. */
+/** A name (a model, an image input, a batch axis field): at most LIMITS.maxNameChars. */
 export function checkName(value: string, field: string): string {
   return checkLength(value, LIMITS.maxNameChars, field);
-}
-
-/** A tag (a prompt tag, a style): at most LIMITS.maxTagChars. */
-export function checkTag(value: string, field: string): string {
-  return checkLength(value, LIMITS.maxTagChars, field);
 }
 
 /** A required id: present, and bounded. */

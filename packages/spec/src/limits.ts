@@ -20,10 +20,14 @@ export const LIMITS = {
   maxInputImageBytes: 32 * 1024 * 1024,
   /** Ids a caller sends: session, batch, artifact, workflow and request ids, page tokens. */
   maxIdChars: 128,
-  /** Names: models, adapters, a workflow's image inputs, batch axis fields. */
+  /** Names: models, a workflow's image inputs, batch axis fields (adapters: maxAdapterNameChars). */
   maxNameChars: 256,
-  /** Tags: short labels inside a prompt or a request (`<lora:name:0.8>`, style names). */
-  maxTagChars: 256,
+  /** LoRAs one request may name (prompt tags and the adapter list together). */
+  maxAdapters: 16,
+  /** Longest LoRA or embedding name (a file stem). */
+  maxAdapterNameChars: 128,
+  /** Largest LoRA weight magnitude; negative weights are allowed. */
+  maxAdapterWeight: 10,
 } as const;
 
 export const DEFAULTS = {

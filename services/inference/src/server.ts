@@ -2,6 +2,7 @@ import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
+import { ControlMapper } from "./control/control-mapper.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { ModelHandler } from "./model-handler.js";
 import { createDeviceMemoryReader } from "./models/device-memory.js";
@@ -48,6 +49,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const deviceMemory = config.deviceUrl
     ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger, 1000, deviceTls)
     : undefined;
+  const control = new ControlMapper();
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -66,7 +68,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         deviceMemory,
       ),
       models: new ModelHandler(models),
-      conditioning: new ConditioningHandler(models),
+      conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),
   });
@@ -88,6 +90,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       await service.close();
       deviceMemory?.close();
       deviceTls?.close();
+      await control.close();
       await models.close();
     },
   };
