@@ -141,15 +141,15 @@ export class SessionManager {
     }
     const workflow = this.workflows.get(req.workflowId);
     const { spec, images } = this.checkRequest(workflow.template, req);
-    const queued = this.limits.quotaOf ? this.quotaOf(req.tenant).queued : undefined;
-    if (queued !== undefined && this.queue.sizeOf(req.tenant) >= queued) {
-      throw new ResourceExhaustedError(
-        `tenant "${req.tenant}" has ${queued} sessions waiting, its quota (TENANT_QUOTAS queued=${queued}); try again later`,
-      );
-    }
     if (this.queue.size >= this.limits.maxQueued) {
       throw new ResourceExhaustedError(
-        `the queue is full (${this.limits.maxQueued} sessions waiting, MAX_QUEUED_SESSIONS), try again later`,
+        `the queue is full (${this.limits.maxQueued} sessions waiting), try again later`,
+      );
+    }
+    const { queued } = this.quotaOf(req.tenant);
+    if (this.queue.sizeOf(req.tenant) >= queued) {
+      throw new ResourceExhaustedError(
+        `tenant "${req.tenant}" has ${queued} sessions waiting, its quota (TENANT_QUOTAS queued=${queued}); try again later`,
       );
     }
     const session = newSession({
