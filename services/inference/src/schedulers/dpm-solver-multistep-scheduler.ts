@@ -1,11 +1,13 @@
 import { predictionTypeOption, stepsOffsetOption, timestepSpacingOption } from "./common-options.js";
 import { checkSigmaSchedule, sigmaScheduleOptions } from "./euler-scheduler.js";
 import { alphasCumprod, noiseScheduleOptions } from "./noise-schedule.js";
-import { arange, interp, linspace, roundHalfEven } from "./numpy-numerics.js";
+import { linspace, roundHalfEven } from "./numpy-numerics.js";
 import type { SolverMemoryValue, StepOptions, StepResult } from "./scheduler.js";
 import { SchedulerBase } from "./scheduler-base.js";
 import { type ConfigOf, type OptionSpecs, parseConfig, SchedulerInputError } from "./scheduler-config.js";
-import { exponentialSigmas, karrasSigmas, logSigmas, sigmaToT, trainingSigmas } from "./sigma-schedules.js";
+import { logSigmas, sigmaSpacingOf, sigmaToT, trainingSigmas } from "./sigma-schedules.js";
+import { combine, exp32, type NoiseLevel, noiseLevel, scaledDifference } from "./solver-math.js";
+import { interpolatedSigmas, respacedSolverSigmas, solverTimesteps } from "./solver-schedule.js";
 import { thresholdingOptions, thresholdSample } from "./thresholding.js";
 import { f32 } from "./torch-numerics.js";
 
@@ -78,21 +80,6 @@ export const dpmSolverMultistepOptions = {
 
 export type DpmSolverMultistepConfig = ConfigOf<typeof dpmSolverMultistepOptions>;
 
-/** alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t, lambda = log(alpha_t) - log(sigma_t). */
-interface NoiseLevel {
-  readonly alpha: number;
-  readonly sigma: number;
-  readonly lambda: number;
-}
-
-function noiseLevel(sigma: number): NoiseLevel {
-  const alpha = f32(1 / f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
-  const sigmaT = f32(sigma * alpha);
-  return { alpha, sigma: sigmaT, lambda: f32(f32(Math.log(alpha)) - f32(Math.log(sigmaT))) };
-}
-
-const exp32 = (x: number) => f32(Math.exp(x));
-
 /**
  * diffusers' DPMSolverMultistepScheduler (arXiv:2206.00927, 2211.01095): with the defaults, DPM++ 2M;
  * with use_karras_sigmas, "DPM++ 2M Karras"; with sde-dpmsolver++, DPM++ 2M SDE.
@@ -142,44 +129,20 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
       .reverse()
       .findIndex((l) => l >= minLambda);
     const lastTimestep = train - (clipped === -1 ? train : clipped);
-    let timesteps: number[];
-    switch (config.timestep_spacing) {
-      case "linspace":
-        timesteps = linspace(0, lastTimestep - 1, n + 1)
-          .map(roundHalfEven)
-          .reverse()
-          .slice(0, -1);
-        break;
-      case "leading": {
-        const ratio = Math.floor(lastTimestep / (n + 1));
-        timesteps = Array.from({ length: n + 1 }, (_, i) => i * ratio + config.steps_offset)
-          .reverse()
-          .slice(0, -1);
-        break;
-      }
-      case "trailing":
-        timesteps = arange(lastTimestep, 0, -train / n).map((t) => roundHalfEven(t) - 1);
-        break;
-    }
-    const logTrain = logSigmas(this.trainSigmas);
-    const descending = Array.from(this.trainSigmas).reverse();
-    const sigmaMin = descending[descending.length - 1] as number;
-    const sigmaMax = descending[0] as number;
-    const roundT = (t: number) =>
-      config.beta_schedule === "squaredcos_cap_v2" ? Math.trunc(t) : roundHalfEven(t);
+    let timesteps = solverTimesteps(config.timestep_spacing, train, n, config.steps_offset, lastTimestep);
+    const spacing = sigmaSpacingOf(config);
     let sigmas: number[];
-    if (config.use_karras_sigmas || config.use_exponential_sigmas || config.use_lu_lambdas) {
-      if (config.use_lu_lambdas) {
-        const lambdas = linspace(logTrain[logTrain.length - 1] as number, logTrain[0] as number, n);
-        sigmas = lambdas.map(Math.exp);
-      } else {
-        sigmas = (config.use_karras_sigmas ? karrasSigmas : exponentialSigmas)(sigmaMin, sigmaMax, n);
-      }
+    if (config.use_lu_lambdas) {
+      const logTrain = logSigmas(this.trainSigmas);
+      sigmas = linspace(logTrain[logTrain.length - 1] as number, logTrain[0] as number, n).map(Math.exp);
       const exact = sigmas.map((s) => sigmaToT(s, logTrain));
-      timesteps = config.use_exponential_sigmas ? exact.map(Math.trunc) : exact.map(roundT);
+      timesteps = exact.map(config.beta_schedule === "squaredcos_cap_v2" ? Math.trunc : roundHalfEven);
+    } else if (spacing) {
+      // diffusers leaves cosine-schedule Karras timesteps unrounded (then truncated to int64).
+      const roundKarras = config.beta_schedule !== "squaredcos_cap_v2";
+      ({ sigmas, timesteps } = respacedSolverSigmas(spacing, this.trainSigmas, n, { roundKarras }));
     } else {
-      const steps = Array.from(this.trainSigmas.keys());
-      sigmas = timesteps.map((t) => interp(t, steps, this.trainSigmas));
+      sigmas = interpolatedSigmas(timesteps, this.trainSigmas);
     }
     const last = config.final_sigmas_type === "sigma_min" ? (this.trainSigmas[0] as number) : 0;
     this.resetSchedule(timesteps, Float32Array.from([...sigmas, last]), timesteps.length);
@@ -416,21 +379,4 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
       [d2, f32(-f32(t.sigma * f32(f32(f32(ep1 - h) / hh) - 0.5)))],
     );
   }
-}
-
-/** scale * (a - b) elementwise, in float32. */
-function scaledDifference(a: Float32Array, b: Float32Array, scale: number): Float32Array {
-  return a.map((v, i) => f32(scale * f32(v - (b[i] as number))));
-}
-
-/**
- * sampleScale * x + sum(coefficient * tensor), accumulated left to right in float32 as torch evaluates the
- * update formulas. A subtraction `- c * t` is the addition of `(-c) * t`, which rounds identically.
- */
-function combine(x: Float32Array, sampleScale: number, ...terms: [Float32Array, number][]): Float32Array {
-  return x.map((v, i) => {
-    let acc = f32(sampleScale * v);
-    for (const [tensor, c] of terms) acc = f32(acc + f32(c * (tensor[i] as number)));
-    return acc;
-  });
 }
