@@ -9,17 +9,20 @@ import { htmlUnescape } from "./html-unescape.js";
  * splits every CJK ideograph into its own word).
  */
 
-/** Python's `str.isspace` characters, which `str.strip` removes from both ends. */
-const STRIPPED =
-  /^[\t-\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t-\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
-/** The `regex` module's `\s` (Unicode White_Space), which `whitespace_clean` collapses. */
-const WHITESPACE_RUN = /[\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/g;
-/**
- * CLIP's pattern (case-insensitive): special tokens, English contractions, letter runs, single digits, other
- * runs; `\s` in the last class is the regex module's White_Space, as above.
- */
-const WORD =
-  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\t-\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\p{L}\p{N}]+/giu;
+/** The `regex` module's `\s` (Unicode White_Space), as a character-class body. */
+const WHITE_SPACE = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+/** Python's `str.isspace` adds U+001C-U+001F. */
+const PYTHON_SPACE = `${WHITE_SPACE}\\u001c-\\u001f`;
+
+/** What `str.strip` removes from both ends. */
+const STRIPPED = new RegExp(`^[${PYTHON_SPACE}]+|[${PYTHON_SPACE}]+$`, "g");
+/** The runs `whitespace_clean` collapses to one space. */
+const WHITESPACE_RUN = new RegExp(`[${WHITE_SPACE}]+`, "g");
+/** CLIP's pattern (case-insensitive): special tokens, English contractions, letter runs, single digits, other runs. */
+const WORD = new RegExp(
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITE_SPACE}\\p{L}\\p{N}]+`,
+  "giu",
+);
 
 /** `whitespace_clean(basic_clean(text)).lower()`. */
 export function normalizeClipText(text: string): string {

@@ -9,7 +9,7 @@ import { ftfyUnescapeHtml } from "./html-unescape.js";
  * typed prompts do not carry mojibake.
  */
 export function ftfyFixText(text: string): string {
-  let unescape = true;
+  let decodeEntities = true;
   let out = "";
   let pos = 0;
   while (pos < text.length) {
@@ -17,8 +17,8 @@ export function ftfyFixText(text: string): string {
     const end = lineEnd === -1 ? text.length : lineEnd + 1;
     const segment = text.slice(pos, end);
     // Once a line holds '<' (markup), ftfy stops decoding entities for the rest of the text.
-    if (segment.includes("<")) unescape = false;
-    out += fixSegment(segment, unescape);
+    if (segment.includes("<")) decodeEntities = false;
+    out += fixSegment(segment, decodeEntities);
     pos = end;
   }
   return out;
@@ -27,11 +27,11 @@ export function ftfyFixText(text: string): string {
 /** ftfy repeats its fixers until the text is stable; they converge within a few passes. */
 const MAX_PASSES = 16;
 
-function fixSegment(segment: string, unescape: boolean): string {
+function fixSegment(segment: string, decodeEntities: boolean): string {
   let text = segment;
   for (let pass = 0; pass < MAX_PASSES; pass++) {
     const before = text;
-    if (unescape) text = ftfyUnescapeHtml(text);
+    if (decodeEntities) text = ftfyUnescapeHtml(text);
     text = fixC1Controls(text);
     text = replaceChars(text, LIGATURES);
     text = replaceChars(text, widthMap());
@@ -43,6 +43,7 @@ function fixSegment(segment: string, unescape: boolean): string {
       .replaceAll("\u2029", "\n")
       .replaceAll("\u0085", "\n");
     text = text.replace(/\p{Cs}/gu, "\uFFFD");
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ftfy's ANSI_RE starts with ESC.
     text = text.replace(/\u001b\[((?:\d|;)*)([a-zA-Z])/g, "");
     text = text.replace(CONTROL_CHARS, "");
     text = text.normalize("NFC");
@@ -64,6 +65,7 @@ function fixC1Controls(text: string): string {
  * ftfy's `remove_control_chars`: C0 controls but tab, newline, form feed and carriage return; DEL; the
  * deprecated Arabic format controls; the byte order mark; interlinear annotation and object replacement.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the controls ftfy removes.
 const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000e-\u001f\u007f\u206a-\u206f\ufeff\ufff9-\ufffc]/g;
 
 /** ftfy's LIGATURES: Latin typographic ligatures and legacy digraphs, split into their letters. */
