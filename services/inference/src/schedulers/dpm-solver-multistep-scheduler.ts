@@ -6,9 +6,17 @@ import type { SolverMemoryValue, StepOptions, StepResult } from "./scheduler.js"
 import { SchedulerBase } from "./scheduler-base.js";
 import { type ConfigOf, type OptionSpecs, parseConfig, SchedulerInputError } from "./scheduler-config.js";
 import { logSigmas, sigmaSpacingOf, sigmaToT, trainingSigmas } from "./sigma-schedules.js";
-import { combine, exp32, type NoiseLevel, noiseLevel, scaledDifference } from "./solver-math.js";
+import {
+  combine,
+  dpmSolverOutput,
+  exp32,
+  meanOfLearnedVariance,
+  type NoiseLevel,
+  noiseLevel,
+  scaledDifference,
+} from "./solver-math.js";
 import { interpolatedSigmas, respacedSolverSigmas, solverTimesteps } from "./solver-schedule.js";
-import { thresholdingOptions, thresholdSample } from "./thresholding.js";
+import { thresholdingOptions } from "./thresholding.js";
 import { f32 } from "./torch-numerics.js";
 
 export const dpmSolverMultistepOptions = {
@@ -155,7 +163,10 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): StepResult {
-    const output = this.meanOutput(modelOutput, sample, options?.batchSize ?? 1);
+    const output =
+      this.config.variance_type === "none"
+        ? modelOutput
+        : meanOfLearnedVariance(modelOutput, sample, options?.batchSize ?? 1);
     this.checkStepInputs(output, sample);
     if (this.index === null) this.index = this.begin ?? this.dpmIndexForTimestep(timestep);
     const index = this.index;
@@ -168,7 +179,13 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
         config.final_sigmas_type === "zero");
     const lowerOrderSecond = index === count - 2 && config.lower_order_final && count < 15;
 
-    const converted = this.convertModelOutput(output, sample, index, options?.batchSize ?? 1);
+    const converted = dpmSolverOutput(
+      this.config,
+      output,
+      sample,
+      noiseLevel(this.sigmaSchedule?.[index] as number),
+      options?.batchSize ?? 1,
+    );
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
     const noise = config.algorithm_type.startsWith("sde-") ? this.noiseFor(options, sample.length) : null;
@@ -224,45 +241,7 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
     return this.schedule.includes(timestep) ? this.indexForTimestep(timestep) : this.schedule.length - 1;
   }
 
-  /** Learned-variance models output twice the channels; the solver uses the first half of each image. */
-  private meanOutput(modelOutput: Float32Array, sample: Float32Array, batchSize: number): Float32Array {
-    if (this.config.variance_type === "none" || modelOutput.length !== 2 * sample.length) return modelOutput;
-    const perImage = sample.length / batchSize;
-    const mean = new Float32Array(sample.length);
-    for (let b = 0; b < batchSize; b++) {
-      mean.set(modelOutput.subarray(2 * b * perImage, (2 * b + 1) * perImage), b * perImage);
-    }
-    return mean;
-  }
-
   /** The data prediction x0 (DPM-Solver++) or the noise prediction (DPM-Solver) from the model output. */
-  private convertModelOutput(
-    output: Float32Array,
-    sample: Float32Array,
-    index: number,
-    batch: number,
-  ): Float32Array {
-    const { config } = this;
-    const { alpha, sigma } = noiseLevel(this.sigmaSchedule?.[index] as number);
-    const x0FromEps = (eps: Float32Array) =>
-      sample.map((x, i) => f32(x - f32(sigma * (eps[i] as number))) / alpha);
-    if (config.algorithm_type.endsWith("++")) {
-      let x0: Float32Array;
-      if (config.prediction_type === "epsilon") x0 = x0FromEps(output);
-      else if (config.prediction_type === "sample") x0 = Float32Array.from(output);
-      else x0 = sample.map((x, i) => f32(alpha * x) - f32(sigma * (output[i] as number)));
-      return config.thresholding ? thresholdSample(x0, batch, config) : x0;
-    }
-    let eps: Float32Array;
-    if (config.prediction_type === "epsilon") eps = Float32Array.from(output);
-    else if (config.prediction_type === "sample") {
-      eps = sample.map((x, i) => f32(x - f32(alpha * (output[i] as number))) / sigma);
-    } else eps = sample.map((x, i) => f32(alpha * (output[i] as number)) + f32(sigma * x));
-    if (!config.thresholding) return eps;
-    const x0 = thresholdSample(x0FromEps(eps), batch, config);
-    return sample.map((x, i) => f32(x - f32(alpha * (x0[i] as number))) / sigma);
-  }
-
   private levels(index: number, back: number): NoiseLevel[] {
     const sigmas = this.sigmaSchedule as Float32Array;
     return Array.from({ length: back + 2 }, (_, k) => noiseLevel(sigmas[index + 1 - k] as number));

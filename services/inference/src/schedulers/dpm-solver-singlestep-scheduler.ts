@@ -6,15 +6,15 @@ import { type ConfigOf, type OptionSpecs, parseConfig, SchedulerInputError } fro
 import { sigmaSpacingOf } from "./sigma-schedules.js";
 import {
   combine,
-  dataPrediction,
+  dpmSolverOutput,
   exp32,
+  meanOfLearnedVariance,
   type NoiseLevel,
-  noisePrediction,
   scaledDifference,
 } from "./solver-math.js";
 import { interpolatedSigmas, respacedSolverSigmas, solverTimesteps } from "./solver-schedule.js";
 import { SolverSchedulerBase } from "./solver-scheduler-base.js";
-import { thresholdingOptions, thresholdSample } from "./thresholding.js";
+import { thresholdingOptions } from "./thresholding.js";
 import { f32 } from "./torch-numerics.js";
 
 // diffusers' DPMSolverSinglestepScheduler has no rescale_betas_zero_snr.
@@ -133,10 +133,19 @@ export class DpmSolverSinglestepScheduler extends SolverSchedulerBase<DpmSolverS
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): StepResult {
-    const output = this.meanOutput(modelOutput, sample, options?.batchSize ?? 1);
+    const output =
+      this.config.variance_type === "none"
+        ? modelOutput
+        : meanOfLearnedVariance(modelOutput, sample, options?.batchSize ?? 1);
     this.checkStepInputs(output, sample);
     const index = this.startIndex(timestep);
-    const converted = this.convertModelOutput(output, sample, index, options?.batchSize ?? 1);
+    const converted = dpmSolverOutput(
+      this.config,
+      output,
+      sample,
+      this.levelAt(index),
+      options?.batchSize ?? 1,
+    );
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
     const noise =
@@ -179,35 +188,6 @@ export class DpmSolverSinglestepScheduler extends SolverSchedulerBase<DpmSolverS
     this.modelOutputs = modelOutputs;
     this.groupSample = sample;
     this.orders = Array.from(orders);
-  }
-
-  /** Learned-variance models output twice the channels; the solver uses the first half of each image. */
-  private meanOutput(modelOutput: Float32Array, sample: Float32Array, batchSize: number): Float32Array {
-    if (this.config.variance_type === "none" || modelOutput.length !== 2 * sample.length) return modelOutput;
-    const perImage = sample.length / batchSize;
-    const mean = new Float32Array(sample.length);
-    for (let b = 0; b < batchSize; b++) {
-      mean.set(modelOutput.subarray(2 * b * perImage, (2 * b + 1) * perImage), b * perImage);
-    }
-    return mean;
-  }
-
-  private convertModelOutput(
-    output: Float32Array,
-    sample: Float32Array,
-    index: number,
-    batch: number,
-  ): Float32Array {
-    const { config } = this;
-    const level = this.levelAt(index);
-    if (config.algorithm_type.endsWith("++")) {
-      const x0 = dataPrediction(config.prediction_type, output, sample, level);
-      return config.thresholding ? thresholdSample(x0, batch, config) : x0;
-    }
-    const eps = noisePrediction(config.prediction_type, output, sample, level);
-    if (!config.thresholding) return eps;
-    const x0 = thresholdSample(dataPrediction("epsilon", eps, sample, level), batch, config);
-    return sample.map((x, i) => f32(x - f32(level.alpha * (x0[i] as number))) / level.sigma);
   }
 
   /** Noise levels at the step's target and at the `back + 1` sigmas its group started from. */

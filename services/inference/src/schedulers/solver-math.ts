@@ -1,3 +1,4 @@
+import { type ThresholdingConfig, thresholdSample } from "./thresholding.js";
 import { f32 } from "./torch-numerics.js";
 
 /**
@@ -77,4 +78,47 @@ export function noisePrediction(
     case "v_prediction":
       return sample.map((x, i) => f32(alpha * (output[i] as number)) + f32(sigma * x));
   }
+}
+
+/**
+ * Learned-variance models (variance_type "learned" / "learned_range") output twice the channels; the solvers
+ * use the first half of each image.
+ */
+export function meanOfLearnedVariance(
+  modelOutput: Float32Array,
+  sample: Float32Array,
+  batchSize: number,
+): Float32Array {
+  if (modelOutput.length !== 2 * sample.length) return modelOutput;
+  const perImage = sample.length / batchSize;
+  const mean = new Float32Array(sample.length);
+  for (let b = 0; b < batchSize; b++) {
+    mean.set(modelOutput.subarray(2 * b * perImage, (2 * b + 1) * perImage), b * perImage);
+  }
+  return mean;
+}
+
+/**
+ * DPM-Solver's `convert_model_output`: the (optionally thresholded) data prediction for the ++ algorithms,
+ * the noise prediction (with x0 thresholded through it) for the others.
+ */
+export function dpmSolverOutput(
+  config: ThresholdingConfig & {
+    readonly algorithm_type: string;
+    readonly prediction_type: "epsilon" | "sample" | "v_prediction";
+    readonly thresholding: boolean;
+  },
+  output: Float32Array,
+  sample: Float32Array,
+  level: NoiseLevel,
+  batch: number,
+): Float32Array {
+  if (config.algorithm_type.endsWith("++")) {
+    const x0 = dataPrediction(config.prediction_type, output, sample, level);
+    return config.thresholding ? thresholdSample(x0, batch, config) : x0;
+  }
+  const eps = noisePrediction(config.prediction_type, output, sample, level);
+  if (!config.thresholding) return eps;
+  const x0 = thresholdSample(dataPrediction("epsilon", eps, sample, level), batch, config);
+  return sample.map((x, i) => f32(x - f32(level.alpha * (x0[i] as number))) / level.sigma);
 }
