@@ -39,7 +39,10 @@ export interface MeshLayout {
 
 export interface RunningMesh {
   readonly url: string;
+  /** Each service's current process (a restart replaces its entry). */
   readonly children: Record<ServiceName, ChildProcess>;
+  /** Starts a service again, as it was started, and waits until it is ready; kills it if it never is. */
+  restart(name: ServiceName): Promise<ChildProcess>;
   /** SIGTERM to every service, then wait for them to exit (SIGKILL after the grace period). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -90,25 +93,37 @@ export async function launchMesh(
       ),
     );
   };
+  const start = async (name: ServiceName) => {
+    const logFile = join(layout.logDir, `${name}.log`);
+    const log = createWriteStream(logFile, { flags: "a" });
+    const child = spawn(process.execPath, [...NODE_FLAGS[name], serviceEntry(name)], {
+      env: { ...process.env, ...envFor(name) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    children[name] = child;
+    await waitReady(name, address(name), child, logFile, 120_000);
+    return child;
+  };
   try {
     for (const name of SERVICES) {
-      const logFile = join(layout.logDir, `${name}.log`);
-      const log = createWriteStream(logFile, { flags: "a" });
-      const child = spawn(process.execPath, [...NODE_FLAGS[name], serviceEntry(name)], {
-        env: { ...process.env, ...envFor(name) },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      child.stdout?.pipe(log);
-      child.stderr?.pipe(log);
-      children[name] = child;
-      await waitReady(name, address(name), child, logFile, 120_000);
+      await start(name);
       onReady?.(name, address(name));
     }
   } catch (err) {
     await stop(2000);
     throw err;
   }
-  return { url: `http://${address("orchestrator")}`, children, stop };
+  const restart = async (name: ServiceName) => {
+    try {
+      return await start(name);
+    } catch (err) {
+      children[name]?.kill("SIGKILL");
+      throw err;
+    }
+  };
+  return { url: `http://${address("orchestrator")}`, children, restart, stop };
 }
 
 /** Polls grpc.health.v1 readiness ("") until SERVING; fails early, with the log's tail, if the process exits. */

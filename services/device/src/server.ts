@@ -23,6 +23,7 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
         "lease expired unrenewed",
       ),
   });
+  const handler = new DeviceHandler(detector, leases);
   const service = await startGrpcService({
     name: "device",
     host: config.host,
@@ -30,9 +31,9 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
-    registrations: routes(new DeviceHandler(detector, leases)),
+    registrations: routes(handler),
   });
-  const host = await detector.detect().catch(async (err: unknown) => {
+  const host = await handler.refresh().catch(async (err: unknown) => {
     await service.close();
     throw err;
   });
