@@ -6,7 +6,10 @@ import { createGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { createHealthService, HealthRegistry } from "./health.js";
 import { createServerInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
+import { startMetricsServer } from "./metrics-server.js";
+import { observeInterceptors } from "./observe-interceptor.js";
 import { createReflectionServices } from "./reflection.js";
+import { stopTracing } from "./tracing.js";
 
 export interface ServiceHostOptions {
   name: string;
@@ -18,12 +21,18 @@ export interface ServiceHostOptions {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   interceptors?: Interceptor[];
+  /** HTTP port of Prometheus `/metrics` (METRICS_PORT); 0 = any free one; absent or negative = none. */
+  metricsPort?: number;
+  /** grpc_server_* metrics; on unless false (the bench measures without). */
+  metrics?: boolean;
 }
 
 export interface RunningService {
   readonly port: number;
   readonly address: string;
   readonly health: HealthRegistry;
+  /** Where `/metrics` is served, when it is. */
+  readonly metricsPort?: number;
   /** Readiness drops first, then streams get the grace period to finish, then the rest is cut. */
   close(): Promise<void>;
 }
@@ -40,7 +49,11 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
       { service: Health, impl: createHealthService(health) },
       ...reflection,
     ],
-    interceptors: [createServerInterceptor(options.logger), ...(options.interceptors ?? [])],
+    interceptors: [
+      ...observeInterceptors({ system: "grpc", metrics: options.metrics !== false }),
+      createServerInterceptor(options.logger),
+      ...(options.interceptors ?? []),
+    ],
     maxMessageBytes: options.maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
@@ -51,6 +64,13 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
   );
   const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   options.logger.info({ address }, `${options.name} listening`);
+  const metricsServer =
+    options.metricsPort !== undefined && options.metricsPort >= 0
+      ? await startMetricsServer(options.host, options.metricsPort, options.logger).catch((err: unknown) => {
+          server.forceShutdown();
+          throw err;
+        })
+      : undefined;
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -69,10 +89,11 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
         server.forceShutdown();
       }
       shutdown.abort(new Error("server shut down"));
+      await metricsServer?.close();
     })();
     return closing;
   };
-  return { port, address, health, close };
+  return { port, address, health, close, ...(metricsServer ? { metricsPort: metricsServer.port } : {}) };
 }
 
 /** SIGTERM/SIGINT close the service gracefully once; a second signal exits at once. */
@@ -82,13 +103,16 @@ export function closeOnSignals(service: { close(): Promise<void> }, logger: Logg
     count++;
     if (count > 1) process.exit(130);
     logger.info({ signal }, "shutting down");
-    service.close().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error({ err: String(err) }, "shutdown failed");
-        process.exit(1);
-      },
-    );
+    service
+      .close()
+      .then(stopTracing)
+      .then(
+        () => process.exit(0),
+        (err) => {
+          logger.error({ err: String(err) }, "shutdown failed");
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -30,6 +30,7 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    metricsPort: config.metricsPort,
     registrations: routes(new DeviceHandler(detector, leases)),
   });
   const host = await detector.detect().catch(async (err: unknown) => {

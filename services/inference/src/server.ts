@@ -53,6 +53,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
         models,

@@ -51,6 +51,7 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    metricsPort: config.metricsPort,
     registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes, sharedMemory)),
   });
   service.health.setReady(true);
