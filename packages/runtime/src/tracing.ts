@@ -85,14 +85,28 @@ export function traceLogFields(): { trace_id?: string; span_id?: string } {
   return { trace_id: traceId, span_id: spanId };
 }
 
+/** A captured trace context (the active one where a call was accepted), to run later work under it. */
+export type TraceContext = Context;
+
+/** The active trace context, to hand to work that runs later (a queued session); undefined without tracing. */
+export function currentTraceContext(): TraceContext | undefined {
+  return tracer ? context.active() : undefined;
+}
+
 /**
- * Runs `work` in a child span of the active one (a workflow step, a model run), ending it with the outcome;
- * without tracing, just runs it.
+ * Runs `work` in a span (a workflow step, a model run, a session), child of `parent` or else of the active
+ * span, ending it with the outcome; without tracing, just runs it.
  */
-export function inSpan<T>(name: string, attributes: Attributes, work: () => Promise<T>): Promise<T> {
+export function inSpan<T>(
+  name: string,
+  attributes: Attributes,
+  work: () => Promise<T>,
+  parent?: TraceContext,
+): Promise<T> {
   if (!tracer) return work();
-  const span = tracer.startSpan(name, { attributes });
-  return context.with(trace.setSpan(context.active(), span), work).then(
+  const from = parent ?? context.active();
+  const span = tracer.startSpan(name, { attributes, kind: SpanKind.INTERNAL }, from);
+  return context.with(trace.setSpan(from, span), work).then(
     (value) => {
       span.end();
       return value;
@@ -103,20 +117,6 @@ export function inSpan<T>(name: string, attributes: Attributes, work: () => Prom
       throw err;
     },
   );
-}
-
-/**
- * A span that outlives the call that started it (a session run), its context captured now: pass it to
- * `context.with` for the work it covers. Undefined without tracing.
- */
-export function startDetachedSpan(
-  name: string,
-  attributes: Attributes,
-  parent: Context = context.active(),
-): { span: Span; context: Context } | undefined {
-  if (!tracer) return undefined;
-  const span = tracer.startSpan(name, { attributes, kind: SpanKind.INTERNAL }, parent);
-  return { span, context: trace.setSpan(parent, span) };
 }
 
 /** Records `err` on `span` as its status and an exception event. */

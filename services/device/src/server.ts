@@ -2,6 +2,7 @@ import { type ConfigOf, type Logger, type RunningService, startGrpcService } fro
 import type { deviceSettings } from "./config.js";
 import { createHostDetector } from "./detect/detect-host.js";
 import { DeviceHandler } from "./device-handler.js";
+import { gaugeDevicesFrom } from "./device-metrics.js";
 import { createMemoryLeaseManager } from "./leases/memory-lease-manager.js";
 import { routes } from "./routes.js";
 
@@ -23,6 +24,7 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
         "lease expired unrenewed",
       ),
   });
+  gaugeDevicesFrom(detector, leases);
   const service = await startGrpcService({
     name: "device",
     host: config.host,

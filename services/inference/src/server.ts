@@ -3,6 +3,7 @@ import { startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { InferenceHandler } from "./inference-handler.js";
+import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
 import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
@@ -46,6 +47,12 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const deviceMemory = config.deviceUrl
     ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger)
     : undefined;
+  const queue = new GenerationQueue(config.maxConcurrent, config.maxQueued);
+  gaugeInferenceFrom({
+    queued: () => queue.queued,
+    running: () => queue.running,
+    modelsLoaded: () => models.loadedIds().length,
+  });
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -57,7 +64,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     registrations: routes({
       inference: new InferenceHandler(
         models,
-        new GenerationQueue(config.maxConcurrent, config.maxQueued),
+        queue,
         createPipelineResources(),
         config.maxUnetBatch,
         logger,

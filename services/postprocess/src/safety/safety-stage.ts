@@ -1,5 +1,6 @@
 import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
+import { countImage } from "../postprocess-metrics.js";
 import type { SafetyClassifier } from "./safety-classifier.js";
 import type { SafetyPolicyName, SafetyPolicyTable } from "./safety-policy.js";
 
@@ -55,6 +56,7 @@ export class SafetyStage {
     policy: SafetyPolicyName,
     signal?: AbortSignal,
   ): Promise<{ verdict: SafetyVerdict; image: RawImage }> {
+    countImage("safety");
     const { classifier, threshold } = this.options;
     const score = classifier ? await classifier.score(image) : 0;
     signal?.throwIfAborted();
