@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { orchestratorClients } from "../clients.js";
-import { launchMesh, SERVICES, type ServiceName } from "../mesh-launcher.js";
+import { freePort, launchMesh, SERVICES, type ServiceName } from "../mesh-launcher.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
@@ -49,6 +49,10 @@ export async function up(argv: string[]): Promise<number> {
       basePort + i,
     ]),
   ) as Record<ServiceName, number>;
+  // Prometheus /metrics: the orchestrator on its own port, the gRPC-only services each on a free one.
+  const metricsPorts: Partial<Record<ServiceName, number>> = {};
+  for (const name of ["inference", "postprocess", "device"] as const)
+    metricsPorts[name] = await freePort("127.0.0.1");
   say(`starting ${SERVICES.join(", ")} (logs in ${join(root, "logs")})`);
   const mesh = await launchMesh(
     {
@@ -58,8 +62,10 @@ export async function up(argv: string[]): Promise<number> {
       modelsDir,
       logDir: join(root, "logs"),
       env: { LOG_LEVEL: values["log-level"] },
+      metricsPorts,
     },
-    (name, address) => say(`${name.padEnd(12)} ready on ${address}`),
+    (name, address) =>
+      say(`${name.padEnd(12)} ready on ${address} (metrics :${metricsPorts[name] ?? ports[name]}/metrics)`),
   );
   let stopping = false;
   const stop = async (code: number) => {
