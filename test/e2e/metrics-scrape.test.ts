@@ -91,9 +91,12 @@ describe("metrics of a running mesh", () => {
     }
   });
 
-  it.skipIf(missing)(`promtool check metrics passes on every endpoint${missing ? ` (skipped: ${missing})` : ""}`, async () => {
-    for (const name of SERVICES) expect(promtoolCheck(await scrape(name)), name).toBe("");
-  });
+  it.skipIf(missing)(
+    `promtool check metrics passes on every endpoint${missing ? ` (skipped: ${missing})` : ""}`,
+    async () => {
+      for (const name of SERVICES) expect(promtoolCheck(await scrape(name)), name).toBe("");
+    },
+  );
 
   it.skipIf(missing)(
     `a Prometheus server scrapes every service and returns the generation count${missing ? ` (skipped: ${missing})` : ""}`,
@@ -112,7 +115,8 @@ describe("metrics of a running mesh", () => {
       expect(targets.map((t) => t.job).sort()).toEqual(SERVICES.map((s) => `dmesh-${s}`).sort());
       const generations = await waitFor(
         "the generation count",
-        () => server.query('sum(dmesh_inference_generations_total{job="dmesh-inference",result="completed"})'),
+        () =>
+          server.query('sum(dmesh_inference_generations_total{job="dmesh-inference",result="completed"})'),
         (v) => v !== undefined,
       );
       expect(generations).toBe(RUNS);

@@ -38,7 +38,10 @@ export interface RunningPrometheus {
  * A real Prometheus server on a free loopback port, its config and storage in `dir`, scraping each job's
  * targets every second.
  */
-export async function startPrometheus(dir: string, jobs: Record<string, string[]>): Promise<RunningPrometheus> {
+export async function startPrometheus(
+  dir: string,
+  jobs: Record<string, string[]>,
+): Promise<RunningPrometheus> {
   mkdirSync(join(dir, "data"), { recursive: true });
   const config = [
     "global:",
@@ -129,7 +132,8 @@ export async function waitFor<T>(
   for (;;) {
     last = await read();
     if (done(last)) return last;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -25,7 +25,11 @@ export async function startTestMesh(env: Record<string, string> = {}): Promise<T
   const [orchestrator, inference, postprocess, device, ...metrics] = await freePorts(7);
   const ports = { orchestrator, inference, postprocess, device } as Record<ServiceName, number>;
   const [inferenceMetrics, postprocessMetrics, deviceMetrics] = metrics as [number, number, number];
-  const metricsPorts = { inference: inferenceMetrics, postprocess: postprocessMetrics, device: deviceMetrics };
+  const metricsPorts = {
+    inference: inferenceMetrics,
+    postprocess: postprocessMetrics,
+    device: deviceMetrics,
+  };
   const mesh = await launchMesh({
     ports,
     host: "127.0.0.1",
