@@ -5,7 +5,7 @@ import type {
   DescMethodUnary,
   MessageInitShape,
 } from "@bufbuild/protobuf";
-import type { StreamResponse, UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { type Context, context, propagation, type Span, SpanKind, trace } from "@opentelemetry/api";
 import type { GrpcTransport } from "./grpc-transport.js";
 import type { HeadersInit } from "./metadata.js";
@@ -75,16 +75,25 @@ export function observeTransport(inner: GrpcTransport): GrpcTransport {
     ): Promise<StreamResponse<I, O>> {
       const call = begin(method, header);
       if (method.methodKind === "server_streaming") call.slot.sent++;
+      // Once: by the stream's end as its reader sees it, or by the caller's abort, which Connect's clients
+      // use to leave a stream without reading on (they do not return() the iterator).
+      let ended = false;
+      const end = (err?: unknown) => {
+        if (ended) return;
+        ended = true;
+        signal?.removeEventListener("abort", onAbort);
+        finish(call.slot, call.startedAt, call.span, err);
+      };
+      const onAbort = () => end(new ConnectError("the call was cancelled", Code.Canceled));
+      signal?.addEventListener("abort", onAbort, { once: true });
       let res: StreamResponse<I, O>;
       try {
         res = await inner.stream(method, signal, timeoutMs, call.header, input);
       } catch (err) {
-        finish(call.slot, call.startedAt, call.span, err);
+        end(err);
         throw err;
       }
-      const counted = countReceived(res.message, call.slot);
-      const message = onStreamEnd(counted, (err) => finish(call.slot, call.startedAt, call.span, err));
-      return { ...res, message };
+      return { ...res, message: onStreamEnd(countReceived(res.message, call.slot), end) };
     },
   };
 }

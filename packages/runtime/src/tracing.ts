@@ -58,6 +58,11 @@ export async function startTracing(options: TracingOptions): Promise<void> {
   tracer = trace.getTracer("dmesh");
 }
 
+/** Sends the spans batched so far. */
+export async function flushTracing(): Promise<void> {
+  await provider?.forceFlush();
+}
+
 /** Sends the spans still batched and stops the SDK (on shutdown, before the process exits). */
 export async function stopTracing(): Promise<void> {
   const running = provider;
