@@ -143,7 +143,7 @@ export const commonSettings = {
   metricsPort: {
     env: "METRICS_PORT",
     description:
-      "HTTP port serving Prometheus `/metrics` (0 = any free port, -1 = none); the orchestrator also answers `/metrics` on its PORT",
+      "HTTP port serving Prometheus `/metrics` (0 = any free port; -1 = none, and the gRPC-only services then record no gRPC metrics); the orchestrator also answers `/metrics` on its PORT",
     default: -1,
     parse: parse.int(-1, 65535),
   },

@@ -19,7 +19,7 @@ import { activeTracer, failSpan } from "./tracing.js";
 export interface ObserveOptions {
   /** `rpc.system.name` of the server's spans: "grpc" (grpc-js) or "connect_rpc" (connect-node). */
   readonly system: "grpc" | "connect_rpc";
-  /** grpc_server_* metrics; on unless false (the bench measures without). */
+  /** grpc_server_* metrics; on unless false (a service that serves no metrics records none). */
   readonly metrics?: boolean;
 }
 

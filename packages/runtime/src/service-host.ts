@@ -21,10 +21,11 @@ export interface ServiceHostOptions {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   interceptors?: Interceptor[];
-  /** HTTP port of Prometheus `/metrics` (METRICS_PORT); 0 = any free one; absent or negative = none. */
+  /**
+   * HTTP port of Prometheus `/metrics` (METRICS_PORT); 0 = any free one; absent or negative = none, and then
+   * no grpc_server_* metrics are recorded either.
+   */
   metricsPort?: number;
-  /** grpc_server_* metrics; on unless false (the bench measures without). */
-  metrics?: boolean;
 }
 
 export interface RunningService {
@@ -40,6 +41,7 @@ export interface RunningService {
 /** Builds and starts a domain service on gRPC/HTTP2 with health, reflection and the common interceptors. */
 export async function startGrpcService(options: ServiceHostOptions): Promise<RunningService> {
   const domain: DescService[] = options.registrations.map((r) => r.service);
+  const metrics = options.metricsPort !== undefined && options.metricsPort >= 0;
   const health = new HealthRegistry(domain.map((s) => s.typeName));
   const reflection = createReflectionServices([...domain, Health]);
   const shutdown = new AbortController();
@@ -50,7 +52,7 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
       ...reflection,
     ],
     interceptors: [
-      ...observeInterceptors({ system: "grpc", metrics: options.metrics !== false }),
+      ...observeInterceptors({ system: "grpc", metrics }),
       createServerInterceptor(options.logger),
       ...(options.interceptors ?? []),
     ],
@@ -65,7 +67,7 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
   const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   options.logger.info({ address }, `${options.name} listening`);
   const metricsServer =
-    options.metricsPort !== undefined && options.metricsPort >= 0
+    metrics && options.metricsPort !== undefined
       ? await startMetricsServer(options.host, options.metricsPort, options.logger).catch((err: unknown) => {
           server.forceShutdown();
           throw err;
