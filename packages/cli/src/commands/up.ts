@@ -65,7 +65,9 @@ export async function up(argv: string[]): Promise<number> {
       metricsPorts,
     },
     (name, address) =>
-      say(`${name.padEnd(12)} ready on ${address} (metrics :${metricsPorts[name] ?? ports[name]}/metrics)`),
+      say(
+        `${name.padEnd(12)} ready on ${address} (metrics http://127.0.0.1:${metricsPorts[name] ?? ports[name]}/metrics)`,
+      ),
   );
   let stopping = false;
   const stop = async (code: number) => {
