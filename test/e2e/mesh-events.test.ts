@@ -180,7 +180,10 @@ describe("WatchMeshEvents", () => {
   });
 
   it("refuses an unknown kind, naming the field", async () => {
-    const stream = orchestratorClients(mesh.url).mesh.watchMeshEvents({ kinds: [MeshEventKind.SESSION, 99] });
+    // A value from a newer client that this orchestrator does not know.
+    const stream = orchestratorClients(mesh.url).mesh.watchMeshEvents({
+      kinds: [MeshEventKind.SESSION, 99 as MeshEventKind],
+    });
     await expect(
       (async () => {
         for await (const _ of stream) return;

@@ -68,7 +68,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       try {
         const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as ExportRequest;
         for (const rs of body.resourceSpans ?? []) {
-          const service = String(valueOf(rs.resource?.attributes, "service.name") ?? "");
+          const service = String(attributeOf(rs.resource?.attributes, "service.name") ?? "");
           for (const ss of rs.scopeSpans ?? []) {
             for (const s of ss.spans ?? []) {
               spans.push({
@@ -103,7 +103,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   };
 }
 
-function valueOf(attributes: KeyValue[] | undefined, key: string): string | number | boolean | undefined {
+function attributeOf(attributes: KeyValue[] | undefined, key: string): string | number | boolean | undefined {
   const found = attributes?.find((a) => a.key === key);
   return found ? scalar(found.value) : undefined;
 }
