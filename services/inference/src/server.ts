@@ -2,6 +2,7 @@ import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
+import { ControlMapper } from "./control/control-mapper.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
@@ -53,6 +54,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     running: () => queue.running,
     modelsLoaded: () => models.loadedIds().length,
   });
+  const control = new ControlMapper();
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -71,7 +73,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         deviceMemory,
       ),
       models: new ModelHandler(models),
-      conditioning: new ConditioningHandler(models),
+      conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),
   });
@@ -92,6 +94,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     close: async () => {
       await service.close();
       deviceMemory?.close();
+      await control.close();
       await models.close();
     },
   };
