@@ -73,17 +73,15 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   const shutdown = new AbortController();
   // connect-node adds a listener per call in progress; many concurrent calls are normal here, not a leak.
   setMaxListeners(0, shutdown.signal);
-  const handler = withMetricsPath(
-    connectNodeAdapter({
-      routes: options.routes,
-      interceptors: options.interceptors,
-      readMaxBytes: options.maxMessageBytes,
-      writeMaxBytes: options.maxMessageBytes,
-      shutdownSignal: shutdown.signal,
-    }),
-  );
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, handler);
+  const handler = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: options.interceptors,
+    readMaxBytes: options.maxMessageBytes,
+    writeMaxBytes: options.maxMessageBytes,
+    shutdownSignal: shutdown.signal,
+  });
+  const h1 = http.createServer(withMetricsPath(handler));
+  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, withMetricsPath(handler));
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {

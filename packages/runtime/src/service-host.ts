@@ -105,16 +105,14 @@ export function closeOnSignals(service: { close(): Promise<void> }, logger: Logg
     count++;
     if (count > 1) process.exit(130);
     logger.info({ signal }, "shutting down");
-    service
-      .close()
-      .then(stopTracing)
-      .then(
-        () => process.exit(0),
-        (err) => {
-          logger.error({ err: String(err) }, "shutdown failed");
-          process.exit(1);
-        },
-      );
+    service.close().then(
+      // Spans still batched leave before the process does.
+      () => void stopTracing().finally(() => process.exit(0)),
+      (err) => {
+        logger.error({ err: String(err) }, "shutdown failed");
+        process.exit(1);
+      },
+    );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
