@@ -14,7 +14,7 @@ import { requestHeaderValue } from "./grpc-server.js";
 import { REQUEST_ID_HEADER } from "./request-scope.js";
 import { grpcCodeOf, type RpcSlot, serverRpcMetrics } from "./rpc-metrics.js";
 import { onStreamEnd } from "./stream-end.js";
-import { activeTracer, failSpan } from "./tracing.js";
+import { activeTracer, failSpan, isTraced } from "./tracing.js";
 
 export interface ObserveOptions {
   /** `rpc.system.name` of the server's spans: "grpc" (grpc-js) or "connect_rpc" (connect-node). */
@@ -62,7 +62,7 @@ export function createObserveInterceptor(options: ObserveOptions): Interceptor {
     }
     let span: Span | undefined;
     let ctx: Context | undefined;
-    if (tracer) {
+    if (tracer && isTraced(req.service.typeName)) {
       const parent = propagation.extract(ROOT_CONTEXT, req, requestGetter);
       const rpcMethod = `${req.service.typeName}/${req.method.name}`;
       span = tracer.startSpan(

@@ -12,7 +12,7 @@ import type { HeadersInit } from "./metadata.js";
 import { endSpan } from "./observe-interceptor.js";
 import { clientRpcMetrics, grpcCodeOf, type RpcSlot } from "./rpc-metrics.js";
 import { onStreamEnd } from "./stream-end.js";
-import { activeTracer } from "./tracing.js";
+import { activeTracer, isTraced } from "./tracing.js";
 
 /**
  * `inner` with go-grpc-prometheus's grpc_client_* metrics on every call and, when tracing is on, one CLIENT
@@ -26,7 +26,7 @@ export function observeTransport(inner: GrpcTransport): GrpcTransport {
     const slot = clientRpcMetrics.slot(method);
     slot.started++;
     const startedAt = performance.now();
-    if (!tracer) return { slot, startedAt, span: undefined, header };
+    if (!tracer || !isTraced(method.parent.typeName)) return { slot, startedAt, span: undefined, header };
     const rpcMethod = `${method.parent.typeName}/${method.name}`;
     const span = tracer.startSpan(rpcMethod, {
       kind: SpanKind.CLIENT,

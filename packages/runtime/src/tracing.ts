@@ -73,6 +73,21 @@ export async function stopTracing(): Promise<void> {
   await running.shutdown().catch(() => {});
 }
 
+/**
+ * Services whose calls get no spans: health checks (kubelet probes, the orchestrator's checks of every replica
+ * every few seconds) and reflection would fill the trace store with traces of their own and nothing else.
+ * Their metrics are kept.
+ */
+const UNTRACED = new Set([
+  "grpc.health.v1.Health",
+  "grpc.reflection.v1.ServerReflection",
+  "grpc.reflection.v1alpha.ServerReflection",
+]);
+
+export function isTraced(serviceTypeName: string): boolean {
+  return !UNTRACED.has(serviceTypeName);
+}
+
 /** The tracer, when tracing is on; undefined otherwise, so that callers skip span work entirely. */
 export function activeTracer(): Tracer | undefined {
   return tracer;

@@ -1,6 +1,7 @@
 import { type Client, createClient, type HandlerContext } from "@connectrpc/connect";
 import { ConditioningService } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { Health } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { context, SpanKind, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -143,5 +144,22 @@ describe("tracing across grpc-js hops", () => {
     // error; every non-OK code is one for the client.
     expect(server?.status.code).toBe(0);
     expect(client?.status.code).toBe(2);
+  });
+
+  it("makes no spans for health checks, which only their metrics count", async () => {
+    exporter.reset();
+    await createClient(Health, backTransport).check({ service: "" });
+    await backClient.tokenize({ text: "x" });
+    await flushTracing();
+    expect(
+      exporter
+        .getFinishedSpans()
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual([
+      "back work",
+      "dmesh.conditioning.v1.ConditioningService/Tokenize",
+      "dmesh.conditioning.v1.ConditioningService/Tokenize",
+    ]);
   });
 });
