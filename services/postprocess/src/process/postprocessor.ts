@@ -1,4 +1,4 @@
-import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, inSpan } from "@dmesh/runtime";
 import { type EncodedImage, encodeImage, type OutputFormat } from "../encode/encode-image.js";
 import { enhanceImage } from "../enhance/enhance-image.js";
 import type { EnhanceOp } from "../enhance/enhance-op.js";
@@ -181,12 +181,15 @@ export class Postprocessor {
     if (plan.factor === 1) return image;
     if (plan.kernel !== "model")
       return resizeImage(image, { scale: plan.factor, kernel: plan.kernel, maxOutputPixels });
-    return this.modelUpscaler().upscale(image, {
-      model: plan.model,
-      factor: plan.factor,
-      maxOutputPixels,
-      ...(signal ? { signal } : {}),
-    });
+    // One span for the model's runs over every tile of the image.
+    return inSpan("model run upscale", { "dmesh.model": plan.model }, () =>
+      this.modelUpscaler().upscale(image, {
+        model: plan.model,
+        factor: plan.factor,
+        maxOutputPixels,
+        ...(signal ? { signal } : {}),
+      }),
+    );
   }
 
   async process(image: RawImage, plan: ProcessPlan, signal?: AbortSignal): Promise<ProcessResult> {

@@ -1,4 +1,4 @@
-import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, inSpan } from "@dmesh/runtime";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { countImage } from "../postprocess-metrics.js";
 import type { SafetyClassifier } from "./safety-classifier.js";
@@ -58,7 +58,11 @@ export class SafetyStage {
   ): Promise<{ verdict: SafetyVerdict; image: RawImage }> {
     countImage("safety");
     const { classifier, threshold } = this.options;
-    const score = classifier ? await classifier.score(image) : 0;
+    const score = classifier
+      ? await inSpan("model run safety_classifier", { "dmesh.model": classifier.name }, () =>
+          classifier.score(image),
+        )
+      : 0;
     signal?.throwIfAborted();
     const flagged = classifier !== undefined && score >= threshold;
     const action: SafetyAction = !flagged ? "passed" : policy === "pass" ? "passed" : actionOf(policy);
