@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -168,6 +168,104 @@ describe.skipIf(!kubectl)(TITLE, () => {
         );
         expect(out).toMatch(/SUCCESS: 3 rules found/);
         expect(out).toMatch(new RegExp(`SUCCESS: ${queries.length} rules found`));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.skipIf(promtoolMissing)(
+    `fires each alert on the series that should fire it, and not before (promtool test rules)${promtoolMissing ? ` (skipped: ${promtoolMissing})` : ""}`,
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), "dmesh-rules-"));
+      try {
+        writeFileSync(join(dir, "alerts.yaml"), JSON.stringify({ groups: rules }));
+        const labels = { namespace: "dmesh", job: "inference" };
+        const tests = {
+          rule_files: ["alerts.yaml"],
+          evaluation_interval: "1m",
+          tests: [
+            {
+              interval: "1m",
+              input_series: [
+                // An inference pod stops answering scrapes at minute 1; a postprocess pod keeps answering.
+                { series: 'up{job="inference",instance="10.0.0.1:9464"}', values: "1 0 0 0 0 0" },
+                { series: 'up{job="postprocess",instance="10.0.0.2:9464"}', values: "1 1 1 1 1 1" },
+                // The queue grows by one generation a minute.
+                {
+                  series: 'dmesh_inference_queue_depth{namespace="dmesh",job="inference",pod="p"}',
+                  values: "0+1x30",
+                },
+                // 10% of calls fail with INTERNAL, against 2% with INVALID_ARGUMENT that are the callers' own.
+                {
+                  series:
+                    'grpc_server_handled_total{namespace="dmesh",job="inference",grpc_service="s",grpc_code="Internal"}',
+                  values: "0+60x30",
+                },
+                {
+                  series:
+                    'grpc_server_handled_total{namespace="dmesh",job="inference",grpc_service="s",grpc_code="OK"}',
+                  values: "0+528x30",
+                },
+                {
+                  series:
+                    'grpc_server_handled_total{namespace="dmesh",job="inference",grpc_service="s",grpc_code="InvalidArgument"}',
+                  values: "0+12x30",
+                },
+              ],
+              alert_rule_test: [
+                { eval_time: "2m", alertname: "DmeshReplicaDown", exp_alerts: [] },
+                {
+                  eval_time: "4m",
+                  alertname: "DmeshReplicaDown",
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: "critical", job: "inference", instance: "10.0.0.1:9464" },
+                      exp_annotations: {
+                        summary: "dmesh inference replica down",
+                        description:
+                          "inference at 10.0.0.1:9464 has answered no metrics scrape for 2 minutes.",
+                      },
+                    },
+                  ],
+                },
+                { eval_time: "8m", alertname: "DmeshInferenceQueueGrowing", exp_alerts: [] },
+                {
+                  eval_time: "25m",
+                  alertname: "DmeshInferenceQueueGrowing",
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: "warning", namespace: "dmesh" },
+                      exp_annotations: {
+                        summary: "dmesh inference queue growing",
+                        description: "25 generations wait in dmesh and the queue has grown for 10 minutes.",
+                      },
+                    },
+                  ],
+                },
+                { eval_time: "10m", alertname: "DmeshErrorRatioHigh", exp_alerts: [] },
+                {
+                  eval_time: "20m",
+                  alertname: "DmeshErrorRatioHigh",
+                  exp_alerts: [
+                    {
+                      exp_labels: { severity: "warning", ...labels, grpc_service: "s" },
+                      exp_annotations: {
+                        summary: "dmesh s failing calls",
+                        description: "10% of s's calls failed on the server's account over 5 minutes.",
+                      },
+                    },
+                  ],
+                },
+              ],
+            },
+          ],
+        };
+        writeFileSync(join(dir, "alerts-test.yaml"), JSON.stringify(tests));
+        const result = spawnSync("promtool", ["test", "rules", join(dir, "alerts-test.yaml")], {
+          encoding: "utf8",
+        });
+        expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
