@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -35,6 +36,8 @@ export interface MeshLayout {
   host: string;
   /** Extra environment for every service (e.g. LOG_LEVEL). */
   env?: Record<string, string>;
+  /** METRICS_PORT of the services that get one (the orchestrator serves `/metrics` on its own port). */
+  metricsPorts?: Partial<Record<ServiceName, number>>;
 }
 
 export interface RunningMesh {
@@ -60,7 +63,13 @@ export async function launchMesh(
   mkdirSync(layout.logDir, { recursive: true });
   const address = (name: ServiceName) => `${layout.host}:${layout.ports[name]}`;
   const envFor = (name: ServiceName): Record<string, string> => {
-    const common = { HOST: layout.host, PORT: String(layout.ports[name]), ...layout.env };
+    const metricsPort = layout.metricsPorts?.[name];
+    const common = {
+      HOST: layout.host,
+      PORT: String(layout.ports[name]),
+      ...(metricsPort !== undefined ? { METRICS_PORT: String(metricsPort) } : {}),
+      ...layout.env,
+    };
     switch (name) {
       case "inference":
         return { ...common, MODELS_DIR: layout.modelsDir, DEVICE_URL: address("device") };
@@ -164,4 +173,16 @@ function tail(file: string): string {
   } catch {
     return "(no log)";
   }
+}
+
+/** A TCP port free on `host` a moment ago, for a service that is told its port before it starts. */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -2,6 +2,7 @@ import { type ConfigOf, type Logger, type RunningService, startGrpcService } fro
 import type { deviceSettings } from "./config.js";
 import { createHostDetector } from "./detect/detect-host.js";
 import { DeviceHandler } from "./device-handler.js";
+import { gaugeDevicesFrom } from "./device-metrics.js";
 import { createMemoryLeaseManager } from "./leases/memory-lease-manager.js";
 import { routes } from "./routes.js";
 
@@ -24,6 +25,7 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
       ),
   });
   const handler = new DeviceHandler(detector, leases);
+  gaugeDevicesFrom(detector, leases);
   const service = await startGrpcService({
     name: "device",
     host: config.host,
@@ -31,6 +33,7 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    metricsPort: config.metricsPort,
     registrations: routes(handler),
   });
   const host = await handler.refresh().catch(async (err: unknown) => {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { orchestratorClients } from "../clients.js";
-import { launchMesh, SERVICES, type ServiceName } from "../mesh-launcher.js";
+import { freePort, launchMesh, SERVICES, type ServiceName } from "../mesh-launcher.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { DEFAULT_RESTART_POLICY, type ServiceSupervisor, superviseMesh } from "../service-supervisor.js";
 import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
@@ -53,6 +53,10 @@ export async function up(argv: string[]): Promise<number> {
     ]),
   ) as Record<ServiceName, number>;
   const logDir = join(root, "logs");
+  // Prometheus /metrics: the orchestrator on its own port, the gRPC-only services each on a free one.
+  const metricsPorts: Partial<Record<ServiceName, number>> = {};
+  for (const name of ["inference", "postprocess", "device"] as const)
+    metricsPorts[name] = await freePort("127.0.0.1");
   say(`starting ${SERVICES.join(", ")} (logs in ${logDir})`);
   const mesh = await launchMesh(
     {
@@ -67,8 +71,12 @@ export async function up(argv: string[]): Promise<number> {
         // at most 10 s) 8 attempts span ~26 s, time for the supervisor to bring a crashed service back.
         MAX_ATTEMPTS: process.env.MAX_ATTEMPTS ?? "8",
       },
+      metricsPorts,
     },
-    (name, address) => say(`${name.padEnd(12)} ready on ${address}`),
+    (name, address) =>
+      say(
+        `${name.padEnd(12)} ready on ${address} (metrics http://127.0.0.1:${metricsPorts[name] ?? ports[name]}/metrics)`,
+      ),
   );
 
   const stateFile = join(root, SUPERVISOR_STATE_FILE);
