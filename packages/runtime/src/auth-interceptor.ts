@@ -51,6 +51,11 @@ function authenticate(keys: ApiKeys, header: string | null): Caller {
   return caller;
 }
 
+/** Who makes the call: its tenant, and whether it holds an admin key. */
+export function callerOf(ctx: HandlerContext): Caller {
+  return ctx.values.get(callerKey);
+}
+
 /** The tenant a call is made for: what domain code receives. */
 export function tenantOf(ctx: HandlerContext): string {
   return ctx.values.get(callerKey).tenant;

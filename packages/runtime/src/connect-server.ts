@@ -8,6 +8,7 @@ import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { withCors } from "./cors.js";
 import type { Logger } from "./logger.js";
+import { withMetricsPath } from "./metrics-server.js";
 import { ServerTls, type ServerTlsConfig } from "./tls.js";
 
 export interface ConnectServerOptions {
@@ -89,8 +90,8 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     }),
     options.corsOrigins ?? [],
   );
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, handler);
+  const h1 = http.createServer(withMetricsPath(handler));
+  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, withMetricsPath(handler));
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {

@@ -11,6 +11,7 @@ import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/conne
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { appendMetadata, headersToMetadata, metadataToHeaders } from "./metadata.js";
+import { observeTransport } from "./observed-transport.js";
 import type { ClientTls } from "./tls.js";
 
 export interface GrpcTransportOptions {
@@ -21,6 +22,8 @@ export interface GrpcTransportOptions {
   tls?: ClientTls;
   /** Headers every call carries unless it sets them itself (an API key: `authorization: Bearer KEY`). */
   headers?: Record<string, string>;
+  /** grpc_client_* metrics and trace context on every call; on unless false (the bench measures without). */
+  observe?: boolean;
 }
 
 export interface GrpcTransport extends Transport {
@@ -53,7 +56,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
     timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
 
-  return {
+  const transport: GrpcTransport = {
     address: options.address,
     close: () => client.close(),
 
@@ -144,6 +147,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       };
     },
   };
+  return options.observe === false ? transport : observeTransport(transport);
 }
 
 /**

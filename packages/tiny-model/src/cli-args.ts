@@ -9,7 +9,7 @@ export const USAGE = `usage: dmesh-tiny-model <dir> [options]
 Writes a tiny diffusion model (real ONNX graphs, seeded weights) in the layout of an optimum ONNX export.
 Skips a directory that already holds the same complete model.
 
-  --kind sdxl|sdxl-refiner|sd15        pipeline to imitate (default sdxl)
+  --kind sdxl|sdxl-refiner|sd15|sd2    pipeline to imitate (default sdxl)
   --seed N                             weight seed, 0..4294967295 (default 42)
   --unet-in-channels 4|9               9 makes an inpainting UNet (default 4)
   --timestep-type float32|int64        dtype of the UNet's timestep (default float32)

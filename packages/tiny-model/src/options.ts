@@ -1,5 +1,5 @@
 /** Which pipeline the tiny model imitates. */
-export type TinyModelKind = "sdxl" | "sdxl-refiner" | "sd15";
+export type TinyModelKind = "sdxl" | "sdxl-refiner" | "sd15" | "sd2";
 
 export interface TinyModelOptions {
   readonly kind: TinyModelKind;
@@ -42,7 +42,7 @@ export class TinyModelOptionError extends Error {
 }
 
 const choices: { readonly [K in keyof TinyModelOptions]?: readonly TinyModelOptions[K][] } = {
-  kind: ["sdxl", "sdxl-refiner", "sd15"],
+  kind: ["sdxl", "sdxl-refiner", "sd15", "sd2"],
   unetInChannels: [4, 9],
   timestepType: ["float32", "int64"],
   timestepShape: ["vector", "scalar"],

@@ -47,7 +47,10 @@ export function generateTinyModel(options: TinyModelOptions): {
       out.text(`${tokenizerFolder}/${name}`, content);
     }
   };
-  if (dims.textEncoder) textEncoder("text_encoder", "tokenizer", dims.textEncoder, END_OF_TEXT);
+  if (dims.textEncoder) {
+    const pad = dims.textEncoder.padTokenId === exclamationId ? "!" : END_OF_TEXT;
+    textEncoder("text_encoder", "tokenizer", dims.textEncoder, pad);
+  }
   if (dims.textEncoder2) textEncoder("text_encoder_2", "tokenizer_2", dims.textEncoder2, "!");
 
   out.onnx("unet/model.onnx", buildUnet(dims.unet, options)).json("unet/config.json", unetConfig(dims.unet));

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
+import { modelUnloads, observeModelLoad } from "../inference-metrics.js";
 import { type LoadedModel, loadModel } from "./loaded-model.js";
 import { type ModelDirectory, readModelDirectory } from "./model-directory.js";
 import { ModelContractError } from "./model-errors.js";
@@ -177,7 +178,7 @@ export class ModelRegistry {
       const started = performance.now();
       try {
         const dir = entry.dir as ModelDirectory;
-        const model = await loadModel(dir, this.settings);
+        const model = await observeModelLoad(id, () => loadModel(dir, this.settings));
         entry.loaded = model;
         entry.memoryBytes = Math.max(0, process.memoryUsage().rss - before);
         this.logger.info(
@@ -222,6 +223,7 @@ export class ModelRegistry {
     entry.loaded = undefined;
     entry.memoryBytes = 0;
     await model.release();
+    modelUnloads.inc();
     this.logger.info({ model: entry.dir?.id }, "model unloaded");
   }
 }

@@ -1,5 +1,6 @@
 import { AbortedError, InvalidArgumentError, type Logger } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
+import { denoiseStepSeconds } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { isSdxlFamily } from "../models/model-directory.js";
 import { RunClock } from "../models/onnx-component.js";
@@ -271,6 +272,7 @@ class Generation {
         this.stepsDone++;
         if (shared) this.sharedSteps++;
         const stepSeconds = seconds(stepStart);
+        denoiseStepSeconds.observe(stepSeconds);
         this.timings.stepSeconds.push(stepSeconds);
         this.timings.denoiseSeconds += stepSeconds;
         options.resources.eta.record(etaKey, stepSeconds);

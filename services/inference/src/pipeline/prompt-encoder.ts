@@ -9,6 +9,7 @@ import {
   tokenizeWeightedPrompt,
   type WeightedChunk,
 } from "../tokenizer/index.js";
+import { modelRun } from "./model-run-span.js";
 
 const CHUNK = 77;
 
@@ -82,10 +83,8 @@ export async function encodePrompts(
     for (const [i, c] of all.entries()) ids.set(c.ids.subarray(0, CHUNK), i * CHUNK);
     const layer = hiddenLayerName(enc, sdxl, spec.clipSkip);
     const wanted = [layer, ...(enc.pooled ? [enc.pooled] : [])];
-    const out = await enc.component.run(
-      { input_ids: { data: ids, dims: [all.length, CHUNK] } },
-      clock,
-      wanted,
+    const out = await modelRun(enc.component.model, enc.component.name, () =>
+      enc.component.run({ input_ids: { data: ids, dims: [all.length, CHUNK] } }, clock, wanted),
     );
     const hidden = out[layer];
     if (!hidden) throw new Error(`${enc.component.name} did not return ${layer}`);

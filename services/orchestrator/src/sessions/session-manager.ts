@@ -42,6 +42,7 @@ import {
   type RunnerDeps,
   runSession,
 } from "./session-runner.js";
+import { SessionTraces } from "./session-traces.js";
 import type { TenantQuota } from "./tenant-quotas.js";
 
 export interface SessionLimits {
@@ -91,6 +92,7 @@ export class SessionManager {
   /** Sessions with a cached state change not yet stored or told (see `commit`). */
   private readonly held = new Set<Session>();
   private closed = false;
+  private readonly traces = new SessionTraces();
 
   constructor(
     private readonly deps: Omit<RunnerDeps, "commit">,
@@ -171,6 +173,7 @@ export class SessionManager {
       session: clone(SessionSchema, session),
     });
     this.commits.afterSync(() => this.events.publish(event));
+    this.traces.submitted(session.id);
     this.enqueue(session);
     this.pump();
     return { session, existing: false };
@@ -465,10 +468,12 @@ export class SessionManager {
     this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
       const workflow = this.workflows.get(session.workflowId);
-      const outcome = await runSession(session, workflow.template, workflow.order, control, {
-        ...this.deps,
-        commit: (s, kind, options) => this.commit(s, kind, options),
-      });
+      const outcome = await this.traces.run(session.id, session.workflowId, () =>
+        runSession(session, workflow.template, workflow.order, control, {
+          ...this.deps,
+          commit: (s, kind, options) => this.commit(s, kind, options),
+        }),
+      );
       if (outcome === "completed") markFinished(session, SessionState.COMPLETED);
       else if (outcome === "paused") session.state = SessionState.PAUSED;
       else markFinished(session, SessionState.CANCELLED);

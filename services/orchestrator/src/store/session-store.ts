@@ -39,6 +39,9 @@ export class SessionStore {
         "SELECT id, tenant FROM sessions WHERE state IN (4, 5, 6) AND updated_at < ?",
       ),
       counts: db.prepare("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state"),
+      countsByTenant: db.prepare(
+        "SELECT state, tenant, COUNT(*) AS count FROM sessions GROUP BY state, tenant",
+      ),
     };
   }
 
@@ -171,6 +174,11 @@ export class SessionStore {
   counts(): Map<SessionState, number> {
     const rows = this.stmts.counts.all() as { state: SessionState; n: number }[];
     return new Map(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Sessions stored, by state and tenant. */
+  countsByTenant(): { state: SessionState; tenant: string; count: number }[] {
+    return this.stmts.countsByTenant.all() as { state: SessionState; tenant: string; count: number }[];
   }
 }
 
