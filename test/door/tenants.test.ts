@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { BatchAction } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
+import { MeshEventKind } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import {
@@ -270,6 +271,50 @@ describe("tenants", () => {
     expect(pngInfo(png).text.parameters).toMatch(/Safety: passed /);
   });
 
+  it("follow only their own sessions in the mesh event stream; an admin follows everyone's", async () => {
+    const seen = (t: TestTenant, until: AbortSignal) => {
+      const sessions: { id: string; tenant: string }[] = [];
+      const done = (async () => {
+        try {
+          for await (const { event } of as(t).mesh.watchMeshEvents(
+            { kinds: [MeshEventKind.SESSION] },
+            { signal: until },
+          )) {
+            const d = event?.detail;
+            if (d?.case === "session") sessions.push({ id: d.value.sessionId, tenant: d.value.tenant });
+          }
+        } catch {
+          // the watch ends when the test aborts it
+        }
+      })();
+      return { sessions, done };
+    };
+    const stop = new AbortController();
+    const watchers = {
+      acme: seen(acme, stop.signal),
+      globex: seen(globex, stop.signal),
+      ops: seen(ops, stop.signal),
+    };
+    await new Promise((r) => setTimeout(r, 300));
+    const a = await generate(acme, 21);
+    const g = await generate(globex, 22);
+    await eventually(
+      () =>
+        ["acme", "globex"].every((t) => watchers.ops.sessions.some((s) => s.tenant === t)) ? true : undefined,
+      10_000,
+      "the admin to see both tenants' sessions",
+    );
+    stop.abort();
+    await Promise.all(Object.values(watchers).map((w) => w.done));
+    expect(new Set(watchers.acme.sessions.map((s) => `${s.tenant} ${s.id}`))).toEqual(
+      new Set([`acme ${a.id}`]),
+    );
+    expect(new Set(watchers.globex.sessions.map((s) => `${s.tenant} ${s.id}`))).toEqual(
+      new Set([`globex ${g.id}`]),
+    );
+    expect(watchers.ops.sessions.map((s) => s.id)).toEqual(expect.arrayContaining([a.id, g.id]));
+  });
+
   it("leave one audit line per control action and deletion, naming tenant, action and object", async () => {
     const session = await generate(acme, 8);
     await as(acme).processing.controlSession({ sessionId: session.id, action: SessionAction.RESTART });
@@ -287,7 +332,11 @@ describe("tenants", () => {
     await as(acme).processing.deleteSession({ sessionId: session.id });
     await eventually(
       () =>
-        auditLines(mesh.orchestrator.logFile).some((l) => l.action === "session.delete") ? true : undefined,
+        auditLines(mesh.orchestrator.logFile).some(
+          (l) => l.action === "session.delete" && l.object === session.id,
+        )
+          ? true
+          : undefined,
       5000,
       "the audit line",
     );
