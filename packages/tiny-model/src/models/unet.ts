@@ -1,5 +1,5 @@
 import type { UnetDims } from "../dims.js";
-import { GraphBuilder, type Value } from "../onnx/graph-builder.js";
+import { GraphBuilder, TensorType, type Value } from "../onnx/graph-builder.js";
 import {
   attention,
   conv2d,
@@ -10,7 +10,7 @@ import {
   type NetContext,
   silu,
 } from "../onnx/layers.js";
-import { type ModelProto, TensorType } from "../onnx/onnx-proto.js";
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { TinyModelOptions } from "../options.js";
 import { createWeightInit } from "../weight-init.js";
 
