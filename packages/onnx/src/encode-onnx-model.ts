@@ -119,7 +119,12 @@ export async function writeAtomically(path: string, content: Uint8Array): Promis
 }
 
 /** `tensor` without its bytes, pointing at `length` bytes at `offset` of `location`. */
-export function externalTensor(tensor: TensorProto, location: string, offset: number, length: number): TensorProto {
+export function externalTensor(
+  tensor: TensorProto,
+  location: string,
+  offset: number,
+  length: number,
+): TensorProto {
   const out = shallowCopy(tensor);
   delete (out as Partial<TensorProto>).rawData;
   out.externalData = [

@@ -51,14 +51,13 @@ export function resolveExternalData(
       sizes.set(file, size);
     }
     const offset = integerEntry(entries.get("offset"), 0, (p) => fail(tensor.name, `offset ${p}`));
-    const length = integerEntry(entries.get("length"), expectedBytes, (p) => fail(tensor.name, `length ${p}`));
+    const length = integerEntry(entries.get("length"), expectedBytes, (p) =>
+      fail(tensor.name, `length ${p}`),
+    );
     if (length !== expectedBytes)
       fail(tensor.name, `length ${length} does not match its dims and dtype (${expectedBytes} bytes)`);
     if (offset + length > size)
-      fail(
-        tensor.name,
-        `range ${offset}..${offset + length} runs past the end of ${where} (${size} bytes)`,
-      );
+      fail(tensor.name, `range ${offset}..${offset + length} runs past the end of ${where} (${size} bytes)`);
     ranges.set(tensor.name, { file, offset, length });
   }
   checkOverlaps(ranges, (a, b) =>
@@ -90,8 +89,8 @@ function checkOverlaps(ranges: ReadonlyMap<string, ExternalRange>, fail: (a: str
     for (let i = 1; i < list.length; i++) {
       const [prevName, prev] = list[i - 1] as [string, ExternalRange];
       const [name, range] = list[i] as [string, ExternalRange];
-      if (range.length > 0 && prev.length > 0 && range.offset < prev.offset + prev.length) fail(prevName, name);
+      if (range.length > 0 && prev.length > 0 && range.offset < prev.offset + prev.length)
+        fail(prevName, name);
     }
   }
 }
-

@@ -97,7 +97,8 @@ export class OnnxModel {
     const seen = new Set<string>();
     for (const tensor of proto.graph.initializer) {
       const dataType = dataTypeName(tensor.dataType);
-      if (dataType === undefined) fail(tensor.name, `has data type ${tensor.dataType}, which is not supported`);
+      if (dataType === undefined)
+        fail(tensor.name, `has data type ${tensor.dataType}, which is not supported`);
       const dims = tensor.dims.map(Number);
       if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(tensor.name, `has dims [${dims}]`);
       if (seen.has(tensor.name)) fail(tensor.name, "is an initializer twice");
@@ -129,7 +130,9 @@ export class OnnxModel {
       clearData(tensor);
     }
     // Keep the declaration order of the graph.
-    const ordered = new Map(proto.graph.initializer.map((t) => [t.name, infos.get(t.name) as InitializerInfo]));
+    const ordered = new Map(
+      proto.graph.initializer.map((t) => [t.name, infos.get(t.name) as InitializerInfo]),
+    );
     return new OnnxModel(id, path, proto, ordered);
   }
 
@@ -163,7 +166,10 @@ export class OnnxModel {
         const info = this.initializer(name);
         const values = toFloat32(info.dataType, await this.readTensor(name));
         if (!values)
-          throw new ModelContractError(this.id, `${this.file}: tensor "${name}" is ${info.dataType}, not a float`);
+          throw new ModelContractError(
+            this.id,
+            `${this.file}: tensor "${name}" is ${info.dataType}, not a float`,
+          );
         // A float32 view of the file's bytes would pin them; keep an array of our own.
         const own = values.byteLength === values.buffer.byteLength ? values : values.slice();
         this.float32.set(name, own);

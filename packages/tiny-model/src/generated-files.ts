@@ -35,7 +35,10 @@ export class ContentsBuilder {
 
   /** The model at `path`; with `externalData`, its weights in `model.onnx_data` beside it, as optimum writes them. */
   onnx(path: string, model: ModelProto, { externalData = false }: { externalData?: boolean } = {}): this {
-    this.models[path] = { inputs: (model.graph?.input ?? []).map(io), outputs: (model.graph?.output ?? []).map(io) };
+    this.models[path] = {
+      inputs: (model.graph?.input ?? []).map(io),
+      outputs: (model.graph?.output ?? []).map(io),
+    };
     const encoded = encodeOnnxModel(
       model,
       externalData ? { externalData: { location: EXTERNAL_DATA_FILE } } : {},
@@ -64,8 +67,8 @@ export class ContentsBuilder {
 
 function io(v: ValueInfoProto): ModelIo {
   const tensor = v.type?.value.case === "tensorType" ? v.type.value.value : undefined;
-  const dims = (tensor?.shape?.dim ?? []).map((d): Dim =>
-    d.value.case === "dimValue" ? Number(d.value.value) : (d.value.value ?? ""),
+  const dims = (tensor?.shape?.dim ?? []).map(
+    (d): Dim => (d.value.case === "dimValue" ? Number(d.value.value) : (d.value.value ?? "")),
   );
   return { name: v.name, type: dataTypeName(tensor?.elemType ?? 0) as TensorTypeName, dims };
 }

@@ -5,10 +5,10 @@ import type {
   EncodePromptRequest,
   TokenizeRequest,
 } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
+import { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { LIMITS } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
-import { RunClock } from "./models/onnx-component.js";
 import { encodePrompts, type PromptSpec } from "./pipeline/prompt-encoder.js";
 import { PromptSyntaxError, tokenizeWeightedPrompt } from "./tokenizer/index.js";
 

@@ -40,7 +40,6 @@ import type { GenerationParameters } from "./infotext/generation-parameters.js";
 import { parametersFromInfotext } from "./infotext/parameters-from-infotext.js";
 import { parseInfotext } from "./infotext/parse-infotext.js";
 import { ImageInputError } from "./limits/image-input-error.js";
-import { ModelContractError } from "./models/model-contract-error.js";
 import type {
   DeclaredImage,
   EncodePlan,
@@ -473,8 +472,6 @@ function toDomainError(error: unknown): unknown {
       ? new ResourceExhaustedError(`${error.field}: ${reason}`)
       : new InvalidArgumentError(error.field, reason);
   }
-  // The request was fine; the model the service holds is not.
-  if (error instanceof ModelContractError) return new FailedPreconditionError(error.message);
   return error;
 }
 

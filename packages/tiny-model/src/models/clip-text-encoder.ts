@@ -1,8 +1,8 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { TextEncoderDims } from "../dims.js";
+import type { TensorTypeName } from "../onnx/graph-builder.js";
 import { GraphBuilder, type Value } from "../onnx/graph-builder.js";
 import { activation, attention, layerNorm, linear, type NetContext, randomParam } from "../onnx/layers.js";
-import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
-import type { TensorTypeName } from "../onnx/graph-builder.js";
 import { createWeightInit } from "../weight-init.js";
 
 // transformers' CLIPTextModel / CLIPTextModelWithProjection with the I/O of optimum's CLIPTextOnnxConfig /

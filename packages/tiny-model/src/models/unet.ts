@@ -1,3 +1,4 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { UnetDims } from "../dims.js";
 import { GraphBuilder, TensorType, type Value } from "../onnx/graph-builder.js";
 import {
@@ -10,7 +11,6 @@ import {
   type NetContext,
   silu,
 } from "../onnx/layers.js";
-import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { TinyModelOptions } from "../options.js";
 import { createWeightInit } from "../weight-init.js";
 

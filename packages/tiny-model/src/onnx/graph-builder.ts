@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import {
-  AttributeProto_AttributeType as AttributeType,
   type AttributeProto,
   AttributeProtoSchema,
+  AttributeProto_AttributeType as AttributeType,
   GraphProtoSchema,
   type ModelProto,
   ModelProtoSchema,
@@ -68,7 +68,8 @@ function toAttribute(name: string, v: AttributeInput): AttributeProto {
   }
   const value = v as AttributeValue;
   if ("f" in value) return create(AttributeProtoSchema, { name, type: AttributeType.FLOAT, f: value.f });
-  if ("i" in value) return create(AttributeProtoSchema, { name, type: AttributeType.INT, i: BigInt(value.i) });
+  if ("i" in value)
+    return create(AttributeProtoSchema, { name, type: AttributeType.INT, i: BigInt(value.i) });
   if ("s" in value)
     return create(AttributeProtoSchema, {
       name,
@@ -161,7 +162,12 @@ export class GraphBuilder {
     if (value !== name) {
       this.claim(name);
       this.nodes.push(
-        create(NodeProtoSchema, { input: [value], output: [name], name: `/${name}/Identity`, opType: "Identity" }),
+        create(NodeProtoSchema, {
+          input: [value],
+          output: [name],
+          name: `/${name}/Identity`,
+          opType: "Identity",
+        }),
       );
     }
     this.outputs.push(valueInfo(name, type, dims));

@@ -1,19 +1,19 @@
 import { join } from "node:path";
-import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
-import { isSdxlFamily, type ModelDirectory } from "./model-directory.js";
-import { ModelContractError } from "./model-errors.js";
 import {
-  OnnxComponent,
+  ModelContractError,
+  OnnxSession,
   type ProviderFallback,
   type SessionSettings,
   type TensorSpec,
-} from "./onnx-component.js";
+} from "@dmesh/onnx";
+import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
+import { isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
 
 const FLOATS = ["float32", "float16"];
 
 /** A text encoder and the output names the pipeline reads from it. */
 export interface TextEncoder {
-  readonly component: OnnxComponent;
+  readonly component: OnnxSession;
   readonly tokenizer: ClipTokenizer;
   /** `hidden_states.0` (embeddings) … `hidden_states.N` (last layer), in order. */
   readonly hiddenStates: string[];
@@ -45,9 +45,9 @@ export interface ModelContract {
 export interface LoadedModel {
   readonly dir: ModelDirectory;
   readonly textEncoders: TextEncoder[];
-  readonly unet: OnnxComponent;
-  readonly vaeDecoder: OnnxComponent;
-  readonly vaeEncoder: OnnxComponent | undefined;
+  readonly unet: OnnxSession;
+  readonly vaeDecoder: OnnxSession;
+  readonly vaeEncoder: OnnxSession | undefined;
   readonly contract: ModelContract;
   readonly providers: string[];
   /** Configured providers this model could not use, and why (logged once by the registry). */
@@ -64,12 +64,12 @@ export const LATENT_CHANNELS = 4;
  * a provider that cannot load is tried once per model, not once per component.
  */
 export async function loadModel(dir: ModelDirectory, settings: SessionSettings): Promise<LoadedModel> {
-  const loaded: OnnxComponent[] = [];
+  const loaded: OnnxSession[] = [];
   let chain = settings;
   const load = async (name: keyof ModelDirectory["components"]) => {
     const file = dir.components[name];
     if (!file) return undefined;
-    const component = await OnnxComponent.load(dir.id, name, file, chain);
+    const component = await OnnxSession.open(dir.id, name, file, chain);
     if (loaded.length === 0) chain = { ...settings, executionProviders: component.providers };
     loaded.push(component);
     return component;
@@ -111,7 +111,7 @@ export async function loadModel(dir: ModelDirectory, settings: SessionSettings):
   }
 }
 
-function textEncoderContract(model: string, component: OnnxComponent, tokenizer: ClipTokenizer): TextEncoder {
+function textEncoderContract(model: string, component: OnnxSession, tokenizer: ClipTokenizer): TextEncoder {
   component.requireInput("input_ids", ["int32", "int64"]);
   const hiddenStates = [...component.outputs.keys()]
     .filter((n) => /^hidden_states\.\d+$/.test(n))
@@ -138,9 +138,9 @@ function textEncoderContract(model: string, component: OnnxComponent, tokenizer:
 function modelContract(
   dir: ModelDirectory,
   textEncoders: TextEncoder[],
-  unet: OnnxComponent,
-  vaeDecoder: OnnxComponent,
-  vaeEncoder: OnnxComponent | undefined,
+  unet: OnnxSession,
+  vaeDecoder: OnnxSession,
+  vaeEncoder: OnnxSession | undefined,
 ): ModelContract {
   const sample = unet.requireInput("sample", FLOATS);
   const timestep = unet.requireInput("timestep", ["float32", "float16", "int64", "int32"]);

@@ -1,5 +1,5 @@
+import type { RunClock } from "@dmesh/onnx";
 import type { LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { BufferPool } from "./buffer-pool.js";
 
 /** One UNet input of shape [rows, ...]. */
@@ -127,7 +127,7 @@ export class UnetBatcher {
         feeds = joined;
       }
       const clock = { seconds: 0, calls: 0 };
-      const out = await unet.run(feeds, clock, [contract.unetOutput]);
+      const out = await unet.run(feeds, { clock, outputs: [contract.unetOutput] });
       const prediction = out[contract.unetOutput]?.data;
       if (!prediction) throw new Error(`unet did not return ${contract.unetOutput}`);
       const rowSize = prediction.length / rows;

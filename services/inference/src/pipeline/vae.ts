@@ -1,6 +1,6 @@
+import type { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { LATENT_CHANNELS, type LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { NoiseSource } from "../random/index.js";
 import type { BufferPool } from "./buffer-pool.js";
 import { vaeOutputToRgb8 } from "./pixels.js";
@@ -23,7 +23,10 @@ export async function encodeImage(
   const output = model.contract.vaeEncoderOutput;
   if (!encoder || !output)
     throw new InvalidArgumentError("spec.models.base", `model "${model.dir.id}" has no vae_encoder`);
-  const out = await encoder.run({ sample: { data: pixels, dims: [1, 3, height, width] } }, clock, [output]);
+  const out = await encoder.run(
+    { sample: { data: pixels, dims: [1, 3, height, width] } },
+    { clock, outputs: [output] },
+  );
   const result = out[output];
   if (!result) throw new Error(`vae_encoder did not return ${output}`);
   const size = LATENT_CHANNELS * (height / 8) * (width / 8);
@@ -70,8 +73,7 @@ export async function decodeLatents(
     const output = model.contract.vaeDecoderOutput;
     const decoded = await model.vaeDecoder.run(
       { latent_sample: { data: scaled, dims: [1, LATENT_CHANNELS, height / 8, width / 8] } },
-      clock,
-      [output],
+      { clock, outputs: [output] },
     );
     const sample = decoded[output];
     if (!sample) throw new Error(`vae_decoder did not return ${output}`);
