@@ -24,12 +24,7 @@ import {
   type UpscaleRequest,
   type UpscaleSpec,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import {
-  DomainError,
-  FailedPreconditionError,
-  InvalidArgumentError,
-  ResourceExhaustedError,
-} from "@dmesh/runtime";
+import { DomainError, InvalidArgumentError, ResourceExhaustedError } from "@dmesh/runtime";
 import type { EncodedImage, OutputFormat } from "./encode/encode-image.js";
 import { readGenerationParameters } from "./encode/read-generation-parameters.js";
 import { enhanceImage } from "./enhance/enhance-image.js";
