@@ -7,4 +7,6 @@ export * from "./model-contract-error.js";
 export * from "./model-directory.js";
 export * from "./onnx-model.js";
 export * from "./onnx-session.js";
+export * from "./patched-session.js";
 export * from "./tensor-data-type.js";
+export * from "./weight-index.js";
