@@ -8,6 +8,7 @@ import {
   type TensorProto,
   TensorProtoSchema,
 } from "@dmesh/contracts/onnx/onnx_pb.js";
+import { shallowCopy } from "./encode-onnx-model.js";
 import { type ExternalRange, resolveExternalData } from "./external-data.js";
 import { ModelContractError } from "./model-contract-error.js";
 import {
@@ -179,6 +180,24 @@ export class OnnxModel {
       this.reading.set(name, reading);
     }
     return reading;
+  }
+
+  /**
+   * The whole model as one message, every initializer's bytes inline (read from disk): for writing it
+   * elsewhere, inline or with other external data. Needs the model's size in memory.
+   */
+  async toProto(): Promise<ModelProto> {
+    const model = shallowCopy(this.proto);
+    const graph = shallowCopy(model.graph as NonNullable<ModelProto["graph"]>);
+    graph.initializer = await Promise.all(
+      graph.initializer.map(async (tensor) => {
+        const out = shallowCopy(tensor);
+        out.rawData = await this.readBytes(this.initializer(tensor.name));
+        return out;
+      }),
+    );
+    model.graph = graph;
+    return model;
   }
 
   /** Drops kept float32 copies (all of them without names). */

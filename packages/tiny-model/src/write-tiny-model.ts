@@ -33,6 +33,7 @@ export function generateTinyModel(options: TinyModelOptions): {
   if (exclamationId === undefined) throw new Error("tiny-model: vocabulary lacks '!'");
   const dims = tinyModelDims(options, { vocabSize: vocabulary.vocab.size, exclamationId });
   const out = new ContentsBuilder();
+  const storage = { externalData: options.externalData };
 
   const textEncoder = (
     folder: string,
@@ -41,7 +42,7 @@ export function generateTinyModel(options: TinyModelOptions): {
     padToken: string,
   ): void => {
     out
-      .onnx(`${folder}/model.onnx`, buildClipTextEncoder(d, options))
+      .onnx(`${folder}/model.onnx`, buildClipTextEncoder(d, options), storage)
       .json(`${folder}/config.json`, textEncoderConfig(d));
     for (const [name, content] of Object.entries(clipTokenizerFiles(vocabulary, padToken))) {
       out.text(`${tokenizerFolder}/${name}`, content);
@@ -50,10 +51,16 @@ export function generateTinyModel(options: TinyModelOptions): {
   if (dims.textEncoder) textEncoder("text_encoder", "tokenizer", dims.textEncoder, END_OF_TEXT);
   if (dims.textEncoder2) textEncoder("text_encoder_2", "tokenizer_2", dims.textEncoder2, "!");
 
-  out.onnx("unet/model.onnx", buildUnet(dims.unet, options)).json("unet/config.json", unetConfig(dims.unet));
+  out
+    .onnx("unet/model.onnx", buildUnet(dims.unet, options), storage)
+    .json("unet/config.json", unetConfig(dims.unet));
   const vae = vaeConfig(dims.vae, options.kind);
-  out.onnx("vae_decoder/model.onnx", buildVaeDecoder(dims.vae, options)).json("vae_decoder/config.json", vae);
-  out.onnx("vae_encoder/model.onnx", buildVaeEncoder(dims.vae, options)).json("vae_encoder/config.json", vae);
+  out
+    .onnx("vae_decoder/model.onnx", buildVaeDecoder(dims.vae, options), storage)
+    .json("vae_decoder/config.json", vae);
+  out
+    .onnx("vae_encoder/model.onnx", buildVaeEncoder(dims.vae, options), storage)
+    .json("vae_encoder/config.json", vae);
   out.json("scheduler/scheduler_config.json", schedulerConfig(options.kind));
   out.json("model_index.json", modelIndex(options));
   return { dims, contents: out.build() };

@@ -185,7 +185,9 @@ export class GraphBuilder {
    * `<prefix>_<n>`, n counting the values made so far.
    */
   anonymousInitializer(prefix: string, data: TensorArray, dims: readonly number[]): Value {
-    return this.initializer(this.unique(`${prefix}_${this.used.size}`), data, dims);
+    const name = this.unique(`${prefix}_${this.used.size}`);
+    this.initializers.push({ name, type: typeOf(data), dims, data });
+    return name;
   }
 
   /** An int64 constant (shapes, axes, indices); identical constants are shared. */
