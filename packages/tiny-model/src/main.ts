@@ -1,7 +1,11 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
 import { type Artifact, type CliRequest, parseCliArgs, USAGE, UsageError } from "./cli-args.js";
-import { ensureModelDirectory, type GeneratedModelManifest, ModelDirectoryError } from "./model-directory.js";
+import {
+  ensureModelDirectory,
+  type GeneratedModelManifest,
+  ModelDirectoryError,
+} from "./generated-directory.js";
 import { TinyModelOptionError } from "./options.js";
 import { ensureTinyModel } from "./write-tiny-model.js";
 import {

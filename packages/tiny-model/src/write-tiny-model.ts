@@ -1,14 +1,14 @@
 import { textEncoderConfig, unetConfig, vaeConfig } from "./configs/component-configs.js";
 import { modelIndex, schedulerConfig } from "./configs/pipeline-configs.js";
 import { type TextEncoderDims, type TinyModelDims, tinyModelDims } from "./dims.js";
-import { ContentsBuilder, type GeneratedContents } from "./generated-files.js";
 import {
   ensureModelDirectory,
   findCompleteModel,
   type GeneratedModelManifest,
   type WriteModelDirectoryOptions,
   writeModelDirectory,
-} from "./model-directory.js";
+} from "./generated-directory.js";
+import { ContentsBuilder, type GeneratedContents } from "./generated-files.js";
 import { buildClipTextEncoder } from "./models/clip-text-encoder.js";
 import { buildUnet } from "./models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./models/vae.js";
