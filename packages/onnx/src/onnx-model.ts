@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import { clearField, fromBinary } from "@bufbuild/protobuf";
 import {
   TensorProto_DataLocation as DataLocation,
+  type GraphProto,
   type ModelProto,
   ModelProtoSchema,
   type TensorProto,
@@ -130,6 +131,7 @@ export class OnnxModel {
       });
       clearData(tensor);
     }
+    detachGraph(proto.graph, bytes.buffer);
     // Keep the declaration order of the graph.
     const ordered = new Map(
       proto.graph.initializer.map((t) => [t.name, infos.get(t.name) as InitializerInfo]),
@@ -285,6 +287,29 @@ function typedField(tensor: TensorProto, dataType: TensorDataType): TensorArray 
     default:
       // uint16, float16, bfloat16: the bit patterns in int32_data.
       return tensor.int32Data.length ? Uint16Array.from(tensor.int32Data) : undefined;
+  }
+}
+
+/**
+ * Copies the bytes that other tensors of the graph (Constant nodes, subgraphs, sparse initializers) still
+ * view in the file's buffer, so that the buffer is not kept alive for their sake.
+ */
+function detachGraph(graph: GraphProto, buffer: ArrayBufferLike): void {
+  const tensor = (t: TensorProto) => {
+    if (t.rawData.buffer === buffer) t.rawData = t.rawData.slice();
+  };
+  for (const t of graph.initializer) tensor(t);
+  for (const sparse of graph.sparseInitializer) {
+    if (sparse.values) tensor(sparse.values);
+    if (sparse.indices) tensor(sparse.indices);
+  }
+  for (const node of graph.node) {
+    for (const a of node.attribute) {
+      if (a.t) tensor(a.t);
+      for (const t of a.tensors) tensor(t);
+      if (a.g) detachGraph(a.g, buffer);
+      for (const g of a.graphs) detachGraph(g, buffer);
+    }
   }
 }
 

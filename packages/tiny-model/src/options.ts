@@ -95,8 +95,14 @@ export function checkSeed(seed: number): number {
   return seed;
 }
 
-/** The same options in a fixed key order (for manifests and comparisons). */
-export function canonicalOptions(o: TinyModelOptions): TinyModelOptions {
+/** Options a manifest leaves out at their defaults, so the default model's manifest stays what it was. */
+type StorageOptions = "naming" | "externalData" | "layersPerBlock";
+export type ManifestOptions = Omit<TinyModelOptions, StorageOptions> &
+  Partial<Pick<TinyModelOptions, StorageOptions>>;
+
+/** The same options in a fixed key order, the storage options only where they are not the default. */
+export function canonicalOptions(o: TinyModelOptions): ManifestOptions {
+  const d = defaultTinyModelOptions;
   return {
     kind: o.kind,
     seed: o.seed,
@@ -106,8 +112,8 @@ export function canonicalOptions(o: TinyModelOptions): TinyModelOptions {
     unetPrecision: o.unetPrecision,
     inputIdsType: o.inputIdsType,
     vaeEncoderOutput: o.vaeEncoderOutput,
-    naming: o.naming,
-    externalData: o.externalData,
-    layersPerBlock: o.layersPerBlock,
+    ...(o.naming !== d.naming && { naming: o.naming }),
+    ...(o.externalData !== d.externalData && { externalData: o.externalData }),
+    ...(o.layersPerBlock !== d.layersPerBlock && { layersPerBlock: o.layersPerBlock }),
   };
 }

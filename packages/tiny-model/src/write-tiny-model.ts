@@ -12,12 +12,17 @@ import { ContentsBuilder, type GeneratedContents } from "./generated-files.js";
 import { buildClipTextEncoder } from "./models/clip-text-encoder.js";
 import { buildUnet } from "./models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./models/vae.js";
-import { canonicalOptions, resolveTinyModelOptions, type TinyModelOptions } from "./options.js";
+import {
+  canonicalOptions,
+  type ManifestOptions,
+  resolveTinyModelOptions,
+  type TinyModelOptions,
+} from "./options.js";
 import { END_OF_TEXT, learnClipBpeVocabulary } from "./tokenizer/clip-bpe-vocabulary.js";
 import { TRAINING_CORPUS } from "./tokenizer/corpus.js";
 import { clipTokenizerFiles } from "./tokenizer/tokenizer-files.js";
 
-export type TinyModelManifest = GeneratedModelManifest<TinyModelOptions, TinyModelDims>;
+export type TinyModelManifest = GeneratedModelManifest<ManifestOptions, TinyModelDims>;
 
 export const DIFFUSION_ARTIFACT = "diffusion-pipeline";
 /** Learned merges: enough for the corpus' common words to be single tokens. */
@@ -75,9 +80,9 @@ export async function writeTinyModel(
   options: Partial<TinyModelOptions> = {},
   write: WriteModelDirectoryOptions = {},
 ): Promise<TinyModelManifest> {
-  const resolved = canonicalOptions(resolveTinyModelOptions(options));
+  const resolved = resolveTinyModelOptions(options);
   const { dims, contents } = generateTinyModel(resolved);
-  return writeModelDirectory(dir, DIFFUSION_ARTIFACT, resolved, dims, contents, write);
+  return writeModelDirectory(dir, DIFFUSION_ARTIFACT, canonicalOptions(resolved), dims, contents, write);
 }
 
 /** The manifest of `dir` if it already holds a complete tiny model made with the same options. */
