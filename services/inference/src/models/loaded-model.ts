@@ -7,7 +7,7 @@ import {
   type TensorSpec,
 } from "@dmesh/onnx";
 import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
-import { isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
+import { type ComponentName, isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
 
 const FLOATS = ["float32", "float16"];
 
@@ -58,18 +58,29 @@ export interface LoadedModel {
 /** The latent channels of every SD/SDXL VAE. */
 export const LATENT_CHANNELS = 4;
 
+/** Opens one component's session (a patched one, for an adapter set); `OnnxSession.open` by default. */
+export type OpenComponent = (
+  name: ComponentName,
+  file: string,
+  settings: SessionSettings,
+) => Promise<OnnxSession>;
+
 /**
  * Creates every session of a model directory and checks each sub-model's I/O contract, and that their
  * dimensions agree with each other, before first use. The first component settles the provider chain, so
  * a provider that cannot load is tried once per model, not once per component.
  */
-export async function loadModel(dir: ModelDirectory, settings: SessionSettings): Promise<LoadedModel> {
+export async function loadModel(
+  dir: ModelDirectory,
+  settings: SessionSettings,
+  open: OpenComponent = (name, file, chain) => OnnxSession.open(dir.id, name, file, chain),
+): Promise<LoadedModel> {
   const loaded: OnnxSession[] = [];
   let chain = settings;
-  const load = async (name: keyof ModelDirectory["components"]) => {
+  const load = async (name: ComponentName) => {
     const file = dir.components[name];
     if (!file) return undefined;
-    const component = await OnnxSession.open(dir.id, name, file, chain);
+    const component = await open(name, file, chain);
     if (loaded.length === 0) chain = { ...settings, executionProviders: component.providers };
     loaded.push(component);
     return component;
