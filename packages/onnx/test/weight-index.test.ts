@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import { indexWeights, type OnnxModel, readModuleWeight, readOnnxModel, type WeightIndex } from "@dmesh/onnx";
+import { tinyAdapterDims, tinyAdapterModules } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir, VARIANTS, type VariantName, writeVariants } from "./support/tiny-models.js";
 
@@ -89,6 +90,19 @@ describe("the weight index", () => {
           const b = await readModuleWeight(other.model, other.index.modules.get(w.module) ?? w);
           expect(Buffer.from(b.buffer).equals(Buffer.from(a.buffer)), `${variant} ${w.module}`).toBe(true);
         }
+      }
+    }
+  });
+
+  it("agrees with the adapters' own derivation of the tiny model's modules (paths and PyTorch shapes)", () => {
+    const derived = tinyAdapterModules(tinyAdapterDims("sdxl", 2));
+    for (const component of COMPONENTS) {
+      const expected = new Map(
+        derived.filter((m) => m.component === component).map((m) => [m.path, m.shape]),
+      );
+      for (const variant of NAMES) {
+        const found = new Map([...get(variant, component).index.modules].map(([p, w]) => [p, w.shape]));
+        expect(found, `${variant} ${component}`).toEqual(expected);
       }
     }
   });

@@ -1,3 +1,4 @@
+export * from "./adapters/index.js";
 export type { TextEncoderDims, TinyModelDims, UnetDims, VaeDims } from "./dims.js";
 export {
   type GeneratedModelManifest,
