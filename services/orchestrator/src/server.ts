@@ -23,6 +23,7 @@ import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
+import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
@@ -136,6 +137,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     maxMessageBytes: max,
     shutdownGraceMs: config.shutdownGraceMs,
     onClose: () => health.setReady(false),
+    // GET / and the page's assets; every RPC path stays the API's.
+    fallback: createStaticFiles(playgroundDir(), logger),
   });
 
   return {

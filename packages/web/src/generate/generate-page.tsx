@@ -1,0 +1,266 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { type Session, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import type { Workflow } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
+import { useContext, useEffect, useRef, useState } from "preact/hooks";
+import { type CallError, callError, describe, isCancel } from "../api/call-error.js";
+import { api } from "../api/clients.js";
+import { AppContext } from "../app-context.js";
+import { imageUrl } from "../images/image-url.js";
+import { ArtifactView } from "../ui/artifact-view.js";
+import { controlProps, Field } from "../ui/field.js";
+import { isFinished, millis, seconds, shortId, stateName } from "../ui/format.js";
+import type { GenerateDraft, ImageChoice } from "./draft.js";
+import { ImageInputs } from "./image-inputs.js";
+import { type SpecErrors, SpecFields } from "./spec-fields.js";
+import { FormError, inputFor, SPEC_FIELDS, type SpecValues, specOf } from "./spec-form.js";
+
+/** How long one generation's stream may stay open: far beyond a 500-step 4096² run on a CPU. */
+const RUN_TIMEOUT_MS = 2 * 60 * 60 * 1000;
+
+interface Run {
+  readonly session: Session | undefined;
+  readonly previewUrl: string | undefined;
+  readonly error: CallError | undefined;
+  readonly running: boolean;
+}
+
+const IDLE: Run = { session: undefined, previewUrl: undefined, error: undefined, running: false };
+
+/**
+ * Generate: the spec's inputs and the workflow's images, one ExecuteWorkflow stream while it runs
+ * (progress, ETA, previews), then the images with their actions.
+ */
+export function GeneratePage(props: {
+  draft: GenerateDraft;
+  onDraft: (update: (d: GenerateDraft) => GenerateDraft) => void;
+  workflows: readonly Workflow[];
+  workflowsError: string | undefined;
+  models: readonly string[];
+}) {
+  const { draft, onDraft } = props;
+  const { authEpoch } = useContext(AppContext);
+  const [run, setRun] = useState<Run>(IDLE);
+  const [formError, setFormError] = useState<FormError | CallError>();
+  const controller = useRef<AbortController | undefined>(undefined);
+  const results = useRef<HTMLDivElement>(null);
+  const workflow = props.workflows.find((w) => w.id === draft.workflowId);
+  const inputs = workflow?.inputs ?? [];
+  const takesImage = inputs.some((i) => i.name === "image");
+
+  // Signing in again starts from a clean slate.
+  useEffect(() => setFormError(undefined), [authEpoch]);
+
+  const setValues = (patch: Partial<SpecValues>) =>
+    onDraft((d) => ({ ...d, values: { ...d.values, ...patch } }));
+  const setImage = (name: string, choice: ImageChoice | undefined) =>
+    onDraft((d) => {
+      const images = { ...d.images };
+      if (choice) images[name] = choice;
+      else delete images[name];
+      return { ...d, images };
+    });
+
+  const field = formError?.field;
+  const specInput = inputFor(field, SPEC_FIELDS);
+  const errors: SpecErrors = specInput ? { [specInput]: formError?.message } : {};
+  const imageErrors: Record<string, string | undefined> = {};
+  const imageField = /^(?:images\.|spec\.(?:init_image|mask_image))/.test(field ?? "")
+    ? field?.startsWith("spec.mask_image")
+      ? "mask"
+      : field?.startsWith("spec.init_image")
+        ? "image"
+        : field?.split(".")[1]
+    : undefined;
+  if (imageField) imageErrors[imageField] = formError?.message;
+  const workflowError = field === "workflow_id" ? formError?.message : undefined;
+  const unplaced = formError && !specInput && !imageField && !workflowError ? formError : undefined;
+
+  const generate = async () => {
+    controller.current?.abort();
+    setFormError(undefined);
+    let spec: ReturnType<typeof specOf>;
+    try {
+      spec = specOf(draft.values, takesImage);
+    } catch (err) {
+      if (err instanceof FormError) {
+        setFormError(err);
+        return;
+      }
+      throw err;
+    }
+    const images: Record<string, MessageInitShape<typeof ImageInputSchema>> = {};
+    for (const input of inputs) {
+      const chosen = draft.images[input.name];
+      if (chosen) images[input.name] = chosen.input;
+    }
+    const abort = new AbortController();
+    controller.current = abort;
+    setRun({ ...IDLE, running: true });
+    // On a phone the results are below the form: bring the progress into sight.
+    results.current?.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    let previewUrl: string | undefined;
+    try {
+      const stream = api.processing.executeWorkflow(
+        { workflowId: draft.workflowId, spec, images },
+        { signal: abort.signal, timeoutMs: RUN_TIMEOUT_MS },
+      );
+      for await (const { event } of stream) {
+        if (!event?.session) continue;
+        if (event.preview) {
+          const url = imageUrl(event.preview);
+          if (url) {
+            if (previewUrl?.startsWith("blob:")) URL.revokeObjectURL(previewUrl);
+            previewUrl = url;
+          }
+        }
+        const session = event.session;
+        setRun({ session, previewUrl, error: undefined, running: true });
+      }
+      setRun((r) => ({ ...r, running: false }));
+    } catch (err) {
+      if (abort.signal.aborted || isCancel(err)) {
+        setRun((r) => ({ ...r, running: false }));
+        return;
+      }
+      // An error about a request field is shown at that field; any other where the run is shown.
+      const e = callError(err);
+      if (e.field) setFormError(e);
+      setRun((r) => ({ ...r, error: e.field ? undefined : e, running: false }));
+    } finally {
+      if (controller.current === abort) controller.current = undefined;
+    }
+  };
+
+  return (
+    <section class="page generate" aria-labelledby="generate-title">
+      <h1 id="generate-title">Generate</h1>
+      <div class="split">
+        <form
+          class="panel"
+          noValidate
+          onSubmit={(ev) => {
+            ev.preventDefault();
+            void generate();
+          }}
+        >
+          <Field id="gen-workflow" label="Workflow" error={workflowError ?? props.workflowsError}>
+            <select
+              {...controlProps("gen-workflow", workflowError ?? props.workflowsError)}
+              value={draft.workflowId}
+              onChange={(ev) => onDraft((d) => ({ ...d, workflowId: ev.currentTarget.value }))}
+            >
+              {props.workflows.length === 0 ? (
+                <option value={draft.workflowId}>{draft.workflowId}</option>
+              ) : null}
+              {props.workflows.map((w) => (
+                <option key={w.id} value={w.id}>
+                  {w.name} ({w.id})
+                </option>
+              ))}
+            </select>
+          </Field>
+          {workflow?.description ? <p class="hint workflow-description">{workflow.description}</p> : null}
+          <ImageInputs
+            idPrefix="gen"
+            inputs={inputs}
+            images={draft.images}
+            errors={imageErrors}
+            onChange={setImage}
+          />
+          <SpecFields
+            idPrefix="gen"
+            values={draft.values}
+            errors={errors}
+            onChange={setValues}
+            models={props.models}
+            show={{ strength: takesImage, count: true, preview: true, prompt: true }}
+          />
+          {unplaced ? (
+            <p class="field-error" role="alert">
+              {"code" in unplaced ? describe(unplaced) : unplaced.message}
+            </p>
+          ) : null}
+          <div class="actions submit-actions">
+            <button type="submit" class="primary" disabled={run.running}>
+              Generate
+            </button>
+            {run.running ? (
+              <button type="button" onClick={() => controller.current?.abort()}>
+                Stop
+              </button>
+            ) : null}
+          </div>
+        </form>
+        <div ref={results}>
+          <RunView run={run} spec={run.session?.spec} />
+        </div>
+      </div>
+    </section>
+  );
+}
+
+function RunView(props: { run: Run; spec: GenerationSpec | undefined }) {
+  const { session, previewUrl, error, running } = props.run;
+  if (!session && !running && !error) {
+    return (
+      <div class="panel results empty">
+        <p>Your images appear here.</p>
+      </div>
+    );
+  }
+  const state = session?.state ?? SessionState.UNSPECIFIED;
+  const ids = session?.artifactIds ?? [];
+  return (
+    <section class="panel results" aria-labelledby="results-title">
+      <h2 id="results-title">{session ? `Session ${shortId(session.id)}` : "Starting…"}</h2>
+      <Progress session={session} running={running} />
+      {error ? (
+        <p class="field-error" role="alert">
+          {describe(error)}
+        </p>
+      ) : null}
+      {session?.error ? (
+        <p class="field-error" role="alert">
+          {session.error}
+        </p>
+      ) : null}
+      {running && previewUrl && ids.length === 0 ? (
+        <img class="preview" src={previewUrl} alt="Live preview of the generation in progress" />
+      ) : null}
+      {ids.length > 0 ? (
+        <div class="gallery-grid results-grid">
+          {ids.map((id, i) => (
+            <ArtifactView
+              key={id}
+              artifactId={id}
+              title={`Result ${i + 1} of ${ids.length}`}
+              spec={props.spec}
+            />
+          ))}
+        </div>
+      ) : null}
+      {!running && state === SessionState.PAUSED ? <p>Paused: resume it from the Queue.</p> : null}
+    </section>
+  );
+}
+
+function Progress(props: { session: Session | undefined; running: boolean }) {
+  const s = props.session;
+  const state = s?.state ?? SessionState.QUEUED;
+  const step = s && s.denoiseTotal > 0 ? `step ${s.denoiseStep}/${s.denoiseTotal}` : "";
+  const eta = s && s.etaSeconds > 0 && state === SessionState.RUNNING ? `ETA ${seconds(s.etaSeconds)}` : "";
+  const took =
+    s && isFinished(state) ? `in ${seconds((millis(s.updatedAt) - millis(s.createdAt)) / 1000)}` : "";
+  const doing = s && !isFinished(state) ? s.currentStep : "";
+  const summary = [stateName(state), step, doing, eta, took].filter(Boolean).join(" · ");
+  return (
+    <div class="progress">
+      <progress max={1} value={s?.progress ?? 0} aria-label="Generation progress" aria-valuetext={summary} />
+      <p role="status" aria-live="polite">
+        {summary}
+      </p>
+    </div>
+  );
+}
