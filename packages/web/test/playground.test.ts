@@ -20,6 +20,8 @@ const requested: string[] = [];
 
 /** Saves the page as it looks now under test-results/web/. */
 async function screenshot(name: string): Promise<void> {
+  // From the top: a sticky header would otherwise be drawn where the page was scrolled to.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
@@ -183,6 +185,25 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
     await poll(() => gen.getByRole("status").first().textContent()).toMatch(/^cancelled/);
   }, 120_000);
 
+  it("restarts, pauses, resumes and deletes a session from the Queue", async () => {
+    await openPage("Queue");
+    const card = region("Queue").getByRole("listitem").filter({ hasText: "a slow lighthouse" });
+    const id = (await card.locator("code").textContent()) ?? "";
+    const badge = card.locator(".badge");
+    await card.getByRole("button", { name: `Restart session ${id}` }).click();
+    await poll(() => badge.textContent()).toBe("running");
+    await card.getByRole("button", { name: `Pause session ${id}` }).click();
+    await poll(() => badge.textContent()).toBe("paused");
+    expect(await card.getByRole("button", { name: `Pause session ${id}` }).count()).toBe(0);
+    await card.getByRole("button", { name: `Resume session ${id}` }).click();
+    await poll(() => badge.textContent()).toMatch(/^(queued|running)$/);
+    await card.getByRole("button", { name: `Delete session ${id}` }).click();
+    await card.getByRole("button", { name: `Confirm delete session ${id}` }).click();
+    await poll(() => card.count()).toBe(0);
+    const { sessions } = await client.listSessions({});
+    expect(sessions.some((s) => s.id.startsWith(id))).toBe(false);
+  }, 120_000);
+
   it("sends an image from the Gallery to img2img and generates from it", async () => {
     await openPage("Gallery");
     const gallery = region("Gallery");
@@ -235,6 +256,22 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
       sessions.find((s) => s.spec?.conditioning?.prompt === "a red fox in snow, a hat")?.workflowId,
     ).toBe("inpaint");
   }, 180_000);
+
+  it("deletes an image's session from the Gallery", async () => {
+    await openPage("Gallery");
+    const gallery = region("Gallery");
+    const thumb = gallery.getByRole("button", {
+      name: /^Open image 1 of session [0-9a-f]{8}: a red fox in snow, a hat$/,
+    });
+    await thumb.click();
+    const detail = gallery.getByLabel("Selected image");
+    const id = /session ([0-9a-f]{8})/.exec((await thumb.getAttribute("aria-label")) ?? "")?.[1] ?? "";
+    await detail.getByRole("button", { name: `Delete session ${id} and its 1 image` }).click();
+    await detail.getByRole("button", { name: `Confirm delete session ${id} and its 1 image` }).click();
+    await poll(() => thumb.count()).toBe(0);
+    const { sessions } = await client.listSessions({});
+    expect(sessions.some((s) => s.id.startsWith(id))).toBe(false);
+  }, 60_000);
 
   it("creates a batch from axes, shows each item's state, cancels it and retries", async () => {
     await openPage("Batches");

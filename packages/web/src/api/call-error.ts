@@ -10,7 +10,21 @@ export interface CallError {
   readonly field: string | undefined;
 }
 
+/**
+ * A value typed into a form that cannot become a request, found before any call: named by its request field
+ * as the server would name it, and reported as the server would (INVALID_ARGUMENT).
+ */
+export class InputError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
 export function callError(err: unknown): CallError {
+  if (err instanceof InputError) return { code: "INVALID_ARGUMENT", message: err.message, field: err.field };
   const e = ConnectError.from(err);
   const name = Code[e.code] ?? "Unknown";
   return {

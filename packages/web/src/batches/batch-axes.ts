@@ -1,7 +1,8 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { BatchAxisSchema } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { axisValueJson, FormError, SAMPLERS } from "../generate/spec-form.js";
+import { InputError } from "../api/call-error.js";
+import { axisValueJson, SAMPLERS } from "../generate/spec-form.js";
 
 type Fragment = MessageInitShape<typeof GenerationSpecSchema>;
 
@@ -15,14 +16,14 @@ export interface AxisKind {
 }
 
 function int(value: string, path: string): number {
-  if (!/^-?\d+$/.test(value)) throw new FormError(path, `"${value.slice(0, 20)}" is not a whole number`);
+  if (!/^-?\d+$/.test(value)) throw new InputError(path, `"${value.slice(0, 20)}" is not a whole number`);
   return Number(value);
 }
 
 function num(value: string, path: string): number {
   const n = Number(value);
   if (value === "" || !Number.isFinite(n))
-    throw new FormError(path, `"${value.slice(0, 20)}" is not a number`);
+    throw new InputError(path, `"${value.slice(0, 20)}" is not a number`);
   return n;
 }
 
@@ -47,7 +48,7 @@ export const AXIS_KINDS = {
     hint: "comma-separated, e.g. 1, 2, 3",
     multiline: false,
     fragment: (v) => {
-      if (!/^\d{1,20}$/.test(v)) throw new FormError("params.seed", `"${v.slice(0, 24)}" is not a seed`);
+      if (!/^\d{1,20}$/.test(v)) throw new InputError("params.seed", `"${v.slice(0, 24)}" is not a seed`);
       return { params: { seed: BigInt(v) } };
     },
   },
@@ -74,7 +75,7 @@ export const AXIS_KINDS = {
     multiline: false,
     fragment: (v) => {
       const found = SAMPLERS.find(([, name]) => name.toLowerCase() === v.toLowerCase());
-      if (!found) throw new FormError("scheduler.kind", `"${v.slice(0, 20)}" is not a sampler`);
+      if (!found) throw new InputError("scheduler.kind", `"${v.slice(0, 20)}" is not a sampler`);
       return { scheduler: { kind: found[0] } };
     },
   },
@@ -87,7 +88,7 @@ export interface AxisRow {
   readonly text: string;
 }
 
-/** The rows as BatchAxis messages; a value that does not fit throws a FormError naming `axes[i]`. */
+/** The rows as BatchAxis messages; a value that does not fit throws a InputError naming `axes[i]`. */
 export function axesOf(rows: readonly AxisRow[]): MessageInitShape<typeof BatchAxisSchema>[] {
   return rows.map((row, i) => {
     const kind: AxisKind = AXIS_KINDS[row.kind];
@@ -95,11 +96,11 @@ export function axesOf(rows: readonly AxisRow[]): MessageInitShape<typeof BatchA
       .split(kind.multiline ? /\n/ : /,/)
       .map((v) => v.trim())
       .filter(Boolean);
-    if (values.length === 0) throw new FormError(`axes[${i}].values_json`, "needs at least one value");
+    if (values.length === 0) throw new InputError(`axes[${i}].values_json`, "needs at least one value");
     try {
       return { field: kind.path, valuesJson: values.map((v) => axisValueJson(kind.path, kind.fragment(v))) };
     } catch (err) {
-      if (err instanceof FormError) throw new FormError(`axes[${i}].values_json`, err.message);
+      if (err instanceof InputError) throw new InputError(`axes[${i}].values_json`, err.message);
       throw err;
     }
   });

@@ -6,16 +6,12 @@ import { api } from "../api/clients.js";
 import { listBatches } from "../api/list-all.js";
 import { AppContext } from "../app-context.js";
 import { type SpecErrors, SpecFields } from "../generate/spec-fields.js";
-import {
-  DEFAULT_VALUES,
-  FormError,
-  inputFor,
-  SPEC_FIELDS,
-  type SpecValues,
-  specOf,
-} from "../generate/spec-form.js";
+import { DEFAULT_VALUES, inputFor, SPEC_FIELDS, type SpecValues, specOf } from "../generate/spec-form.js";
+import { Alert } from "../ui/alert.js";
+import { ConfirmDelete } from "../ui/confirm-delete.js";
 import { controlProps, Field } from "../ui/field.js";
 import { shortId, stateName, truncate, when } from "../ui/format.js";
+import { Page } from "../ui/page.js";
 import { usePoll } from "../ui/use-poll.js";
 import { AXIS_KINDS, type AxisKindName, type AxisRow, axesOf } from "./batch-axes.js";
 
@@ -27,7 +23,7 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
   const { authEpoch } = useContext(AppContext);
   const [values, setValues] = useState<SpecValues>({ ...DEFAULT_VALUES, steps: "20", preview: false });
   const [rows, setRows] = useState<AxisRow[]>(FIRST_AXES);
-  const [formError, setFormError] = useState<FormError | CallError>();
+  const [formError, setFormError] = useState<CallError>();
   const [batches, setBatches] = useState<Batch[]>();
   const [loadError, setLoadError] = useState<string>();
   const [busy, setBusy] = useState(false);
@@ -64,8 +60,8 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
     try {
       request = { workflowId: "txt2img", base: specOf(values, false), axes: axesOf(rows) };
     } catch (err) {
-      if (err instanceof FormError) return setFormError(err);
-      throw err;
+      setFormError(callError(err));
+      return;
     }
     setBusy(true);
     try {
@@ -89,8 +85,7 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
   const unplaced = formError && axisIndex === undefined && !specInput ? formError : undefined;
 
   return (
-    <section class="page" aria-labelledby="batches-title">
-      <h1 id="batches-title">Batches</h1>
+    <Page title="Batches">
       <div class="split">
         <form
           class="panel"
@@ -182,11 +177,7 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
               show={{ strength: false, count: true, preview: false, prompt: true }}
             />
           </details>
-          {unplaced ? (
-            <p class="field-error" role="alert">
-              {"code" in unplaced ? describe(unplaced) : unplaced.message}
-            </p>
-          ) : null}
+          <Alert text={unplaced && describe(unplaced)} />
           <div class="actions submit-actions">
             <button type="submit" class="primary" disabled={busy}>
               Create batch
@@ -195,11 +186,7 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
         </form>
         <div class="panel">
           <h2>Recent batches</h2>
-          {loadError ? (
-            <p class="field-error" role="alert">
-              {loadError}
-            </p>
-          ) : null}
+          <Alert text={loadError} />
           {batches?.length === 0 ? <p>No batches yet.</p> : null}
           <ul class="cards" aria-label="Batches">
             {batches?.map((b, i) => (
@@ -215,7 +202,7 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
           </ul>
         </div>
       </div>
-    </section>
+    </Page>
   );
 }
 
@@ -232,7 +219,6 @@ function BatchCard(props: {
 }) {
   const b = props.batch;
   const [error, setError] = useState<string>();
-  const [confirming, setConfirming] = useState(false);
   const name = shortId(b.id);
   const done = b.completed + b.failed + b.cancelled;
   const finished =
@@ -321,31 +307,9 @@ function BatchCard(props: {
             Retry failed
           </button>
         ) : null}
-        {confirming ? (
-          <>
-            <button
-              type="button"
-              class="danger"
-              aria-label={`Confirm delete batch ${name}`}
-              onClick={() => void remove()}
-            >
-              Confirm delete
-            </button>
-            <button type="button" onClick={() => setConfirming(false)}>
-              Keep
-            </button>
-          </>
-        ) : (
-          <button type="button" aria-label={`Delete batch ${name}`} onClick={() => setConfirming(true)}>
-            Delete
-          </button>
-        )}
+        <ConfirmDelete what={`batch ${name}`} onDelete={() => void remove()} />
       </div>
-      {error ? (
-        <p class="field-error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <Alert text={error} />
     </li>
   );
 }

@@ -5,8 +5,11 @@ import { callError, describe } from "../api/call-error.js";
 import { api } from "../api/clients.js";
 import { listSessions } from "../api/list-all.js";
 import { AppContext } from "../app-context.js";
+import { Alert } from "../ui/alert.js";
 import { ArtifactView } from "../ui/artifact-view.js";
+import { ConfirmDelete } from "../ui/confirm-delete.js";
 import { shortId, truncate } from "../ui/format.js";
+import { Page } from "../ui/page.js";
 import { usePoll } from "../ui/use-poll.js";
 
 const PAGE = 48;
@@ -25,7 +28,6 @@ export function GalleryPage(props: { active: boolean }) {
   const [shown, setShown] = useState(PAGE);
   const [selected, setSelected] = useState<Entry>();
   const [deleteError, setDeleteError] = useState<string>();
-  const [confirming, setConfirming] = useState(false);
   const detail = useRef<HTMLElement>(null);
 
   const load = async (signal: AbortSignal) => {
@@ -44,7 +46,6 @@ export function GalleryPage(props: { active: boolean }) {
   usePoll(props.active, 5000, load, [authEpoch]);
 
   useEffect(() => {
-    setConfirming(false);
     setDeleteError(undefined);
     if (selected) detail.current?.focus();
   }, [selected]);
@@ -62,13 +63,8 @@ export function GalleryPage(props: { active: boolean }) {
 
   const list = entries?.slice(0, shown) ?? [];
   return (
-    <section class="page" aria-labelledby="gallery-title">
-      <h1 id="gallery-title">Gallery</h1>
-      {loadError ? (
-        <p class="field-error" role="alert">
-          {loadError}
-        </p>
-      ) : null}
+    <Page title="Gallery">
+      <Alert text={loadError} />
       {entries?.length === 0 ? <p>No images yet: make one on Generate.</p> : null}
       {entries === undefined && !loadError ? <p class="loading">Loading images…</p> : null}
       <div class="split gallery-split">
@@ -91,35 +87,16 @@ export function GalleryPage(props: { active: boolean }) {
               title={`Image ${selected.index + 1} of session ${shortId(selected.session.id)}`}
               spec={selected.session.spec}
             >
-              {confirming ? (
-                <>
-                  <button type="button" class="danger" onClick={() => void remove(selected)}>
-                    Confirm delete
-                  </button>
-                  <button type="button" onClick={() => setConfirming(false)}>
-                    Keep
-                  </button>
-                </>
-              ) : (
-                <button type="button" onClick={() => setConfirming(true)}>
-                  Delete
-                </button>
-              )}
+              <ConfirmDelete
+                what={`session ${shortId(selected.session.id)} and its ${plural(selected.session.artifactIds.length, "image")}`}
+                onDelete={() => void remove(selected)}
+              />
             </ArtifactView>
-            {confirming ? (
-              <p class="hint">
-                Deleting removes session {shortId(selected.session.id)} and its{" "}
-                {selected.session.artifactIds.length === 1
-                  ? "image"
-                  : `${selected.session.artifactIds.length} images`}
-                .
-              </p>
-            ) : null}
-            {deleteError ? (
-              <p class="field-error" role="alert">
-                {deleteError}
-              </p>
-            ) : null}
+            <p class="hint">
+              Delete removes the session that made this image, with its{" "}
+              {plural(selected.session.artifactIds.length, "image")}.
+            </p>
+            <Alert text={deleteError} />
           </section>
         ) : null}
       </div>
@@ -128,7 +105,7 @@ export function GalleryPage(props: { active: boolean }) {
           Show more ({entries.length - shown} left)
         </button>
       ) : null}
-    </section>
+    </Page>
   );
 }
 
@@ -172,4 +149,8 @@ function Thumbnail(props: { entry: Entry; selected: boolean; onOpen: () => void 
       {url ? <img src={url} alt="" /> : <span class="placeholder">{failed ? "unavailable" : "…"}</span>}
     </button>
   );
+}
+
+function plural(n: number, noun: string): string {
+  return n === 1 ? `1 ${noun}` : `${n} ${noun}s`;
 }

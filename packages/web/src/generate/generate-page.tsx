@@ -8,13 +8,15 @@ import { type CallError, callError, describe, isCancel } from "../api/call-error
 import { api } from "../api/clients.js";
 import { AppContext } from "../app-context.js";
 import { imageUrl } from "../images/image-url.js";
+import { Alert } from "../ui/alert.js";
 import { ArtifactView } from "../ui/artifact-view.js";
 import { controlProps, Field } from "../ui/field.js";
 import { isFinished, millis, seconds, shortId, stateName } from "../ui/format.js";
+import { Page } from "../ui/page.js";
 import type { GenerateDraft, ImageChoice } from "./draft.js";
 import { ImageInputs } from "./image-inputs.js";
 import { type SpecErrors, SpecFields } from "./spec-fields.js";
-import { FormError, inputFor, SPEC_FIELDS, type SpecValues, specOf } from "./spec-form.js";
+import { inputFor, SPEC_FIELDS, type SpecValues, specOf } from "./spec-form.js";
 
 /** How long one generation's stream may stay open: far beyond a 500-step 4096² run on a CPU. */
 const RUN_TIMEOUT_MS = 2 * 60 * 60 * 1000;
@@ -42,7 +44,7 @@ export function GeneratePage(props: {
   const { draft, onDraft } = props;
   const { authEpoch } = useContext(AppContext);
   const [run, setRun] = useState<Run>(IDLE);
-  const [formError, setFormError] = useState<FormError | CallError>();
+  const [formError, setFormError] = useState<CallError>();
   const controller = useRef<AbortController | undefined>(undefined);
   const results = useRef<HTMLDivElement>(null);
   const workflow = props.workflows.find((w) => w.id === draft.workflowId);
@@ -84,11 +86,8 @@ export function GeneratePage(props: {
     try {
       spec = specOf(draft.values, takesImage);
     } catch (err) {
-      if (err instanceof FormError) {
-        setFormError(err);
-        return;
-      }
-      throw err;
+      setFormError(callError(err));
+      return;
     }
     const images: Record<string, MessageInitShape<typeof ImageInputSchema>> = {};
     for (const input of inputs) {
@@ -134,8 +133,7 @@ export function GeneratePage(props: {
   };
 
   return (
-    <section class="page generate" aria-labelledby="generate-title">
-      <h1 id="generate-title">Generate</h1>
+    <Page title="Generate" class="generate">
       <div class="split">
         <form
           class="panel"
@@ -177,11 +175,7 @@ export function GeneratePage(props: {
             models={props.models}
             show={{ strength: takesImage, count: true, preview: true, prompt: true }}
           />
-          {unplaced ? (
-            <p class="field-error" role="alert">
-              {"code" in unplaced ? describe(unplaced) : unplaced.message}
-            </p>
-          ) : null}
+          <Alert text={unplaced && describe(unplaced)} />
           <div class="actions submit-actions">
             <button type="submit" class="primary" disabled={run.running}>
               Generate
@@ -197,7 +191,7 @@ export function GeneratePage(props: {
           <RunView run={run} spec={run.session?.spec} />
         </div>
       </div>
-    </section>
+    </Page>
   );
 }
 
@@ -216,16 +210,8 @@ function RunView(props: { run: Run; spec: GenerationSpec | undefined }) {
     <section class="panel results" aria-labelledby="results-title">
       <h2 id="results-title">{session ? `Session ${shortId(session.id)}` : "Starting…"}</h2>
       <Progress session={session} running={running} />
-      {error ? (
-        <p class="field-error" role="alert">
-          {describe(error)}
-        </p>
-      ) : null}
-      {session?.error ? (
-        <p class="field-error" role="alert">
-          {session.error}
-        </p>
-      ) : null}
+      <Alert text={error && describe(error)} />
+      <Alert text={session?.error} />
       {running && previewUrl && ids.length === 0 ? (
         <img class="preview" src={previewUrl} alt="Live preview of the generation in progress" />
       ) : null}

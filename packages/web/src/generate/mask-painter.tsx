@@ -1,5 +1,6 @@
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { useEffect, useRef, useState } from "preact/hooks";
+import { Alert } from "../ui/alert.js";
 import type { ImageChoice } from "./draft.js";
 
 /**
@@ -136,11 +137,7 @@ export function MaskPainter(props: {
           Clear mask
         </button>
       </div>
-      {props.error ? (
-        <p class="field-error" id={`${id}-error`} role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <Alert text={props.error} id={`${id}-error`} />
     </fieldset>
   );
 }

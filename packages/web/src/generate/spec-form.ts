@@ -5,6 +5,7 @@ import {
   SchedulerKind,
   TimestepSpacing,
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { InputError } from "../api/call-error.js";
 
 /** What the spec inputs hold: numbers as typed, so a bad one is reported against its own field. */
 export interface SpecValues {
@@ -88,20 +89,10 @@ export const SPEC_FIELDS: Record<keyof SpecValues, string> = {
   preview: "spec.preview",
 };
 
-/** A value typed into the form that cannot become a request: named by the request field, as the server does. */
-export class FormError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(`${field}: ${message}`);
-  }
-}
-
 function number(raw: string, field: string): number | undefined {
   if (raw.trim() === "") return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n)) throw new FormError(field, `must be a number, got "${raw.slice(0, 20)}"`);
+  if (!Number.isFinite(n)) throw new InputError(field, `must be a number, got "${raw.slice(0, 20)}"`);
   return n;
 }
 
@@ -109,7 +100,7 @@ function seedOf(raw: string): bigint | undefined {
   const text = raw.trim();
   if (text === "" || text === "-1") return undefined;
   if (!/^\d{1,20}$/.test(text) || BigInt(text) >= 2n ** 64n)
-    throw new FormError(
+    throw new InputError(
       SPEC_FIELDS.seed,
       `must be a whole number below 2^64, or -1 for random, got "${text.slice(0, 24)}"`,
     );
@@ -193,6 +184,6 @@ export function axisValueJson(path: string, fragment: MessageInitShape<typeof Ge
     alwaysEmitImplicit: true,
   });
   for (const key of path.split(".")) json = (json as Record<string, unknown> | undefined)?.[key];
-  if (json === undefined) throw new FormError(path, "has no value");
+  if (json === undefined) throw new InputError(path, "has no value");
   return JSON.stringify(json);
 }

@@ -3,7 +3,9 @@ import { useContext, useState } from "preact/hooks";
 import { callError, describe } from "../api/call-error.js";
 import { api } from "../api/clients.js";
 import { AppContext } from "../app-context.js";
+import { Alert } from "../ui/alert.js";
 import { bytes } from "../ui/format.js";
+import { Page } from "../ui/page.js";
 import { usePoll } from "../ui/use-poll.js";
 
 /** Mesh: every instructor's replicas with their health, latency, queue, warm models and device memory. */
@@ -27,13 +29,8 @@ export function MeshPage(props: { active: boolean; onStatus: (status: GetMeshSta
     [authEpoch],
   );
   return (
-    <section class="page" aria-labelledby="mesh-title">
-      <h1 id="mesh-title">Mesh</h1>
-      {error ? (
-        <p class="field-error" role="alert">
-          {error}
-        </p>
-      ) : null}
+    <Page title="Mesh">
+      <Alert text={error} />
       {status ? (
         <p>
           {status.sessionsRunning} sessions running, {status.sessionsQueued} queued
@@ -93,6 +90,6 @@ export function MeshPage(props: { active: boolean; onStatus: (status: GetMeshSta
           );
         })}
       </ul>
-    </section>
+    </Page>
   );
 }

@@ -8,8 +8,11 @@ import { callError, describe } from "../api/call-error.js";
 import { api } from "../api/clients.js";
 import { listSessions } from "../api/list-all.js";
 import { AppContext } from "../app-context.js";
+import { Alert } from "../ui/alert.js";
+import { ConfirmDelete } from "../ui/confirm-delete.js";
 import { controlProps } from "../ui/field.js";
 import { isFinished, seconds, shortId, stateName, truncate, when } from "../ui/format.js";
+import { Page } from "../ui/page.js";
 import { usePoll } from "../ui/use-poll.js";
 
 const LIVE = [SessionState.QUEUED, SessionState.RUNNING, SessionState.PAUSED];
@@ -24,7 +27,6 @@ export function QueuePage(props: { active: boolean }) {
   const [sessions, setSessions] = useState<Session[]>();
   const [loadError, setLoadError] = useState<string>();
   const [rowErrors, setRowErrors] = useState<Record<string, string>>({});
-  const [confirming, setConfirming] = useState<string>();
 
   const load = async (signal: AbortSignal) => {
     try {
@@ -38,7 +40,6 @@ export function QueuePage(props: { active: boolean }) {
 
   const act = async (session: Session, action: SessionAction | "delete") => {
     setRowErrors((e) => ({ ...e, [session.id]: "" }));
-    setConfirming(undefined);
     try {
       if (action === "delete")
         await api.processing.deleteSession({ sessionId: session.id }, { timeoutMs: 30_000 });
@@ -51,9 +52,9 @@ export function QueuePage(props: { active: boolean }) {
 
   const shown = sessions?.slice(0, SHOWN) ?? [];
   return (
-    <section class="page" aria-labelledby="queue-title">
-      <div class="page-head">
-        <h1 id="queue-title">Queue</h1>
+    <Page
+      title="Queue"
+      head={
         <div class="field inline">
           <label for="queue-filter">Show</label>
           <select
@@ -65,12 +66,9 @@ export function QueuePage(props: { active: boolean }) {
             <option value="live">Queued, running and paused</option>
           </select>
         </div>
-      </div>
-      {loadError ? (
-        <p class="field-error" role="alert">
-          {loadError}
-        </p>
-      ) : null}
+      }
+    >
+      <Alert text={loadError} />
       {sessions && sessions.length === 0 ? <p>No sessions.</p> : null}
       {sessions === undefined && !loadError ? <p class="loading">Loading sessions…</p> : null}
       <ul class="cards" aria-label="Sessions">
@@ -109,28 +107,9 @@ export function QueuePage(props: { active: boolean }) {
                 {paused ? button("Resume", SessionAction.RESUME) : null}
                 {!isFinished(s.state) ? button("Cancel", SessionAction.CANCEL) : null}
                 {!running ? button("Restart", SessionAction.RESTART) : null}
-                {confirming === s.id ? (
-                  <>
-                    {button("Confirm delete", "delete")}
-                    <button type="button" onClick={() => setConfirming(undefined)}>
-                      Keep
-                    </button>
-                  </>
-                ) : (
-                  <button
-                    type="button"
-                    aria-label={`Delete session ${name}`}
-                    onClick={() => setConfirming(s.id)}
-                  >
-                    Delete
-                  </button>
-                )}
+                <ConfirmDelete what={`session ${name}`} onDelete={() => void act(s, "delete")} />
               </div>
-              {rowErrors[s.id] ? (
-                <p class="field-error" role="alert">
-                  {rowErrors[s.id]}
-                </p>
-              ) : null}
+              <Alert text={rowErrors[s.id]} />
             </li>
           );
         })}
@@ -140,6 +119,6 @@ export function QueuePage(props: { active: boolean }) {
           Showing the newest {SHOWN} of {sessions.length}.
         </p>
       ) : null}
-    </section>
+    </Page>
   );
 }

@@ -1,4 +1,5 @@
 import type { ComponentChildren } from "preact";
+import { Alert } from "./alert.js";
 
 /** The attributes that tie a control to its label and to its error message. */
 export function controlProps(id: string, error: string | undefined) {
@@ -23,11 +24,7 @@ export function Field(props: {
       <label for={props.id}>{props.label}</label>
       {props.children}
       {props.hint && !props.error ? <p class="hint">{props.hint}</p> : null}
-      {props.error ? (
-        <p class="field-error" id={`${props.id}-error`} role="alert">
-          {props.error}
-        </p>
-      ) : null}
+      <Alert text={props.error} id={`${props.id}-error`} />
     </div>
   );
 }
