@@ -65,11 +65,11 @@ export function validateGenerationSpec(
     }
   }
 
-  const width = side(spec.size?.width ?? 0, f("size.width"));
-  const height = side(spec.size?.height ?? 0, f("size.height"));
-  if (width * height > LIMITS.maxPixels) {
-    throw new InvalidArgumentError(f("size"), `${width}x${height} is more than ${LIMITS.maxPixels} pixels`);
-  }
+  const { width, height } = validateImageSize(spec.size?.width ?? 0, spec.size?.height ?? 0, {
+    width: f("size.width"),
+    height: f("size.height"),
+    size: f("size"),
+  });
 
   const steps = spec.scheduler?.steps ?? DEFAULTS.steps;
   if (!Number.isInteger(steps) || steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
@@ -161,6 +161,20 @@ export function validateGenerationSpec(
   };
 }
 
+/** A generated image's width and height: each a multiple of 8 within the side limits, within maxPixels. */
+export function validateImageSize(
+  width: number,
+  height: number,
+  fields: { width: string; height: string; size: string },
+): { width: number; height: number } {
+  side(width, fields.width);
+  side(height, fields.height);
+  if (width * height > LIMITS.maxPixels) {
+    throw new InvalidArgumentError(fields.size, `${width}x${height} is more than ${LIMITS.maxPixels} pixels`);
+  }
+  return { width, height };
+}
+
 function side(value: number, field: string): number {
   if (value === 0) throw new InvalidArgumentError(field, "is required");
   if (!Number.isInteger(value) || value < LIMITS.minSide || value > LIMITS.maxSide) {
@@ -191,6 +205,11 @@ function sizeOr(
 
 function requireImage(image: Image | undefined, field: string): void {
   if (!image || image.data.length === 0) throw new InvalidArgumentError(field, "is required for this mode");
+  checkInputImage(image, field);
+}
+
+/** An input image's bytes are within maxInputImageBytes, and raw pixels state a geometry that fits them. */
+export function checkInputImage(image: Image, field: string): void {
   if (image.data.length > LIMITS.maxInputImageBytes) {
     throw new InvalidArgumentError(field, `is larger than ${LIMITS.maxInputImageBytes} bytes`);
   }

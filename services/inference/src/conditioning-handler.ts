@@ -1,20 +1,47 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
-import type {
-  ConditioningService,
-  EncodePromptRequest,
-  TokenizeRequest,
+import {
+  type ConditioningService,
+  ControlResizeMode,
+  type EncodePromptRequest,
+  type PreprocessControlRequest,
+  type TokenizeRequest,
 } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
-import { LIMITS } from "@dmesh/spec";
+import { checkInputImage, LIMITS, validateImageSize } from "@dmesh/spec";
+import { decodeControlImage, encodeControlMap } from "./control/control-image.js";
+import { type ControlTarget, planControlMap } from "./control/control-map.js";
+import type { ControlMapper } from "./control/control-mapper.js";
+import { resolvePreprocessor } from "./control/preprocessors.js";
+import type { ControlResizeMode as ResizeModeName } from "./control/resize-modes.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { RunClock } from "./models/onnx-component.js";
 import { encodePrompts, type PromptSpec } from "./pipeline/prompt-encoder.js";
 import { PromptSyntaxError, tokenizeWeightedPrompt } from "./tokenizer/index.js";
 
-/** ConditioningService: the model's own tokenizers and text encoders, exposed for inspection and reuse. */
+const RESIZE_MODES: Partial<Record<ControlResizeMode, ResizeModeName>> = {
+  [ControlResizeMode.UNSPECIFIED]: "crop-and-resize",
+  [ControlResizeMode.JUST_RESIZE]: "just-resize",
+  [ControlResizeMode.CROP_AND_RESIZE]: "crop-and-resize",
+  [ControlResizeMode.RESIZE_AND_FILL]: "resize-and-fill",
+};
+
+const MAP_ENCODINGS: Partial<Record<ImageEncoding, "png" | "raw">> = {
+  [ImageEncoding.UNSPECIFIED]: "png",
+  [ImageEncoding.PNG]: "png",
+  [ImageEncoding.RAW]: "raw",
+};
+
+/**
+ * ConditioningService: the model's own tokenizers and text encoders, exposed for inspection and reuse, and
+ * the ControlNet preprocessors, so that a client can preview a control map.
+ */
 export class ConditioningHandler implements ServiceImpl<typeof ConditioningService> {
-  constructor(private readonly models: ModelRegistry) {}
+  constructor(
+    private readonly models: ModelRegistry,
+    private readonly control: ControlMapper,
+  ) {}
 
   async tokenize(req: TokenizeRequest) {
     checkText(req.text, "text");
@@ -73,6 +100,42 @@ export class ConditioningHandler implements ServiceImpl<typeof ConditioningServi
     } finally {
       release();
     }
+  }
+
+  async preprocessControl(req: PreprocessControlRequest, ctx: HandlerContext) {
+    if (!req.image || req.image.data.length === 0) throw new InvalidArgumentError("image", "is required");
+    checkInputImage(req.image, "image");
+    const p = req.preprocessor;
+    const preprocessor = resolvePreprocessor(
+      {
+        name: p?.name ?? "",
+        resolution: p?.resolution ?? 0,
+        thresholdA: p?.thresholdA ?? 0,
+        thresholdB: p?.thresholdB ?? 0,
+        pixelPerfect: p?.pixelPerfect ?? false,
+      },
+      "preprocessor",
+    );
+    const resizeMode = RESIZE_MODES[req.resizeMode];
+    if (!resizeMode) throw new InvalidArgumentError("resize_mode", `unknown resize mode ${req.resizeMode}`);
+    let target: ControlTarget | undefined;
+    if (req.width !== 0 || req.height !== 0) {
+      const size = validateImageSize(req.width, req.height, {
+        width: "width",
+        height: "height",
+        size: "width",
+      });
+      target = { ...size, resizeMode };
+    }
+    const encoding = MAP_ENCODINGS[req.outputEncoding];
+    if (!encoding) throw new InvalidArgumentError("output_encoding", "must be PNG or RAW");
+    const image = await decodeControlImage(req.image, "image");
+    const plan = planControlMap(image, preprocessor, target, {
+      image: "image",
+      preprocessor: "preprocessor",
+    });
+    const { map, resolution } = await this.control.map(image, plan, ctx.signal);
+    return { controlMap: await encodeControlMap(map, encoding), resolution };
   }
 }
 

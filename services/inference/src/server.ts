@@ -2,6 +2,7 @@ import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
+import { ControlMapper } from "./control/control-mapper.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { ModelHandler } from "./model-handler.js";
 import { createDeviceMemoryReader } from "./models/device-memory.js";
@@ -46,6 +47,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const deviceMemory = config.deviceUrl
     ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger)
     : undefined;
+  const control = new ControlMapper();
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -63,7 +65,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         deviceMemory,
       ),
       models: new ModelHandler(models),
-      conditioning: new ConditioningHandler(models),
+      conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),
   });
@@ -84,6 +86,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     close: async () => {
       await service.close();
       deviceMemory?.close();
+      await control.close();
       await models.close();
     },
   };
