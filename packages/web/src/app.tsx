@@ -36,6 +36,8 @@ export function App() {
   const [workflowsError, setWorkflowsError] = useState<string>();
   const [models, setModels] = useState<string[]>([]);
   const [need, setNeed] = useState<SignInNeeded>();
+  // The last refusal, kept after "Not now" so that the header can offer to sign in.
+  const [refused, setRefused] = useState<SignInNeeded>();
   const [authEpoch, setAuthEpoch] = useState(0);
   const [signedIn, setSignedIn] = useState(apiKey.get() !== null);
 
@@ -44,7 +46,14 @@ export function App() {
     window.addEventListener("hashchange", onHash);
     return () => window.removeEventListener("hashchange", onHash);
   }, []);
-  useEffect(() => onSignInNeeded((n) => setNeed((open) => open ?? n)), []);
+  useEffect(
+    () =>
+      onSignInNeeded((n) => {
+        setRefused(n);
+        setNeed((open) => open ?? n);
+      }),
+    [],
+  );
 
   const onStatus = useCallback((s: GetMeshStatusResponse) => {
     setModels([...new Set(s.instructors.flatMap((i) => i.warmModels))].sort());
@@ -105,10 +114,15 @@ export function App() {
             </a>
           ))}
         </nav>
+        {!signedIn && refused && !need ? (
+          <button type="button" class="account" onClick={() => setNeed(refused)}>
+            Sign in
+          </button>
+        ) : null}
         {signedIn ? (
           <button
             type="button"
-            class="sign-out"
+            class="account"
             onClick={() => {
               apiKey.clear();
               setSignedIn(false);
@@ -148,6 +162,7 @@ export function App() {
           onClose={() => setNeed(undefined)}
           onSignedIn={() => {
             setNeed(undefined);
+            setRefused(undefined);
             setSignedIn(true);
             setAuthEpoch((n) => n + 1);
           }}

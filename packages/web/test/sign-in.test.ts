@@ -49,6 +49,12 @@ describe.skipIf(skip !== undefined)("signing in to the web playground when API k
     expect(await dialog.locator("#sign-in-key-error").textContent()).toMatch(/not accepted.*UNAUTHENTICATED/);
     await page.screenshot({ path: join(SCREENSHOTS, "sign-in-refused.png") });
 
+    // Dismissed, the dialog comes back from the header.
+    await dialog.getByRole("button", { name: "Not now" }).click();
+    await dialog.waitFor({ state: "hidden" });
+    await page.getByRole("banner").getByRole("button", { name: "Sign in" }).click();
+    await dialog.waitFor();
+
     await key.fill(KEY);
     await dialog.getByRole("button", { name: "Sign in" }).click();
     await dialog.waitFor({ state: "hidden" });
