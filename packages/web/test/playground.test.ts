@@ -146,8 +146,11 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
     expect(await message.textContent()).toBe("spec.size.width: must be a multiple of 8, got 100");
     await screenshot("generate-field-error");
 
-    // A value the page cannot even send is reported the same way, before any call.
-    await fillSpec({ Width: "256", Seed: "seven" });
+    // Editing the field takes its error away; a value the page cannot even send is reported the same way,
+    // before any call.
+    await fillSpec({ Width: "256" });
+    expect(await width.getAttribute("aria-invalid")).toBeNull();
+    await fillSpec({ Seed: "seven" });
     await gen.getByRole("button", { name: "Generate", exact: true }).click();
     const seed = gen.getByLabel("Seed", { exact: true });
     await poll(() => seed.getAttribute("aria-invalid")).toBe("true");
@@ -183,6 +186,19 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
     // The Generate page's stream ended with the session.
     await openPage("Generate");
     await poll(() => gen.getByRole("status").first().textContent()).toMatch(/^cancelled/);
+  }, 120_000);
+
+  it("Stop on Generate cancels the running session", async () => {
+    const gen = region("Generate");
+    await fillSpec({ Prompt: "a stopped windmill", Steps: "500", Width: "256", Height: "256", Seed: "4" });
+    await gen.getByRole("button", { name: "Generate", exact: true }).click();
+    await poll(() => gen.getByRole("status").first().textContent(), 60_000).toMatch(
+      /running · step \d+\/500/,
+    );
+    await gen.getByRole("button", { name: "Stop" }).click();
+    await poll(() => gen.getByRole("status").first().textContent()).toMatch(/^cancelled · step \d+\/500/);
+    const { sessions } = await client.listSessions({ states: [SessionState.CANCELLED] });
+    expect(sessions.some((s) => s.spec?.conditioning?.prompt === "a stopped windmill")).toBe(true);
   }, 120_000);
 
   it("restarts, pauses, resumes and deletes a session from the Queue", async () => {

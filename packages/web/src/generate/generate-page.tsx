@@ -54,30 +54,29 @@ export function GeneratePage(props: {
   // Signing in again starts from a clean slate.
   useEffect(() => setFormError(undefined), [authEpoch]);
 
-  const setValues = (patch: Partial<SpecValues>) =>
+  const field = formError?.field;
+  const specInput = inputFor(field, SPEC_FIELDS);
+  const imageInput = imageInputFor(field);
+  const errors: SpecErrors = specInput ? { [specInput]: formError?.message } : {};
+  const imageErrors: Record<string, string | undefined> = imageInput
+    ? { [imageInput]: formError?.message }
+    : {};
+  // Editing what an error is about takes the error away.
+  const setValues = (patch: Partial<SpecValues>) => {
+    if (specInput && specInput in patch) setFormError(undefined);
     onDraft((d) => ({ ...d, values: { ...d.values, ...patch } }));
-  const setImage = (name: string, choice: ImageChoice | undefined) =>
+  };
+  const setImage = (name: string, choice: ImageChoice | undefined) => {
+    if (imageInput === name) setFormError(undefined);
     onDraft((d) => {
       const images = { ...d.images };
       if (choice) images[name] = choice;
       else delete images[name];
       return { ...d, images };
     });
-
-  const field = formError?.field;
-  const specInput = inputFor(field, SPEC_FIELDS);
-  const errors: SpecErrors = specInput ? { [specInput]: formError?.message } : {};
-  const imageErrors: Record<string, string | undefined> = {};
-  const imageField = /^(?:images\.|spec\.(?:init_image|mask_image))/.test(field ?? "")
-    ? field?.startsWith("spec.mask_image")
-      ? "mask"
-      : field?.startsWith("spec.init_image")
-        ? "image"
-        : field?.split(".")[1]
-    : undefined;
-  if (imageField) imageErrors[imageField] = formError?.message;
+  };
   const workflowError = field === "workflow_id" ? formError?.message : undefined;
-  const unplaced = formError && !specInput && !imageField && !workflowError ? formError : undefined;
+  const unplaced = formError && !specInput && !imageInput && !workflowError ? formError : undefined;
 
   const generate = async () => {
     controller.current?.abort();
@@ -100,6 +99,7 @@ export function GeneratePage(props: {
     // On a phone the results are below the form: bring the progress into sight.
     results.current?.scrollIntoView({ behavior: "smooth", block: "nearest" });
     let previewUrl: string | undefined;
+    let sessionId = "";
     try {
       const stream = api.processing.executeWorkflow(
         { workflowId: draft.workflowId, spec, images },
@@ -115,12 +115,16 @@ export function GeneratePage(props: {
           }
         }
         const session = event.session;
+        sessionId = session.id;
         setRun({ session, previewUrl, error: undefined, running: true });
       }
       setRun((r) => ({ ...r, running: false }));
     } catch (err) {
       if (abort.signal.aborted || isCancel(err)) {
         setRun((r) => ({ ...r, running: false }));
+        // Leaving the stream cancels the session on the server: show where it ended.
+        if (sessionId)
+          void settled(sessionId).then((session) => session && setRun((r) => ({ ...r, session })));
         return;
       }
       // An error about a request field is shown at that field; any other where the run is shown.
@@ -193,6 +197,25 @@ export function GeneratePage(props: {
       </div>
     </Page>
   );
+}
+
+/** The session once it has finished (at most ~5 s of asking), or undefined. */
+async function settled(sessionId: string): Promise<Session | undefined> {
+  for (let attempt = 0; attempt < 25; attempt++) {
+    const { session } = await api.processing.getSession({ sessionId }, { timeoutMs: 5000 }).catch(() => ({
+      session: undefined,
+    }));
+    if (!session || isFinished(session.state)) return session;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}
+
+/** The workflow image input an error's field is about: `images.<name>…`, or the spec's own image fields. */
+function imageInputFor(field: string | undefined): string | undefined {
+  if (field?.startsWith("spec.init_image")) return "image";
+  if (field?.startsWith("spec.mask_image")) return "mask";
+  return /^images\.([^.[]+)/.exec(field ?? "")?.[1];
 }
 
 function RunView(props: { run: Run; spec: GenerationSpec | undefined }) {
