@@ -346,7 +346,11 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
         expect(overflow, `${name} is wider than the phone`).toBeLessThanOrEqual(0);
         await screenshot(`phone-${name.toLowerCase()}`);
       }
+      await page.emulateMedia({ colorScheme: "dark" });
+      await openPage("Generate");
+      await screenshot("phone-generate-dark");
     } finally {
+      await page.emulateMedia({ colorScheme: "light" });
       await page.setViewportSize({ width: 1280, height: 900 });
     }
   }, 60_000);

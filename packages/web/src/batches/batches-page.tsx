@@ -15,7 +15,6 @@ import { Page } from "../ui/page.js";
 import { usePoll } from "../ui/use-poll.js";
 import { AXIS_KINDS, type AxisKindName, type AxisRow, axesOf } from "./batch-axes.js";
 
-const BATCH_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 const FIRST_AXES: AxisRow[] = [{ kind: "seed", text: "1, 2, 3" }];
 
 /** Batches: the product of axes over a base spec, run across the mesh; items' states, cancel and retry. */
@@ -36,21 +35,19 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
       if (!signal.aborted) setLoadError(describe(callError(err)));
     }
   };
-  usePoll(props.active, 2000, load, [authEpoch]);
+  usePoll(props.active, 1000, load, [authEpoch]);
   const update = (batch: Batch) =>
     setBatches((list) => [batch, ...(list ?? []).filter((b) => b.id !== batch.id)].sort(newestFirst));
 
-  /** ExecuteBatch starts the batch and streams every item's change until it ends. */
-  const follow = async (batchId: string) => {
-    try {
-      for await (const { event } of api.processing.executeBatch(
-        { batchId },
-        { timeoutMs: BATCH_TIMEOUT_MS },
-      )) {
-        if (event?.batch) update(event.batch);
-      }
-    } catch {
-      // Polling keeps the list current; the batch runs on the server whether or not this stream lasts.
+  /**
+   * ExecuteBatch starts the batch, and its first message is the started batch. The stream is left there: the
+   * batch runs on the server without it, polling shows its progress, and a page has only six HTTP/1.1
+   * connections to the server, which streams kept open would use up.
+   */
+  const start = async (batchId: string) => {
+    for await (const { event } of api.processing.executeBatch({ batchId }, { timeoutMs: 30_000 })) {
+      if (event?.batch) update(event.batch);
+      break;
     }
   };
 
@@ -68,7 +65,7 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
       const { batch } = await api.processing.createBatch(request, { timeoutMs: 30_000 });
       if (batch) {
         update(batch);
-        void follow(batch.id);
+        await start(batch.id);
       }
     } catch (err) {
       setFormError(callError(err));
@@ -196,7 +193,6 @@ export function BatchesPage(props: { active: boolean; models: readonly string[] 
                 open={i === 0}
                 onChange={update}
                 onDeleted={() => load(new AbortController().signal)}
-                follow={follow}
               />
             ))}
           </ul>
@@ -215,7 +211,6 @@ function BatchCard(props: {
   open: boolean;
   onChange: (b: Batch) => void;
   onDeleted: () => void;
-  follow: (id: string) => Promise<void>;
 }) {
   const b = props.batch;
   const [error, setError] = useState<string>();
@@ -228,7 +223,6 @@ function BatchCard(props: {
     try {
       const { batch } = await api.processing.controlBatch({ batchId: b.id, action }, { timeoutMs: 30_000 });
       if (batch) props.onChange(batch);
-      if (action === BatchAction.RETRY_FAILED) void props.follow(b.id);
     } catch (err) {
       setError(describe(callError(err)));
     }
