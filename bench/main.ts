@@ -4,6 +4,7 @@ import { cpus } from "node:os";
 import type { BenchResult } from "./bench-result.js";
 import { benchInferencePipeline } from "./inference-pipeline.js";
 import { benchMeshOverhead } from "./mesh/image-overhead.js";
+import { benchObservability } from "./observability/observability-suite.js";
 import { benchOrchestratorOverhead } from "./orchestrator-overhead.js";
 import { benchPostprocess } from "./postprocess/postprocess-throughput.js";
 import { formatTable } from "./report.js";
@@ -15,6 +16,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   postprocess: benchPostprocess,
   orchestrator: benchOrchestratorOverhead,
   inference: benchInferencePipeline,
+  observability: benchObservability,
 };
 
 const only = process.argv.slice(2);

@@ -10,6 +10,16 @@ import { MESH_SERVICES, REPO_ROOT, readDockerfile } from "./mesh-services.js";
 // No container engine runs here: the images are checked as text against the repository they build from.
 const dockerignore = readFileSync(join(REPO_ROOT, ".dockerignore"), "utf8");
 const ASSEMBLE = "deploy/docker/assemble-workspace.sh";
+const rootPackage = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as {
+  allowScripts?: Record<string, boolean>;
+  engines?: Record<string, string>;
+};
+/** Whether version a (x.y.z) is at least b (x.y.z). */
+const atLeast = (a: string, b: string) => {
+  const [x, y] = [a, b].map((v) => v.split(".").map(Number));
+  const i = (x ?? []).findIndex((n, k) => n !== y?.[k]);
+  return b !== "" && (i < 0 || (x?.[i] ?? 0) > (y?.[i] ?? 0));
+};
 const runs = (stage: Stage) => stage.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
 
 describe(".dockerignore", () => {
@@ -31,8 +41,9 @@ describe(".dockerignore", () => {
     }
   });
 
-  it("the CPU images rely on the root .npmrc skipping onnxruntime-node's CUDA download", () => {
-    expect(readFileSync(join(REPO_ROOT, ".npmrc"), "utf8")).toMatch(/^onnxruntime-node-install=skip$/m);
+  it("the CPU images rely on package.json's allowScripts denying onnxruntime-node's CUDA download", () => {
+    expect(rootPackage.allowScripts?.["onnxruntime-node"]).toBe(false);
+    expect(readFileSync(join(REPO_ROOT, ".npmrc"), "utf8")).toMatch(/^engine-strict=true$/m);
   });
 
   it("the assembly script is valid sh", () => {
@@ -82,6 +93,15 @@ describe.each(MESH_SERVICES)("services/$name/Dockerfile", (service) => {
         }
       }
     });
+  });
+
+  it("installs an npm that honours package.json's allowScripts and engines before npm ci", () => {
+    const build = stages.find((s) => runs(s).some((r) => /\bnpm ci\b/.test(r)));
+    const npm = /npm install --global npm@(\d+\.\d+\.\d+)/.exec(runs(build as Stage).join(" && "))?.[1];
+    expect(npm, "the build stage installs a pinned npm").toBeDefined();
+    expect(atLeast(npm ?? "", /^>=(\d+\.\d+\.\d+)$/.exec(rootPackage.engines?.npm ?? "")?.[1] ?? "")).toBe(
+      true,
+    );
   });
 
   it("installs with npm ci, compiles this service and keeps only its production dependencies", () => {

@@ -20,11 +20,21 @@ describe.skipIf(!kubectl).each(["dev", "prod"])(TITLE, (overlay) => {
   const door = pods.find((p) => p.name === DOOR);
   const policiesFor = (labels: Record<string, string>, type: "Ingress" | "Egress") =>
     policies.filter((p) => p.spec.policyTypes?.includes(type) && selects(p.spec.podSelector, labels));
-  const portOf = (name: string) => {
+  const configOf = (name: string) => {
     const service = MESH_SERVICES.find((s) => s.name === name);
     const container = pods.find((p) => p.name === name)?.w.template.spec.containers[0];
-    return loadConfig(service?.settings ?? {}, containerEnv(container, objects), []).port as number;
+    return loadConfig(service?.settings ?? {}, containerEnv(container, objects), []);
   };
+  const portOf = (name: string) => configOf(name).port as number;
+  // Rules that admit only a pod's METRICS_PORT (the observability component's scrapers) are checked apart.
+  const isMetricsRule = (name: string, rule: { ports?: { port: number }[] }) => {
+    const metricsPort = configOf(name).metricsPort as number;
+    return metricsPort >= 0 && (rule.ports ?? []).every((p) => p.port === metricsPort);
+  };
+  const serviceRules = (name: string, labels: Record<string, string>) =>
+    policiesFor(labels, "Ingress")
+      .flatMap((p) => p.spec.ingress ?? [])
+      .filter((r) => !isMetricsRule(name, r));
 
   it("isolates every pod for ingress and egress (a policy selecting it denies what none allows)", () => {
     expect(pods).toHaveLength(MESH_SERVICES.length);
@@ -35,14 +45,14 @@ describe.skipIf(!kubectl).each(["dev", "prod"])(TITLE, (overlay) => {
   });
 
   it("exposes only the orchestrator's port, from anywhere", () => {
-    const rules = policiesFor(door?.labels ?? {}, "Ingress").flatMap((p) => p.spec.ingress ?? []);
+    const rules = serviceRules(DOOR, door?.labels ?? {});
     expect(rules.length).toBeGreaterThan(0);
     for (const rule of rules) expect(rule.ports.map((p: { port: number }) => p.port)).toEqual([portOf(DOOR)]);
   });
 
   it("lets only the orchestrator reach each domain service, on that service's port only", () => {
     for (const pod of pods.filter((p) => p.name !== DOOR)) {
-      const rules = policiesFor(pod.labels, "Ingress").flatMap((p) => p.spec.ingress ?? []);
+      const rules = serviceRules(pod.name, pod.labels);
       expect(rules.length, `${pod.name} is reachable at all`).toBeGreaterThan(0);
       for (const rule of rules) {
         expect(rule.from?.length, `${pod.name}: a rule without 'from' admits everyone`).toBeGreaterThan(0);
@@ -57,6 +67,31 @@ describe.skipIf(!kubectl).each(["dev", "prod"])(TITLE, (overlay) => {
           }
         }
         expect(rule.ports.map((p: { port: number }) => p.port)).toEqual([portOf(pod.name)]);
+      }
+    }
+  });
+
+  it("lets scrapers reach the metrics port alone, from the monitoring namespace's Prometheus only", () => {
+    for (const pod of pods) {
+      const metricsPort = configOf(pod.name).metricsPort as number;
+      const rules = policiesFor(pod.labels, "Ingress")
+        .flatMap((p) => p.spec.ingress ?? [])
+        .filter((r) => isMetricsRule(pod.name, r));
+      if (metricsPort < 0) {
+        expect(rules, `${pod.name} serves no metrics port`).toEqual([]);
+        continue;
+      }
+      expect(rules.length, `${pod.name}: metrics reachable`).toBeGreaterThan(0);
+      for (const rule of rules) {
+        expect(rule.ports).toEqual([{ port: metricsPort, protocol: "TCP" }]);
+        for (const peer of rule.from ?? [undefined]) {
+          expect(peer?.namespaceSelector?.matchLabels, `${pod.name}: scrapers' namespace`).toEqual({
+            "kubernetes.io/metadata.name": "monitoring",
+          });
+          expect(peer?.podSelector?.matchLabels, `${pod.name}: Prometheus pods only`).toEqual({
+            "app.kubernetes.io/name": "prometheus",
+          });
+        }
       }
     }
   });

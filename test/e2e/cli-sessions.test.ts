@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -56,6 +56,26 @@ describe("the README's CLI session commands against a running mesh", () => {
     expect(file).toBe(`out/${id}-0.png`);
     expect(existsSync(join(mesh.dir, file))).toBe(true);
   }, 180_000);
+
+  it("watch on a session that has already completed saves its stored images", async () => {
+    const made = await dmesh([
+      "generate",
+      "two finished ones",
+      ...["--steps", "3", "--width", "64", "--height", "64", "--seed", "9", "--count", "2", "--out", "made"],
+    ]);
+    expect(made.code).toBe(0);
+    const id = /session ([0-9a-f-]{36}): completed/.exec(made.stderr)?.[1] ?? "";
+    expect(id).not.toBe("");
+
+    const watched = await dmesh(["watch", id, "--out", "later"]);
+    expect(watched.code).toBe(0);
+    expect(watched.stderr).toContain(`session ${id}: completed`);
+    expect(watched.stdout.trim().split("\n")).toEqual([`later/${id}-0.png`, `later/${id}-1.png`]);
+    for (const i of [0, 1]) {
+      const generated = readFileSync(join(mesh.dir, "made", `${id}-${i}.png`));
+      expect(readFileSync(join(mesh.dir, "later", `${id}-${i}.png`)).equals(generated)).toBe(true);
+    }
+  }, 120_000);
 
   it("runs a batch from the product of its axes and lists its items", async () => {
     const run = await dmesh(

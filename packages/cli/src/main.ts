@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BATCH_HELP, batch, batchStatus } from "./commands/batch.js";
+import { EVENTS_HELP, events } from "./commands/events.js";
 import { GENERATE_HELP, generate } from "./commands/generate.js";
 import { SESSIONS_HELP, sessions } from "./commands/sessions.js";
 import { STATUS_HELP, status } from "./commands/status.js";
@@ -20,6 +21,8 @@ ${WORKFLOWS_HELP}
 ${SESSIONS_HELP}
 
 ${BATCH_HELP}
+
+${EVENTS_HELP}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -46,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       return batch(rest);
     case "batch-status":
       return batchStatus(rest);
+    case "events":
+      return events(rest);
     case undefined:
     case "help":
     case "--help":

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
@@ -35,11 +36,16 @@ export interface MeshLayout {
   host: string;
   /** Extra environment for every service (e.g. LOG_LEVEL). */
   env?: Record<string, string>;
+  /** METRICS_PORT of the services that get one (the orchestrator serves `/metrics` on its own port). */
+  metricsPorts?: Partial<Record<ServiceName, number>>;
 }
 
 export interface RunningMesh {
   readonly url: string;
+  /** Each service's current process (a restart replaces its entry). */
   readonly children: Record<ServiceName, ChildProcess>;
+  /** Starts a service again, as it was started, and waits until it is ready; kills it if it never is. */
+  restart(name: ServiceName): Promise<ChildProcess>;
   /** SIGTERM to every service, then wait for them to exit (SIGKILL after the grace period). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -57,7 +63,13 @@ export async function launchMesh(
   mkdirSync(layout.logDir, { recursive: true });
   const address = (name: ServiceName) => `${layout.host}:${layout.ports[name]}`;
   const envFor = (name: ServiceName): Record<string, string> => {
-    const common = { HOST: layout.host, PORT: String(layout.ports[name]), ...layout.env };
+    const metricsPort = layout.metricsPorts?.[name];
+    const common = {
+      HOST: layout.host,
+      PORT: String(layout.ports[name]),
+      ...(metricsPort !== undefined ? { METRICS_PORT: String(metricsPort) } : {}),
+      ...layout.env,
+    };
     switch (name) {
       case "inference":
         return { ...common, MODELS_DIR: layout.modelsDir, DEVICE_URL: address("device") };
@@ -90,25 +102,37 @@ export async function launchMesh(
       ),
     );
   };
+  const start = async (name: ServiceName) => {
+    const logFile = join(layout.logDir, `${name}.log`);
+    const log = createWriteStream(logFile, { flags: "a" });
+    const child = spawn(process.execPath, [...NODE_FLAGS[name], serviceEntry(name)], {
+      env: { ...process.env, ...envFor(name) },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    children[name] = child;
+    await waitReady(name, address(name), child, logFile, 120_000);
+    return child;
+  };
   try {
     for (const name of SERVICES) {
-      const logFile = join(layout.logDir, `${name}.log`);
-      const log = createWriteStream(logFile, { flags: "a" });
-      const child = spawn(process.execPath, [...NODE_FLAGS[name], serviceEntry(name)], {
-        env: { ...process.env, ...envFor(name) },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      child.stdout?.pipe(log);
-      child.stderr?.pipe(log);
-      children[name] = child;
-      await waitReady(name, address(name), child, logFile, 120_000);
+      await start(name);
       onReady?.(name, address(name));
     }
   } catch (err) {
     await stop(2000);
     throw err;
   }
-  return { url: `http://${address("orchestrator")}`, children, stop };
+  const restart = async (name: ServiceName) => {
+    try {
+      return await start(name);
+    } catch (err) {
+      children[name]?.kill("SIGKILL");
+      throw err;
+    }
+  };
+  return { url: `http://${address("orchestrator")}`, children, restart, stop };
 }
 
 /** Polls grpc.health.v1 readiness ("") until SERVING; fails early, with the log's tail, if the process exits. */
@@ -149,4 +173,16 @@ function tail(file: string): string {
   } catch {
     return "(no log)";
   }
+}
+
+/** A TCP port free on `host` a moment ago, for a service that is told its port before it starts. */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -1,5 +1,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { type GenerationSpecSchema, SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import {
+  ALGORITHM_TYPE_NAMES,
+  enumOf,
+  SAMPLER_NAMES,
+  SIGMA_SCHEDULE_NAMES,
+  schedulerFromCli,
+  TIMESTEP_SPACING_NAMES,
+} from "@dmesh/spec";
 
 /** Flags shared by `generate` and `up` that become a GenerationSpec. */
 export const SPEC_FLAGS = {
@@ -15,14 +23,27 @@ export const SPEC_FLAGS = {
   strength: { type: "string" },
 } as const;
 
-const SCHEDULERS: Record<string, SchedulerKind> = {
-  euler: SchedulerKind.EULER,
-  euler_a: SchedulerKind.EULER_ANCESTRAL,
-  ddim: SchedulerKind.DDIM,
-  dpmpp_2m: SchedulerKind.DPMPP_2M,
-  lcm: SchedulerKind.LCM,
-  heun: SchedulerKind.HEUN,
-};
+/** `--scheduler` values, from the scheduler table in `packages/spec`. */
+export const SCHEDULER_FLAG_HELP = `--scheduler ${SAMPLER_NAMES.filter((s) => !s.readOnly)
+  .map((s) => s.cli)
+  .join("|")}, with _karras, _exponential or _beta where the sampler takes a sigma schedule`;
+
+/** The SchedulerSpec fields a `--scheduler` value sets (e.g. dpmpp_2m_sde_karras). */
+function schedulerFlag(value: string) {
+  const choice = schedulerFromCli(value);
+  if (!choice) {
+    throw new Error(
+      `--scheduler: unknown sampler "${value.slice(0, 40)}"; expected ${SCHEDULER_FLAG_HELP.slice(12)}`,
+    );
+  }
+  return {
+    kind: choice.kind,
+    ...(choice.algorithmType ? { algorithmType: enumOf(ALGORITHM_TYPE_NAMES, choice.algorithmType) } : {}),
+    ...(choice.solverOrder ? { solverOrder: choice.solverOrder } : {}),
+    ...(choice.sigmaSchedule ? { sigmaSchedule: enumOf(SIGMA_SCHEDULE_NAMES, choice.sigmaSchedule) } : {}),
+    ...(choice.spacing ? { spacing: enumOf(TIMESTEP_SPACING_NAMES, choice.spacing) } : {}),
+  };
+}
 
 export function specFromFlags(
   prompt: string,
@@ -35,10 +56,7 @@ export function specFromFlags(
     if (!Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${raw}"`);
     return n;
   };
-  const scheduler = flags.scheduler ? SCHEDULERS[flags.scheduler] : undefined;
-  if (flags.scheduler && scheduler === undefined) {
-    throw new Error(`--scheduler must be one of ${Object.keys(SCHEDULERS).join(", ")}`);
-  }
+  const scheduler = flags.scheduler ? schedulerFlag(flags.scheduler) : {};
   const seed = flags.seed === undefined ? undefined : BigInt(flags.seed);
   return {
     conditioning: { prompt, negativePrompt: flags.negative ?? "" },
@@ -48,7 +66,7 @@ export function specFromFlags(
     },
     scheduler: {
       steps: int("steps", flags.steps, defaults.steps),
-      ...(scheduler !== undefined ? { kind: scheduler } : {}),
+      ...scheduler,
     },
     params: {
       ...(seed !== undefined ? { seed } : {}),

@@ -140,4 +140,21 @@ export const commonSettings = {
     default: 10_000,
     parse: parse.int(0, 600_000),
   },
+  metricsPort: {
+    env: "METRICS_PORT",
+    description:
+      "HTTP port serving Prometheus `/metrics` (0 = any free port; -1 = none, and the gRPC-only services then record no gRPC metrics); the orchestrator also answers `/metrics` on its PORT",
+    default: -1,
+    parse: parse.int(-1, 65535),
+  },
+  otlpEndpoint: {
+    env: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    description:
+      "OpenTelemetry collector (OTLP/HTTP) base URL; spans go to `<url>/v1/traces`; empty = tracing off, at no cost (the standard `OTEL_*` variables tune it)",
+    default: "",
+    parse: (raw: string) => {
+      if (!/^https?:\/\/[^\s/]+/.test(raw)) throw new Error("must be an http:// or https:// URL");
+      return raw;
+    },
+  },
 } satisfies Settings;

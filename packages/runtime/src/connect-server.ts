@@ -6,6 +6,7 @@ import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "./logger.js";
+import { withMetricsPath } from "./metrics-server.js";
 
 export interface ConnectServerOptions {
   name: string;
@@ -82,8 +83,8 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     shutdownSignal: shutdown.signal,
     ...(options.fallback ? { fallback: options.fallback } : {}),
   });
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, handler);
+  const h1 = http.createServer(withMetricsPath(handler));
+  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, withMetricsPath(handler));
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {

@@ -11,11 +11,14 @@ import type { StreamResponse, Transport, UnaryResponse } from "@connectrpc/conne
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { appendMetadata, headersToMetadata, metadataToHeaders } from "./metadata.js";
+import { observeTransport } from "./observed-transport.js";
 
 export interface GrpcTransportOptions {
   /** host:port of the service. */
   address: string;
   maxMessageBytes?: number;
+  /** grpc_client_* metrics and trace context on every call; on unless false (the bench measures without). */
+  observe?: boolean;
 }
 
 export interface GrpcTransport extends Transport {
@@ -41,7 +44,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
     timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
 
-  return {
+  const transport: GrpcTransport = {
     address: options.address,
     close: () => client.close(),
 
@@ -132,6 +135,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
       };
     },
   };
+  return options.observe === false ? transport : observeTransport(transport);
 }
 
 /**

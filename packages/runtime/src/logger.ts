@@ -1,4 +1,5 @@
 import { pino } from "pino";
+import { traceLogFields, tracingEnabled } from "./tracing.js";
 
 /** The logging surface domain code may use; pino satisfies it, and so does a test's own recorder. */
 export interface Logger {
@@ -11,6 +12,13 @@ export interface Logger {
   isLevelEnabled?(level: string): boolean;
 }
 
+/** With tracing on (started before), every line carries the active span's `trace_id` and `span_id`. */
 export function createLogger(service: string, level = "info"): Logger {
-  return pino({ name: service, level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime });
+  return pino({
+    name: service,
+    level,
+    base: { service },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    ...(tracingEnabled() ? { mixin: traceLogFields } : {}),
+  });
 }

@@ -6,7 +6,10 @@ import { createGrpcServer, type ServiceRegistration } from "./grpc-server.js";
 import { createHealthService, HealthRegistry } from "./health.js";
 import { createServerInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
+import { startMetricsServer } from "./metrics-server.js";
+import { observeInterceptors } from "./observe-interceptor.js";
 import { createReflectionServices } from "./reflection.js";
+import { stopTracing } from "./tracing.js";
 
 export interface ServiceHostOptions {
   name: string;
@@ -18,12 +21,19 @@ export interface ServiceHostOptions {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   interceptors?: Interceptor[];
+  /**
+   * HTTP port of Prometheus `/metrics` (METRICS_PORT); 0 = any free one; absent or negative = none, and then
+   * no grpc_server_* metrics are recorded either.
+   */
+  metricsPort?: number;
 }
 
 export interface RunningService {
   readonly port: number;
   readonly address: string;
   readonly health: HealthRegistry;
+  /** Where `/metrics` is served, when it is. */
+  readonly metricsPort?: number;
   /** Readiness drops first, then streams get the grace period to finish, then the rest is cut. */
   close(): Promise<void>;
 }
@@ -31,6 +41,7 @@ export interface RunningService {
 /** Builds and starts a domain service on gRPC/HTTP2 with health, reflection and the common interceptors. */
 export async function startGrpcService(options: ServiceHostOptions): Promise<RunningService> {
   const domain: DescService[] = options.registrations.map((r) => r.service);
+  const metrics = options.metricsPort !== undefined && options.metricsPort >= 0;
   const health = new HealthRegistry(domain.map((s) => s.typeName));
   const reflection = createReflectionServices([...domain, Health]);
   const shutdown = new AbortController();
@@ -40,7 +51,11 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
       { service: Health, impl: createHealthService(health) },
       ...reflection,
     ],
-    interceptors: [createServerInterceptor(options.logger), ...(options.interceptors ?? [])],
+    interceptors: [
+      ...observeInterceptors({ system: "grpc", metrics }),
+      createServerInterceptor(options.logger),
+      ...(options.interceptors ?? []),
+    ],
     maxMessageBytes: options.maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
@@ -51,6 +66,13 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
   );
   const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
   options.logger.info({ address }, `${options.name} listening`);
+  const metricsServer =
+    metrics && options.metricsPort !== undefined
+      ? await startMetricsServer(options.host, options.metricsPort, options.logger).catch((err: unknown) => {
+          server.forceShutdown();
+          throw err;
+        })
+      : undefined;
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -69,10 +91,11 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
         server.forceShutdown();
       }
       shutdown.abort(new Error("server shut down"));
+      await metricsServer?.close();
     })();
     return closing;
   };
-  return { port, address, health, close };
+  return { port, address, health, close, ...(metricsServer ? { metricsPort: metricsServer.port } : {}) };
 }
 
 /** SIGTERM/SIGINT close the service gracefully once; a second signal exits at once. */
@@ -83,7 +106,8 @@ export function closeOnSignals(service: { close(): Promise<void> }, logger: Logg
     if (count > 1) process.exit(130);
     logger.info({ signal }, "shutting down");
     service.close().then(
-      () => process.exit(0),
+      // Spans still batched leave before the process does.
+      () => void stopTracing().finally(() => process.exit(0)),
       (err) => {
         logger.error({ err: String(err) }, "shutdown failed");
         process.exit(1);

@@ -18,6 +18,12 @@ export const LIMITS = {
   maxPreviewInterval: 500,
   /** Largest encoded input image (init image or mask) in bytes. */
   maxInputImageBytes: 32 * 1024 * 1024,
+  /** LoRAs one request may name (prompt tags and the adapter list together). */
+  maxAdapters: 16,
+  /** Longest LoRA or embedding name (a file stem). */
+  maxAdapterNameChars: 128,
+  /** Largest LoRA weight magnitude; negative weights are allowed. */
+  maxAdapterWeight: 10,
 } as const;
 
 export const DEFAULTS = {

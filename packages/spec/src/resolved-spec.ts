@@ -1,28 +1,15 @@
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import type { ResolvedScheduler } from "./validate-scheduler.js";
 
 export type GenerationModeName = "txt2img" | "img2img" | "inpaint";
 
-/** diffusers scheduler class names, as scheduler_config.json's `_class_name` spells them. */
-export type SchedulerClassName =
-  | "EulerDiscreteScheduler"
-  | "EulerAncestralDiscreteScheduler"
-  | "DDIMScheduler"
-  | "DPMSolverMultistepScheduler"
-  | "LCMScheduler"
-  | "HeunDiscreteScheduler"
-  | "UniPCMultistepScheduler";
-
 /** A validated generation request with every default applied: what domain code works from. */
-export interface ResolvedSpec {
+export interface ResolvedSpec extends ResolvedScheduler {
   readonly mode: GenerationModeName;
   readonly model: string;
   readonly refiner: string;
   readonly vae: string;
-  /** Unset = the model's scheduler_config.json class. */
-  readonly scheduler: SchedulerClassName | undefined;
   readonly steps: number;
-  readonly karrasSigmas: boolean | undefined;
-  readonly timestepSpacing: "leading" | "trailing" | "linspace" | undefined;
   readonly guidanceScale: number;
   /** Unset = choose at random and report it back. */
   readonly seed: bigint | undefined;

@@ -1,31 +1,9 @@
-import {
-  GenerationMode,
-  type GenerationSpec,
-  SchedulerKind,
-  TimestepSpacing,
-} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { GenerationMode, type GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { DEFAULTS, LIMITS } from "./limits.js";
-import type { GenerationModeName, ResolvedSpec, SchedulerClassName } from "./resolved-spec.js";
-
-const SCHEDULERS: Record<SchedulerKind, SchedulerClassName | undefined> = {
-  [SchedulerKind.UNSPECIFIED]: undefined,
-  [SchedulerKind.EULER]: "EulerDiscreteScheduler",
-  [SchedulerKind.EULER_ANCESTRAL]: "EulerAncestralDiscreteScheduler",
-  [SchedulerKind.DDIM]: "DDIMScheduler",
-  [SchedulerKind.DPMPP_2M]: "DPMSolverMultistepScheduler",
-  [SchedulerKind.LCM]: "LCMScheduler",
-  [SchedulerKind.HEUN]: "HeunDiscreteScheduler",
-  [SchedulerKind.UNIPC]: "UniPCMultistepScheduler",
-};
-
-const SPACINGS = {
-  [TimestepSpacing.UNSPECIFIED]: undefined,
-  [TimestepSpacing.LEADING]: "leading",
-  [TimestepSpacing.TRAILING]: "trailing",
-  [TimestepSpacing.LINSPACE]: "linspace",
-} as const;
+import type { GenerationModeName, ResolvedSpec } from "./resolved-spec.js";
+import { validateSchedulerSpec } from "./validate-scheduler.js";
 
 const MODES: Record<GenerationMode, GenerationModeName | undefined> = {
   [GenerationMode.UNSPECIFIED]: undefined,
@@ -78,11 +56,7 @@ export function validateGenerationSpec(
       `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}], got ${steps}`,
     );
   }
-  const scheduler = SCHEDULERS[spec.scheduler?.kind ?? SchedulerKind.UNSPECIFIED];
-  if (spec.scheduler && spec.scheduler.kind !== SchedulerKind.UNSPECIFIED && !scheduler) {
-    throw new InvalidArgumentError(f("scheduler.kind"), `unknown scheduler ${spec.scheduler.kind}`);
-  }
-  const spacing = spec.scheduler ? SPACINGS[spec.scheduler.spacing] : undefined;
+  const scheduler = validateSchedulerSpec(spec.scheduler, f("scheduler"));
 
   const p = spec.params;
   const guidanceScale = p?.guidanceScale ?? DEFAULTS.guidanceScale;
@@ -130,10 +104,8 @@ export function validateGenerationSpec(
     model: spec.models?.base ?? "",
     refiner: spec.models?.refiner ?? "",
     vae: spec.models?.vae ?? "",
-    scheduler,
+    ...scheduler,
     steps,
-    karrasSigmas: spec.scheduler?.karrasSigmas,
-    timestepSpacing: spacing,
     guidanceScale,
     seed: p?.seed,
     strength,

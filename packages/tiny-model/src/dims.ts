@@ -118,15 +118,26 @@ export function tinyModelDims(options: TinyModelOptions, vocab: VocabularyIds): 
     eosTokenId,
     padTokenId: vocab.exclamationId,
   };
-  const textEncoder = options.kind === "sdxl-refiner" ? undefined : clipL;
-  const textEncoder2 = options.kind === "sd15" ? undefined : clipG;
+  // SD 2.x's OpenCLIP ViT-H text encoder: 1024 wide (what marks the family: cross_attention_dim 1024), GELU,
+  // padding with "!"; one layer keeps it small.
+  const clipH: TextEncoderDims = {
+    ...clipL,
+    hiddenSize: 1024,
+    numLayers: 1,
+    intermediateSize: 64,
+    hiddenAct: "gelu",
+    padTokenId: vocab.exclamationId,
+  };
+  const sd = options.kind === "sd15" || options.kind === "sd2";
+  const textEncoder = options.kind === "sdxl-refiner" ? undefined : options.kind === "sd2" ? clipH : clipL;
+  const textEncoder2 = sd ? undefined : clipG;
   const crossAttentionDim = (textEncoder?.hiddenSize ?? 0) + (textEncoder2?.hiddenSize ?? 0);
   const timeIdsSize = options.kind === "sdxl-refiner" ? 5 : 6;
   const addition =
     textEncoder2 === undefined
       ? undefined
       : { textEmbedsDim: textEncoder2.projectionDim, timeIdsSize, timeEmbedDim: 8 };
-  const sdxl = options.kind !== "sd15";
+  const sdxl = !sd;
   return {
     ...(textEncoder && { textEncoder }),
     ...(textEncoder2 && { textEncoder2 }),
@@ -137,13 +148,14 @@ export function tinyModelDims(options: TinyModelOptions, vocab: VocabularyIds): 
       blockOutChannels: [16, 32],
       crossAttention: [false, true],
       attentionHeads: [1, 2],
-      layersPerBlock: 1,
+      layersPerBlock: options.layersPerBlock,
       normGroups: 4,
       crossAttentionDim,
-      useLinearProjection: sdxl,
+      useLinearProjection: options.kind !== "sd15",
       timeEmbedDim: 64,
       ...(addition && { addition }),
-      sampleSize: 32,
+      // SD 2.x (768-v) is native at 768: sample_size 96.
+      sampleSize: options.kind === "sd2" ? 96 : 32,
     },
     vae: {
       latentChannels: 4,

@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 import { resolve } from "node:path";
+import { isAdapterCommand, runAdapterCommand } from "./adapters/index.js";
 import { type Artifact, type CliRequest, parseCliArgs, USAGE, UsageError } from "./cli-args.js";
-import { ensureModelDirectory, type GeneratedModelManifest, ModelDirectoryError } from "./model-directory.js";
+import {
+  ensureModelDirectory,
+  type GeneratedModelManifest,
+  ModelDirectoryError,
+} from "./generated-directory.js";
 import { TinyModelOptionError } from "./options.js";
 import { ensureTinyModel } from "./write-tiny-model.js";
 import {
@@ -41,6 +46,10 @@ function formatBytes(n: number): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (isAdapterCommand(argv)) {
+    console.log(await runAdapterCommand(argv));
+    return 0;
+  }
   const request = parseCliArgs(argv);
   if (request.help) {
     console.log(USAGE);

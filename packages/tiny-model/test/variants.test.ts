@@ -134,6 +134,29 @@ describe("tiny model variants", () => {
     expect(init.has("add_embedding.linear_1.weight")).toBe(false);
   });
 
+  it("sd2: a 1024-wide GELU text encoder padding with '!', linear projections, v-prediction DDIM, 768 native", async () => {
+    const { manifest, json } = await run({ kind: "sd2" });
+    expect(Object.keys(manifest.models)).not.toContain("text_encoder_2/model.onnx");
+    expect(inputsOf(manifest, "unet/model.onnx")[2]?.dims).toEqual(["batch_size", "sequence_length", 1024]);
+    expect(await json("scheduler/scheduler_config.json")).toMatchObject({
+      _class_name: "DDIMScheduler",
+      prediction_type: "v_prediction",
+    });
+    expect(await json("model_index.json")).toMatchObject({
+      _class_name: "StableDiffusionPipeline",
+      scheduler: ["diffusers", "DDIMScheduler"],
+      text_encoder: ["transformers", "CLIPTextModel"],
+    });
+    expect(await json("text_encoder/config.json")).toMatchObject({ hidden_act: "gelu", hidden_size: 1024 });
+    expect(await json("unet/config.json")).toMatchObject({
+      cross_attention_dim: 1024,
+      use_linear_projection: true,
+      sample_size: 96,
+    });
+    expect(await json("tokenizer/special_tokens_map.json")).toMatchObject({ pad_token: "!" });
+    expect(await json("vae_decoder/config.json")).toMatchObject({ scaling_factor: 0.18215 });
+  });
+
   it("unetInChannels 9: an inpainting UNet that still predicts 4 channels", async () => {
     const { manifest, outputs, json } = await run({ unetInChannels: 9 });
     expect(inputsOf(manifest, "unet/model.onnx")[0]?.dims).toEqual(["batch_size", 9, "height", "width"]);

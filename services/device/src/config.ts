@@ -1,5 +1,6 @@
 import { commonSettings, parse } from "@dmesh/runtime";
 import { RESOURCE_SCOPES } from "./detect/resource-scope.js";
+import { MAX_LEASE_TTL_SECONDS } from "./leases/memory-lease-manager.js";
 
 /** Every setting of the device service; the README's table is `configTable(deviceSettings)`. */
 export const deviceSettings = {
@@ -32,8 +33,8 @@ export const deviceSettings = {
   },
   leaseTtlSeconds: {
     env: "LEASE_TTL_SECONDS",
-    description: "default lifetime of a memory lease that is not renewed",
+    description: `lifetime of a memory lease that asks for none (AcquireLease ttl_seconds 0) and is not renewed; at most ${MAX_LEASE_TTL_SECONDS}`,
     default: 30,
-    parse: parse.int(1, 3600),
+    parse: parse.int(1, MAX_LEASE_TTL_SECONDS),
   },
 };

@@ -15,7 +15,11 @@ import type { HostDetector } from "./detect/detect-host.js";
 import type { DeviceInfo, HostSummary } from "./detect/host-devices.js";
 import { InsufficientMemoryError } from "./errors/insufficient-memory-error.js";
 import { LeaseNotFoundError } from "./leases/lease-not-found-error.js";
-import type { MemoryLease, MemoryLeaseManager } from "./leases/memory-lease-manager.js";
+import {
+  MAX_LEASE_TTL_SECONDS,
+  type MemoryLease,
+  type MemoryLeaseManager,
+} from "./leases/memory-lease-manager.js";
 import { recommendExecution } from "./recommend/recommend-execution.js";
 
 const KINDS: Record<DeviceInfo["kind"], DeviceKind> = {
@@ -116,14 +120,19 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
     if (!req.deviceId) throw new InvalidArgumentError("device_id", "is required");
     if (!req.holder) throw new InvalidArgumentError("holder", "is required");
     if (req.memoryBytes <= 0n) throw new InvalidArgumentError("memory_bytes", "must be > 0");
-    const ttl = req.ttlSeconds || 30;
-    if (ttl < 1 || ttl > 3600) throw new InvalidArgumentError("ttl_seconds", "must be in [1, 3600]");
+    const ttl = req.ttlSeconds;
+    if (ttl < 0 || ttl > MAX_LEASE_TTL_SECONDS) {
+      throw new InvalidArgumentError(
+        "ttl_seconds",
+        `must be 1-${MAX_LEASE_TTL_SECONDS} (0 = the service's LEASE_TTL_SECONDS), got ${ttl}`,
+      );
+    }
     return this.leaseCall(() =>
       this.leases.acquire({
         deviceId: req.deviceId,
         holder: req.holder,
         bytes: Number(req.memoryBytes),
-        ttlMs: ttl * 1000,
+        ...(ttl > 0 ? { ttlMs: ttl * 1000 } : {}),
       }),
     );
   }
@@ -139,8 +148,11 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
     return {};
   }
 
-  /** Detects the host and keeps lease capacity equal to each device's total memory. */
-  private async refresh(signal: AbortSignal): Promise<HostSummary> {
+  /**
+   * Detects the host and keeps lease capacity equal to each device's total memory; run once at start, so
+   * that a lease asked for before any listing finds its device.
+   */
+  async refresh(signal?: AbortSignal): Promise<HostSummary> {
     const host = await this.detector.detect(signal);
     for (const d of host.devices) {
       if (d.memory.totalBytes !== undefined) this.leases.setCapacity(d.id, d.memory.totalBytes);

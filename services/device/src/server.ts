@@ -2,6 +2,7 @@ import { type ConfigOf, type Logger, type RunningService, startGrpcService } fro
 import type { deviceSettings } from "./config.js";
 import { createHostDetector } from "./detect/detect-host.js";
 import { DeviceHandler } from "./device-handler.js";
+import { gaugeDevicesFrom } from "./device-metrics.js";
 import { createMemoryLeaseManager } from "./leases/memory-lease-manager.js";
 import { routes } from "./routes.js";
 
@@ -23,6 +24,8 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
         "lease expired unrenewed",
       ),
   });
+  const handler = new DeviceHandler(detector, leases);
+  gaugeDevicesFrom(detector, leases);
   const service = await startGrpcService({
     name: "device",
     host: config.host,
@@ -30,9 +33,10 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
-    registrations: routes(new DeviceHandler(detector, leases)),
+    metricsPort: config.metricsPort,
+    registrations: routes(handler),
   });
-  const host = await detector.detect().catch(async (err: unknown) => {
+  const host = await handler.refresh().catch(async (err: unknown) => {
     await service.close();
     throw err;
   });

@@ -15,6 +15,7 @@ import {
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
+import { generationEnded, generations } from "./inference-metrics.js";
 import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { EventChannel } from "./pipeline/event-channel.js";
@@ -146,6 +147,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 }),
             },
           );
+          generations.inc({ result: result.paused ? "paused" : "completed" });
           channel.push({
             event: {
               case: "done",
@@ -174,7 +176,10 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       })
       .then(
         () => channel.close(),
-        (err) => channel.close(err),
+        (err) => {
+          generationEnded(err, ctx.signal);
+          channel.close(err);
+        },
       );
     try {
       yield* channel;

@@ -5,23 +5,9 @@ import type {
   SchedulerService,
 } from "@dmesh/contracts/dmesh/scheduler/v1/scheduler_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
-import { LIMITS } from "@dmesh/spec";
+import { familyByClassName, LIMITS, schedulerConfigOverrides, validateSchedulerSpec } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { createScheduler, listSchedulers, SchedulerInputError } from "./schedulers/index.js";
-
-const KINDS: Record<string, SchedulerKind> = {
-  EulerDiscreteScheduler: SchedulerKind.EULER,
-  EulerAncestralDiscreteScheduler: SchedulerKind.EULER_ANCESTRAL,
-  DDIMScheduler: SchedulerKind.DDIM,
-  DPMSolverMultistepScheduler: SchedulerKind.DPMPP_2M,
-  LCMScheduler: SchedulerKind.LCM,
-  HeunDiscreteScheduler: SchedulerKind.HEUN,
-  UniPCMultistepScheduler: SchedulerKind.UNIPC,
-};
-const CLASS_OF = Object.fromEntries(Object.entries(KINDS).map(([name, kind]) => [kind, name])) as Record<
-  SchedulerKind,
-  string
->;
 
 /** SchedulerService: the schedulers the pipeline uses, for clients that plan or inspect schedules. */
 export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
@@ -30,7 +16,7 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
   listSchedulers() {
     return {
       schedulers: listSchedulers().map((s) => ({
-        kind: KINDS[s.kind] ?? SchedulerKind.UNSPECIFIED,
+        kind: familyByClassName(s.kind)?.kind ?? SchedulerKind.UNSPECIFIED,
         className: s.kind,
         aliases: [...s.aliases],
         stochastic: s.stochastic,
@@ -58,8 +44,7 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
       }
     }
     const spec = req.scheduler;
-    const config: Record<string, unknown> = { ...base, ...overrides };
-    if (spec?.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
+    const resolved = validateSchedulerSpec(spec, "scheduler");
     const steps = spec?.steps ?? 20;
     if (steps < LIMITS.minSteps || steps > LIMITS.maxSteps) {
       throw new InvalidArgumentError(
@@ -68,8 +53,12 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
       );
     }
     const kind =
-      (spec?.kind ? CLASS_OF[spec.kind] : undefined) ??
-      String(config._class_name ?? "EulerDiscreteScheduler");
+      resolved.scheduler ?? String(overrides._class_name ?? base._class_name ?? "EulerDiscreteScheduler");
+    const config: Record<string, unknown> = {
+      ...base,
+      ...overrides,
+      ...schedulerConfigOverrides(resolved, kind),
+    };
     try {
       const scheduler = createScheduler(kind, config);
       scheduler.setTimesteps(steps);

@@ -4,6 +4,7 @@ import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
 import { InferenceHandler } from "./inference-handler.js";
+import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
 import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
@@ -47,6 +48,12 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const deviceMemory = config.deviceUrl
     ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger)
     : undefined;
+  const queue = new GenerationQueue(config.maxConcurrent, config.maxQueued);
+  gaugeInferenceFrom({
+    queued: () => queue.queued,
+    running: () => queue.running,
+    modelsLoaded: () => models.loadedIds().length,
+  });
   const control = new ControlMapper();
   const service = await startGrpcService({
     name: "inference",
@@ -55,10 +62,11 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
         models,
-        new GenerationQueue(config.maxConcurrent, config.maxQueued),
+        queue,
         createPipelineResources(),
         config.maxUnetBatch,
         logger,

@@ -4,11 +4,13 @@ import type { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.j
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import type { PostprocessService } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import type {
-  CleanupRequest,
-  InstructorStatus,
-  InstructorStatusSchema,
-  MeshService,
+import {
+  type CleanupRequest,
+  type InstructorStatus,
+  type InstructorStatusSchema,
+  MeshEventKind,
+  type MeshService,
+  type WatchMeshEventsRequest,
 } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import {
   type Health,
@@ -16,6 +18,7 @@ import {
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { InvalidArgumentError, type Logger } from "@dmesh/runtime";
 import type { ReplicaPool } from "./mesh/replica-pool.js";
+import type { MeshEventHub, WatchScope } from "./mesh-events/mesh-event-hub.js";
 import type { SessionManager } from "./sessions/session-manager.js";
 import type { ArtifactStore } from "./store/artifact-store.js";
 import type { SessionStore } from "./store/session-store.js";
@@ -32,7 +35,21 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
     private readonly sessionStore: SessionStore,
     private readonly artifacts: ArtifactStore,
     private readonly logger: Logger,
+    private readonly meshEvents?: MeshEventHub,
   ) {}
+
+  async *watchMeshEvents(req: WatchMeshEventsRequest, ctx: HandlerContext) {
+    const kinds = new Set<MeshEventKind>();
+    for (const [i, kind] of req.kinds.entries()) {
+      if (kind === MeshEventKind.UNSPECIFIED || MeshEventKind[kind] === undefined)
+        throw new InvalidArgumentError(`kinds[${i}]`, `is not a mesh event kind (got ${kind})`);
+      kinds.add(kind);
+    }
+    if (!this.meshEvents) return;
+    // With API keys, the caller's tenant goes here; keys off: every tenant's sessions and batches.
+    const scope: WatchScope = {};
+    for await (const event of this.meshEvents.watch(kinds, scope, ctx.signal)) yield { event };
+  }
 
   async getMeshStatus(_req: unknown, ctx: HandlerContext) {
     const opts = { signal: ctx.signal, timeoutMs: 2000 };

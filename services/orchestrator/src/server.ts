@@ -9,8 +9,11 @@ import {
   createServerInterceptor,
   HealthRegistry,
   type Logger,
+  observeInterceptors,
   type RunningConnectServer,
   startConnectServer,
+  startMetricsServer,
+  UnavailableError,
 } from "@dmesh/runtime";
 import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
@@ -18,11 +21,16 @@ import type { orchestratorSettings } from "./config.js";
 import { AddressDiscovery } from "./mesh/address-discovery.js";
 import { inferenceTelemetry } from "./mesh/inference-telemetry.js";
 import { ReplicaPool, type Telemetry } from "./mesh/replica-pool.js";
+import { LifecycleEvents } from "./mesh-events/lifecycle-events.js";
+import { MeshEventHub } from "./mesh-events/mesh-event-hub.js";
+import { ReplicaWatch } from "./mesh-events/replica-watch.js";
 import { MeshHandler } from "./mesh-handler.js";
+import { countSessionsWith } from "./orchestrator-metrics.js";
 import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
+import { DEFAULT_TENANT } from "./sessions/tenant.js";
 import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
@@ -108,10 +116,19 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     { replicas: inference, maxGroupImages: config.batchGroupMax },
   );
   const health = new HealthRegistry([...PUBLIC_SERVICES.map((s) => s.typeName), Health.typeName]);
+  const meshEvents = new MeshEventHub();
+  const replicaWatch = new ReplicaWatch([inference, postprocess], meshEvents);
+  const lifecycle = new LifecycleEvents(meshEvents);
+  events.onStateChange(lifecycle.onSession);
+  batches.onSave(lifecycle.onBatch);
+  countSessionsWith(() =>
+    [...sessionStore.counts()].map(([state, count]) => ({ state, tenant: DEFAULT_TENANT, count })),
+  );
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
   const refreshReadiness = async () => {
     await Promise.all([inference.checkHealth(), postprocess.checkHealth()]);
+    replicaWatch.observe();
     health.setReady(inference.all().some((r) => r.healthy) && postprocess.all().some((r) => r.healthy));
   };
   await refreshReadiness();
@@ -124,7 +141,16 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
 
   const handlers = {
     processing: new ProcessingHandler(workflows, new WorkflowEstimator(inference), sessions, batches, logger),
-    mesh: new MeshHandler(inference, postprocess, device, sessions, sessionStore, artifacts, logger),
+    mesh: new MeshHandler(
+      inference,
+      postprocess,
+      device,
+      sessions,
+      sessionStore,
+      artifacts,
+      logger,
+      meshEvents,
+    ),
     artifacts: new ArtifactHandler(artifacts),
   };
   const server = await startConnectServer({
@@ -133,13 +159,20 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     port: config.port,
     logger,
     routes: routes(handlers, health),
-    interceptors: [createServerInterceptor(logger)],
+    interceptors: [...observeInterceptors({ system: "connect_rpc" }), createServerInterceptor(logger)],
     maxMessageBytes: max,
     shutdownGraceMs: config.shutdownGraceMs,
     onClose: () => health.setReady(false),
     // GET / and the page's assets; every RPC path stays the API's.
     fallback: createStaticFiles(playgroundDir(), logger),
   });
+  const metrics =
+    config.metricsPort >= 0
+      ? await startMetricsServer(config.host, config.metricsPort, logger).catch(async (err: unknown) => {
+          await server.close();
+          throw err;
+        })
+      : undefined;
 
   return {
     server,
@@ -151,7 +184,11 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       // Sessions first: running ones stop where a restart resumes them, and their watchers' streams end
       // (UNAVAILABLE, watch again) instead of keeping the server's drain waiting.
       await sessions.close();
+      meshEvents.close(
+        new UnavailableError("the orchestrator is shutting down, watch again once it is back"),
+      );
       await server.close();
+      await metrics?.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
       commits.close();
       db.close();

@@ -1,3 +1,4 @@
+import { ModelContractError } from "@dmesh/onnx";
 import {
   ConfigError,
   type ConfigOf,
@@ -8,8 +9,8 @@ import {
 import type { postprocessSettings } from "./config.js";
 import { resolveImageLimits } from "./limits/image-limits.js";
 import { PixelBudget } from "./limits/pixel-budget.js";
-import { ModelContractError } from "./models/model-contract-error.js";
 import { PostprocessHandler } from "./postprocess-handler.js";
+import { gaugePixelBudget } from "./postprocess-metrics.js";
 import { Postprocessor } from "./process/postprocessor.js";
 import { routes } from "./routes.js";
 import { loadSafetyClassifier, type SafetyClassifier } from "./safety/safety-classifier.js";
@@ -37,10 +38,12 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
         intraOpThreads: config.intraOpThreads,
       })
     : undefined;
+  const budget = new PixelBudget(config.pixelBudget);
+  gaugePixelBudget(budget);
   const postprocessor = new Postprocessor({
     limits: resolveImageLimits({ maxPixels: config.maxInputPixels, maxBytes: config.maxInputBytes }),
     maxOutputPixels: config.maxOutputPixels,
-    budget: new PixelBudget(config.pixelBudget),
+    budget,
     safety,
     ...(upscaler ? { upscaler } : {}),
   });
@@ -51,6 +54,7 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    metricsPort: config.metricsPort,
     registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes, sharedMemory)),
   });
   service.health.setReady(true);

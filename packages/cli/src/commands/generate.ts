@@ -5,13 +5,14 @@ import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
-import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
+import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
-    [--guidance G] [--scheduler euler|euler_a|ddim|dpmpp_2m|lcm|heun] [--count N] [--out FILE|DIR]
+    [--guidance G] [--scheduler NAME] [--count N] [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--image FILE] [--mask FILE] [--strength S]
     [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
-  Runs a workflow through the orchestrator, shows its progress and saves the images.`;
+  Runs a workflow through the orchestrator, shows its progress and saves the images.
+  ${SCHEDULER_FLAG_HELP}.`;
 
 export async function generate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({

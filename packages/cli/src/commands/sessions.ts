@@ -86,21 +86,7 @@ export async function sessions(command: string, argv: string[]): Promise<number>
       process.stdout.write(`deleted ${id}\n`);
       return 0;
     case "watch": {
-      const bar = new ProgressBar();
-      let last: Session | undefined;
-      let saved = 0;
-      for await (const { event } of clients.processing.watchSession({ sessionId: id })) {
-        last = event?.session;
-        if (event?.kind === SessionEventKind.PROGRESS && last)
-          bar.update(last.currentStep, last.denoiseStep, last.denoiseTotal);
-        if (event?.kind === SessionEventKind.ARTIFACT && event.artifactId) {
-          bar.done();
-          const path = `${values.out}/${id}-${saved++}.png`;
-          await saveArtifact(clients, event.artifactId, path);
-          process.stdout.write(`${path}\n`);
-        }
-      }
-      bar.done();
+      const last = await watch(clients, id, values.out);
       process.stderr.write(`session ${id}: ${describeEnd(last)}\n`);
       return 0;
     }
@@ -117,4 +103,38 @@ export async function sessions(command: string, argv: string[]): Promise<number>
       return 0;
     }
   }
+}
+
+/**
+ * Follows a session to its end, saving each image as it is stored, then any stored before the watch began
+ * (all of them for a session that had already finished). Image i of the session is `<out>/<id>-<i>.png`.
+ */
+async function watch(
+  clients: ReturnType<typeof orchestratorClients>,
+  id: string,
+  out: string,
+): Promise<Session | undefined> {
+  const bar = new ProgressBar();
+  const saved = new Set<string>();
+  const save = async (session: Session, artifactId: string) => {
+    if (saved.has(artifactId)) return;
+    saved.add(artifactId);
+    const index = session.artifactIds.indexOf(artifactId);
+    const path = `${out}/${id}-${index < 0 ? saved.size - 1 : index}.png`;
+    await saveArtifact(clients, artifactId, path);
+    process.stdout.write(`${path}\n`);
+  };
+  let last: Session | undefined;
+  for await (const { event } of clients.processing.watchSession({ sessionId: id })) {
+    last = event?.session ?? last;
+    if (event?.kind === SessionEventKind.PROGRESS && last)
+      bar.update(last.currentStep, last.denoiseStep, last.denoiseTotal);
+    if (event?.kind === SessionEventKind.ARTIFACT && event.artifactId && last) {
+      bar.done();
+      await save(last, event.artifactId);
+    }
+  }
+  bar.done();
+  for (const artifactId of last?.artifactIds ?? []) if (last) await save(last, artifactId);
+  return last;
 }

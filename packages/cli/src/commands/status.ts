@@ -1,11 +1,17 @@
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { readSupervisorState, SUPERVISOR_STATE_FILE } from "../supervisor-state.js";
 
-export const STATUS_HELP = `dmesh status [--url ${DEFAULT_URL}]
-  Health, latency, warm models, queue and device memory of every instructor behind the orchestrator.`;
+export const STATUS_HELP = `dmesh status [--url ${DEFAULT_URL}] [--data .dmesh]
+  Health, latency, warm models, queue and device memory of every instructor behind the orchestrator; for a
+  mesh that \`dmesh up --data DIR\` runs, each service's process and restarts.`;
 
 export async function status(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { url: { type: "string", default: DEFAULT_URL } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { url: { type: "string", default: DEFAULT_URL }, data: { type: "string", default: ".dmesh" } },
+  });
   const res = await orchestratorClients(values.url).mesh.getMeshStatus({}, { timeoutMs: 10_000 });
   const rows = res.instructors.map((i) => [
     i.domain,
@@ -22,6 +28,19 @@ export async function status(argv: string[]): Promise<number> {
   ]);
   printTable(["domain", "address", "health", "latency", "load", "device", "error"], rows);
   process.stdout.write(`sessions: ${res.sessionsRunning} running, ${res.sessionsQueued} queued\n`);
+  const supervised = readSupervisorState(join(values.data, SUPERVISOR_STATE_FILE), values.url);
+  if (supervised) {
+    process.stdout.write(`\nservices of dmesh up (pid ${supervised.pid}):\n`);
+    printTable(
+      ["service", "pid", "restarts", "last exit"],
+      Object.entries(supervised.services).map(([name, s]) => [
+        name,
+        s.pid ? String(s.pid) : "starting",
+        String(s.restarts),
+        s.lastExit,
+      ]),
+    );
+  }
   return res.instructors.every((i) => i.health === "SERVING") ? 0 : 1;
 }
 

@@ -102,7 +102,7 @@ export function vaeConfig(d: VaeDims, kind: TinyModelOptions["kind"]): Record<st
     act_fn: "silu",
     block_out_channels: Array(levels).fill(d.channels),
     down_block_types: Array(levels).fill("DownEncoderBlock2D"),
-    ...(kind !== "sd15" && { force_upcast: true }),
+    ...(kind !== "sd15" && kind !== "sd2" && { force_upcast: true }),
     in_channels: 3,
     latent_channels: d.latentChannels,
     layers_per_block: 1,

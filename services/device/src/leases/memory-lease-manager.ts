@@ -35,11 +35,16 @@ export interface MemoryLeaseManager {
   leases(deviceId?: string): MemoryLease[];
 }
 
+/**
+ * The longest a lease may run without renewal, asked for or configured: memory a dead worker held is back
+ * within 10 minutes at most.
+ */
+export const MAX_LEASE_TTL_SECONDS = 600;
+
 export interface MemoryLeaseManagerOptions {
   readonly clock?: Clock;
-  /** Default 30 s: a worker that heartbeats every 10 s survives two missed beats. */
-  readonly defaultTtlMs?: number;
-  readonly maxTtlMs?: number;
+  /** TTL of a lease that asks for none (the service's LEASE_TTL_SECONDS), at most MAX_LEASE_TTL_SECONDS. */
+  readonly defaultTtlMs: number;
   /** Told about each lease that lapsed without renewal (its holder likely died), for logging. */
   readonly onExpire?: (lease: MemoryLease) => void;
 }
@@ -49,10 +54,9 @@ export interface MemoryLeaseManagerOptions {
  * plans to use, renews it while alive, and a dead worker's lease lapses after its TTL.
  * In-memory and per process: the device service owns it for its node.
  */
-export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions = {}): MemoryLeaseManager {
+export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions): MemoryLeaseManager {
   const clock = options.clock ?? systemClock;
-  const defaultTtlMs = options.defaultTtlMs ?? 30_000;
-  const maxTtlMs = options.maxTtlMs ?? 10 * 60_000;
+  const maxTtlMs = MAX_LEASE_TTL_SECONDS * 1000;
   const capacities = new Map<string, number>();
   const live = new Map<string, MemoryLease>();
 
@@ -68,7 +72,7 @@ export function createMemoryLeaseManager(options: MemoryLeaseManagerOptions = {}
   const leasedBytes = (deviceId: string) =>
     [...live.values()].filter((l) => l.deviceId === deviceId).reduce((sum, l) => sum + l.bytes, 0);
   const checkTtl = (ttlMs: number | undefined) => {
-    const ttl = ttlMs ?? defaultTtlMs;
+    const ttl = ttlMs ?? options.defaultTtlMs;
     if (!Number.isFinite(ttl) || ttl <= 0 || ttl > maxTtlMs) {
       throw new InvalidArgumentError("ttlMs", `must be above 0 and at most ${maxTtlMs}, got ${ttl}`);
     }

@@ -3,7 +3,12 @@ import { DeviceKind, DeviceService } from "@dmesh/contracts/dmesh/device/v1/devi
 import { createGrpcTransport, createLogger, loadConfig, type RunningService } from "@dmesh/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { deviceSettings } from "../../src/config.js";
+import { MAX_LEASE_TTL_SECONDS } from "../../src/leases/memory-lease-manager.js";
 import { startDevice } from "../../src/server.js";
+
+function timestampMs(t: { seconds: bigint; nanos: number } | undefined): number {
+  return Number(t?.seconds ?? 0n) * 1000 + (t?.nanos ?? 0) / 1e6;
+}
 
 let service: RunningService;
 let transport: ReturnType<typeof createGrpcTransport>;
@@ -82,6 +87,53 @@ describe("DeviceService over gRPC", () => {
       await client.releaseLease({ leaseId: lease?.id ?? "" }).catch((e: unknown) => e),
     );
     expect(gone.code).toBe(Code.NotFound);
+  });
+
+  it("gives a lease that asks for no TTL the configured LEASE_TTL_SECONDS, and refuses one above the lease manager's cap by its proto field", async () => {
+    const config = loadConfig(
+      deviceSettings,
+      { PORT: "0", NVIDIA_SMI: "nvidia-smi-not-installed", LEASE_TTL_SECONDS: "7" },
+      [],
+    );
+    const custom = await startDevice(config, createLogger("device", "silent"));
+    const customTransport = createGrpcTransport({ address: custom.address });
+    try {
+      // No ListDevices first: the service knows its devices' capacity from its start.
+      const devices = createClient(DeviceService, customTransport);
+      const request = { deviceId: "cpu", memoryBytes: 1024n, holder: "worker-ttl" };
+      const before = Date.now();
+      const { lease } = await devices.acquireLease(request);
+      const lifetimeMs = timestampMs(lease?.expiresAt) - before;
+      expect(lifetimeMs).toBeGreaterThan(6_000);
+      expect(lifetimeMs).toBeLessThanOrEqual(7_000 + (Date.now() - before));
+
+      const longest = await devices.acquireLease({ ...request, ttlSeconds: MAX_LEASE_TTL_SECONDS });
+      expect(timestampMs(longest.lease?.expiresAt) - before).toBeGreaterThan(
+        (MAX_LEASE_TTL_SECONDS - 1) * 1000,
+      );
+      for (const ttlSeconds of [MAX_LEASE_TTL_SECONDS + 1, 3600, -1]) {
+        const err = ConnectError.from(
+          await devices.acquireLease({ ...request, ttlSeconds }).catch((e: unknown) => e),
+        );
+        expect(err.code).toBe(Code.InvalidArgument);
+        expect(err.metadata.get("dmesh-field")).toBe("ttl_seconds");
+        expect(err.rawMessage).toContain(`must be 1-${MAX_LEASE_TTL_SECONDS}`);
+      }
+    } finally {
+      customTransport.close();
+      await custom.close();
+    }
+  });
+
+  it("refuses a LEASE_TTL_SECONDS that the lease manager would refuse on every lease", () => {
+    const env = { NVIDIA_SMI: "nvidia-smi-not-installed" };
+    expect(
+      loadConfig(deviceSettings, { ...env, LEASE_TTL_SECONDS: String(MAX_LEASE_TTL_SECONDS) }, [])
+        .leaseTtlSeconds,
+    ).toBe(MAX_LEASE_TTL_SECONDS);
+    expect(() =>
+      loadConfig(deviceSettings, { ...env, LEASE_TTL_SECONDS: String(MAX_LEASE_TTL_SECONDS + 1) }, []),
+    ).toThrow(/LEASE_TTL_SECONDS/);
   });
 
   it("names the field of a bad request", async () => {

@@ -2,7 +2,11 @@ import { describe, expect, it } from "vitest";
 import { InsufficientMemoryError } from "../../src/errors/insufficient-memory-error.js";
 import type { Clock } from "../../src/leases/clock.js";
 import { LeaseNotFoundError } from "../../src/leases/lease-not-found-error.js";
-import { createMemoryLeaseManager, type MemoryLease } from "../../src/leases/memory-lease-manager.js";
+import {
+  createMemoryLeaseManager,
+  MAX_LEASE_TTL_SECONDS,
+  type MemoryLease,
+} from "../../src/leases/memory-lease-manager.js";
 import { GIB } from "../../src/units/bytes.js";
 
 /** Time that moves only when the test says so. */
@@ -101,6 +105,12 @@ describe("memory leases", () => {
     );
     expect(() => leases.acquire({ ...base, ttlMs: 3_600_000 })).toThrow(
       expect.objectContaining({ field: "ttlMs" }),
+    );
+    expect(() => leases.acquire({ ...base, ttlMs: MAX_LEASE_TTL_SECONDS * 1000 + 1 })).toThrow(
+      expect.objectContaining({ field: "ttlMs" }),
+    );
+    expect(leases.acquire({ ...base, ttlMs: MAX_LEASE_TTL_SECONDS * 1000 }).ttlMs).toBe(
+      MAX_LEASE_TTL_SECONDS * 1000,
     );
     expect(() => leases.setCapacity("cuda:0", -1)).toThrow(expect.objectContaining({ field: "bytes" }));
   });

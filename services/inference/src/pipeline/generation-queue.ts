@@ -1,4 +1,5 @@
 import { AbortedError, ResourceExhaustedError } from "@dmesh/runtime";
+import { computeSeconds, queueWaitSeconds } from "../inference-metrics.js";
 
 /**
  * Caps generations running at once (onnxruntime already uses every core for one) and the number waiting;
@@ -22,6 +23,7 @@ export class GenerationQueue {
   }
 
   async run<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+    const arrived = performance.now();
     if (this.active >= this.maxConcurrent) {
       if (this.waiting.length >= this.maxQueued) {
         throw new ResourceExhaustedError(
@@ -42,9 +44,12 @@ export class GenerationQueue {
         signal.addEventListener("abort", onAbort, { once: true });
       });
     } else this.active++;
+    const started = performance.now();
+    queueWaitSeconds.observe((started - arrived) / 1000);
     try {
       return await work();
     } finally {
+      computeSeconds.observe((performance.now() - started) / 1000);
       const next = this.waiting.shift();
       if (next) next();
       else this.active--;

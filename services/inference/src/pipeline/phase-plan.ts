@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "@dmesh/runtime";
-import type { ResolvedSpec } from "@dmesh/spec";
+import { type ResolvedSpec, schedulerConfigOverrides } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/model-directory.js";
+import { isSdxlFamily } from "../models/pipeline-directory.js";
 import { type Scheduler, SchedulerInputError } from "../schedulers/index.js";
 import { clientDecimal } from "./client-decimal.js";
 import type { DenoisePhaseName } from "./generation-types.js";
@@ -143,19 +143,18 @@ function timeIdsFor(model: LoadedModel, spec: ResolvedSpec): TimeIds | undefined
 }
 
 /**
- * The request's scheduler, or the model's own (scheduler_config.json), with the request's overrides, set to
- * the request's steps.
+ * The request's scheduler, or the model's own (scheduler_config.json), with the request's options on top
+ * (`packages/spec`'s scheduler table maps them to config keys), set to the request's steps.
  */
 export function schedulerFor(pool: SchedulerPool, model: LoadedModel, spec: ResolvedSpec): Scheduler {
-  const config: Record<string, unknown> = { ...model.dir.schedulerConfig };
-  if (spec.karrasSigmas !== undefined) config.use_karras_sigmas = spec.karrasSigmas;
-  if (spec.timestepSpacing) config.timestep_spacing = spec.timestepSpacing;
-  const kind = spec.scheduler ?? String(config._class_name ?? "");
+  const kind = spec.scheduler ?? String(model.dir.schedulerConfig._class_name ?? "");
+  const config = { ...model.dir.schedulerConfig, ...schedulerConfigOverrides(spec, kind) };
   try {
     return pool.take(kind as Parameters<SchedulerPool["take"]>[0], config, spec.steps);
   } catch (err) {
     if (!spec.scheduler && err instanceof SchedulerInputError && err.field === "kind") {
-      // A model shipping a scheduler we lack (e.g. PNDM) still runs, with Euler, unless the request named one.
+      // A model shipping a scheduler class we lack (e.g. DPMSolverSDEScheduler) still runs, with Euler,
+      // unless the request named one.
       return pool.take("EulerDiscreteScheduler", config, spec.steps);
     }
     if (err instanceof SchedulerInputError)

@@ -1,14 +1,15 @@
+import type { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel, TextEncoder } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/model-directory.js";
-import type { RunClock } from "../models/onnx-component.js";
+import { isSdxlFamily } from "../models/pipeline-directory.js";
 import {
   applyPromptWeights,
   PromptSyntaxError,
   tokenizeWeightedPrompt,
   type WeightedChunk,
 } from "../tokenizer/index.js";
+import { modelRun } from "./model-run-span.js";
 
 const CHUNK = 77;
 
@@ -82,10 +83,8 @@ export async function encodePrompts(
     for (const [i, c] of all.entries()) ids.set(c.ids.subarray(0, CHUNK), i * CHUNK);
     const layer = hiddenLayerName(enc, sdxl, spec.clipSkip);
     const wanted = [layer, ...(enc.pooled ? [enc.pooled] : [])];
-    const out = await enc.component.run(
-      { input_ids: { data: ids, dims: [all.length, CHUNK] } },
-      clock,
-      wanted,
+    const out = await modelRun(enc.component.model, enc.component.name, () =>
+      enc.component.run({ input_ids: { data: ids, dims: [all.length, CHUNK] } }, { clock, outputs: wanted }),
     );
     const hidden = out[layer];
     if (!hidden) throw new Error(`${enc.component.name} did not return ${layer}`);

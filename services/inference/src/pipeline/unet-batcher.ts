@@ -1,6 +1,8 @@
+import type { RunClock } from "@dmesh/onnx";
+import { unetBatchSize } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { BufferPool } from "./buffer-pool.js";
+import { modelRun } from "./model-run-span.js";
 
 /** One UNet input of shape [rows, ...]. */
 export interface UnetFeed {
@@ -127,7 +129,10 @@ export class UnetBatcher {
         feeds = joined;
       }
       const clock = { seconds: 0, calls: 0 };
-      const out = await unet.run(feeds, clock, [contract.unetOutput]);
+      unetBatchSize.observe(rows);
+      const out = await modelRun(this.model.dir.id, "unet", () =>
+        unet.run(feeds, { clock, outputs: [contract.unetOutput] }),
+      );
       const prediction = out[contract.unetOutput]?.data;
       if (!prediction) throw new Error(`unet did not return ${contract.unetOutput}`);
       const rowSize = prediction.length / rows;

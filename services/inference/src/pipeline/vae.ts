@@ -1,8 +1,9 @@
+import type { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { LATENT_CHANNELS, type LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { NoiseSource } from "../random/index.js";
 import type { BufferPool } from "./buffer-pool.js";
+import { modelRun } from "./model-run-span.js";
 import { vaeOutputToRgb8 } from "./pixels.js";
 
 /** What the VAE encoder says about one image: the posterior mean, and its log-variance when the export returns it. */
@@ -23,7 +24,9 @@ export async function encodeImage(
   const output = model.contract.vaeEncoderOutput;
   if (!encoder || !output)
     throw new InvalidArgumentError("spec.models.base", `model "${model.dir.id}" has no vae_encoder`);
-  const out = await encoder.run({ sample: { data: pixels, dims: [1, 3, height, width] } }, clock, [output]);
+  const out = await modelRun(model.dir.id, "vae_encoder", () =>
+    encoder.run({ sample: { data: pixels, dims: [1, 3, height, width] } }, { clock, outputs: [output] }),
+  );
   const result = out[output];
   if (!result) throw new Error(`vae_encoder did not return ${output}`);
   const size = LATENT_CHANNELS * (height / 8) * (width / 8);
@@ -68,10 +71,11 @@ export async function decodeLatents(
   for (let i = 0; i < latents.length; i++) scaled[i] = (latents[i] as number) / factor;
   try {
     const output = model.contract.vaeDecoderOutput;
-    const decoded = await model.vaeDecoder.run(
-      { latent_sample: { data: scaled, dims: [1, LATENT_CHANNELS, height / 8, width / 8] } },
-      clock,
-      [output],
+    const decoded = await modelRun(model.dir.id, "vae_decoder", () =>
+      model.vaeDecoder.run(
+        { latent_sample: { data: scaled, dims: [1, LATENT_CHANNELS, height / 8, width / 8] } },
+        { clock, outputs: [output] },
+      ),
     );
     const sample = decoded[output];
     if (!sample) throw new Error(`vae_decoder did not return ${output}`);

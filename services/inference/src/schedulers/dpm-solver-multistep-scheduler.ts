@@ -1,12 +1,22 @@
 import { predictionTypeOption, stepsOffsetOption, timestepSpacingOption } from "./common-options.js";
 import { checkSigmaSchedule, sigmaScheduleOptions } from "./euler-scheduler.js";
 import { alphasCumprod, noiseScheduleOptions } from "./noise-schedule.js";
-import { arange, interp, linspace, roundHalfEven } from "./numpy-numerics.js";
+import { linspace, roundHalfEven } from "./numpy-numerics.js";
 import type { SolverMemoryValue, StepOptions, StepResult } from "./scheduler.js";
 import { SchedulerBase } from "./scheduler-base.js";
 import { type ConfigOf, type OptionSpecs, parseConfig, SchedulerInputError } from "./scheduler-config.js";
-import { exponentialSigmas, karrasSigmas, logSigmas, sigmaToT, trainingSigmas } from "./sigma-schedules.js";
-import { thresholdingOptions, thresholdSample } from "./thresholding.js";
+import { logSigmas, sigmaSpacingOf, sigmaToT, trainingSigmas } from "./sigma-schedules.js";
+import {
+  combine,
+  dpmSolverOutput,
+  exp32,
+  meanOfLearnedVariance,
+  type NoiseLevel,
+  noiseLevel,
+  scaledDifference,
+} from "./solver-math.js";
+import { interpolatedSigmas, respacedSolverSigmas, solverTimesteps } from "./solver-schedule.js";
+import { thresholdingOptions } from "./thresholding.js";
 import { f32 } from "./torch-numerics.js";
 
 export const dpmSolverMultistepOptions = {
@@ -78,21 +88,6 @@ export const dpmSolverMultistepOptions = {
 
 export type DpmSolverMultistepConfig = ConfigOf<typeof dpmSolverMultistepOptions>;
 
-/** alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t, lambda = log(alpha_t) - log(sigma_t). */
-interface NoiseLevel {
-  readonly alpha: number;
-  readonly sigma: number;
-  readonly lambda: number;
-}
-
-function noiseLevel(sigma: number): NoiseLevel {
-  const alpha = f32(1 / f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
-  const sigmaT = f32(sigma * alpha);
-  return { alpha, sigma: sigmaT, lambda: f32(f32(Math.log(alpha)) - f32(Math.log(sigmaT))) };
-}
-
-const exp32 = (x: number) => f32(Math.exp(x));
-
 /**
  * diffusers' DPMSolverMultistepScheduler (arXiv:2206.00927, 2211.01095): with the defaults, DPM++ 2M;
  * with use_karras_sigmas, "DPM++ 2M Karras"; with sde-dpmsolver++, DPM++ 2M SDE.
@@ -142,44 +137,20 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
       .reverse()
       .findIndex((l) => l >= minLambda);
     const lastTimestep = train - (clipped === -1 ? train : clipped);
-    let timesteps: number[];
-    switch (config.timestep_spacing) {
-      case "linspace":
-        timesteps = linspace(0, lastTimestep - 1, n + 1)
-          .map(roundHalfEven)
-          .reverse()
-          .slice(0, -1);
-        break;
-      case "leading": {
-        const ratio = Math.floor(lastTimestep / (n + 1));
-        timesteps = Array.from({ length: n + 1 }, (_, i) => i * ratio + config.steps_offset)
-          .reverse()
-          .slice(0, -1);
-        break;
-      }
-      case "trailing":
-        timesteps = arange(lastTimestep, 0, -train / n).map((t) => roundHalfEven(t) - 1);
-        break;
-    }
-    const logTrain = logSigmas(this.trainSigmas);
-    const descending = Array.from(this.trainSigmas).reverse();
-    const sigmaMin = descending[descending.length - 1] as number;
-    const sigmaMax = descending[0] as number;
-    const roundT = (t: number) =>
-      config.beta_schedule === "squaredcos_cap_v2" ? Math.trunc(t) : roundHalfEven(t);
+    let timesteps = solverTimesteps(config.timestep_spacing, train, n, config.steps_offset, lastTimestep);
+    const spacing = sigmaSpacingOf(config);
     let sigmas: number[];
-    if (config.use_karras_sigmas || config.use_exponential_sigmas || config.use_lu_lambdas) {
-      if (config.use_lu_lambdas) {
-        const lambdas = linspace(logTrain[logTrain.length - 1] as number, logTrain[0] as number, n);
-        sigmas = lambdas.map(Math.exp);
-      } else {
-        sigmas = (config.use_karras_sigmas ? karrasSigmas : exponentialSigmas)(sigmaMin, sigmaMax, n);
-      }
+    if (config.use_lu_lambdas) {
+      const logTrain = logSigmas(this.trainSigmas);
+      sigmas = linspace(logTrain[logTrain.length - 1] as number, logTrain[0] as number, n).map(Math.exp);
       const exact = sigmas.map((s) => sigmaToT(s, logTrain));
-      timesteps = config.use_exponential_sigmas ? exact.map(Math.trunc) : exact.map(roundT);
+      timesteps = exact.map(config.beta_schedule === "squaredcos_cap_v2" ? Math.trunc : roundHalfEven);
+    } else if (spacing) {
+      // diffusers leaves cosine-schedule Karras timesteps unrounded (then truncated to int64).
+      const roundKarras = config.beta_schedule !== "squaredcos_cap_v2";
+      ({ sigmas, timesteps } = respacedSolverSigmas(spacing, this.trainSigmas, n, { roundKarras }));
     } else {
-      const steps = Array.from(this.trainSigmas.keys());
-      sigmas = timesteps.map((t) => interp(t, steps, this.trainSigmas));
+      sigmas = interpolatedSigmas(timesteps, this.trainSigmas);
     }
     const last = config.final_sigmas_type === "sigma_min" ? (this.trainSigmas[0] as number) : 0;
     this.resetSchedule(timesteps, Float32Array.from([...sigmas, last]), timesteps.length);
@@ -192,7 +163,10 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
   }
 
   step(modelOutput: Float32Array, timestep: number, sample: Float32Array, options?: StepOptions): StepResult {
-    const output = this.meanOutput(modelOutput, sample, options?.batchSize ?? 1);
+    const output =
+      this.config.variance_type === "none"
+        ? modelOutput
+        : meanOfLearnedVariance(modelOutput, sample, options?.batchSize ?? 1);
     this.checkStepInputs(output, sample);
     if (this.index === null) this.index = this.begin ?? this.dpmIndexForTimestep(timestep);
     const index = this.index;
@@ -205,7 +179,13 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
         config.final_sigmas_type === "zero");
     const lowerOrderSecond = index === count - 2 && config.lower_order_final && count < 15;
 
-    const converted = this.convertModelOutput(output, sample, index, options?.batchSize ?? 1);
+    const converted = dpmSolverOutput(
+      this.config,
+      output,
+      sample,
+      noiseLevel(this.sigmaSchedule?.[index] as number),
+      options?.batchSize ?? 1,
+    );
     this.modelOutputs.shift();
     this.modelOutputs.push(converted);
     const noise = config.algorithm_type.startsWith("sde-") ? this.noiseFor(options, sample.length) : null;
@@ -261,45 +241,7 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
     return this.schedule.includes(timestep) ? this.indexForTimestep(timestep) : this.schedule.length - 1;
   }
 
-  /** Learned-variance models output twice the channels; the solver uses the first half of each image. */
-  private meanOutput(modelOutput: Float32Array, sample: Float32Array, batchSize: number): Float32Array {
-    if (this.config.variance_type === "none" || modelOutput.length !== 2 * sample.length) return modelOutput;
-    const perImage = sample.length / batchSize;
-    const mean = new Float32Array(sample.length);
-    for (let b = 0; b < batchSize; b++) {
-      mean.set(modelOutput.subarray(2 * b * perImage, (2 * b + 1) * perImage), b * perImage);
-    }
-    return mean;
-  }
-
   /** The data prediction x0 (DPM-Solver++) or the noise prediction (DPM-Solver) from the model output. */
-  private convertModelOutput(
-    output: Float32Array,
-    sample: Float32Array,
-    index: number,
-    batch: number,
-  ): Float32Array {
-    const { config } = this;
-    const { alpha, sigma } = noiseLevel(this.sigmaSchedule?.[index] as number);
-    const x0FromEps = (eps: Float32Array) =>
-      sample.map((x, i) => f32(x - f32(sigma * (eps[i] as number))) / alpha);
-    if (config.algorithm_type.endsWith("++")) {
-      let x0: Float32Array;
-      if (config.prediction_type === "epsilon") x0 = x0FromEps(output);
-      else if (config.prediction_type === "sample") x0 = Float32Array.from(output);
-      else x0 = sample.map((x, i) => f32(alpha * x) - f32(sigma * (output[i] as number)));
-      return config.thresholding ? thresholdSample(x0, batch, config) : x0;
-    }
-    let eps: Float32Array;
-    if (config.prediction_type === "epsilon") eps = Float32Array.from(output);
-    else if (config.prediction_type === "sample") {
-      eps = sample.map((x, i) => f32(x - f32(alpha * (output[i] as number))) / sigma);
-    } else eps = sample.map((x, i) => f32(alpha * (output[i] as number)) + f32(sigma * x));
-    if (!config.thresholding) return eps;
-    const x0 = thresholdSample(x0FromEps(eps), batch, config);
-    return sample.map((x, i) => f32(x - f32(alpha * (x0[i] as number))) / sigma);
-  }
-
   private levels(index: number, back: number): NoiseLevel[] {
     const sigmas = this.sigmaSchedule as Float32Array;
     return Array.from({ length: back + 2 }, (_, k) => noiseLevel(sigmas[index + 1 - k] as number));
@@ -416,21 +358,4 @@ export class DpmSolverMultistepScheduler extends SchedulerBase<DpmSolverMultiste
       [d2, f32(-f32(t.sigma * f32(f32(f32(ep1 - h) / hh) - 0.5)))],
     );
   }
-}
-
-/** scale * (a - b) elementwise, in float32. */
-function scaledDifference(a: Float32Array, b: Float32Array, scale: number): Float32Array {
-  return a.map((v, i) => f32(scale * f32(v - (b[i] as number))));
-}
-
-/**
- * sampleScale * x + sum(coefficient * tensor), accumulated left to right in float32 as torch evaluates the
- * update formulas. A subtraction `- c * t` is the addition of `(-c) * t`, which rounds identically.
- */
-function combine(x: Float32Array, sampleScale: number, ...terms: [Float32Array, number][]): Float32Array {
-  return x.map((v, i) => {
-    let acc = f32(sampleScale * v);
-    for (const [tensor, c] of terms) acc = f32(acc + f32(c * (tensor[i] as number)));
-    return acc;
-  });
 }

@@ -21,7 +21,7 @@ export const sigmaScheduleOptions = {
   use_beta_sigmas: {
     type: "boolean",
     default: false,
-    description: "Beta-distributed sigmas (arXiv:2407.12173); not supported here (needs scipy's beta ppf).",
+    description: "Space sigmas by a Beta(0.6, 0.6) quantile (arXiv:2407.12173).",
   },
 } as const satisfies OptionSpecs;
 
@@ -131,19 +131,19 @@ export class EulerScheduler extends SigmaSchedulerBase<EulerConfig> {
   }
 }
 
-/** The sigma-spacing switches are exclusive, and beta sigmas need scipy's beta quantile function. */
+/** The sigma-spacing switches are exclusive, as diffusers checks in every constructor that has them. */
 export function checkSigmaSchedule(config: {
   readonly use_karras_sigmas: boolean;
   readonly use_exponential_sigmas: boolean;
   readonly use_beta_sigmas: boolean;
 }): void {
-  if (config.use_beta_sigmas) {
-    throw new SchedulerInputError("use_beta_sigmas", "beta sigmas are not supported");
-  }
-  if (config.use_karras_sigmas && config.use_exponential_sigmas) {
+  const on = (["use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"] as const).filter(
+    (k) => config[k],
+  );
+  if (on.length > 1) {
     throw new SchedulerInputError(
-      "use_karras_sigmas",
-      "only one of use_karras_sigmas and use_exponential_sigmas can be true",
+      on[0] as string,
+      "only one of use_karras_sigmas, use_exponential_sigmas and use_beta_sigmas can be true",
     );
   }
 }

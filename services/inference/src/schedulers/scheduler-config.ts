@@ -50,6 +50,8 @@ export interface EnumOption<V extends string = string> extends OptionBase {
 export interface NumberArrayOption extends OptionBase {
   readonly type: "number[]";
   readonly default: null;
+  /** Whether `[]` is a value (diffusers' list defaults) rather than a mistake. */
+  readonly allowEmpty?: boolean;
 }
 export type OptionSpec =
   | IntegerOption
@@ -122,7 +124,7 @@ function parseValue(key: string, spec: OptionSpec, value: unknown): unknown {
     case "number[]": {
       if (
         !Array.isArray(value) ||
-        value.length === 0 ||
+        (value.length === 0 && !spec.allowEmpty) ||
         !value.every((v) => typeof v === "number" && Number.isFinite(v))
       ) {
         throw new SchedulerInputError(key, "must be a non-empty array of finite numbers");

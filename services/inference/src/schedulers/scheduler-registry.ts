@@ -1,11 +1,29 @@
+import {
+  cliSchedulerNames,
+  familyByClassName,
+  schedulerConfigOverrides,
+  schedulerFamily,
+  schedulerFromCli,
+} from "@dmesh/spec";
 import { DdimScheduler, ddimOptions } from "./ddim-scheduler.js";
+import { DeisScheduler, deisOptions } from "./deis-scheduler.js";
 import { DpmSolverMultistepScheduler, dpmSolverMultistepOptions } from "./dpm-solver-multistep-scheduler.js";
+import {
+  DpmSolverSinglestepScheduler,
+  dpmSolverSinglestepOptions,
+} from "./dpm-solver-singlestep-scheduler.js";
+import { EdmEulerScheduler, edmEulerOptions } from "./edm-euler-scheduler.js";
 import { EulerAncestralScheduler, eulerAncestralOptions } from "./euler-ancestral-scheduler.js";
 import { EulerScheduler, eulerOptions } from "./euler-scheduler.js";
 import { HeunScheduler, heunOptions } from "./heun-scheduler.js";
+import { Kdpm2AncestralScheduler, kdpm2AncestralOptions } from "./kdpm2-ancestral-scheduler.js";
+import { Kdpm2Scheduler, kdpm2Options } from "./kdpm2-scheduler.js";
 import { LcmScheduler, lcmOptions } from "./lcm-scheduler.js";
+import { LmsScheduler, lmsOptions } from "./lms-scheduler.js";
+import { PndmScheduler, pndmOptions } from "./pndm-scheduler.js";
 import type { Scheduler, SchedulerKind } from "./scheduler.js";
 import { type OptionSpecs, SchedulerInputError } from "./scheduler-config.js";
+import { UnipcScheduler, unipcOptions } from "./unipc-scheduler.js";
 
 interface SchedulerEntry {
   readonly kind: SchedulerKind;
@@ -14,8 +32,6 @@ interface SchedulerEntry {
   readonly stochastic: boolean;
   readonly options: OptionSpecs;
   readonly create: (config: Record<string, unknown>) => Scheduler;
-  /** Short names, each with the configuration it implies on top of the caller's. */
-  readonly aliases: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 }
 
 const ENTRIES: readonly SchedulerEntry[] = [
@@ -25,7 +41,6 @@ const ENTRIES: readonly SchedulerEntry[] = [
     stochastic: false,
     options: ddimOptions,
     create: (config) => new DdimScheduler(config),
-    aliases: { ddim: {} },
   },
   {
     kind: "EulerDiscreteScheduler",
@@ -33,7 +48,6 @@ const ENTRIES: readonly SchedulerEntry[] = [
     stochastic: false,
     options: eulerOptions,
     create: (config) => new EulerScheduler(config),
-    aliases: { euler: {}, euler_karras: { use_karras_sigmas: true } },
   },
   {
     kind: "EulerAncestralDiscreteScheduler",
@@ -41,7 +55,6 @@ const ENTRIES: readonly SchedulerEntry[] = [
     stochastic: true,
     options: eulerAncestralOptions,
     create: (config) => new EulerAncestralScheduler(config),
-    aliases: { euler_a: {}, euler_ancestral: {} },
   },
   {
     kind: "DPMSolverMultistepScheduler",
@@ -49,12 +62,6 @@ const ENTRIES: readonly SchedulerEntry[] = [
     stochastic: false,
     options: dpmSolverMultistepOptions,
     create: (config) => new DpmSolverMultistepScheduler(config),
-    aliases: {
-      dpmpp_2m: { algorithm_type: "dpmsolver++", solver_order: 2 },
-      dpmpp_2m_karras: { algorithm_type: "dpmsolver++", solver_order: 2, use_karras_sigmas: true },
-      dpmpp_2m_sde: { algorithm_type: "sde-dpmsolver++", solver_order: 2 },
-      dpmpp_2m_sde_karras: { algorithm_type: "sde-dpmsolver++", solver_order: 2, use_karras_sigmas: true },
-    },
   },
   {
     kind: "LCMScheduler",
@@ -62,7 +69,6 @@ const ENTRIES: readonly SchedulerEntry[] = [
     stochastic: true,
     options: lcmOptions,
     create: (config) => new LcmScheduler(config),
-    aliases: { lcm: {} },
   },
   {
     kind: "HeunDiscreteScheduler",
@@ -71,7 +77,65 @@ const ENTRIES: readonly SchedulerEntry[] = [
     stochastic: false,
     options: heunOptions,
     create: (config) => new HeunScheduler(config),
-    aliases: { heun: {}, heun_karras: { use_karras_sigmas: true } },
+  },
+  {
+    kind: "UniPCMultistepScheduler",
+    description:
+      "UniPC (arXiv:2302.04867): a multistep predictor with a corrector; bh1 or bh2 by solver_type.",
+    stochastic: false,
+    options: unipcOptions,
+    create: (config) => new UnipcScheduler(config),
+  },
+  {
+    kind: "LMSDiscreteScheduler",
+    description: "Linear multistep over the last four derivatives (k-diffusion's LMS).",
+    stochastic: false,
+    options: lmsOptions,
+    create: (config) => new LmsScheduler(config),
+  },
+  {
+    kind: "PNDMScheduler",
+    description:
+      "PNDM (arXiv:2202.09778): PLMS steps after a Runge-Kutta warm-up, or PLMS alone (skip_prk_steps).",
+    stochastic: false,
+    options: pndmOptions,
+    create: (config) => new PndmScheduler(config),
+  },
+  {
+    kind: "DPMSolverSinglestepScheduler",
+    description: "DPM-Solver single-step (DPM++ 2S by default; DPM++ SDE with sde-dpmsolver++).",
+    stochastic: false,
+    options: dpmSolverSinglestepOptions,
+    create: (config) => new DpmSolverSinglestepScheduler(config),
+  },
+  {
+    kind: "DEISMultistepScheduler",
+    description: "DEIS (arXiv:2204.13902): an exponential integrator with log-rho polynomial extrapolation.",
+    stochastic: false,
+    options: deisOptions,
+    create: (config) => new DeisScheduler(config),
+  },
+  {
+    kind: "KDPM2DiscreteScheduler",
+    description:
+      "DPM2 (k-diffusion): a second-order step through the log-midpoint sigma; timesteps interleaved.",
+    stochastic: false,
+    options: kdpm2Options,
+    create: (config) => new Kdpm2Scheduler(config),
+  },
+  {
+    kind: "KDPM2AncestralDiscreteScheduler",
+    description: "DPM2 ancestral: the DPM2 step to sigma_down, then fresh noise of sigma_up.",
+    stochastic: true,
+    options: kdpm2AncestralOptions,
+    create: (config) => new Kdpm2AncestralScheduler(config),
+  },
+  {
+    kind: "EDMEulerScheduler",
+    description: "Euler with EDM preconditioning (Karras et al. 2022), for models trained as EDM.",
+    stochastic: false,
+    options: edmEulerOptions,
+    create: (config) => new EdmEulerScheduler(config),
   },
 ];
 
@@ -85,7 +149,7 @@ export function createScheduler(kind: string, config: Readonly<Record<string, un
   }
   const match = resolve(kind);
   if (!match) {
-    const known = ENTRIES.flatMap((e) => [e.kind, ...Object.keys(e.aliases)]).join(", ");
+    const known = ENTRIES.flatMap((e) => [e.kind, ...aliasesOf(e.kind)]).join(", ");
     throw new SchedulerInputError(
       "kind",
       `unknown scheduler ${JSON.stringify(kind)}; expected one of ${known}`,
@@ -114,7 +178,7 @@ export interface SchedulerInfo {
 export function listSchedulers(): SchedulerInfo[] {
   return ENTRIES.map((entry) => ({
     kind: entry.kind,
-    aliases: Object.keys(entry.aliases),
+    aliases: aliasesOf(entry.kind),
     description: entry.description,
     stochastic: entry.stochastic,
     options: Object.entries(entry.options).map(([key, spec]) => ({
@@ -131,10 +195,33 @@ function resolve(
   kind: string,
 ): { entry: SchedulerEntry; preset: Readonly<Record<string, unknown>> } | undefined {
   const name = kind.trim();
-  for (const entry of ENTRIES) {
-    if (entry.kind === name) return { entry, preset: {} };
-    const preset = entry.aliases[name.toLowerCase()];
-    if (preset) return { entry, preset };
-  }
-  return undefined;
+  const byClass = ENTRIES.find((e) => e.kind === name);
+  if (byClass) return { entry: byClass, preset: {} };
+  // Short names are the CLI's (`packages/spec`'s scheduler table): a sampler, optionally with a sigma schedule.
+  const choice = schedulerFromCli(name);
+  const className = choice && schedulerFamily(choice.kind)?.className;
+  const entry = ENTRIES.find((e) => e.kind === className);
+  if (!choice || !entry) return undefined;
+  const preset = schedulerConfigOverrides(
+    {
+      scheduler: entry.kind,
+      karrasSigmas: undefined,
+      timestepSpacing: undefined,
+      sigmaSchedule: choice.sigmaSchedule,
+      algorithmType: choice.algorithmType,
+      solverOrder: choice.solverOrder,
+      solverType: undefined,
+      finalSigmaType: undefined,
+    },
+    entry.kind,
+  );
+  return { entry, preset };
+}
+
+/** The short names that resolve to a class. */
+function aliasesOf(kind: SchedulerKind): string[] {
+  return cliSchedulerNames().filter((name) => {
+    const choice = schedulerFromCli(name);
+    return choice !== undefined && familyByClassName(kind)?.kind === choice.kind;
+  });
 }

@@ -1,13 +1,8 @@
+import type { SchedulerClassName } from "@dmesh/spec";
 import type { NoiseSource } from "../random/index.js";
 
-/** diffusers class names of the schedulers implemented here. */
-export type SchedulerKind =
-  | "DDIMScheduler"
-  | "EulerDiscreteScheduler"
-  | "EulerAncestralDiscreteScheduler"
-  | "DPMSolverMultistepScheduler"
-  | "LCMScheduler"
-  | "HeunDiscreteScheduler";
+/** diffusers class names of the schedulers implemented here: every family of `packages/spec`'s table. */
+export type SchedulerKind = SchedulerClassName;
 
 export interface StepOptions {
   /** DDIM's eta: the weight of the noise added at each step (0 = deterministic). */

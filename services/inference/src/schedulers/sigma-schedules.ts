@@ -1,3 +1,4 @@
+import { betaQuantile } from "./beta-quantile.js";
 import type { TimestepSpacing } from "./common-options.js";
 import { arange, linspace, roundHalfEven } from "./numpy-numerics.js";
 import { f32 } from "./torch-numerics.js";
@@ -47,6 +48,48 @@ export function exponentialSigmas(sigmaMin: number, sigmaMax: number, n: number)
 }
 
 /**
+ * Beta sigmas (arXiv:2407.12173): sigma_min + ppf(1 - ramp) * (sigma_max - sigma_min) with a Beta(0.6, 0.6)
+ * quantile, from sigma_max down to sigma_min (float64), as diffusers' `_convert_to_beta`.
+ */
+export function betaSigmas(sigmaMin: number, sigmaMax: number, n: number, alpha = 0.6, beta = 0.6): number[] {
+  return linspace(0, 1, n).map(
+    (ramp) => sigmaMin + betaQuantile(1 - ramp, alpha, beta) * (sigmaMax - sigmaMin),
+  );
+}
+
+/** The sigma spacings diffusers offers on top of the interpolated training sigmas. */
+export type SigmaSpacingKind = "karras" | "exponential" | "beta";
+
+/** A spacing's sigmas from sigma_max down to sigma_min. */
+export function spacedSigmas(
+  kind: SigmaSpacingKind,
+  sigmaMin: number,
+  sigmaMax: number,
+  n: number,
+): number[] {
+  switch (kind) {
+    case "karras":
+      return karrasSigmas(sigmaMin, sigmaMax, n);
+    case "exponential":
+      return exponentialSigmas(sigmaMin, sigmaMax, n);
+    case "beta":
+      return betaSigmas(sigmaMin, sigmaMax, n);
+  }
+}
+
+/** Which spacing a config's use_*_sigmas switches choose, if any. */
+export function sigmaSpacingOf(config: {
+  readonly use_karras_sigmas: boolean;
+  readonly use_exponential_sigmas: boolean;
+  readonly use_beta_sigmas: boolean;
+}): SigmaSpacingKind | undefined {
+  if (config.use_karras_sigmas) return "karras";
+  if (config.use_exponential_sigmas) return "exponential";
+  if (config.use_beta_sigmas) return "beta";
+  return undefined;
+}
+
+/**
  * diffusers' `_sigma_to_t`: the fractional training step whose log-sigma matches, interpolating linearly
  * between the two neighbouring training steps.
  */
@@ -65,12 +108,13 @@ export function sigmaToT(sigma: number, logTrainingSigmas: Float32Array): number
 export interface SigmaSpacing {
   readonly use_karras_sigmas: boolean;
   readonly use_exponential_sigmas: boolean;
+  readonly use_beta_sigmas: boolean;
   readonly sigma_min?: number | null;
   readonly sigma_max?: number | null;
 }
 
 /**
- * Replaces interpolated sigmas by Karras or exponential ones when configured (bounded by the config's
+ * Replaces interpolated sigmas by Karras, exponential or beta ones when configured (bounded by the config's
  * sigma_min/sigma_max, else by the interpolated ends) and maps them back to fractional float32 timesteps.
  */
 export function respaceSigmas(
@@ -80,9 +124,10 @@ export function respaceSigmas(
   n: number,
   spacing: SigmaSpacing,
 ): { sigmas: number[]; timesteps: number[] } {
-  if (!spacing.use_karras_sigmas && !spacing.use_exponential_sigmas) return { sigmas, timesteps };
+  const kind = sigmaSpacingOf(spacing);
+  if (!kind) return { sigmas, timesteps };
   const sigmaMin = spacing.sigma_min ?? (sigmas[sigmas.length - 1] as number);
   const sigmaMax = spacing.sigma_max ?? (sigmas[0] as number);
-  const spaced = (spacing.use_karras_sigmas ? karrasSigmas : exponentialSigmas)(sigmaMin, sigmaMax, n);
+  const spaced = spacedSigmas(kind, sigmaMin, sigmaMax, n);
   return { sigmas: spaced, timesteps: spaced.map((s) => f32(sigmaToT(s, logTrainingSigmas))) };
 }

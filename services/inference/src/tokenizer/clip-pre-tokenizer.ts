@@ -1,28 +1,33 @@
+import { ftfyFixText } from "./ftfy-fix-text.js";
+import { htmlUnescape } from "./html-unescape.js";
+
 /**
- * Text cleanup and word splitting exactly as Hugging Face `CLIPTokenizer._tokenize` does when ftfy is not
- * installed (the usual diffusers setup): BERT's `BasicTokenizer(strip_accents=False, do_split_on_punc=False)`
- * then CLIP's pre-tokenization pattern. That path does no HTML unescaping ("&amp;" stays as typed).
+ * Text cleanup and word splitting as OpenAI's CLIP tokenizer (`clip/simple_tokenizer.py`), which CLIP and
+ * OpenCLIP were trained with: `ftfy.fix_text`, `html.unescape` twice, strip, whitespace runs to one space,
+ * lower case, then CLIP's pattern. A run of CJK letters stays one word, as training saw it (transformers'
+ * CLIPTokenizer does the same when ftfy is installed; without ftfy it falls back to BERT's cleanup, which
+ * splits every CJK ideograph into its own word).
  */
 
-/** `_clean_text` drops NUL, U+FFFD and every category-C character except tab, newline and carriage return. */
-const DROPPED = /\uFFFD|(?![\t\n\r])\p{C}/gu;
-/** `_is_whitespace`: space, tab, newline, carriage return and category Zs all become one space. */
-const WHITESPACE = /[\t\n\r\p{Zs}]/gu;
-/** `_tokenize_chinese_chars` puts spaces around CJK ideographs, so each one is its own word. */
-const CJK =
-  /[\u4E00-\u9FFF\u3400-\u4DBF\u{20000}-\u{2A6DF}\u{2A700}-\u{2B73F}\u{2B740}-\u{2B81F}\u{2B820}-\u{2CEAF}\uF900-\uFAFF\u{2F800}-\u{2FA1F}]/gu;
-/** Python's `str.split()` also splits on the line and paragraph separators, which survive the cleanup. */
-const SEPARATORS = /[ \u2028\u2029]+/u;
-/** CLIP's pattern (case-insensitive): special tokens, English contractions, letter runs, single digits, other runs. */
-const WORD = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+/giu;
+/** The `regex` module's `\s` (Unicode White_Space), as a character-class body. */
+const WHITE_SPACE = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+/** Python's `str.isspace` adds U+001C-U+001F. */
+const PYTHON_SPACE = `${WHITE_SPACE}\\u001c-\\u001f`;
 
+/** What `str.strip` removes from both ends. */
+const STRIPPED = new RegExp(`^[${PYTHON_SPACE}]+|[${PYTHON_SPACE}]+$`, "g");
+/** The runs `whitespace_clean` collapses to one space. */
+const WHITESPACE_RUN = new RegExp(`[${WHITE_SPACE}]+`, "g");
+/** CLIP's pattern (case-insensitive): special tokens, English contractions, letter runs, single digits, other runs. */
+const WORD = new RegExp(
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|\\p{L}+|\\p{N}|[^${WHITE_SPACE}\\p{L}\\p{N}]+`,
+  "giu",
+);
+
+/** `whitespace_clean(basic_clean(text)).lower()`. */
 export function normalizeClipText(text: string): string {
-  const cleaned = text.replace(DROPPED, "").replace(WHITESPACE, " ").replace(CJK, " $& ").normalize("NFC");
-  return cleaned
-    .split(SEPARATORS)
-    .filter((word) => word.length > 0)
-    .map((word) => word.toLowerCase())
-    .join(" ");
+  const cleaned = htmlUnescape(htmlUnescape(ftfyFixText(text))).replace(STRIPPED, "");
+  return cleaned.replace(WHITESPACE_RUN, " ").replace(STRIPPED, "").toLowerCase();
 }
 
 /** The words that BPE sees, in order. */

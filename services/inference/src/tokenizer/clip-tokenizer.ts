@@ -132,6 +132,8 @@ class BpeClipTokenizer implements ClipTokenizer {
   }
 
   encode(text: string): number[] {
+    // Added tokens are cut out of the raw text first (Hugging Face's added tokens); every part between them is
+    // then cleaned and split as OpenAI's tokenizer cleans a whole prompt.
     const ids: number[] = [];
     text.split(this.#addedPattern).forEach((part, index) => {
       if (index % 2 === 1) ids.push(this.#added.get(part) ?? this.unkId);

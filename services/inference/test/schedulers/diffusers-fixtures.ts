@@ -6,13 +6,15 @@ import type { Scheduler, StepOptions } from "../../src/schedulers/index.js";
 
 const f32 = Math.fround;
 const [BATCH, CHANNELS, HEIGHT, WIDTH] = [4, 3, 8, 8];
-const NUM_ELEMS = BATCH * CHANNELS * HEIGHT * WIDTH;
 
 /**
  * `torch.arange(n)` (optionally flipped) reshaped to (C, H, W, N), divided by n, permuted to (N, C, H, W):
- * flattened NCHW, element (b, c, h, w) holds the arange value at ((c * H + h) * W + w) * N + b.
+ * flattened NCHW, element (b, c, h, w) holds the arange value at ((c * H + h) * W + w) * N + b. The 1-D
+ * variants (N, C, W) of some tests are the same with H = 1.
  */
-function deterministic(flip: boolean): Float32Array {
+function deterministic(flip: boolean, height = HEIGHT): Float32Array {
+  const HEIGHT = height;
+  const NUM_ELEMS = BATCH * CHANNELS * HEIGHT * WIDTH;
   const out = new Float32Array(NUM_ELEMS);
   let i = 0;
   for (let b = 0; b < BATCH; b++) {
@@ -30,6 +32,9 @@ function deterministic(flip: boolean): Float32Array {
 
 export const dummySampleDeter = (): Float32Array => deterministic(false);
 export const dummyNoiseDeter = (): Float32Array => deterministic(true);
+/** The (4, 3, 8) samples of diffusers' 1-D test variants (e.g. UniPCMultistepScheduler1DTest). */
+export const dummySampleDeter1d = (): Float32Array => deterministic(false, 1);
+export const dummyNoiseDeter1d = (): Float32Array => deterministic(true, 1);
 export const BATCH_SIZE = BATCH;
 
 /** `dummy_model`: `sample * t / (t + 1)` in float32. */
@@ -58,6 +63,32 @@ export function fullLoop(
   for (const t of timesteps) {
     const input = scheduler.scaleModelInput(x, t);
     x = scheduler.step(dummyModel(input, t), t, input, options).prevSample;
+  }
+  return x;
+}
+
+/** The loop of the DPM-Solver family's tests: model(sample, t), then step, without input scaling. */
+export function solverLoop(
+  scheduler: Scheduler,
+  sample: Float32Array,
+  options: StepOptions = {},
+  timesteps = scheduler.timesteps,
+): Float32Array {
+  let x = sample;
+  for (const t of timesteps) x = scheduler.step(dummyModel(x, t), t, x, options).prevSample;
+  return x;
+}
+
+/** The loop of EDM tests: the model sees the scaled sample, the step gets the unscaled one. */
+export function preconditionedLoop(
+  scheduler: Scheduler,
+  sample: Float32Array,
+  options: StepOptions = {},
+): Float32Array {
+  let x = sample;
+  for (const t of scheduler.timesteps) {
+    const output = dummyModel(scheduler.scaleModelInput(x, t), t);
+    x = scheduler.step(output, t, x, options).prevSample;
   }
   return x;
 }

@@ -28,7 +28,12 @@ describe("scheduler_config.json validation", () => {
       { use_karras_sigmas: true, use_exponential_sigmas: true },
       "use_karras_sigmas",
     ],
-    ["EulerDiscreteScheduler", "beta sigmas", { use_beta_sigmas: true }, "use_beta_sigmas"],
+    [
+      "EulerDiscreteScheduler",
+      "exponential and beta",
+      { use_exponential_sigmas: true, use_beta_sigmas: true },
+      "use_exponential_sigmas",
+    ],
     ["EulerDiscreteScheduler", "bad interpolation", { interpolation_type: "cubic" }, "interpolation_type"],
     [
       "EulerAncestralDiscreteScheduler",

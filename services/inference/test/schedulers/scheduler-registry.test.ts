@@ -27,7 +27,7 @@ describe("createScheduler", () => {
       const scheduler = createScheduler(kind, sdxlConfig);
       expect(scheduler.kind).toBe(kind);
       expect(scheduler.config.num_train_timesteps).toBe(1000);
-      expect(scheduler.config).not.toHaveProperty("skip_prk_steps");
+      if (kind !== "PNDMScheduler") expect(scheduler.config).not.toHaveProperty("skip_prk_steps");
     }
   });
 
@@ -47,12 +47,19 @@ describe("createScheduler", () => {
     expect(karras.kind).toBe("DPMSolverMultistepScheduler");
     expect(karras.config.use_karras_sigmas).toBe(true);
     expect(createScheduler("dpmpp_2m_sde").config.algorithm_type).toBe("sde-dpmsolver++");
+    expect(createScheduler("plms", sdxlConfig).config.skip_prk_steps).toBe(true);
+    expect(createScheduler("dpmpp_sde").config.algorithm_type).toBe("sde-dpmsolver++");
+    expect(createScheduler("dpm2_a_beta").config.use_beta_sigmas).toBe(true);
+    expect(createScheduler("edm_euler_exponential").config.sigma_schedule).toBe("exponential");
+    expect(createScheduler("unipc").kind).toBe("UniPCMultistepScheduler");
   });
 
   it("rejects an unknown kind naming the field", () => {
-    const attempt = () => createScheduler("PNDMScheduler");
+    const attempt = () => createScheduler("DPMSolverSDEScheduler");
     expect(attempt).toThrow(SchedulerInputError);
-    expect(attempt).toThrow(/^kind: unknown scheduler "PNDMScheduler"; expected one of DDIMScheduler, ddim/);
+    expect(attempt).toThrow(
+      /^kind: unknown scheduler "DPMSolverSDEScheduler"; expected one of DDIMScheduler, ddim/,
+    );
   });
 });
 
@@ -66,6 +73,14 @@ describe("listSchedulers", () => {
       "DPMSolverMultistepScheduler",
       "LCMScheduler",
       "HeunDiscreteScheduler",
+      "UniPCMultistepScheduler",
+      "LMSDiscreteScheduler",
+      "PNDMScheduler",
+      "DPMSolverSinglestepScheduler",
+      "DEISMultistepScheduler",
+      "KDPM2DiscreteScheduler",
+      "KDPM2AncestralDiscreteScheduler",
+      "EDMEulerScheduler",
     ]);
     const dpm = list.find((s) => s.kind === "DPMSolverMultistepScheduler");
     expect(dpm?.aliases).toContain("dpmpp_2m");

@@ -1,37 +1,59 @@
 import { describe, expect, it } from "vitest";
+import { decodeSchedulerStates, encodeSchedulerStates } from "../../src/pipeline/checkpoint-codec.js";
 import { createGenerator } from "../../src/random/index.js";
-import { createScheduler, type Scheduler, SchedulerInputError } from "../../src/schedulers/index.js";
+import {
+  createScheduler,
+  type Scheduler,
+  SchedulerInputError,
+  type SchedulerState,
+  type StepOptions,
+} from "../../src/schedulers/index.js";
 import { dummyModel, dummySampleDeter, fullLoop, scaled } from "./diffusers-fixtures.js";
 
-const kinds: [string, Record<string, unknown>][] = [
-  ["ddim", { eta: 0.7 }],
-  ["euler", {}],
-  ["euler_a", {}],
-  ["dpmpp_2m", {}],
-  ["dpmpp_2m_sde_karras", {}],
-  ["DPMSolverMultistepScheduler", { solver_order: 3, lower_order_final: false }],
-  ["lcm", {}],
-  ["heun_karras", {}],
+// [kind, scheduler_config overrides, step options]
+const kinds: [string, Record<string, unknown>, StepOptions][] = [
+  ["ddim", {}, { eta: 0.7 }],
+  ["euler", {}, {}],
+  ["euler_a", {}, {}],
+  ["dpmpp_2m", {}, {}],
+  ["dpmpp_2m_sde_karras", {}, {}],
+  ["DPMSolverMultistepScheduler", { solver_order: 3, lower_order_final: false }, {}],
+  ["lcm", {}, {}],
+  ["heun_karras", {}, {}],
+  ["lms_karras", {}, {}],
+  ["plms", {}, {}],
+  ["PNDMScheduler", { skip_prk_steps: false }, {}],
+  ["dpmpp_2s", {}, {}],
+  ["dpmpp_sde_karras", {}, {}],
+  ["DPMSolverSinglestepScheduler", { solver_order: 3 }, {}],
+  ["unipc", {}, {}],
+  ["UniPCMultistepScheduler", { solver_order: 3, solver_type: "bh1", disable_corrector: [2] }, {}],
+  ["deis_beta", {}, {}],
+  ["DEISMultistepScheduler", { solver_order: 3 }, {}],
+  ["dpm2", {}, {}],
+  ["dpm2_a_karras", {}, {}],
+  ["edm_euler", {}, {}],
 ];
 
-function start(kind: string): Scheduler {
+function start(kind: string, overrides: Record<string, unknown> = {}): Scheduler {
   const scheduler = createScheduler(kind, {
     beta_schedule: "scaled_linear",
     beta_start: 0.00085,
     beta_end: 0.012,
+    ...overrides,
   });
   scheduler.setTimesteps(kind === "lcm" ? 6 : 12);
   return scheduler;
 }
 
 describe("getState / setState", () => {
-  for (const [kind, stepOptions] of kinds) {
-    it(`${kind}: a run paused after 5 steps and resumed in a new scheduler is bit-identical`, () => {
-      const reference = start(kind);
+  for (const [kind, overrides, stepOptions] of kinds) {
+    it(`${kind} ${JSON.stringify(overrides)}: paused after 5 steps, resumed from its checkpoint bytes, is bit-identical`, () => {
+      const reference = start(kind, overrides);
       const initial = scaled(dummySampleDeter(), reference.initNoiseSigma);
       const expected = fullLoop(reference, initial, { ...stepOptions, generator: createGenerator(7) });
 
-      const first = start(kind);
+      const first = start(kind, overrides);
       const generator = createGenerator(7);
       const pauseAt = kind === "lcm" ? 3 : 5;
       const paused = fullLoop(
@@ -40,11 +62,12 @@ describe("getState / setState", () => {
         { ...stepOptions, generator },
         first.timesteps.slice(0, pauseAt),
       );
-      // What a checkpoint store keeps: structured-cloneable state, Float32Arrays included.
-      const saved = structuredClone({ scheduler: first.getState(), generator: generator.getState(), paused });
+      // What a checkpoint carries: the pipeline's JSON encoding of the state, Float32Arrays as bytes.
+      const bytes = encodeSchedulerStates([first.getState()]);
+      const saved = structuredClone({ generator: generator.getState(), paused });
 
-      const second = start(kind);
-      second.setState(saved.scheduler);
+      const second = start(kind, overrides);
+      second.setState((decodeSchedulerStates(bytes) as SchedulerState[])[0] as SchedulerState);
       const resumedGenerator = createGenerator(7);
       resumedGenerator.setState(saved.generator);
       const remaining = second.timesteps.slice(pauseAt);

@@ -121,6 +121,8 @@ describe("pause and resume", () => {
     ["Euler", SchedulerKind.EULER],
     ["Euler a (stochastic)", SchedulerKind.EULER_ANCESTRAL],
     ["DPM++ 2M (multistep history)", SchedulerKind.DPMPP_2M],
+    ["UniPC (predictor-corrector history)", SchedulerKind.UNIPC],
+    ["DPM2 a (step pairs, stochastic)", SchedulerKind.KDPM2_ANCESTRAL],
   ])("%s: resuming from the checkpoint gives the uninterrupted run's bytes", async (_name, kind) => {
     const spec = smallSpec({
       size: { width: 128, height: 128 },

@@ -4,8 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** `<repo>/../shared/data/clip`: the original CLIP vocab.json and merges.txt, not shipped with the repo. */
-export const CLIP_DATA_DIR = fileURLToPath(new URL("../../../../../shared/data/clip", import.meta.url));
+/**
+ * `<repo>/../shared/data/clip` (or `$CLIP_DATA_DIR`, for checkouts elsewhere): the original CLIP vocab.json
+ * and merges.txt, not shipped with the repo.
+ */
+export const CLIP_DATA_DIR =
+  process.env.CLIP_DATA_DIR ?? fileURLToPath(new URL("../../../../../shared/data/clip", import.meta.url));
 
 export const hasClipData =
   existsSync(join(CLIP_DATA_DIR, "vocab.json")) && existsSync(join(CLIP_DATA_DIR, "merges.txt"));

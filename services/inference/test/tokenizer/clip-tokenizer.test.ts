@@ -55,24 +55,83 @@ describe.skipIf(!hasClipData)(withClipData("CLIP tokenizer on the real CLIP voca
     expect(truncated).toBe(false);
   });
 
-  // Expected ids from a line-by-line Python transliteration of transformers' CLIPTokenizer (non-ftfy path).
+  // Expected ids from OpenAI's own tokenizer: clip/simple_tokenizer.py of github.com/openai/CLIP (d05afc4)
+  // with ftfy 6.3.1 and the regex module, run by scripts/clip-reference-ids.py.
   it.each([
     ["punctuation", "Hello, world!", [3306, 267, 1002, 256]],
     ["numbers, one digit per token", "born in 1987", [2683, 530, 272, 280, 279, 278]],
     ["'s as its own token", "it's the cat's toy", [585, 568, 518, 2368, 568, 5988]],
     ["accented letters as UTF-8 byte symbols", "café", [15304]],
     ["emoji", "a cat 🐱", [320, 2368, 22979]],
-    ["runs of whitespace, tabs and newlines", "a   photo \t of\n a    cat", [320, 1125, 539, 320, 2368]],
-    ["upper case", "A PHOTO OF A CAT", [320, 1125, 539, 320, 2368]],
-    ["a literal <|endoftext|>", "a cat<|endoftext|>a dog", [320, 2368, EOS, 320, 1929]],
     [
-      "no HTML unescaping (Hugging Face's non-ftfy path has none)",
-      "fish &amp; chips",
-      [2759, 261, 6259, 282, 8855],
+      "runs of whitespace, tabs and newlines",
+      "a   photo \u0009 of\u000a a    cat",
+      [320, 1125, 539, 320, 2368],
     ],
-    ["a CJK ideograph as its own word", "猫", [163, 234, 360]],
-    ["control and format characters dropped", "a\u0000b\u200bc\ufeffd\u0085e\u000bf", [13137, 11649]],
-    ["the same word without them", "abcdef", [13137, 11649]],
+    ["upper case", "A PHOTO OF A CAT", [320, 1125, 539, 320, 2368]],
+    ["HTML entities decoded (ftfy, then html.unescape twice)", "fish &amp; chips", [2759, 261, 8855]],
+    ["doubly escaped entities decoded too", "fish &amp;amp; chips", [2759, 261, 8855]],
+    [
+      "curly-quote entities, decoded and then uncurled",
+      "it&rsquo;s a &ldquo;test&rdquo;",
+      [585, 568, 320, 257, 1628, 257],
+    ],
+    [
+      "upper-case, legacy and numeric entities",
+      "P&EACUTE;REZ &copy 2024 &#39;quoted&#x27;",
+      [43167, 15192, 5811, 273, 271, 273, 275, 262, 27706, 262],
+    ],
+    [
+      "markup: ftfy leaves entities to html.unescape",
+      "<b>bold</b> &amp; more",
+      [283, 321, 285, 8911, 34308, 321, 285, 261, 750],
+    ],
+    ["a CJK ideograph", "猫", [163, 234, 360]],
+    [
+      "a Japanese phrase: a CJK run is one word",
+      "日本の桜の木、春",
+      [39121, 44353, 21575, 162, 43991, 21575, 19277, 357, 45262, 42891, 354],
+    ],
+    [
+      "a Chinese sentence as one word",
+      "一只可爱的猫在草地上",
+      [
+        19759, 222, 34517, 103, 34517, 107, 163, 230, 109, 163, 248, 226, 163, 234, 104, 37746, 101, 164, 235,
+        231, 37746, 108, 19759, 488,
+      ],
+    ],
+    [
+      "Japanese with katakana and ideographic punctuation",
+      "东京タワー、夜景。",
+      [19759, 250, 21078, 105, 34941, 2429, 107, 30391, 45262, 23170, 250, 48132, 363, 38000],
+    ],
+    ["Korean", "귀여운 고양이", [42680, 222, 13252, 105, 18541, 368, 36216, 254, 31625, 239, 34746]],
+    ["Cyrillic", "кот на траве", [27152, 13506, 141, 480, 22705, 27080, 17875, 16370, 31090, 110, 140, 369]],
+    [
+      "Greek, with a final sigma when lower-cased",
+      "ΣΟΦΟΣ σοφος",
+      [139, 225, 138, 123, 139, 228, 138, 123, 139, 480, 139, 225, 138, 123, 139, 228, 138, 123, 139, 480],
+    ],
+    ["ß and dotted capital I", "straße İstanbul", [1894, 127, 253, 324, 328, 16384, 11231]],
+    [
+      "control characters removed, C1 as Windows-1252, zero-width space kept",
+      "a\u0000b\u200bc\ufeffd\u0085e\u000bf",
+      [3937, 9844, 4480, 959, 1829],
+    ],
+    ["curly quotes straightened", "„curly“ ‘single’ quotes", [257, 20795, 257, 568, 17005, 262, 5808]],
+    ["Latin ligatures split", "ﬁne ﬂowers", [3797, 4023]],
+    [
+      "fullwidth forms and the ideographic space narrowed",
+      "ＦＵＬＬ\u3000ＷＩＤＴＨ，ｔｅｘｔ！",
+      [1476, 23571, 267, 4160, 256],
+    ],
+    ["halfwidth katakana widened", "ﾊﾝｶｸ katakana", [2429, 237, 17671, 37367, 3909, 363, 2844, 819, 1388]],
+    ["combining accents composed (NFC)", "é combining", [4166, 23561]],
+    ["line breaks of every kind", "line one\u000d\u000aline two\u2028three", [1148, 637, 1148, 1237, 2097]],
+    ["terminal escapes removed", "\u001b[31mred\u001b[0m text", [736, 4160]],
+    ["no-break and ideographic spaces", "non\u00a0breaking\u3000spaces", [3353, 2755, 9006]],
+    ["an emoji outside the BMP", "🌸 cherry blossom", [10980, 7325, 14472]],
+    ["a literal <|endoftext|>", "a cat<|endoftext|>a dog", [320, 2368, EOS, 320, 1929]],
     [
       "an A1111-style prompt",
       "masterpiece, best quality, (ultra detailed:1.2), 8k, hdr",

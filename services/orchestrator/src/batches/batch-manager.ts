@@ -48,6 +48,7 @@ export class BatchManager {
   private readonly active = new Set<string>();
   /** Per running batch, each item's grouping profile (specs do not change; resolved once). */
   private readonly profiles = new Map<string, UnetProfile[]>();
+  private readonly saveListeners = new Set<(batch: Batch) => void>();
 
   constructor(
     private readonly store: BatchStore,
@@ -66,6 +67,11 @@ export class BatchManager {
       if (isTerminal(session.state)) this.placement?.replicas.unpin(session.requestId);
       this.onItemChanged(session.batchId, session.id, session.state, session.error);
     });
+  }
+
+  /** Every change of every batch, once it is on disk (mesh events follow batches this way). */
+  onSave(listener: (batch: Batch) => void): void {
+    this.saveListeners.add(listener);
   }
 
   create(req: CreateBatchRequest): Batch {
@@ -359,6 +365,7 @@ export class BatchManager {
     const event = create(BatchEventSchema, { batch: clone(BatchSchema, batch), itemIndex });
     this.commits.afterSync(() => {
       for (const listener of this.listeners.get(batch.id) ?? []) listener(event);
+      if (event.batch) for (const listener of this.saveListeners) listener(event.batch);
     });
   }
 }

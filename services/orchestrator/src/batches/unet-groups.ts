@@ -30,6 +30,7 @@ export function unetGroupKey(spec: ResolvedSpec): string {
     spec.steps,
     spec.scheduler ?? "",
     spec.karrasSigmas ?? "",
+    spec.sigmaSchedule ?? "",
     spec.timestepSpacing ?? "",
     spec.mode === "txt2img" ? 1 : spec.strength,
     spec.denoisingEnd,

@@ -1,22 +1,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import { SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type {
   GenerationParameters,
   GenerationParametersSchema,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-
-// The sampler names AUTOMATIC1111 writes, so tools that read its images recognise ours.
-const SAMPLER_NAMES: Record<SchedulerKind, string> = {
-  [SchedulerKind.UNSPECIFIED]: "Euler",
-  [SchedulerKind.EULER]: "Euler",
-  [SchedulerKind.EULER_ANCESTRAL]: "Euler a",
-  [SchedulerKind.DDIM]: "DDIM",
-  [SchedulerKind.DPMPP_2M]: "DPM++ 2M",
-  [SchedulerKind.LCM]: "LCM",
-  [SchedulerKind.HEUN]: "Heun",
-  [SchedulerKind.UNIPC]: "UniPC",
-};
+import { ALGORITHM_TYPE_NAMES, a1111Names, SIGMA_SCHEDULE_NAMES, TIMESTEP_SPACING_NAMES } from "@dmesh/spec";
 
 /**
  * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
@@ -30,6 +18,16 @@ export function infotextParameters(
   denoisingStrength?: number,
 ): MessageInitShape<typeof GenerationParametersSchema> {
   const scheduler = spec.scheduler;
+  // The names AUTOMATIC1111 writes (`packages/spec`'s scheduler table), so tools that read its images
+  // recognise ours.
+  const names = a1111Names({
+    kind: scheduler?.kind,
+    algorithmType: ALGORITHM_TYPE_NAMES[scheduler?.algorithmType ?? 0],
+    sigmaSchedule: scheduler?.karrasSigmas
+      ? "karras"
+      : schedulerOnly(SIGMA_SCHEDULE_NAMES[scheduler?.sigmaSchedule ?? 0]),
+    spacing: TIMESTEP_SPACING_NAMES[scheduler?.spacing ?? 0],
+  });
   const extra: Record<string, string> = {};
   if (spec.params?.clipSkip) extra["Clip skip"] = String(spec.params.clipSkip + 1);
   if (denoisingStrength !== undefined) extra["Denoising strength"] = String(denoisingStrength);
@@ -37,8 +35,8 @@ export function infotextParameters(
     prompt: spec.conditioning?.prompt ?? "",
     negativePrompt: spec.conditioning?.negativePrompt ?? "",
     steps: scheduler?.steps ?? 20,
-    sampler: SAMPLER_NAMES[scheduler?.kind ?? SchedulerKind.UNSPECIFIED],
-    scheduleType: scheduler?.karrasSigmas ? "Karras" : "",
+    sampler: names.sampler,
+    scheduleType: names.scheduleType,
     cfgScale: spec.params?.guidanceScale ?? 7,
     seed,
     width: size.width,
@@ -48,6 +46,11 @@ export function infotextParameters(
   } satisfies MessageInitShape<typeof GenerationParametersSchema> as MessageInitShape<
     typeof GenerationParametersSchema
   >;
+}
+
+/** "default" is no respacing: A1111 writes no schedule type for it. */
+function schedulerOnly<T extends string>(name: T | "default" | undefined): T | undefined {
+  return name === "default" ? undefined : name;
 }
 
 export type { GenerationParameters };

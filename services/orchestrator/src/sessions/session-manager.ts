@@ -40,6 +40,7 @@ import {
   type RunnerDeps,
   runSession,
 } from "./session-runner.js";
+import { SessionTraces } from "./session-traces.js";
 
 export interface SessionLimits {
   /** Sessions executing at once across all replicas. */
@@ -82,6 +83,7 @@ export class SessionManager {
   private readonly held = new Set<Session>();
   private seq = 0;
   private closed = false;
+  private readonly traces = new SessionTraces();
 
   constructor(
     private readonly deps: Omit<RunnerDeps, "commit">,
@@ -144,6 +146,7 @@ export class SessionManager {
       session: clone(SessionSchema, session),
     });
     this.commits.afterSync(() => this.events.publish(event));
+    this.traces.submitted(session.id);
     this.enqueue(session);
     this.pump();
     return { session, existing: false };
@@ -410,10 +413,12 @@ export class SessionManager {
     this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
       const workflow = this.workflows.get(session.workflowId);
-      const outcome = await runSession(session, workflow.template, workflow.order, control, {
-        ...this.deps,
-        commit: (s, kind, options) => this.commit(s, kind, options),
-      });
+      const outcome = await this.traces.run(session.id, session.workflowId, () =>
+        runSession(session, workflow.template, workflow.order, control, {
+          ...this.deps,
+          commit: (s, kind, options) => this.commit(s, kind, options),
+        }),
+      );
       if (outcome === "completed") markFinished(session, SessionState.COMPLETED);
       else if (outcome === "paused") session.state = SessionState.PAUSED;
       else markFinished(session, SessionState.CANCELLED);

@@ -20,9 +20,10 @@ import {
   SessionState,
   StepTimingSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DomainError, FailedPreconditionError, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { DomainError, FailedPreconditionError, inSpan, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
 import type { CallNeed, Replica, ReplicaPool } from "../mesh/replica-pool.js";
+import { replicaFailovers, replicaRetries, workflowStepSeconds } from "../orchestrator-metrics.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
 import type { StepTemplate, WorkflowTemplate } from "../workflows/templates.js";
@@ -123,12 +124,18 @@ export async function runSession(
     const started = performance.now();
     const workers = new Set<string>();
     sharedUnetSteps = 0;
-    const images = await runStep(step, index, order.length, workers);
+    const images = await inSpan(
+      `step ${stepId}`,
+      { "dmesh.step_id": stepId, "dmesh.operation": step.operation },
+      () => runStep(step, index, order.length, workers),
+    );
     if (images === "paused" || images === "cancelled") return images;
+    const seconds = (performance.now() - started) / 1000;
+    workflowStepSeconds.observe({ operation: step.operation }, seconds);
     session.timings.push(
       create(StepTimingSchema, {
         stepId,
-        seconds: (performance.now() - started) / 1000,
+        seconds,
         worker: [...workers].join(","),
         sharedUnetSteps,
       }),
@@ -325,6 +332,9 @@ export async function runSession(
         }
         if (replica && failure.code !== Code.ResourceExhausted)
           pool.markDown(replica.address, failure.message);
+        replicaRetries.inc({ domain: pool.domain });
+        // The next attempt goes at once to a healthy replica not tried yet, where there is one.
+        if (pool.hasHealthy(tried)) replicaFailovers.inc({ domain: pool.domain });
         log.warn(
           { replica: replica?.address, attempt, code: Code[failure.code], err: failure.message },
           `${what} failed; retrying`,

@@ -2,6 +2,7 @@ import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:f
 import { dirname } from "node:path";
 import { promisify } from "node:util";
 import type { Logger } from "@dmesh/runtime";
+import { storeCommitSeconds } from "../orchestrator-metrics.js";
 import type { Db } from "./database.js";
 
 const fdatasyncInPool = promisify(fdatasync);
@@ -79,7 +80,11 @@ export class GroupCommit {
     this.syncing = true;
     try {
       const fd = this.walFile();
-      if (fd !== undefined) await fdatasyncInPool(fd);
+      if (fd !== undefined) {
+        const started = performance.now();
+        await fdatasyncInPool(fd);
+        storeCommitSeconds.observe((performance.now() - started) / 1000);
+      }
     } catch (err) {
       // Telling is not held back forever by a failing disk; the failure is in the log.
       this.logger.error({ err: String(err) }, "group commit failed to sync");

@@ -1,5 +1,6 @@
 import type { Sharp } from "sharp";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
+import { countImage } from "../postprocess-metrics.js";
 import { checkEnhanceOps, type EnhanceOp } from "./enhance-op.js";
 
 /**
@@ -13,6 +14,7 @@ export async function enhanceImage(
   ops: readonly EnhanceOp[],
   signal?: AbortSignal,
 ): Promise<RawImage> {
+  countImage("enhance");
   let current = image;
   for (const stage of planEnhancePipelines(checkEnhanceOps(ops))) {
     signal?.throwIfAborted();

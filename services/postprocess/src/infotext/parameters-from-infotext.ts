@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "@dmesh/runtime";
+import { splitA1111Sampler } from "@dmesh/spec";
 import {
   type GenerationParameters,
   LEADING_FIELDS,
@@ -19,6 +20,12 @@ export function parametersFromInfotext(parsed: ParsedInfotext): GenerationParame
     if (text === undefined) continue;
     rest.delete(field.label);
     typed[field.key] = field.kind === "string" ? text : parseNumber(field.label, text, field.kind);
+  }
+  if (typeof typed.sampler === "string" && typed.scheduleType === undefined) {
+    // Infotexts from before A1111 had "Schedule type" fold it into the sampler: "DPM++ 2M Karras".
+    const split = splitA1111Sampler(typed.sampler);
+    typed.sampler = split.sampler;
+    if (split.scheduleType !== "") typed.scheduleType = split.scheduleType;
   }
   const size = rest.get(SIZE_LABEL);
   rest.delete(SIZE_LABEL);

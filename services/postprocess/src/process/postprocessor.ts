@@ -1,4 +1,4 @@
-import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, inSpan } from "@dmesh/runtime";
 import { type EncodedImage, encodeImage, type OutputFormat } from "../encode/encode-image.js";
 import { enhanceImage } from "../enhance/enhance-image.js";
 import type { EnhanceOp } from "../enhance/enhance-op.js";
@@ -15,6 +15,7 @@ import type { GenerationParameters } from "../infotext/generation-parameters.js"
 import { ImageInputError } from "../limits/image-input-error.js";
 import type { ImageLimits } from "../limits/image-limits.js";
 import type { PixelBudget, PixelLease } from "../limits/pixel-budget.js";
+import { countImage } from "../postprocess-metrics.js";
 import { type ResizeKernel, resizeImage } from "../resize/resize-image.js";
 import type { SafetyPolicyName } from "../safety/safety-policy.js";
 import { SafetyStage, type SafetyVerdict } from "../safety/safety-stage.js";
@@ -175,16 +176,20 @@ export class Postprocessor {
 
   async upscale(image: RawImage, plan: UpscalePlan, signal?: AbortSignal): Promise<RawImage> {
     this.checkUpscale(plan);
+    countImage("upscale");
     const { maxOutputPixels } = this.options;
     if (plan.factor === 1) return image;
     if (plan.kernel !== "model")
       return resizeImage(image, { scale: plan.factor, kernel: plan.kernel, maxOutputPixels });
-    return this.modelUpscaler().upscale(image, {
-      model: plan.model,
-      factor: plan.factor,
-      maxOutputPixels,
-      ...(signal ? { signal } : {}),
-    });
+    // One span for the model's runs over every tile of the image.
+    return inSpan("model run upscale", { "dmesh.model": plan.model }, () =>
+      this.modelUpscaler().upscale(image, {
+        model: plan.model,
+        factor: plan.factor,
+        maxOutputPixels,
+        ...(signal ? { signal } : {}),
+      }),
+    );
   }
 
   async process(image: RawImage, plan: ProcessPlan, signal?: AbortSignal): Promise<ProcessResult> {
@@ -201,6 +206,7 @@ export class Postprocessor {
 
   /** Encodes; `extra` infotext fields (the safety record) are added to the parameters, replacing same keys. */
   encode(image: RawImage, plan: EncodePlan, extra: Record<string, string> = {}): Promise<EncodedImage> {
+    countImage("encode");
     const { parameters } = plan;
     const infotext = parameters
       ? formatInfotext({ ...parameters, extra: { ...parameters.extra, ...extra } })

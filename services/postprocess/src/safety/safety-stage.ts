@@ -1,5 +1,6 @@
-import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, inSpan } from "@dmesh/runtime";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
+import { countImage } from "../postprocess-metrics.js";
 import type { SafetyClassifier } from "./safety-classifier.js";
 import type { SafetyPolicyName, SafetyPolicyTable } from "./safety-policy.js";
 
@@ -55,8 +56,13 @@ export class SafetyStage {
     policy: SafetyPolicyName,
     signal?: AbortSignal,
   ): Promise<{ verdict: SafetyVerdict; image: RawImage }> {
+    countImage("safety");
     const { classifier, threshold } = this.options;
-    const score = classifier ? await classifier.score(image) : 0;
+    const score = classifier
+      ? await inSpan("model run safety_classifier", { "dmesh.model": classifier.name }, () =>
+          classifier.score(image),
+        )
+      : 0;
     signal?.throwIfAborted();
     const flagged = classifier !== undefined && score >= threshold;
     const action: SafetyAction = !flagged ? "passed" : policy === "pass" ? "passed" : actionOf(policy);

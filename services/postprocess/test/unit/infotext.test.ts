@@ -176,6 +176,17 @@ describe("parseInfotext on real A1111 infotexts", () => {
     expect(parsed.negativePrompt).toBe("neg one\nneg two");
   });
 
+  it("splits the older `Sampler: DPM++ 2M Karras` into sampler and schedule type, as A1111 1.9 reads it", () => {
+    const old = parametersFromInfotext(parseInfotext("a cat\nSteps: 20, Sampler: DPM++ 2M Karras, Seed: 1"));
+    expect(old).toMatchObject({ sampler: "DPM++ 2M", scheduleType: "Karras" });
+    const current = parametersFromInfotext(
+      parseInfotext("a cat\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, Seed: 1"),
+    );
+    expect(current).toMatchObject({ sampler: "DPM++ 2M", scheduleType: "Karras" });
+    const plain = parametersFromInfotext(parseInfotext("a cat\nSteps: 20, Sampler: DPM2 a, Seed: 1"));
+    expect(plain.sampler).toBe("DPM2 a");
+    expect(plain).not.toHaveProperty("scheduleType");
+  });
   it("reports a typed field that is not a number with its infotext key", () => {
     const parsed = parseInfotext("p\nSteps: twenty, Sampler: Euler, Seed: 3");
     expect(() => parametersFromInfotext(parsed)).toThrow(

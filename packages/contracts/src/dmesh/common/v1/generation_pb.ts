@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/common/v1/generation.proto.
  */
 export const file_dmesh_common_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("CiBkbWVzaC9jb21tb24vdjEvZ2VuZXJhdGlvbi5wcm90bxIPZG1lc2guY29tbW9uLnYxIpgECg5HZW5lcmF0aW9uU3BlYxItCgRtb2RlGAEgASgOMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25Nb2RlEisKBm1vZGVscxgCIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5Nb2RlbFN1aXRlEjEKCXNjaGVkdWxlchgDIAEoCzIeLmRtZXNoLmNvbW1vbi52MS5TY2hlZHVsZXJTcGVjEjAKBnBhcmFtcxgEIAEoCzIgLmRtZXNoLmNvbW1vbi52MS5IeXBlcnBhcmFtZXRlcnMSMwoMY29uZGl0aW9uaW5nGAUgASgLMh0uZG1lc2guY29tbW9uLnYxLkNvbmRpdGlvbmluZxIpCgRzaXplGAYgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSMQoFbWljcm8YByABKAsyIi5kbWVzaC5jb21tb24udjEuTWljcm9Db25kaXRpb25pbmcSKwoGb3V0cHV0GAggASgLMhsuZG1lc2guY29tbW9uLnYxLk91dHB1dFNwZWMSKgoKaW5pdF9pbWFnZRgJIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIqCgptYXNrX2ltYWdlGAogASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEi0KB3ByZXZpZXcYCyABKAsyHC5kbWVzaC5jb21tb24udjEuUHJldmlld1NwZWMiOAoKTW9kZWxTdWl0ZRIMCgRiYXNlGAEgASgJEg8KB3JlZmluZXIYAiABKAkSCwoDdmFlGAMgASgJIrwBCg1TY2hlZHVsZXJTcGVjEiwKBGtpbmQYASABKA4yHi5kbWVzaC5jb21tb24udjEuU2NoZWR1bGVyS2luZBISCgVzdGVwcxgCIAEoBUgAiAEBEhoKDWthcnJhc19zaWdtYXMYAyABKAhIAYgBARIxCgdzcGFjaW5nGAQgASgOMiAuZG1lc2guY29tbW9uLnYxLlRpbWVzdGVwU3BhY2luZ0IICgZfc3RlcHNCEAoOX2thcnJhc19zaWdtYXMi0gEKD0h5cGVycGFyYW1ldGVycxIbCg5ndWlkYW5jZV9zY2FsZRgBIAEoAkgAiAEBEhEKBHNlZWQYAiABKARIAYgBARIVCghzdHJlbmd0aBgDIAEoAkgCiAEBEgsKA2V0YRgEIAEoAhIYChBndWlkYW5jZV9yZXNjYWxlGAUgASgCEhEKCWNsaXBfc2tpcBgGIAEoBRIVCg1kZW5vaXNpbmdfZW5kGAcgASgCQhEKD19ndWlkYW5jZV9zY2FsZUIHCgVfc2VlZEILCglfc3RyZW5ndGgiegoMQ29uZGl0aW9uaW5nEg4KBnByb21wdBgBIAEoCRIXCg9uZWdhdGl2ZV9wcm9tcHQYAiABKAkSEAoIcHJvbXB0XzIYAyABKAkSGQoRbmVnYXRpdmVfcHJvbXB0XzIYBCABKAkSFAoMcGxhaW5fcHJvbXB0GAUgASgIIisKCkRpbWVuc2lvbnMSDQoFd2lkdGgYASABKAUSDgoGaGVpZ2h0GAIgASgFIpQCChFNaWNyb0NvbmRpdGlvbmluZxIyCg1vcmlnaW5hbF9zaXplGAEgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSEAoIY3JvcF90b3AYAiABKAUSEQoJY3JvcF9sZWZ0GAMgASgFEjAKC3RhcmdldF9zaXplGAQgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSHAoPYWVzdGhldGljX3Njb3JlGAUgASgCSACIAQESJQoYbmVnYXRpdmVfYWVzdGhldGljX3Njb3JlGAYgASgCSAGIAQFCEgoQX2Flc3RoZXRpY19zY29yZUIbChlfbmVnYXRpdmVfYWVzdGhldGljX3Njb3JlIl4KCk91dHB1dFNwZWMSDQoFY291bnQYASABKAUSMAoIZW5jb2RpbmcYAiABKA4yHi5kbWVzaC5jb21tb24udjEuSW1hZ2VFbmNvZGluZxIPCgdxdWFsaXR5GAMgASgFIiUKC1ByZXZpZXdTcGVjEhYKDmludGVydmFsX3N0ZXBzGAEgASgFKogBCg5HZW5lcmF0aW9uTW9kZRIfChtHRU5FUkFUSU9OX01PREVfVU5TUEVDSUZJRUQQABIbChdHRU5FUkFUSU9OX01PREVfVFhUMklNRxABEhsKF0dFTkVSQVRJT05fTU9ERV9JTUcySU1HEAISGwoXR0VORVJBVElPTl9NT0RFX0lOUEFJTlQQAyruAQoNU2NoZWR1bGVyS2luZBIeChpTQ0hFRFVMRVJfS0lORF9VTlNQRUNJRklFRBAAEhgKFFNDSEVEVUxFUl9LSU5EX0VVTEVSEAESIgoeU0NIRURVTEVSX0tJTkRfRVVMRVJfQU5DRVNUUkFMEAISFwoTU0NIRURVTEVSX0tJTkRfRERJTRADEhsKF1NDSEVEVUxFUl9LSU5EX0RQTVBQXzJNEAQSFgoSU0NIRURVTEVSX0tJTkRfTENNEAUSFwoTU0NIRURVTEVSX0tJTkRfSEVVThAGEhgKFFNDSEVEVUxFUl9LSU5EX1VOSVBDEAcqjwEKD1RpbWVzdGVwU3BhY2luZxIgChxUSU1FU1RFUF9TUEFDSU5HX1VOU1BFQ0lGSUVEEAASHAoYVElNRVNURVBfU1BBQ0lOR19MRUFESU5HEAESHQoZVElNRVNURVBfU1BBQ0lOR19UUkFJTElORxACEh0KGVRJTUVTVEVQX1NQQUNJTkdfTElOU1BBQ0UQA2IGcHJvdG8z", [file_dmesh_common_v1_image]);
+  fileDesc("CiBkbWVzaC9jb21tb24vdjEvZ2VuZXJhdGlvbi5wcm90bxIPZG1lc2guY29tbW9uLnYxIpgECg5HZW5lcmF0aW9uU3BlYxItCgRtb2RlGAEgASgOMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25Nb2RlEisKBm1vZGVscxgCIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5Nb2RlbFN1aXRlEjEKCXNjaGVkdWxlchgDIAEoCzIeLmRtZXNoLmNvbW1vbi52MS5TY2hlZHVsZXJTcGVjEjAKBnBhcmFtcxgEIAEoCzIgLmRtZXNoLmNvbW1vbi52MS5IeXBlcnBhcmFtZXRlcnMSMwoMY29uZGl0aW9uaW5nGAUgASgLMh0uZG1lc2guY29tbW9uLnYxLkNvbmRpdGlvbmluZxIpCgRzaXplGAYgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSMQoFbWljcm8YByABKAsyIi5kbWVzaC5jb21tb24udjEuTWljcm9Db25kaXRpb25pbmcSKwoGb3V0cHV0GAggASgLMhsuZG1lc2guY29tbW9uLnYxLk91dHB1dFNwZWMSKgoKaW5pdF9pbWFnZRgJIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIqCgptYXNrX2ltYWdlGAogASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEi0KB3ByZXZpZXcYCyABKAsyHC5kbWVzaC5jb21tb24udjEuUHJldmlld1NwZWMiOAoKTW9kZWxTdWl0ZRIMCgRiYXNlGAEgASgJEg8KB3JlZmluZXIYAiABKAkSCwoDdmFlGAMgASgJIsUDCg1TY2hlZHVsZXJTcGVjEiwKBGtpbmQYASABKA4yHi5kbWVzaC5jb21tb24udjEuU2NoZWR1bGVyS2luZBISCgVzdGVwcxgCIAEoBUgAiAEBEhoKDWthcnJhc19zaWdtYXMYAyABKAhIAYgBARIxCgdzcGFjaW5nGAQgASgOMiAuZG1lc2guY29tbW9uLnYxLlRpbWVzdGVwU3BhY2luZxI2Cg5zaWdtYV9zY2hlZHVsZRgFIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5TaWdtYVNjaGVkdWxlEjYKDmFsZ29yaXRobV90eXBlGAYgASgOMh4uZG1lc2guY29tbW9uLnYxLkFsZ29yaXRobVR5cGUSGQoMc29sdmVyX29yZGVyGAcgASgFSAKIAQESMAoLc29sdmVyX3R5cGUYCCABKA4yGy5kbWVzaC5jb21tb24udjEuU29sdmVyVHlwZRI5ChBmaW5hbF9zaWdtYV90eXBlGAkgASgOMh8uZG1lc2guY29tbW9uLnYxLkZpbmFsU2lnbWFUeXBlQggKBl9zdGVwc0IQCg5fa2FycmFzX3NpZ21hc0IPCg1fc29sdmVyX29yZGVyItIBCg9IeXBlcnBhcmFtZXRlcnMSGwoOZ3VpZGFuY2Vfc2NhbGUYASABKAJIAIgBARIRCgRzZWVkGAIgASgESAGIAQESFQoIc3RyZW5ndGgYAyABKAJIAogBARILCgNldGEYBCABKAISGAoQZ3VpZGFuY2VfcmVzY2FsZRgFIAEoAhIRCgljbGlwX3NraXAYBiABKAUSFQoNZGVub2lzaW5nX2VuZBgHIAEoAkIRCg9fZ3VpZGFuY2Vfc2NhbGVCBwoFX3NlZWRCCwoJX3N0cmVuZ3RoInoKDENvbmRpdGlvbmluZxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhAKCHByb21wdF8yGAMgASgJEhkKEW5lZ2F0aXZlX3Byb21wdF8yGAQgASgJEhQKDHBsYWluX3Byb21wdBgFIAEoCCIrCgpEaW1lbnNpb25zEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSKUAgoRTWljcm9Db25kaXRpb25pbmcSMgoNb3JpZ2luYWxfc2l6ZRgBIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5EaW1lbnNpb25zEhAKCGNyb3BfdG9wGAIgASgFEhEKCWNyb3BfbGVmdBgDIAEoBRIwCgt0YXJnZXRfc2l6ZRgEIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5EaW1lbnNpb25zEhwKD2Flc3RoZXRpY19zY29yZRgFIAEoAkgAiAEBEiUKGG5lZ2F0aXZlX2Flc3RoZXRpY19zY29yZRgGIAEoAkgBiAEBQhIKEF9hZXN0aGV0aWNfc2NvcmVCGwoZX25lZ2F0aXZlX2Flc3RoZXRpY19zY29yZSJeCgpPdXRwdXRTcGVjEg0KBWNvdW50GAEgASgFEjAKCGVuY29kaW5nGAIgASgOMh4uZG1lc2guY29tbW9uLnYxLkltYWdlRW5jb2RpbmcSDwoHcXVhbGl0eRgDIAEoBSIlCgtQcmV2aWV3U3BlYxIWCg5pbnRlcnZhbF9zdGVwcxgBIAEoBSqIAQoOR2VuZXJhdGlvbk1vZGUSHwobR0VORVJBVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASGwoXR0VORVJBVElPTl9NT0RFX1RYVDJJTUcQARIbChdHRU5FUkFUSU9OX01PREVfSU1HMklNRxACEhsKF0dFTkVSQVRJT05fTU9ERV9JTlBBSU5UEAMqvgMKDVNjaGVkdWxlcktpbmQSHgoaU0NIRURVTEVSX0tJTkRfVU5TUEVDSUZJRUQQABIYChRTQ0hFRFVMRVJfS0lORF9FVUxFUhABEiIKHlNDSEVEVUxFUl9LSU5EX0VVTEVSX0FOQ0VTVFJBTBACEhcKE1NDSEVEVUxFUl9LSU5EX0RESU0QAxIbChdTQ0hFRFVMRVJfS0lORF9EUE1QUF8yTRAEEhYKElNDSEVEVUxFUl9LSU5EX0xDTRAFEhcKE1NDSEVEVUxFUl9LSU5EX0hFVU4QBhIYChRTQ0hFRFVMRVJfS0lORF9VTklQQxAHEhYKElNDSEVEVUxFUl9LSU5EX0xNUxAIEhcKE1NDSEVEVUxFUl9LSU5EX1BORE0QCRIoCiRTQ0hFRFVMRVJfS0lORF9EUE1fU09MVkVSX1NJTkdMRVNURVAQChIXChNTQ0hFRFVMRVJfS0lORF9ERUlTEAsSGAoUU0NIRURVTEVSX0tJTkRfS0RQTTIQDBIiCh5TQ0hFRFVMRVJfS0lORF9LRFBNMl9BTkNFU1RSQUwQDRIcChhTQ0hFRFVMRVJfS0lORF9FRE1fRVVMRVIQDiqPAQoPVGltZXN0ZXBTcGFjaW5nEiAKHFRJTUVTVEVQX1NQQUNJTkdfVU5TUEVDSUZJRUQQABIcChhUSU1FU1RFUF9TUEFDSU5HX0xFQURJTkcQARIdChlUSU1FU1RFUF9TUEFDSU5HX1RSQUlMSU5HEAISHQoZVElNRVNURVBfU1BBQ0lOR19MSU5TUEFDRRADKp8BCg1TaWdtYVNjaGVkdWxlEh4KGlNJR01BX1NDSEVEVUxFX1VOU1BFQ0lGSUVEEAASGgoWU0lHTUFfU0NIRURVTEVfREVGQVVMVBABEhkKFVNJR01BX1NDSEVEVUxFX0tBUlJBUxACEh4KGlNJR01BX1NDSEVEVUxFX0VYUE9ORU5USUFMEAMSFwoTU0lHTUFfU0NIRURVTEVfQkVUQRAEKsMBCg1BbGdvcml0aG1UeXBlEh4KGkFMR09SSVRITV9UWVBFX1VOU1BFQ0lGSUVEEAASJgoiQUxHT1JJVEhNX1RZUEVfRFBNU09MVkVSX1BMVVNfUExVUxABEioKJkFMR09SSVRITV9UWVBFX1NERV9EUE1TT0xWRVJfUExVU19QTFVTEAISHAoYQUxHT1JJVEhNX1RZUEVfRFBNU09MVkVSEAMSIAocQUxHT1JJVEhNX1RZUEVfU0RFX0RQTVNPTFZFUhAEKoMBCgpTb2x2ZXJUeXBlEhsKF1NPTFZFUl9UWVBFX1VOU1BFQ0lGSUVEEAASGAoUU09MVkVSX1RZUEVfTUlEUE9JTlQQARIUChBTT0xWRVJfVFlQRV9IRVVOEAISEwoPU09MVkVSX1RZUEVfQkgxEAMSEwoPU09MVkVSX1RZUEVfQkgyEAQqbQoORmluYWxTaWdtYVR5cGUSIAocRklOQUxfU0lHTUFfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUZJTkFMX1NJR01BX1RZUEVfWkVSTxABEh4KGkZJTkFMX1NJR01BX1RZUEVfU0lHTUFfTUlOEAJiBnByb3RvMw", [file_dmesh_common_v1_image]);
 
 /**
  * The one nested generation spec that every domain shares.
@@ -201,7 +201,8 @@ export const ModelSuiteSchema: GenMessage<ModelSuite, {jsonType: ModelSuiteJson}
   messageDesc(file_dmesh_common_v1_generation, 1);
 
 /**
- * Unset fields fall back to the model's scheduler_config.json.
+ * Unset fields fall back to the model's scheduler_config.json. The options past `spacing` need `kind`, and
+ * only the families that have them take them (INVALID_ARGUMENT naming the field otherwise).
  *
  * @generated from message dmesh.common.v1.SchedulerSpec
  */
@@ -227,10 +228,38 @@ export type SchedulerSpec = Message<"dmesh.common.v1.SchedulerSpec"> & {
    * @generated from field: dmesh.common.v1.TimestepSpacing spacing = 4;
    */
   spacing: TimestepSpacing;
+
+  /**
+   * @generated from field: dmesh.common.v1.SigmaSchedule sigma_schedule = 5;
+   */
+  sigmaSchedule: SigmaSchedule;
+
+  /**
+   * @generated from field: dmesh.common.v1.AlgorithmType algorithm_type = 6;
+   */
+  algorithmType: AlgorithmType;
+
+  /**
+   * Multistep / single-step order (DPM-Solver, UniPC, DEIS: 1 to 3).
+   *
+   * @generated from field: optional int32 solver_order = 7;
+   */
+  solverOrder?: number | undefined;
+
+  /**
+   * @generated from field: dmesh.common.v1.SolverType solver_type = 8;
+   */
+  solverType: SolverType;
+
+  /**
+   * @generated from field: dmesh.common.v1.FinalSigmaType final_sigma_type = 9;
+   */
+  finalSigmaType: FinalSigmaType;
 };
 
 /**
- * Unset fields fall back to the model's scheduler_config.json.
+ * Unset fields fall back to the model's scheduler_config.json. The options past `spacing` need `kind`, and
+ * only the families that have them take them (INVALID_ARGUMENT naming the field otherwise).
  *
  * @generated from message dmesh.common.v1.SchedulerSpec
  */
@@ -256,6 +285,33 @@ export type SchedulerSpecJson = {
    * @generated from field: dmesh.common.v1.TimestepSpacing spacing = 4;
    */
   spacing?: TimestepSpacingJson;
+
+  /**
+   * @generated from field: dmesh.common.v1.SigmaSchedule sigma_schedule = 5;
+   */
+  sigmaSchedule?: SigmaScheduleJson;
+
+  /**
+   * @generated from field: dmesh.common.v1.AlgorithmType algorithm_type = 6;
+   */
+  algorithmType?: AlgorithmTypeJson;
+
+  /**
+   * Multistep / single-step order (DPM-Solver, UniPC, DEIS: 1 to 3).
+   *
+   * @generated from field: optional int32 solver_order = 7;
+   */
+  solverOrder?: number;
+
+  /**
+   * @generated from field: dmesh.common.v1.SolverType solver_type = 8;
+   */
+  solverType?: SolverTypeJson;
+
+  /**
+   * @generated from field: dmesh.common.v1.FinalSigmaType final_sigma_type = 9;
+   */
+  finalSigmaType?: FinalSigmaTypeJson;
 };
 
 /**
@@ -704,6 +760,9 @@ export const GenerationModeSchema: GenEnum<GenerationMode, GenerationModeJson> =
   enumDesc(file_dmesh_common_v1_generation, 0);
 
 /**
+ * Scheduler families, each a diffusers scheduler class (`packages/spec` maps them to diffusers class names,
+ * AUTOMATIC1111 sampler names and CLI values). UNSPECIFIED = the model's scheduler_config.json class.
+ *
  * @generated from enum dmesh.common.v1.SchedulerKind
  */
 export enum SchedulerKind {
@@ -713,45 +772,111 @@ export enum SchedulerKind {
   UNSPECIFIED = 0,
 
   /**
+   * EulerDiscreteScheduler ("Euler").
+   *
    * @generated from enum value: SCHEDULER_KIND_EULER = 1;
    */
   EULER = 1,
 
   /**
+   * EulerAncestralDiscreteScheduler ("Euler a").
+   *
    * @generated from enum value: SCHEDULER_KIND_EULER_ANCESTRAL = 2;
    */
   EULER_ANCESTRAL = 2,
 
   /**
+   * DDIMScheduler ("DDIM").
+   *
    * @generated from enum value: SCHEDULER_KIND_DDIM = 3;
    */
   DDIM = 3,
 
   /**
+   * DPMSolverMultistepScheduler ("DPM++ 2M", "DPM++ 2M SDE" with algorithm_type SDE_DPMSOLVER_PLUS_PLUS).
+   *
    * @generated from enum value: SCHEDULER_KIND_DPMPP_2M = 4;
    */
   DPMPP_2M = 4,
 
   /**
+   * LCMScheduler ("LCM").
+   *
    * @generated from enum value: SCHEDULER_KIND_LCM = 5;
    */
   LCM = 5,
 
   /**
+   * HeunDiscreteScheduler ("Heun").
+   *
    * @generated from enum value: SCHEDULER_KIND_HEUN = 6;
    */
   HEUN = 6,
 
   /**
+   * UniPCMultistepScheduler ("UniPC").
+   *
    * @generated from enum value: SCHEDULER_KIND_UNIPC = 7;
    */
   UNIPC = 7,
+
+  /**
+   * LMSDiscreteScheduler ("LMS").
+   *
+   * @generated from enum value: SCHEDULER_KIND_LMS = 8;
+   */
+  LMS = 8,
+
+  /**
+   * PNDMScheduler ("PLMS"; Stable Diffusion 1.x's default).
+   *
+   * @generated from enum value: SCHEDULER_KIND_PNDM = 9;
+   */
+  PNDM = 9,
+
+  /**
+   * DPMSolverSinglestepScheduler ("DPM++ 2S", "DPM++ SDE" with algorithm_type SDE_DPMSOLVER_PLUS_PLUS).
+   *
+   * @generated from enum value: SCHEDULER_KIND_DPM_SOLVER_SINGLESTEP = 10;
+   */
+  DPM_SOLVER_SINGLESTEP = 10,
+
+  /**
+   * DEISMultistepScheduler ("DEIS").
+   *
+   * @generated from enum value: SCHEDULER_KIND_DEIS = 11;
+   */
+  DEIS = 11,
+
+  /**
+   * KDPM2DiscreteScheduler ("DPM2").
+   *
+   * @generated from enum value: SCHEDULER_KIND_KDPM2 = 12;
+   */
+  KDPM2 = 12,
+
+  /**
+   * KDPM2AncestralDiscreteScheduler ("DPM2 a").
+   *
+   * @generated from enum value: SCHEDULER_KIND_KDPM2_ANCESTRAL = 13;
+   */
+  KDPM2_ANCESTRAL = 13,
+
+  /**
+   * EDMEulerScheduler, for models trained in the EDM formulation.
+   *
+   * @generated from enum value: SCHEDULER_KIND_EDM_EULER = 14;
+   */
+  EDM_EULER = 14,
 }
 
 /**
+ * Scheduler families, each a diffusers scheduler class (`packages/spec` maps them to diffusers class names,
+ * AUTOMATIC1111 sampler names and CLI values). UNSPECIFIED = the model's scheduler_config.json class.
+ *
  * @generated from enum dmesh.common.v1.SchedulerKind
  */
-export type SchedulerKindJson = "SCHEDULER_KIND_UNSPECIFIED" | "SCHEDULER_KIND_EULER" | "SCHEDULER_KIND_EULER_ANCESTRAL" | "SCHEDULER_KIND_DDIM" | "SCHEDULER_KIND_DPMPP_2M" | "SCHEDULER_KIND_LCM" | "SCHEDULER_KIND_HEUN" | "SCHEDULER_KIND_UNIPC";
+export type SchedulerKindJson = "SCHEDULER_KIND_UNSPECIFIED" | "SCHEDULER_KIND_EULER" | "SCHEDULER_KIND_EULER_ANCESTRAL" | "SCHEDULER_KIND_DDIM" | "SCHEDULER_KIND_DPMPP_2M" | "SCHEDULER_KIND_LCM" | "SCHEDULER_KIND_HEUN" | "SCHEDULER_KIND_UNIPC" | "SCHEDULER_KIND_LMS" | "SCHEDULER_KIND_PNDM" | "SCHEDULER_KIND_DPM_SOLVER_SINGLESTEP" | "SCHEDULER_KIND_DEIS" | "SCHEDULER_KIND_KDPM2" | "SCHEDULER_KIND_KDPM2_ANCESTRAL" | "SCHEDULER_KIND_EDM_EULER";
 
 /**
  * Describes the enum dmesh.common.v1.SchedulerKind.
@@ -794,4 +919,192 @@ export type TimestepSpacingJson = "TIMESTEP_SPACING_UNSPECIFIED" | "TIMESTEP_SPA
  */
 export const TimestepSpacingSchema: GenEnum<TimestepSpacing, TimestepSpacingJson> = /*@__PURE__*/
   enumDesc(file_dmesh_common_v1_generation, 2);
+
+/**
+ * How noise levels are spread over the steps (A1111's "Schedule type").
+ *
+ * @generated from enum dmesh.common.v1.SigmaSchedule
+ */
+export enum SigmaSchedule {
+  /**
+   * The model's scheduler_config.json.
+   *
+   * @generated from enum value: SIGMA_SCHEDULE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The training sigmas at the spaced timesteps (no respacing).
+   *
+   * @generated from enum value: SIGMA_SCHEDULE_DEFAULT = 1;
+   */
+  DEFAULT = 1,
+
+  /**
+   * Karras et al. (2022), rho = 7.
+   *
+   * @generated from enum value: SIGMA_SCHEDULE_KARRAS = 2;
+   */
+  KARRAS = 2,
+
+  /**
+   * Evenly spaced in log sigma.
+   *
+   * @generated from enum value: SIGMA_SCHEDULE_EXPONENTIAL = 3;
+   */
+  EXPONENTIAL = 3,
+
+  /**
+   * Beta(0.6, 0.6) quantiles (arXiv:2407.12173).
+   *
+   * @generated from enum value: SIGMA_SCHEDULE_BETA = 4;
+   */
+  BETA = 4,
+}
+
+/**
+ * How noise levels are spread over the steps (A1111's "Schedule type").
+ *
+ * @generated from enum dmesh.common.v1.SigmaSchedule
+ */
+export type SigmaScheduleJson = "SIGMA_SCHEDULE_UNSPECIFIED" | "SIGMA_SCHEDULE_DEFAULT" | "SIGMA_SCHEDULE_KARRAS" | "SIGMA_SCHEDULE_EXPONENTIAL" | "SIGMA_SCHEDULE_BETA";
+
+/**
+ * Describes the enum dmesh.common.v1.SigmaSchedule.
+ */
+export const SigmaScheduleSchema: GenEnum<SigmaSchedule, SigmaScheduleJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_common_v1_generation, 3);
+
+/**
+ * DPM-Solver's algorithm_type.
+ *
+ * @generated from enum dmesh.common.v1.AlgorithmType
+ */
+export enum AlgorithmType {
+  /**
+   * @generated from enum value: ALGORITHM_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * "dpmsolver++": data prediction, ODE.
+   *
+   * @generated from enum value: ALGORITHM_TYPE_DPMSOLVER_PLUS_PLUS = 1;
+   */
+  DPMSOLVER_PLUS_PLUS = 1,
+
+  /**
+   * "sde-dpmsolver++": data prediction, SDE (draws noise from the seed).
+   *
+   * @generated from enum value: ALGORITHM_TYPE_SDE_DPMSOLVER_PLUS_PLUS = 2;
+   */
+  SDE_DPMSOLVER_PLUS_PLUS = 2,
+
+  /**
+   * "dpmsolver": noise prediction, ODE.
+   *
+   * @generated from enum value: ALGORITHM_TYPE_DPMSOLVER = 3;
+   */
+  DPMSOLVER = 3,
+
+  /**
+   * "sde-dpmsolver": noise prediction, SDE (multistep only).
+   *
+   * @generated from enum value: ALGORITHM_TYPE_SDE_DPMSOLVER = 4;
+   */
+  SDE_DPMSOLVER = 4,
+}
+
+/**
+ * DPM-Solver's algorithm_type.
+ *
+ * @generated from enum dmesh.common.v1.AlgorithmType
+ */
+export type AlgorithmTypeJson = "ALGORITHM_TYPE_UNSPECIFIED" | "ALGORITHM_TYPE_DPMSOLVER_PLUS_PLUS" | "ALGORITHM_TYPE_SDE_DPMSOLVER_PLUS_PLUS" | "ALGORITHM_TYPE_DPMSOLVER" | "ALGORITHM_TYPE_SDE_DPMSOLVER";
+
+/**
+ * Describes the enum dmesh.common.v1.AlgorithmType.
+ */
+export const AlgorithmTypeSchema: GenEnum<AlgorithmType, AlgorithmTypeJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_common_v1_generation, 4);
+
+/**
+ * The second-order update rule: DPM-Solver's midpoint or heun, UniPC's B(h) bh1 or bh2.
+ *
+ * @generated from enum dmesh.common.v1.SolverType
+ */
+export enum SolverType {
+  /**
+   * @generated from enum value: SOLVER_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: SOLVER_TYPE_MIDPOINT = 1;
+   */
+  MIDPOINT = 1,
+
+  /**
+   * @generated from enum value: SOLVER_TYPE_HEUN = 2;
+   */
+  HEUN = 2,
+
+  /**
+   * @generated from enum value: SOLVER_TYPE_BH1 = 3;
+   */
+  BH1 = 3,
+
+  /**
+   * @generated from enum value: SOLVER_TYPE_BH2 = 4;
+   */
+  BH2 = 4,
+}
+
+/**
+ * The second-order update rule: DPM-Solver's midpoint or heun, UniPC's B(h) bh1 or bh2.
+ *
+ * @generated from enum dmesh.common.v1.SolverType
+ */
+export type SolverTypeJson = "SOLVER_TYPE_UNSPECIFIED" | "SOLVER_TYPE_MIDPOINT" | "SOLVER_TYPE_HEUN" | "SOLVER_TYPE_BH1" | "SOLVER_TYPE_BH2";
+
+/**
+ * Describes the enum dmesh.common.v1.SolverType.
+ */
+export const SolverTypeSchema: GenEnum<SolverType, SolverTypeJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_common_v1_generation, 5);
+
+/**
+ * The sigma after the last step.
+ *
+ * @generated from enum dmesh.common.v1.FinalSigmaType
+ */
+export enum FinalSigmaType {
+  /**
+   * @generated from enum value: FINAL_SIGMA_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: FINAL_SIGMA_TYPE_ZERO = 1;
+   */
+  ZERO = 1,
+
+  /**
+   * @generated from enum value: FINAL_SIGMA_TYPE_SIGMA_MIN = 2;
+   */
+  SIGMA_MIN = 2,
+}
+
+/**
+ * The sigma after the last step.
+ *
+ * @generated from enum dmesh.common.v1.FinalSigmaType
+ */
+export type FinalSigmaTypeJson = "FINAL_SIGMA_TYPE_UNSPECIFIED" | "FINAL_SIGMA_TYPE_ZERO" | "FINAL_SIGMA_TYPE_SIGMA_MIN";
+
+/**
+ * Describes the enum dmesh.common.v1.FinalSigmaType.
+ */
+export const FinalSigmaTypeSchema: GenEnum<FinalSigmaType, FinalSigmaTypeJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_common_v1_generation, 6);
 

@@ -625,7 +625,8 @@ export type AcquireLeaseRequest = Message<"dmesh.device.v1.AcquireLeaseRequest">
   holder: string;
 
   /**
-   * 1-3600 s; unset = 30. The lease expires unless renewed within this time.
+   * 1-600 s; unset = the device service's LEASE_TTL_SECONDS (default 30). The lease expires unless renewed
+   * within this time.
    *
    * @generated from field: int32 ttl_seconds = 4;
    */
@@ -652,7 +653,8 @@ export type AcquireLeaseRequestJson = {
   holder?: string;
 
   /**
-   * 1-3600 s; unset = 30. The lease expires unless renewed within this time.
+   * 1-600 s; unset = the device service's LEASE_TTL_SECONDS (default 30). The lease expires unless renewed
+   * within this time.
    *
    * @generated from field: int32 ttl_seconds = 4;
    */

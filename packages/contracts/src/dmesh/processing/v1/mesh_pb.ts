@@ -2,15 +2,21 @@
 // @generated from file dmesh/processing/v1/mesh.proto (package dmesh.processing.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { BatchState, BatchStateJson } from "./batch_pb.js";
+import { file_dmesh_processing_v1_batch } from "./batch_pb.js";
+import type { SessionState, SessionStateJson } from "./session_pb.js";
+import { file_dmesh_processing_v1_session } from "./session_pb.js";
+import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dmesh/processing/v1/mesh.proto.
  */
 export const file_dmesh_processing_v1_mesh: GenFile = /*@__PURE__*/
-  fileDesc("Ch5kbWVzaC9wcm9jZXNzaW5nL3YxL21lc2gucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEipAIKEEluc3RydWN0b3JTdGF0dXMSDgoGZG9tYWluGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGaGVhbHRoGAMgASgJEhIKCmxhdGVuY3lfbXMYBCABKAISEwoLd2FybV9tb2RlbHMYBSADKAkSFQoNcXVldWVfcnVubmluZxgGIAEoBRIUCgxxdWV1ZV9xdWV1ZWQYByABKAUSIAoYZGV2aWNlX21lbW9yeV9mcmVlX2J5dGVzGAggASgEEiEKGWRldmljZV9tZW1vcnlfdG90YWxfYnl0ZXMYCSABKAQSDQoFZXJyb3IYCiABKAkSIgoaZGV2aWNlX21lbW9yeV9sZWFzZWRfYnl0ZXMYCyABKAQSEQoJZGV2aWNlX2lkGAwgASgJIhYKFEdldE1lc2hTdGF0dXNSZXF1ZXN0IoYBChVHZXRNZXNoU3RhdHVzUmVzcG9uc2USOgoLaW5zdHJ1Y3RvcnMYASADKAsyJS5kbWVzaC5wcm9jZXNzaW5nLnYxLkluc3RydWN0b3JTdGF0dXMSFwoPc2Vzc2lvbnNfcXVldWVkGAIgASgFEhgKEHNlc3Npb25zX3J1bm5pbmcYAyABKAUiaQoOQ2xlYW51cFJlcXVlc3QSGwoTdW5sb2FkX2lkbGVfc2Vjb25kcxgBIAEoBRIpCiFwcnVuZV9zZXNzaW9uc19vbGRlcl90aGFuX3NlY29uZHMYAiABKAUSDwoHZHJ5X3J1bhgDIAEoCCJyCg9DbGVhbnVwUmVzcG9uc2USFwoPdW5sb2FkZWRfbW9kZWxzGAEgAygJEhcKD3Nlc3Npb25zX3BydW5lZBgCIAEoBRIYChBhcnRpZmFjdHNfcHJ1bmVkGAMgASgFEhMKC2J5dGVzX2ZyZWVkGAQgASgEMtABCgtNZXNoU2VydmljZRJrCg1HZXRNZXNoU3RhdHVzEikuZG1lc2gucHJvY2Vzc2luZy52MS5HZXRNZXNoU3RhdHVzUmVxdWVzdBoqLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0TWVzaFN0YXR1c1Jlc3BvbnNlIgOQAgESVAoHQ2xlYW51cBIjLmRtZXNoLnByb2Nlc3NpbmcudjEuQ2xlYW51cFJlcXVlc3QaJC5kbWVzaC5wcm9jZXNzaW5nLnYxLkNsZWFudXBSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch5kbWVzaC9wcm9jZXNzaW5nL3YxL21lc2gucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEipAIKEEluc3RydWN0b3JTdGF0dXMSDgoGZG9tYWluGAEgASgJEg8KB2FkZHJlc3MYAiABKAkSDgoGaGVhbHRoGAMgASgJEhIKCmxhdGVuY3lfbXMYBCABKAISEwoLd2FybV9tb2RlbHMYBSADKAkSFQoNcXVldWVfcnVubmluZxgGIAEoBRIUCgxxdWV1ZV9xdWV1ZWQYByABKAUSIAoYZGV2aWNlX21lbW9yeV9mcmVlX2J5dGVzGAggASgEEiEKGWRldmljZV9tZW1vcnlfdG90YWxfYnl0ZXMYCSABKAQSDQoFZXJyb3IYCiABKAkSIgoaZGV2aWNlX21lbW9yeV9sZWFzZWRfYnl0ZXMYCyABKAQSEQoJZGV2aWNlX2lkGAwgASgJIhYKFEdldE1lc2hTdGF0dXNSZXF1ZXN0IoYBChVHZXRNZXNoU3RhdHVzUmVzcG9uc2USOgoLaW5zdHJ1Y3RvcnMYASADKAsyJS5kbWVzaC5wcm9jZXNzaW5nLnYxLkluc3RydWN0b3JTdGF0dXMSFwoPc2Vzc2lvbnNfcXVldWVkGAIgASgFEhgKEHNlc3Npb25zX3J1bm5pbmcYAyABKAUiaQoOQ2xlYW51cFJlcXVlc3QSGwoTdW5sb2FkX2lkbGVfc2Vjb25kcxgBIAEoBRIpCiFwcnVuZV9zZXNzaW9uc19vbGRlcl90aGFuX3NlY29uZHMYAiABKAUSDwoHZHJ5X3J1bhgDIAEoCCJyCg9DbGVhbnVwUmVzcG9uc2USFwoPdW5sb2FkZWRfbW9kZWxzGAEgAygJEhcKD3Nlc3Npb25zX3BydW5lZBgCIAEoBRIYChBhcnRpZmFjdHNfcHJ1bmVkGAMgASgFEhMKC2J5dGVzX2ZyZWVkGAQgASgEIksKFldhdGNoTWVzaEV2ZW50c1JlcXVlc3QSMQoFa2luZHMYASADKA4yIi5kbWVzaC5wcm9jZXNzaW5nLnYxLk1lc2hFdmVudEtpbmQiSAoXV2F0Y2hNZXNoRXZlbnRzUmVzcG9uc2USLQoFZXZlbnQYASABKAsyHi5kbWVzaC5wcm9jZXNzaW5nLnYxLk1lc2hFdmVudCKUAwoJTWVzaEV2ZW50EjAKBGtpbmQYASABKA4yIi5kbWVzaC5wcm9jZXNzaW5nLnYxLk1lc2hFdmVudEtpbmQSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoHcmVwbGljYRgDIAEoCzIhLmRtZXNoLnByb2Nlc3NpbmcudjEuUmVwbGljYUV2ZW50SAASMAoFbW9kZWwYBCABKAsyHy5kbWVzaC5wcm9jZXNzaW5nLnYxLk1vZGVsRXZlbnRIABI/Cg1kZXZpY2VfbWVtb3J5GAUgASgLMiYuZG1lc2gucHJvY2Vzc2luZy52MS5EZXZpY2VNZW1vcnlFdmVudEgAEj0KB3Nlc3Npb24YBiABKAsyKi5kbWVzaC5wcm9jZXNzaW5nLnYxLlNlc3Npb25MaWZlY3ljbGVFdmVudEgAEjkKBWJhdGNoGAcgASgLMiguZG1lc2gucHJvY2Vzc2luZy52MS5CYXRjaExpZmVjeWNsZUV2ZW50SABCCAoGZGV0YWlsIj8KDFJlcGxpY2FFdmVudBIOCgZkb21haW4YASABKAkSDwoHYWRkcmVzcxgCIAEoCRIOCgZyZWFzb24YAyABKAkiLAoKTW9kZWxFdmVudBIPCgdhZGRyZXNzGAEgASgJEg0KBW1vZGVsGAIgASgJInYKEURldmljZU1lbW9yeUV2ZW50Eg8KB2FkZHJlc3MYASABKAkSEQoJZGV2aWNlX2lkGAIgASgJEhIKCmZyZWVfYnl0ZXMYAyABKAQSEwoLdG90YWxfYnl0ZXMYBCABKAQSFAoMbGVhc2VkX2J5dGVzGAUgASgEIqMBChVTZXNzaW9uTGlmZWN5Y2xlRXZlbnQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIwCgVzdGF0ZRgCIAEoDjIhLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvblN0YXRlEhMKC3dvcmtmbG93X2lkGAMgASgJEhAKCGJhdGNoX2lkGAQgASgJEg0KBWVycm9yGAUgASgJEg4KBnRlbmFudBgGIAEoCSKsAQoTQmF0Y2hMaWZlY3ljbGVFdmVudBIQCghiYXRjaF9pZBgBIAEoCRIuCgVzdGF0ZRgCIAEoDjIfLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hTdGF0ZRINCgVpdGVtcxgDIAEoBRIRCgljb21wbGV0ZWQYBCABKAUSDgoGZmFpbGVkGAUgASgFEhEKCWNhbmNlbGxlZBgGIAEoBRIOCgZ0ZW5hbnQYByABKAkqlwIKDU1lc2hFdmVudEtpbmQSHwobTUVTSF9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASHgoaTUVTSF9FVkVOVF9LSU5EX1JFUExJQ0FfVVAQARIgChxNRVNIX0VWRU5UX0tJTkRfUkVQTElDQV9ET1dOEAISIAocTUVTSF9FVkVOVF9LSU5EX01PREVMX0xPQURFRBADEiIKHk1FU0hfRVZFTlRfS0lORF9NT0RFTF9VTkxPQURFRBAEEiUKIU1FU0hfRVZFTlRfS0lORF9ERVZJQ0VfTUVNT1JZX0xPVxAFEhsKF01FU0hfRVZFTlRfS0lORF9TRVNTSU9OEAYSGQoVTUVTSF9FVkVOVF9LSU5EX0JBVENIEAcyxQIKC01lc2hTZXJ2aWNlEmsKDUdldE1lc2hTdGF0dXMSKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldE1lc2hTdGF0dXNSZXF1ZXN0GiouZG1lc2gucHJvY2Vzc2luZy52MS5HZXRNZXNoU3RhdHVzUmVzcG9uc2UiA5ACARJUCgdDbGVhbnVwEiMuZG1lc2gucHJvY2Vzc2luZy52MS5DbGVhbnVwUmVxdWVzdBokLmRtZXNoLnByb2Nlc3NpbmcudjEuQ2xlYW51cFJlc3BvbnNlEnMKD1dhdGNoTWVzaEV2ZW50cxIrLmRtZXNoLnByb2Nlc3NpbmcudjEuV2F0Y2hNZXNoRXZlbnRzUmVxdWVzdBosLmRtZXNoLnByb2Nlc3NpbmcudjEuV2F0Y2hNZXNoRXZlbnRzUmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_dmesh_processing_v1_batch, file_dmesh_processing_v1_session, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message dmesh.processing.v1.InstructorStatus
@@ -344,6 +350,588 @@ export const CleanupResponseSchema: GenMessage<CleanupResponse, {jsonType: Clean
   messageDesc(file_dmesh_processing_v1_mesh, 4);
 
 /**
+ * @generated from message dmesh.processing.v1.WatchMeshEventsRequest
+ */
+export type WatchMeshEventsRequest = Message<"dmesh.processing.v1.WatchMeshEventsRequest"> & {
+  /**
+   * The kinds to receive; empty = every kind.
+   *
+   * @generated from field: repeated dmesh.processing.v1.MeshEventKind kinds = 1;
+   */
+  kinds: MeshEventKind[];
+};
+
+/**
+ * @generated from message dmesh.processing.v1.WatchMeshEventsRequest
+ */
+export type WatchMeshEventsRequestJson = {
+  /**
+   * The kinds to receive; empty = every kind.
+   *
+   * @generated from field: repeated dmesh.processing.v1.MeshEventKind kinds = 1;
+   */
+  kinds?: MeshEventKindJson[];
+};
+
+/**
+ * Describes the message dmesh.processing.v1.WatchMeshEventsRequest.
+ * Use `create(WatchMeshEventsRequestSchema)` to create a new message.
+ */
+export const WatchMeshEventsRequestSchema: GenMessage<WatchMeshEventsRequest, {jsonType: WatchMeshEventsRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 5);
+
+/**
+ * @generated from message dmesh.processing.v1.WatchMeshEventsResponse
+ */
+export type WatchMeshEventsResponse = Message<"dmesh.processing.v1.WatchMeshEventsResponse"> & {
+  /**
+   * @generated from field: dmesh.processing.v1.MeshEvent event = 1;
+   */
+  event?: MeshEvent | undefined;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.WatchMeshEventsResponse
+ */
+export type WatchMeshEventsResponseJson = {
+  /**
+   * @generated from field: dmesh.processing.v1.MeshEvent event = 1;
+   */
+  event?: MeshEventJson;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.WatchMeshEventsResponse.
+ * Use `create(WatchMeshEventsResponseSchema)` to create a new message.
+ */
+export const WatchMeshEventsResponseSchema: GenMessage<WatchMeshEventsResponse, {jsonType: WatchMeshEventsResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 6);
+
+/**
+ * @generated from message dmesh.processing.v1.MeshEvent
+ */
+export type MeshEvent = Message<"dmesh.processing.v1.MeshEvent"> & {
+  /**
+   * @generated from field: dmesh.processing.v1.MeshEventKind kind = 1;
+   */
+  kind: MeshEventKind;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * @generated from oneof dmesh.processing.v1.MeshEvent.detail
+   */
+  detail: {
+    /**
+     * REPLICA_UP, REPLICA_DOWN.
+     *
+     * @generated from field: dmesh.processing.v1.ReplicaEvent replica = 3;
+     */
+    value: ReplicaEvent;
+    case: "replica";
+  } | {
+    /**
+     * MODEL_LOADED, MODEL_UNLOADED.
+     *
+     * @generated from field: dmesh.processing.v1.ModelEvent model = 4;
+     */
+    value: ModelEvent;
+    case: "model";
+  } | {
+    /**
+     * DEVICE_MEMORY_LOW.
+     *
+     * @generated from field: dmesh.processing.v1.DeviceMemoryEvent device_memory = 5;
+     */
+    value: DeviceMemoryEvent;
+    case: "deviceMemory";
+  } | {
+    /**
+     * SESSION.
+     *
+     * @generated from field: dmesh.processing.v1.SessionLifecycleEvent session = 6;
+     */
+    value: SessionLifecycleEvent;
+    case: "session";
+  } | {
+    /**
+     * BATCH.
+     *
+     * @generated from field: dmesh.processing.v1.BatchLifecycleEvent batch = 7;
+     */
+    value: BatchLifecycleEvent;
+    case: "batch";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * @generated from message dmesh.processing.v1.MeshEvent
+ */
+export type MeshEventJson = {
+  /**
+   * @generated from field: dmesh.processing.v1.MeshEventKind kind = 1;
+   */
+  kind?: MeshEventKindJson;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: TimestampJson;
+
+  /**
+   * REPLICA_UP, REPLICA_DOWN.
+   *
+   * @generated from field: dmesh.processing.v1.ReplicaEvent replica = 3;
+   */
+  replica?: ReplicaEventJson;
+
+  /**
+   * MODEL_LOADED, MODEL_UNLOADED.
+   *
+   * @generated from field: dmesh.processing.v1.ModelEvent model = 4;
+   */
+  model?: ModelEventJson;
+
+  /**
+   * DEVICE_MEMORY_LOW.
+   *
+   * @generated from field: dmesh.processing.v1.DeviceMemoryEvent device_memory = 5;
+   */
+  deviceMemory?: DeviceMemoryEventJson;
+
+  /**
+   * SESSION.
+   *
+   * @generated from field: dmesh.processing.v1.SessionLifecycleEvent session = 6;
+   */
+  session?: SessionLifecycleEventJson;
+
+  /**
+   * BATCH.
+   *
+   * @generated from field: dmesh.processing.v1.BatchLifecycleEvent batch = 7;
+   */
+  batch?: BatchLifecycleEventJson;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.MeshEvent.
+ * Use `create(MeshEventSchema)` to create a new message.
+ */
+export const MeshEventSchema: GenMessage<MeshEvent, {jsonType: MeshEventJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 7);
+
+/**
+ * @generated from message dmesh.processing.v1.ReplicaEvent
+ */
+export type ReplicaEvent = Message<"dmesh.processing.v1.ReplicaEvent"> & {
+  /**
+   * "inference", "postprocess" or "device".
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain: string;
+
+  /**
+   * @generated from field: string address = 2;
+   */
+  address: string;
+
+  /**
+   * Why it is down: the health status, or the error that reached it.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.ReplicaEvent
+ */
+export type ReplicaEventJson = {
+  /**
+   * "inference", "postprocess" or "device".
+   *
+   * @generated from field: string domain = 1;
+   */
+  domain?: string;
+
+  /**
+   * @generated from field: string address = 2;
+   */
+  address?: string;
+
+  /**
+   * Why it is down: the health status, or the error that reached it.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.ReplicaEvent.
+ * Use `create(ReplicaEventSchema)` to create a new message.
+ */
+export const ReplicaEventSchema: GenMessage<ReplicaEvent, {jsonType: ReplicaEventJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 8);
+
+/**
+ * @generated from message dmesh.processing.v1.ModelEvent
+ */
+export type ModelEvent = Message<"dmesh.processing.v1.ModelEvent"> & {
+  /**
+   * The inference replica.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string model = 2;
+   */
+  model: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.ModelEvent
+ */
+export type ModelEventJson = {
+  /**
+   * The inference replica.
+   *
+   * @generated from field: string address = 1;
+   */
+  address?: string;
+
+  /**
+   * @generated from field: string model = 2;
+   */
+  model?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.ModelEvent.
+ * Use `create(ModelEventSchema)` to create a new message.
+ */
+export const ModelEventSchema: GenMessage<ModelEvent, {jsonType: ModelEventJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 9);
+
+/**
+ * @generated from message dmesh.processing.v1.DeviceMemoryEvent
+ */
+export type DeviceMemoryEvent = Message<"dmesh.processing.v1.DeviceMemoryEvent"> & {
+  /**
+   * The inference replica whose device it is.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string device_id = 2;
+   */
+  deviceId: string;
+
+  /**
+   * @generated from field: uint64 free_bytes = 3;
+   */
+  freeBytes: bigint;
+
+  /**
+   * @generated from field: uint64 total_bytes = 4;
+   */
+  totalBytes: bigint;
+
+  /**
+   * @generated from field: uint64 leased_bytes = 5;
+   */
+  leasedBytes: bigint;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.DeviceMemoryEvent
+ */
+export type DeviceMemoryEventJson = {
+  /**
+   * The inference replica whose device it is.
+   *
+   * @generated from field: string address = 1;
+   */
+  address?: string;
+
+  /**
+   * @generated from field: string device_id = 2;
+   */
+  deviceId?: string;
+
+  /**
+   * @generated from field: uint64 free_bytes = 3;
+   */
+  freeBytes?: string;
+
+  /**
+   * @generated from field: uint64 total_bytes = 4;
+   */
+  totalBytes?: string;
+
+  /**
+   * @generated from field: uint64 leased_bytes = 5;
+   */
+  leasedBytes?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.DeviceMemoryEvent.
+ * Use `create(DeviceMemoryEventSchema)` to create a new message.
+ */
+export const DeviceMemoryEventSchema: GenMessage<DeviceMemoryEvent, {jsonType: DeviceMemoryEventJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 10);
+
+/**
+ * @generated from message dmesh.processing.v1.SessionLifecycleEvent
+ */
+export type SessionLifecycleEvent = Message<"dmesh.processing.v1.SessionLifecycleEvent"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: dmesh.processing.v1.SessionState state = 2;
+   */
+  state: SessionState;
+
+  /**
+   * @generated from field: string workflow_id = 3;
+   */
+  workflowId: string;
+
+  /**
+   * Set when the session is an item of a batch.
+   *
+   * @generated from field: string batch_id = 4;
+   */
+  batchId: string;
+
+  /**
+   * Why it failed, for FAILED.
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+
+  /**
+   * @generated from field: string tenant = 6;
+   */
+  tenant: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.SessionLifecycleEvent
+ */
+export type SessionLifecycleEventJson = {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId?: string;
+
+  /**
+   * @generated from field: dmesh.processing.v1.SessionState state = 2;
+   */
+  state?: SessionStateJson;
+
+  /**
+   * @generated from field: string workflow_id = 3;
+   */
+  workflowId?: string;
+
+  /**
+   * Set when the session is an item of a batch.
+   *
+   * @generated from field: string batch_id = 4;
+   */
+  batchId?: string;
+
+  /**
+   * Why it failed, for FAILED.
+   *
+   * @generated from field: string error = 5;
+   */
+  error?: string;
+
+  /**
+   * @generated from field: string tenant = 6;
+   */
+  tenant?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.SessionLifecycleEvent.
+ * Use `create(SessionLifecycleEventSchema)` to create a new message.
+ */
+export const SessionLifecycleEventSchema: GenMessage<SessionLifecycleEvent, {jsonType: SessionLifecycleEventJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 11);
+
+/**
+ * @generated from message dmesh.processing.v1.BatchLifecycleEvent
+ */
+export type BatchLifecycleEvent = Message<"dmesh.processing.v1.BatchLifecycleEvent"> & {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId: string;
+
+  /**
+   * @generated from field: dmesh.processing.v1.BatchState state = 2;
+   */
+  state: BatchState;
+
+  /**
+   * @generated from field: int32 items = 3;
+   */
+  items: number;
+
+  /**
+   * @generated from field: int32 completed = 4;
+   */
+  completed: number;
+
+  /**
+   * @generated from field: int32 failed = 5;
+   */
+  failed: number;
+
+  /**
+   * @generated from field: int32 cancelled = 6;
+   */
+  cancelled: number;
+
+  /**
+   * @generated from field: string tenant = 7;
+   */
+  tenant: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.BatchLifecycleEvent
+ */
+export type BatchLifecycleEventJson = {
+  /**
+   * @generated from field: string batch_id = 1;
+   */
+  batchId?: string;
+
+  /**
+   * @generated from field: dmesh.processing.v1.BatchState state = 2;
+   */
+  state?: BatchStateJson;
+
+  /**
+   * @generated from field: int32 items = 3;
+   */
+  items?: number;
+
+  /**
+   * @generated from field: int32 completed = 4;
+   */
+  completed?: number;
+
+  /**
+   * @generated from field: int32 failed = 5;
+   */
+  failed?: number;
+
+  /**
+   * @generated from field: int32 cancelled = 6;
+   */
+  cancelled?: number;
+
+  /**
+   * @generated from field: string tenant = 7;
+   */
+  tenant?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.BatchLifecycleEvent.
+ * Use `create(BatchLifecycleEventSchema)` to create a new message.
+ */
+export const BatchLifecycleEventSchema: GenMessage<BatchLifecycleEvent, {jsonType: BatchLifecycleEventJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_mesh, 12);
+
+/**
+ * @generated from enum dmesh.processing.v1.MeshEventKind
+ */
+export enum MeshEventKind {
+  /**
+   * @generated from enum value: MESH_EVENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A replica answers its health check SERVING again (or for the first time).
+   *
+   * @generated from enum value: MESH_EVENT_KIND_REPLICA_UP = 1;
+   */
+  REPLICA_UP = 1,
+
+  /**
+   * A replica stopped answering SERVING: unreachable, draining, or a call to it failed.
+   *
+   * @generated from enum value: MESH_EVENT_KIND_REPLICA_DOWN = 2;
+   */
+  REPLICA_DOWN = 2,
+
+  /**
+   * An inference replica reports a model loaded (warm) that it did not before.
+   *
+   * @generated from enum value: MESH_EVENT_KIND_MODEL_LOADED = 3;
+   */
+  MODEL_LOADED = 3,
+
+  /**
+   * @generated from enum value: MESH_EVENT_KIND_MODEL_UNLOADED = 4;
+   */
+  MODEL_UNLOADED = 4,
+
+  /**
+   * The device a replica runs on has less than a tenth of its memory free and unleased.
+   *
+   * @generated from enum value: MESH_EVENT_KIND_DEVICE_MEMORY_LOW = 5;
+   */
+  DEVICE_MEMORY_LOW = 5,
+
+  /**
+   * A session changed state (progress is not an event here; WatchSession streams it).
+   *
+   * @generated from enum value: MESH_EVENT_KIND_SESSION = 6;
+   */
+  SESSION = 6,
+
+  /**
+   * A batch changed state.
+   *
+   * @generated from enum value: MESH_EVENT_KIND_BATCH = 7;
+   */
+  BATCH = 7,
+}
+
+/**
+ * @generated from enum dmesh.processing.v1.MeshEventKind
+ */
+export type MeshEventKindJson = "MESH_EVENT_KIND_UNSPECIFIED" | "MESH_EVENT_KIND_REPLICA_UP" | "MESH_EVENT_KIND_REPLICA_DOWN" | "MESH_EVENT_KIND_MODEL_LOADED" | "MESH_EVENT_KIND_MODEL_UNLOADED" | "MESH_EVENT_KIND_DEVICE_MEMORY_LOW" | "MESH_EVENT_KIND_SESSION" | "MESH_EVENT_KIND_BATCH";
+
+/**
+ * Describes the enum dmesh.processing.v1.MeshEventKind.
+ */
+export const MeshEventKindSchema: GenEnum<MeshEventKind, MeshEventKindJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_processing_v1_mesh, 0);
+
+/**
  * Status and housekeeping across every instructor of the mesh.
  *
  * @generated from service dmesh.processing.v1.MeshService
@@ -364,6 +952,20 @@ export const MeshService: GenService<{
     methodKind: "unary";
     input: typeof CleanupRequestSchema;
     output: typeof CleanupResponseSchema;
+  },
+  /**
+   * What happens in the mesh, as it happens: replicas going down and coming back, models loaded and
+   * unloaded, device memory running low, sessions and batches changing state. Built from what the
+   * orchestrator watches already (its replica health checks, its sessions). The stream opens with every
+   * replica's current state (REPLICA_UP or REPLICA_DOWN, where those kinds are asked for); nothing else is
+   * replayed. With API keys, session and batch events are the caller's tenant's.
+   *
+   * @generated from rpc dmesh.processing.v1.MeshService.WatchMeshEvents
+   */
+  watchMeshEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchMeshEventsRequestSchema;
+    output: typeof WatchMeshEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dmesh_processing_v1_mesh, 0);

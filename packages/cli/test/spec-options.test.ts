@@ -1,0 +1,36 @@
+import {
+  AlgorithmType,
+  SchedulerKind,
+  SigmaSchedule,
+} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { SAMPLER_NAMES } from "@dmesh/spec";
+import { describe, expect, it } from "vitest";
+import { GENERATE_HELP } from "../src/commands/generate.js";
+import { specFromFlags } from "../src/spec-options.js";
+
+const defaults = { width: 512, height: 512, steps: 20 };
+
+describe("--scheduler", () => {
+  it("sets the family and the options its name implies", () => {
+    expect(specFromFlags("a cat", { scheduler: "dpmpp_2m_sde_karras" }, defaults).scheduler).toEqual({
+      steps: 20,
+      kind: SchedulerKind.DPMPP_2M,
+      algorithmType: AlgorithmType.SDE_DPMSOLVER_PLUS_PLUS,
+      solverOrder: 2,
+      sigmaSchedule: SigmaSchedule.KARRAS,
+    });
+    expect(specFromFlags("a cat", { scheduler: "plms" }, defaults).scheduler).toEqual({
+      steps: 20,
+      kind: SchedulerKind.PNDM,
+    });
+  });
+  it("refuses a name the table does not have, listing the samplers", () => {
+    expect(() => specFromFlags("a cat", { scheduler: "ddim_karras" }, defaults)).toThrow(
+      /--scheduler: unknown sampler "ddim_karras"; expected euler\|euler_a\|/,
+    );
+  });
+  it("the generate help lists every sampler of the table", () => {
+    for (const sampler of SAMPLER_NAMES.filter((s) => !s.readOnly))
+      expect(GENERATE_HELP).toContain(sampler.cli);
+  });
+});

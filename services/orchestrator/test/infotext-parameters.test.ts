@@ -1,0 +1,41 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  AlgorithmType,
+  GenerationSpecSchema,
+  SchedulerKind,
+  SigmaSchedule,
+} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { describe, expect, it } from "vitest";
+import { infotextParameters } from "../src/sessions/infotext-parameters.js";
+
+function names(scheduler: Record<string, unknown>) {
+  const spec = create(GenerationSpecSchema, { conditioning: { prompt: "a cat" }, scheduler });
+  const { sampler, scheduleType } = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny");
+  return { sampler, scheduleType };
+}
+
+describe("infotext sampler names", () => {
+  it("writes A1111's Sampler and Schedule type from the scheduler table", () => {
+    expect(names({ kind: SchedulerKind.DPMPP_2M, karrasSigmas: true })).toEqual({
+      sampler: "DPM++ 2M",
+      scheduleType: "Karras",
+    });
+    expect(
+      names({
+        kind: SchedulerKind.DPM_SOLVER_SINGLESTEP,
+        algorithmType: AlgorithmType.SDE_DPMSOLVER_PLUS_PLUS,
+        sigmaSchedule: SigmaSchedule.EXPONENTIAL,
+      }),
+    ).toEqual({ sampler: "DPM++ SDE", scheduleType: "Exponential" });
+    expect(names({ kind: SchedulerKind.KDPM2_ANCESTRAL, sigmaSchedule: SigmaSchedule.BETA })).toEqual({
+      sampler: "DPM2 a",
+      scheduleType: "Beta",
+    });
+    expect(names({ kind: SchedulerKind.PNDM })).toEqual({ sampler: "PLMS", scheduleType: "" });
+    expect(names({ kind: SchedulerKind.UNIPC, sigmaSchedule: SigmaSchedule.DEFAULT })).toEqual({
+      sampler: "UniPC",
+      scheduleType: "",
+    });
+    expect(names({})).toEqual({ sampler: "Euler", scheduleType: "" });
+  });
+});
