@@ -95,6 +95,14 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
     const gen = region("Generate");
     await poll(() => gen.getByLabel("Workflow").locator("option").count()).toBeGreaterThan(1);
     await fillSpec({ Prompt: "a red fox in snow", Steps: "40", Width: "256", Height: "256", Seed: "7" });
+    // Samplers and schedule types by their AUTOMATIC1111 names; a schedule shows only where the sampler takes it.
+    await gen.getByLabel("Sampler").selectOption("DDIM");
+    expect(await gen.getByLabel("Schedule").locator("option").allTextContents()).toEqual([
+      "Default",
+      "SGM Uniform",
+    ]);
+    await gen.getByLabel("Sampler").selectOption("DPM++ 2M SDE");
+    await gen.getByLabel("Schedule").selectOption("Karras");
     await watchProgress();
     await gen.getByRole("button", { name: "Generate", exact: true }).click();
 
@@ -117,7 +125,7 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
     await result.getByText("Parameters", { exact: true }).click();
     const infotext = await result.locator("pre.infotext").textContent();
     expect(infotext).toMatch(/^a red fox in snow\n/);
-    expect(infotext).toContain("Steps: 40");
+    expect(infotext).toContain("Steps: 40, Sampler: DPM++ 2M SDE, Schedule type: Karras");
     expect(infotext).toContain("Seed: 7");
 
     await result.getByRole("button", { name: "Copy parameters" }).click();

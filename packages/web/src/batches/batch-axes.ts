@@ -1,8 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { BatchAxisSchema } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
+import { SCHEDULER_FAMILIES } from "@dmesh/spec/scheduler-table";
 import { InputError } from "../api/call-error.js";
-import { axisValueJson, SAMPLERS } from "../generate/spec-form.js";
+import { axisValueJson } from "../generate/spec-form.js";
 
 type Fragment = MessageInitShape<typeof GenerationSpecSchema>;
 
@@ -66,17 +67,16 @@ export const AXIS_KINDS = {
     multiline: false,
     fragment: (v) => ({ scheduler: { steps: int(v, "scheduler.steps") } }),
   },
+  // One field per axis: the scheduler family (its options, e.g. an SDE variant, come from the base).
   sampler: {
     label: "Sampler",
     path: "scheduler.kind",
-    hint: `comma-separated: ${SAMPLERS.slice(1)
-      .map(([, n]) => n)
-      .join(", ")}`,
+    hint: `comma-separated: ${SCHEDULER_FAMILIES.map((f) => f.label).join(", ")}`,
     multiline: false,
     fragment: (v) => {
-      const found = SAMPLERS.find(([, name]) => name.toLowerCase() === v.toLowerCase());
-      if (!found) throw new InputError("scheduler.kind", `"${v.slice(0, 20)}" is not a sampler`);
-      return { scheduler: { kind: found[0] } };
+      const family = SCHEDULER_FAMILIES.find((f) => f.label.toLowerCase() === v.toLowerCase());
+      if (!family) throw new InputError("scheduler.kind", `"${v.slice(0, 20)}" is not a sampler`);
+      return { scheduler: { kind: family.kind } };
     },
   },
 } satisfies Record<string, AxisKind>;

@@ -1,6 +1,5 @@
-import type { SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { controlProps, Field } from "../ui/field.js";
-import { SAMPLERS, SCHEDULES, type Schedule, type SpecValues } from "./spec-form.js";
+import { SAMPLERS, type SpecValues, schedulesFor } from "./spec-form.js";
 
 export type SpecErrors = Partial<Record<keyof SpecValues, string>>;
 
@@ -58,11 +57,16 @@ export function SpecFields(props: {
         <Field id={id("sampler")} label="Sampler" error={e.sampler}>
           <select
             {...controlProps(id("sampler"), e.sampler)}
-            value={String(v.sampler)}
-            onChange={(ev) => onChange({ sampler: Number(ev.currentTarget.value) as SchedulerKind })}
+            value={v.sampler}
+            onChange={(ev) => {
+              const sampler = ev.currentTarget.value;
+              // A schedule the new sampler does not take goes back to its default.
+              onChange({ sampler, ...(schedulesFor(sampler).includes(v.schedule) ? {} : { schedule: "" }) });
+            }}
           >
-            {SAMPLERS.map(([kind, name]) => (
-              <option key={kind} value={String(kind)}>
+            <option value="">Default</option>
+            {SAMPLERS.map((name) => (
+              <option key={name} value={name}>
                 {name}
               </option>
             ))}
@@ -72,10 +76,11 @@ export function SpecFields(props: {
           <select
             {...controlProps(id("schedule"), e.schedule)}
             value={v.schedule}
-            onChange={(ev) => onChange({ schedule: ev.currentTarget.value as Schedule })}
+            onChange={(ev) => onChange({ schedule: ev.currentTarget.value })}
           >
-            {SCHEDULES.map(([s, name]) => (
-              <option key={s} value={s}>
+            <option value="">Default</option>
+            {schedulesFor(v.sampler).map((name) => (
+              <option key={name} value={name}>
                 {name}
               </option>
             ))}

@@ -1,10 +1,14 @@
 import { create, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { type GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import {
-  type GenerationSpec,
-  GenerationSpecSchema,
-  SchedulerKind,
-  TimestepSpacing,
-} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+  a1111Names,
+  SAMPLER_NAMES,
+  SCHEDULE_TYPE_NAMES,
+  schedulerChoiceOf,
+  schedulerFamily,
+  schedulerFromA1111,
+  schedulerSpecFields,
+} from "@dmesh/spec/scheduler-table";
 import { InputError } from "../api/call-error.js";
 
 /** What the spec inputs hold: numbers as typed, so a bad one is reported against its own field. */
@@ -12,8 +16,10 @@ export interface SpecValues {
   prompt: string;
   negativePrompt: string;
   model: string;
-  sampler: SchedulerKind;
-  schedule: Schedule;
+  /** AUTOMATIC1111's sampler name; "" = the model's own scheduler. */
+  sampler: string;
+  /** AUTOMATIC1111's schedule type; "" = the sampler's default. */
+  schedule: string;
   steps: string;
   width: string;
   height: string;
@@ -25,14 +31,12 @@ export interface SpecValues {
   preview: boolean;
 }
 
-export type Schedule = "default" | "karras" | "leading" | "trailing" | "linspace";
-
 export const DEFAULT_VALUES: SpecValues = {
   prompt: "",
   negativePrompt: "",
   model: "",
-  sampler: SchedulerKind.UNSPECIFIED,
-  schedule: "default",
+  sampler: "",
+  schedule: "",
   steps: "20",
   width: "512",
   height: "512",
@@ -43,31 +47,29 @@ export const DEFAULT_VALUES: SpecValues = {
   preview: true,
 };
 
-/** Sampler names as AUTOMATIC1111 shows them. */
-export const SAMPLERS: readonly [SchedulerKind, string][] = [
-  [SchedulerKind.UNSPECIFIED, "Default"],
-  [SchedulerKind.EULER, "Euler"],
-  [SchedulerKind.EULER_ANCESTRAL, "Euler a"],
-  [SchedulerKind.DPMPP_2M, "DPM++ 2M"],
-  [SchedulerKind.DDIM, "DDIM"],
-  [SchedulerKind.HEUN, "Heun"],
-  [SchedulerKind.UNIPC, "UniPC"],
-  [SchedulerKind.LCM, "LCM"],
-];
+/** The samplers a request can name, by their AUTOMATIC1111 names (`packages/spec`'s scheduler table). */
+export const SAMPLERS: readonly string[] = SAMPLER_NAMES.filter((s) => !s.readOnly).map((s) => s.a1111);
 
-export const SCHEDULES: readonly [Schedule, string][] = [
-  ["default", "Default"],
-  ["karras", "Karras"],
-  ["leading", "Leading"],
-  ["trailing", "Trailing"],
-  ["linspace", "Linspace"],
-];
+/** The schedule types a sampler takes ("" = the model's scheduler takes spacing-only ones). */
+export function schedulesFor(sampler: string): string[] {
+  const kind = SAMPLER_NAMES.find((s) => s.a1111 === sampler)?.kind;
+  const family = kind === undefined ? undefined : schedulerFamily(kind);
+  return SCHEDULE_TYPE_NAMES.filter((t) => !t.readOnly)
+    .filter((t) =>
+      t.sigmaSchedule ? family?.sigmaSchedules.includes(t.sigmaSchedule) : (family?.timestepSpacing ?? true),
+    )
+    .map((t) => t.a1111);
+}
 
-const SPACINGS: Record<Exclude<Schedule, "default" | "karras">, TimestepSpacing> = {
-  leading: TimestepSpacing.LEADING,
-  trailing: TimestepSpacing.TRAILING,
-  linspace: TimestepSpacing.LINSPACE,
-};
+function schedulerOf(v: SpecValues) {
+  if (!v.sampler) {
+    const spacing = SCHEDULE_TYPE_NAMES.find((t) => t.a1111 === v.schedule)?.spacing;
+    return spacing ? schedulerSpecFields({ spacing }) : {};
+  }
+  const choice = schedulerFromA1111(v.sampler, v.schedule);
+  if (!choice) throw new InputError(SPEC_FIELDS.sampler, `unknown sampler "${v.sampler.slice(0, 30)}"`);
+  return schedulerSpecFields(choice);
+}
 
 /**
  * The request field each input edits, as the orchestrator names fields in its errors (`dmesh-field`).
@@ -77,8 +79,9 @@ export const SPEC_FIELDS: Record<keyof SpecValues, string> = {
   prompt: "spec.conditioning.prompt",
   negativePrompt: "spec.conditioning.negative_prompt",
   model: "spec.models",
-  sampler: "spec.scheduler.kind",
-  schedule: "spec.scheduler",
+  // Its kind and the options the name implies (algorithm type, order).
+  sampler: "spec.scheduler",
+  schedule: "spec.scheduler.sigma_schedule",
   steps: "spec.scheduler.steps",
   width: "spec.size.width",
   height: "spec.size.height",
@@ -116,14 +119,7 @@ export function specOf(v: SpecValues, withStrength: boolean): MessageInitShape<t
   return {
     models: { base: v.model.trim() },
     conditioning: { prompt: v.prompt, negativePrompt: v.negativePrompt },
-    scheduler: {
-      kind: v.sampler,
-      ...(steps !== undefined ? { steps } : {}),
-      ...(v.schedule === "karras" ? { karrasSigmas: true } : {}),
-      ...(v.schedule !== "default" && v.schedule !== "karras"
-        ? { karrasSigmas: false, spacing: SPACINGS[v.schedule] }
-        : {}),
-    },
+    scheduler: { ...schedulerOf(v), ...(steps !== undefined ? { steps } : {}) },
     params: {
       ...(cfg !== undefined ? { guidanceScale: cfg } : {}),
       ...(seed !== undefined ? { seed } : {}),
@@ -140,16 +136,16 @@ export function specOf(v: SpecValues, withStrength: boolean): MessageInitShape<t
 
 /** The inputs for a spec a session ran with (its seed left for the caller to decide). */
 export function valuesOf(spec: GenerationSpec, base: SpecValues): SpecValues {
-  const spacing = Object.entries(SPACINGS).find(([, s]) => s === spec.scheduler?.spacing)?.[0] as
-    | Schedule
-    | undefined;
+  const choice = schedulerChoiceOf(spec.scheduler);
+  const names = a1111Names(choice);
   return {
     ...base,
     prompt: spec.conditioning?.prompt ?? base.prompt,
     negativePrompt: spec.conditioning?.negativePrompt ?? base.negativePrompt,
     model: spec.models?.base ?? base.model,
-    sampler: spec.scheduler?.kind ?? base.sampler,
-    schedule: spec.scheduler?.karrasSigmas ? "karras" : (spacing ?? "default"),
+    // An unset kind stays unset (a1111Names would write the SDXL default's name).
+    sampler: choice.kind ? names.sampler : "",
+    schedule: names.scheduleType,
     steps: spec.scheduler?.steps !== undefined ? String(spec.scheduler.steps) : base.steps,
     width: spec.size?.width ? String(spec.size.width) : base.width,
     height: spec.size?.height ? String(spec.size.height) : base.height,
