@@ -4,7 +4,7 @@ import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Duplex } from "node:stream";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "./logger.js";
 import { withMetricsPath } from "./metrics-server.js";
 
@@ -19,6 +19,8 @@ export interface ConnectServerOptions {
   shutdownGraceMs: number;
   /** Called first on close, e.g. to drop readiness before connections drain. */
   onClose?: () => void;
+  /** Answers requests whose path is no RPC (e.g. static files); unset = 404. */
+  fallback?: ConnectNodeAdapterOptions["fallback"];
 }
 
 export interface RunningConnectServer {
@@ -79,6 +81,7 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     readMaxBytes: options.maxMessageBytes,
     writeMaxBytes: options.maxMessageBytes,
     shutdownSignal: shutdown.signal,
+    ...(options.fallback ? { fallback: options.fallback } : {}),
   });
   const h1 = http.createServer(withMetricsPath(handler));
   const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, withMetricsPath(handler));

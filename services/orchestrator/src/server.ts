@@ -31,6 +31,7 @@ import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
 import { DEFAULT_TENANT } from "./sessions/tenant.js";
+import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
@@ -162,6 +163,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     maxMessageBytes: max,
     shutdownGraceMs: config.shutdownGraceMs,
     onClose: () => health.setReady(false),
+    // GET / and the page's assets; every RPC path stays the API's.
+    fallback: createStaticFiles(playgroundDir(), logger),
   });
   const metrics =
     config.metricsPort >= 0
