@@ -59,6 +59,12 @@ const PLANS: Record<string, Plan> = {
   "npx dmesh pause $id": {},
   "npx dmesh resume $id": {},
   "npx dmesh watch $id": {},
+  "npx dmesh events --kinds replica --count 2": {
+    check: ({ output }) => {
+      expect(output).toMatch(/REPLICA_UP\s+inference /);
+      expect(output).toMatch(/REPLICA_UP\s+postprocess /);
+    },
+  },
   "curl -s -H 'content-type: application/json' -d '{}' http://127.0.0.1:50051/dmesh.processing.v1.ProcessingService/ListWorkflows":
     {
       check: ({ output }) => {

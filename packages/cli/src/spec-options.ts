@@ -1,13 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import {
-  ALGORITHM_TYPE_NAMES,
-  enumOf,
-  SAMPLER_NAMES,
-  SIGMA_SCHEDULE_NAMES,
-  schedulerFromCli,
-  TIMESTEP_SPACING_NAMES,
-} from "@dmesh/spec";
+import { SAMPLER_NAMES, schedulerFromCli, schedulerSpecFields } from "@dmesh/spec";
 
 /** Flags shared by `generate` and `up` that become a GenerationSpec. */
 export const SPEC_FLAGS = {
@@ -36,13 +29,7 @@ function schedulerFlag(value: string) {
       `--scheduler: unknown sampler "${value.slice(0, 40)}"; expected ${SCHEDULER_FLAG_HELP.slice(12)}`,
     );
   }
-  return {
-    kind: choice.kind,
-    ...(choice.algorithmType ? { algorithmType: enumOf(ALGORITHM_TYPE_NAMES, choice.algorithmType) } : {}),
-    ...(choice.solverOrder ? { solverOrder: choice.solverOrder } : {}),
-    ...(choice.sigmaSchedule ? { sigmaSchedule: enumOf(SIGMA_SCHEDULE_NAMES, choice.sigmaSchedule) } : {}),
-    ...(choice.spacing ? { spacing: enumOf(TIMESTEP_SPACING_NAMES, choice.spacing) } : {}),
-  };
+  return schedulerSpecFields(choice);
 }
 
 export function specFromFlags(

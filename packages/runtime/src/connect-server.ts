@@ -5,7 +5,7 @@ import * as net from "node:net";
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { withCors } from "./cors.js";
 import type { Logger } from "./logger.js";
 import { withMetricsPath } from "./metrics-server.js";
@@ -26,6 +26,8 @@ export interface ConnectServerOptions {
   tls?: ServerTlsConfig;
   /** Origins whose browser pages may call (CORS); none = same-origin pages only. */
   corsOrigins?: readonly string[];
+  /** Answers requests whose path is no RPC (e.g. static files); unset = 404. */
+  fallback?: ConnectNodeAdapterOptions["fallback"];
 }
 
 export interface RunningConnectServer {
@@ -87,6 +89,7 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
       readMaxBytes: options.maxMessageBytes,
       writeMaxBytes: options.maxMessageBytes,
       shutdownSignal: shutdown.signal,
+      ...(options.fallback ? { fallback: options.fallback } : {}),
     }),
     options.corsOrigins ?? [],
   );

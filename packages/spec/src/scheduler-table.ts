@@ -2,6 +2,7 @@ import {
   AlgorithmType,
   FinalSigmaType,
   SchedulerKind,
+  type SchedulerSpec,
   SigmaSchedule,
   SolverType,
   TimestepSpacing,
@@ -367,4 +368,38 @@ export function enumOf<E extends number, N extends string>(
 ): E {
   const entry = Object.entries(table).find(([, n]) => n === name);
   return Number(entry?.[0] ?? 0) as E;
+}
+
+/** The SchedulerSpec fields (proto enum values) that a choice sets, for building a request. */
+export function schedulerSpecFields(choice: Partial<SchedulerChoice>): {
+  kind?: SchedulerKind;
+  algorithmType?: AlgorithmType;
+  solverOrder?: number;
+  sigmaSchedule?: SigmaSchedule;
+  spacing?: TimestepSpacing;
+} {
+  return {
+    ...(choice.kind !== undefined ? { kind: choice.kind } : {}),
+    ...(choice.algorithmType ? { algorithmType: enumOf(ALGORITHM_TYPE_NAMES, choice.algorithmType) } : {}),
+    ...(choice.solverOrder ? { solverOrder: choice.solverOrder } : {}),
+    ...(choice.sigmaSchedule ? { sigmaSchedule: enumOf(SIGMA_SCHEDULE_NAMES, choice.sigmaSchedule) } : {}),
+    ...(choice.spacing ? { spacing: enumOf(TIMESTEP_SPACING_NAMES, choice.spacing) } : {}),
+  };
+}
+
+/**
+ * The choice a SchedulerSpec makes (the reverse of `schedulerSpecFields`): `karras_sigmas` reads as the Karras
+ * schedule, and "default" (no respacing) as no schedule named.
+ */
+export function schedulerChoiceOf(scheduler: SchedulerSpec | undefined): Partial<SchedulerChoice> {
+  const sigmaSchedule = scheduler?.karrasSigmas ? "karras" : SIGMA_SCHEDULE_NAMES[scheduler?.sigmaSchedule ?? 0];
+  const algorithmType = ALGORITHM_TYPE_NAMES[scheduler?.algorithmType ?? 0];
+  const spacing = TIMESTEP_SPACING_NAMES[scheduler?.spacing ?? 0];
+  return {
+    kind: scheduler?.kind ?? SchedulerKind.UNSPECIFIED,
+    ...(algorithmType ? { algorithmType } : {}),
+    ...(scheduler?.solverOrder ? { solverOrder: scheduler.solverOrder } : {}),
+    ...(sigmaSchedule && sigmaSchedule !== "default" ? { sigmaSchedule } : {}),
+    ...(spacing ? { spacing } : {}),
+  };
 }

@@ -19,8 +19,10 @@ import {
   SAMPLER_NAMES,
   SCHEDULER_FAMILIES,
   schedulerConfigOverrides,
+  schedulerChoiceOf,
   schedulerFromA1111,
   schedulerFromCli,
+  schedulerSpecFields,
   validateGenerationSpec,
 } from "../src/index.js";
 
@@ -107,6 +109,29 @@ describe("the scheduler table", () => {
     expect(schedulerFromCli("edm_euler_beta")).toBeUndefined();
     expect(schedulerFromCli("ddim_karras")).toBeUndefined();
     expect(schedulerFromCli("euler_ancestral")?.kind).toBe(SchedulerKind.EULER_ANCESTRAL);
+  });
+
+  it("turns a choice into SchedulerSpec fields and a SchedulerSpec back into the same choice", () => {
+    for (const name of cliSchedulerNames()) {
+      const choice = schedulerFromCli(name);
+      if (!choice) throw new Error(name);
+      const scheduler = spec({ ...schedulerSpecFields(choice), steps: 20 }).scheduler;
+      expect(schedulerChoiceOf(scheduler), name).toEqual(choice);
+    }
+    expect(schedulerSpecFields({ kind: SchedulerKind.DPMPP_2M, algorithmType: "sde-dpmsolver++" })).toEqual({
+      kind: SchedulerKind.DPMPP_2M,
+      algorithmType: AlgorithmType.SDE_DPMSOLVER_PLUS_PLUS,
+    });
+    expect(schedulerSpecFields({ spacing: "trailing" })).toEqual({ spacing: TimestepSpacing.TRAILING });
+    // The older boolean reads as the Karras schedule; "default" (no respacing) names no schedule.
+    expect(schedulerChoiceOf(spec({ kind: SchedulerKind.EULER, karrasSigmas: true }).scheduler)).toEqual({
+      kind: SchedulerKind.EULER,
+      sigmaSchedule: "karras",
+    });
+    expect(schedulerChoiceOf(spec({ sigmaSchedule: SigmaSchedule.DEFAULT }).scheduler)).toEqual({
+      kind: SchedulerKind.UNSPECIFIED,
+    });
+    expect(schedulerChoiceOf(undefined)).toEqual({ kind: SchedulerKind.UNSPECIFIED });
   });
 
   it("the README's scheduler list names every sampler and CLI value the table writes", () => {

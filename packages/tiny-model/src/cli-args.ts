@@ -16,6 +16,9 @@ Skips a directory that already holds the same complete model.
   --timestep-shape vector|scalar       timestep as [steps] or rank 0 (default vector)
   --input-ids-type int32|int64         dtype of input_ids (default int32)
   --vae-encoder-output latent_parameters|latent_sample   (default latent_parameters)
+  --naming parameters|exported         weight names: PyTorch's, or as torch.onnx exports them (default parameters)
+  --external-data                      weights in model.onnx_data beside each model.onnx
+  --layers-per-block 1|2               UNet resnets per down block (default 1; SDXL has 2)
   --artifact diffusion-pipeline|upscaler|safety-classifier   what to write (default diffusion-pipeline)
   --scale 2|4                          upscaler factor (default 2)
   --force                              rewrite even if complete, or write into a foreign non-empty dir
@@ -84,6 +87,11 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
       timestepShape: values["timestep-shape"] as TinyModelOptions["timestepShape"] | undefined,
       inputIdsType: values["input-ids-type"] as TinyModelOptions["inputIdsType"] | undefined,
       vaeEncoderOutput: values["vae-encoder-output"] as TinyModelOptions["vaeEncoderOutput"] | undefined,
+      naming: values.naming as TinyModelOptions["naming"] | undefined,
+      externalData: values["external-data"],
+      layersPerBlock: integer("layers-per-block", values["layers-per-block"]) as
+        | TinyModelOptions["layersPerBlock"]
+        | undefined,
     },
   };
 }
@@ -101,6 +109,9 @@ function parse(argv: readonly string[]) {
       "timestep-shape": { type: "string" },
       "input-ids-type": { type: "string" },
       "vae-encoder-output": { type: "string" },
+      naming: { type: "string" },
+      "external-data": { type: "boolean" },
+      "layers-per-block": { type: "string" },
       artifact: { type: "string" },
       scale: { type: "string" },
       force: { type: "boolean" },

@@ -148,7 +148,7 @@ export function tinyModelDims(options: TinyModelOptions, vocab: VocabularyIds): 
       blockOutChannels: [16, 32],
       crossAttention: [false, true],
       attentionHeads: [1, 2],
-      layersPerBlock: 1,
+      layersPerBlock: options.layersPerBlock,
       normGroups: 4,
       crossAttentionDim,
       useLinearProjection: options.kind !== "sd15",

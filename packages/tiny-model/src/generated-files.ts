@@ -1,4 +1,7 @@
-import { type Dim, encodeModel, type ModelProto, type TensorTypeName } from "./onnx/onnx-proto.js";
+import { dirname, join } from "node:path";
+import type { ModelProto, ValueInfoProto } from "@dmesh/contracts/onnx/onnx_pb.js";
+import { dataTypeName, EXTERNAL_DATA_FILE, encodeOnnxModel } from "@dmesh/onnx";
+import type { Dim, TensorTypeName } from "./onnx/graph-builder.js";
 
 /** One file of a generated model directory, by its path relative to the directory. */
 export interface GeneratedFile {
@@ -30,11 +33,19 @@ export class ContentsBuilder {
   private readonly files: GeneratedFile[] = [];
   private readonly models: Record<string, ModelSignature> = {};
 
-  onnx(path: string, model: ModelProto): this {
-    const io = (list: ModelProto["graph"]["inputs"]): ModelIo[] =>
-      list.map((v) => ({ name: v.name, type: v.type, dims: v.dims ?? [] }));
-    this.models[path] = { inputs: io(model.graph.inputs), outputs: io(model.graph.outputs) };
-    this.files.push({ path, content: encodeModel(model) });
+  /** The model at `path`; with `externalData`, its weights in `model.onnx_data` beside it, as optimum writes them. */
+  onnx(path: string, model: ModelProto, { externalData = false }: { externalData?: boolean } = {}): this {
+    this.models[path] = {
+      inputs: (model.graph?.input ?? []).map(io),
+      outputs: (model.graph?.output ?? []).map(io),
+    };
+    const encoded = encodeOnnxModel(
+      model,
+      externalData ? { externalData: { location: EXTERNAL_DATA_FILE } } : {},
+    );
+    this.files.push({ path, content: encoded.model });
+    if (encoded.externalData)
+      this.files.push({ path: join(dirname(path), EXTERNAL_DATA_FILE), content: encoded.externalData });
     return this;
   }
 
@@ -52,4 +63,12 @@ export class ContentsBuilder {
     const files = [...this.files].sort((a, b) => (a.path < b.path ? -1 : 1));
     return { files, models: this.models };
   }
+}
+
+function io(v: ValueInfoProto): ModelIo {
+  const tensor = v.type?.value.case === "tensorType" ? v.type.value.value : undefined;
+  const dims = (tensor?.shape?.dim ?? []).map(
+    (d): Dim => (d.value.case === "dimValue" ? Number(d.value.value) : (d.value.value ?? "")),
+  );
+  return { name: v.name, type: dataTypeName(tensor?.elemType ?? 0) as TensorTypeName, dims };
 }

@@ -1,6 +1,5 @@
 export * from "./adapters/index.js";
 export type { TextEncoderDims, TinyModelDims, UnetDims, VaeDims } from "./dims.js";
-export type { GeneratedFile, ModelIo, ModelSignature } from "./generated-files.js";
 export {
   type GeneratedModelManifest,
   MANIFEST_FILE,
@@ -8,7 +7,8 @@ export {
   ModelDirectoryError,
   readManifest,
   type WriteModelDirectoryOptions,
-} from "./model-directory.js";
+} from "./generated-directory.js";
+export type { GeneratedFile, ModelIo, ModelSignature } from "./generated-files.js";
 export {
   defaultTinyModelOptions,
   resolveTinyModelOptions,

@@ -2,7 +2,11 @@
 import { resolve } from "node:path";
 import { isAdapterCommand, runAdapterCommand } from "./adapters/index.js";
 import { type Artifact, type CliRequest, parseCliArgs, USAGE, UsageError } from "./cli-args.js";
-import { ensureModelDirectory, type GeneratedModelManifest, ModelDirectoryError } from "./model-directory.js";
+import {
+  ensureModelDirectory,
+  type GeneratedModelManifest,
+  ModelDirectoryError,
+} from "./generated-directory.js";
 import { TinyModelOptionError } from "./options.js";
 import { ensureTinyModel } from "./write-tiny-model.js";
 import {

@@ -17,6 +17,18 @@ export interface TinyModelOptions {
   readonly inputIdsType: "int32" | "int64";
   /** The VAE encoder's output: mean ++ logvar (`latent_parameters`, 8 channels) or the mean (`latent_sample`). */
   readonly vaeEncoderOutput: "latent_sample" | "latent_parameters";
+  /**
+   * `parameters`: every weight keeps its PyTorch parameter name and layout. `exported`: as torch.onnx
+   * exports with constant folding: a Linear run by MatMul has its weight transposed ([in, out]) under an
+   * anonymous `onnx::MatMul_<n>` (a Linear on 2-D input becomes a Gemm with transB and keeps its names),
+   * GroupNorm's scale and shift become anonymous [C, 1, 1] constants, and node names carry the module paths
+   * (`/down_blocks.1/attentions.0/transformer_blocks.0/attn1/to_q/MatMul`). Same weights either way.
+   */
+  readonly naming: "parameters" | "exported";
+  /** Weights in `model.onnx_data` beside each `model.onnx`, as optimum writes models over 2 GB. */
+  readonly externalData: boolean;
+  /** The UNet's resnets (and transformers) per down block; 2 as SDXL and SD 1.x have. */
+  readonly layersPerBlock: 1 | 2;
 }
 
 export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
@@ -28,6 +40,9 @@ export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
   unetPrecision: "float32",
   inputIdsType: "int32",
   vaeEncoderOutput: "latent_parameters",
+  naming: "parameters",
+  externalData: false,
+  layersPerBlock: 1,
 });
 
 /** An option value out of range; `field` names the option. */
@@ -49,6 +64,9 @@ const choices: { readonly [K in keyof TinyModelOptions]?: readonly TinyModelOpti
   unetPrecision: ["float32", "float16"],
   inputIdsType: ["int32", "int64"],
   vaeEncoderOutput: ["latent_sample", "latent_parameters"],
+  naming: ["parameters", "exported"],
+  externalData: [false, true],
+  layersPerBlock: [1, 2],
 };
 
 /** Fills in defaults and validates every field, naming the first bad one. */
@@ -77,8 +95,14 @@ export function checkSeed(seed: number): number {
   return seed;
 }
 
-/** The same options in a fixed key order (for manifests and comparisons). */
-export function canonicalOptions(o: TinyModelOptions): TinyModelOptions {
+/** Options a manifest leaves out at their defaults, so the default model's manifest stays what it was. */
+type StorageOptions = "naming" | "externalData" | "layersPerBlock";
+export type ManifestOptions = Omit<TinyModelOptions, StorageOptions> &
+  Partial<Pick<TinyModelOptions, StorageOptions>>;
+
+/** The same options in a fixed key order, the storage options only where they are not the default. */
+export function canonicalOptions(o: TinyModelOptions): ManifestOptions {
+  const d = defaultTinyModelOptions;
   return {
     kind: o.kind,
     seed: o.seed,
@@ -88,5 +112,8 @@ export function canonicalOptions(o: TinyModelOptions): TinyModelOptions {
     unetPrecision: o.unetPrecision,
     inputIdsType: o.inputIdsType,
     vaeEncoderOutput: o.vaeEncoderOutput,
+    ...(o.naming !== d.naming && { naming: o.naming }),
+    ...(o.externalData !== d.externalData && { externalData: o.externalData }),
+    ...(o.layersPerBlock !== d.layersPerBlock && { layersPerBlock: o.layersPerBlock }),
   };
 }

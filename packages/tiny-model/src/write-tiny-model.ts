@@ -1,23 +1,28 @@
 import { textEncoderConfig, unetConfig, vaeConfig } from "./configs/component-configs.js";
 import { modelIndex, schedulerConfig } from "./configs/pipeline-configs.js";
 import { type TextEncoderDims, type TinyModelDims, tinyModelDims } from "./dims.js";
-import { ContentsBuilder, type GeneratedContents } from "./generated-files.js";
 import {
   ensureModelDirectory,
   findCompleteModel,
   type GeneratedModelManifest,
   type WriteModelDirectoryOptions,
   writeModelDirectory,
-} from "./model-directory.js";
+} from "./generated-directory.js";
+import { ContentsBuilder, type GeneratedContents } from "./generated-files.js";
 import { buildClipTextEncoder } from "./models/clip-text-encoder.js";
 import { buildUnet } from "./models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./models/vae.js";
-import { canonicalOptions, resolveTinyModelOptions, type TinyModelOptions } from "./options.js";
+import {
+  canonicalOptions,
+  type ManifestOptions,
+  resolveTinyModelOptions,
+  type TinyModelOptions,
+} from "./options.js";
 import { END_OF_TEXT, learnClipBpeVocabulary } from "./tokenizer/clip-bpe-vocabulary.js";
 import { TRAINING_CORPUS } from "./tokenizer/corpus.js";
 import { clipTokenizerFiles } from "./tokenizer/tokenizer-files.js";
 
-export type TinyModelManifest = GeneratedModelManifest<TinyModelOptions, TinyModelDims>;
+export type TinyModelManifest = GeneratedModelManifest<ManifestOptions, TinyModelDims>;
 
 export const DIFFUSION_ARTIFACT = "diffusion-pipeline";
 /** Learned merges: enough for the corpus' common words to be single tokens. */
@@ -33,6 +38,7 @@ export function generateTinyModel(options: TinyModelOptions): {
   if (exclamationId === undefined) throw new Error("tiny-model: vocabulary lacks '!'");
   const dims = tinyModelDims(options, { vocabSize: vocabulary.vocab.size, exclamationId });
   const out = new ContentsBuilder();
+  const storage = { externalData: options.externalData };
 
   const textEncoder = (
     folder: string,
@@ -41,7 +47,7 @@ export function generateTinyModel(options: TinyModelOptions): {
     padToken: string,
   ): void => {
     out
-      .onnx(`${folder}/model.onnx`, buildClipTextEncoder(d, options))
+      .onnx(`${folder}/model.onnx`, buildClipTextEncoder(d, options), storage)
       .json(`${folder}/config.json`, textEncoderConfig(d));
     for (const [name, content] of Object.entries(clipTokenizerFiles(vocabulary, padToken))) {
       out.text(`${tokenizerFolder}/${name}`, content);
@@ -53,10 +59,16 @@ export function generateTinyModel(options: TinyModelOptions): {
   }
   if (dims.textEncoder2) textEncoder("text_encoder_2", "tokenizer_2", dims.textEncoder2, "!");
 
-  out.onnx("unet/model.onnx", buildUnet(dims.unet, options)).json("unet/config.json", unetConfig(dims.unet));
+  out
+    .onnx("unet/model.onnx", buildUnet(dims.unet, options), storage)
+    .json("unet/config.json", unetConfig(dims.unet));
   const vae = vaeConfig(dims.vae, options.kind);
-  out.onnx("vae_decoder/model.onnx", buildVaeDecoder(dims.vae, options)).json("vae_decoder/config.json", vae);
-  out.onnx("vae_encoder/model.onnx", buildVaeEncoder(dims.vae, options)).json("vae_encoder/config.json", vae);
+  out
+    .onnx("vae_decoder/model.onnx", buildVaeDecoder(dims.vae, options), storage)
+    .json("vae_decoder/config.json", vae);
+  out
+    .onnx("vae_encoder/model.onnx", buildVaeEncoder(dims.vae, options), storage)
+    .json("vae_encoder/config.json", vae);
   out.json("scheduler/scheduler_config.json", schedulerConfig(options.kind));
   out.json("model_index.json", modelIndex(options));
   return { dims, contents: out.build() };
@@ -71,9 +83,9 @@ export async function writeTinyModel(
   options: Partial<TinyModelOptions> = {},
   write: WriteModelDirectoryOptions = {},
 ): Promise<TinyModelManifest> {
-  const resolved = canonicalOptions(resolveTinyModelOptions(options));
+  const resolved = resolveTinyModelOptions(options);
   const { dims, contents } = generateTinyModel(resolved);
-  return writeModelDirectory(dir, DIFFUSION_ARTIFACT, resolved, dims, contents, write);
+  return writeModelDirectory(dir, DIFFUSION_ARTIFACT, canonicalOptions(resolved), dims, contents, write);
 }
 
 /** The manifest of `dir` if it already holds a complete tiny model made with the same options. */

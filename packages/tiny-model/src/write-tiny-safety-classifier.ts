@@ -1,9 +1,9 @@
-import { ContentsBuilder } from "./generated-files.js";
 import {
   type GeneratedModelManifest,
   type WriteModelDirectoryOptions,
   writeModelDirectory,
-} from "./model-directory.js";
+} from "./generated-directory.js";
+import { ContentsBuilder } from "./generated-files.js";
 import { buildSafetyClassifier, type SafetyClassifierDims } from "./models/safety-classifier.js";
 import { checkSeed, defaultTinyModelOptions } from "./options.js";
 

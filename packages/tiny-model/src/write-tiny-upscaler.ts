@@ -1,9 +1,9 @@
-import { ContentsBuilder } from "./generated-files.js";
 import {
   type GeneratedModelManifest,
   type WriteModelDirectoryOptions,
   writeModelDirectory,
-} from "./model-directory.js";
+} from "./generated-directory.js";
+import { ContentsBuilder } from "./generated-files.js";
 import { buildUpscaler, type UpscalerDims } from "./models/upscaler.js";
 import { checkSeed, defaultTinyModelOptions, TinyModelOptionError } from "./options.js";
 

@@ -1,9 +1,12 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
+import { encodeOnnxModel } from "@dmesh/onnx";
 import { describe, expect, it } from "vitest";
 import { GraphBuilder } from "../src/onnx/graph-builder.js";
-import { encodeModel } from "../src/onnx/onnx-proto.js";
 import { floats, ioOf, ort } from "./helpers.js";
 
-describe("hand-encoded ONNX models", () => {
+const encodeModel = (model: ModelProto): Uint8Array => encodeOnnxModel(model).model;
+
+describe("ONNX models built with the generated onnx.proto types", () => {
   it("run in onnxruntime with the declared I/O, attributes and initializers", async () => {
     const g = new GraphBuilder("check");
     const x = g.input("x", "float32", ["batch", 3]);

@@ -8,6 +8,7 @@ import {
   type PreprocessControlRequest,
   type TokenizeRequest,
 } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
+import { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { checkInputImage, LIMITS, validateImageSize } from "@dmesh/spec";
 import { decodeControlImage, encodeControlMap } from "./control/control-image.js";
@@ -16,7 +17,6 @@ import type { ControlMapper } from "./control/control-mapper.js";
 import { resolvePreprocessor } from "./control/preprocessors.js";
 import type { ControlResizeMode as ResizeModeName } from "./control/resize-modes.js";
 import type { ModelRegistry } from "./models/model-registry.js";
-import { RunClock } from "./models/onnx-component.js";
 import { encodePrompts, type PromptSpec } from "./pipeline/prompt-encoder.js";
 import { PromptSyntaxError, tokenizeWeightedPrompt } from "./tokenizer/index.js";
 

@@ -33,6 +33,7 @@ import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
 import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
+import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
@@ -180,6 +181,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     onClose: () => health.setReady(false),
     tls: config,
     corsOrigins: config.corsOrigins,
+    // GET / and the page's assets; every RPC path stays the API's.
+    fallback: createStaticFiles(playgroundDir(), logger),
   });
   const metrics =
     config.metricsPort >= 0

@@ -24,12 +24,7 @@ import {
   type UpscaleRequest,
   type UpscaleSpec,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import {
-  DomainError,
-  FailedPreconditionError,
-  InvalidArgumentError,
-  ResourceExhaustedError,
-} from "@dmesh/runtime";
+import { DomainError, InvalidArgumentError, ResourceExhaustedError } from "@dmesh/runtime";
 import type { EncodedImage, OutputFormat } from "./encode/encode-image.js";
 import { readGenerationParameters } from "./encode/read-generation-parameters.js";
 import { enhanceImage } from "./enhance/enhance-image.js";
@@ -40,7 +35,6 @@ import type { GenerationParameters } from "./infotext/generation-parameters.js";
 import { parametersFromInfotext } from "./infotext/parameters-from-infotext.js";
 import { parseInfotext } from "./infotext/parse-infotext.js";
 import { ImageInputError } from "./limits/image-input-error.js";
-import { ModelContractError } from "./models/model-contract-error.js";
 import type {
   DeclaredImage,
   EncodePlan,
@@ -473,8 +467,6 @@ function toDomainError(error: unknown): unknown {
       ? new ResourceExhaustedError(`${error.field}: ${reason}`)
       : new InvalidArgumentError(error.field, reason);
   }
-  // The request was fine; the model the service holds is not.
-  if (error instanceof ModelContractError) return new FailedPreconditionError(error.message);
   return error;
 }
 

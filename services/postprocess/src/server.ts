@@ -1,3 +1,4 @@
+import { ModelContractError } from "@dmesh/onnx";
 import {
   ConfigError,
   type ConfigOf,
@@ -8,7 +9,6 @@ import {
 import type { postprocessSettings } from "./config.js";
 import { resolveImageLimits } from "./limits/image-limits.js";
 import { PixelBudget } from "./limits/pixel-budget.js";
-import { ModelContractError } from "./models/model-contract-error.js";
 import { PostprocessHandler } from "./postprocess-handler.js";
 import { gaugePixelBudget } from "./postprocess-metrics.js";
 import { Postprocessor } from "./process/postprocessor.js";

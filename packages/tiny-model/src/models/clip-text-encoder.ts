@@ -1,7 +1,8 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { TextEncoderDims } from "../dims.js";
+import type { TensorTypeName } from "../onnx/graph-builder.js";
 import { GraphBuilder, type Value } from "../onnx/graph-builder.js";
 import { activation, attention, layerNorm, linear, type NetContext, randomParam } from "../onnx/layers.js";
-import type { ModelProto, TensorTypeName } from "../onnx/onnx-proto.js";
 import { createWeightInit } from "../weight-init.js";
 
 // transformers' CLIPTextModel / CLIPTextModelWithProjection with the I/O of optimum's CLIPTextOnnxConfig /
@@ -11,6 +12,7 @@ import { createWeightInit } from "../weight-init.js";
 export interface ClipTextEncoderOptions {
   readonly seed: number;
   readonly inputIdsType: Extract<TensorTypeName, "int32" | "int64">;
+  readonly naming?: "parameters" | "exported";
 }
 
 const MASKED = -1e9; // large enough that softmax gives exactly 0, small enough never to overflow
@@ -42,8 +44,12 @@ function encoderLayer(net: NetContext, x: Value, i: number, d: TextEncoderDims, 
 }
 
 export function buildClipTextEncoder(d: TextEncoderDims, options: ClipTextEncoderOptions): ModelProto {
-  const g = new GraphBuilder(d.withProjection ? "text_encoder_2" : "text_encoder");
-  const net: NetContext = { g, w: createWeightInit(options.seed) };
+  const naming = options.naming ?? "parameters";
+  const g = new GraphBuilder(
+    d.withProjection ? "text_encoder_2" : "text_encoder",
+    naming === "exported" ? "torch" : "dotted",
+  );
+  const net: NetContext = { g, w: createWeightInit(options.seed), naming };
   const h = d.hiddenSize;
   const ids = g.input("input_ids", options.inputIdsType, ["batch_size", "sequence_length"]);
 
@@ -76,10 +82,8 @@ export function buildClipTextEncoder(d: TextEncoderDims, options: ClipTextEncode
 
   const seq = ["batch_size", "sequence_length", h];
   if (d.withProjection) {
-    const projection = randomParam(net, "text_projection.weight", [d.projectionDim, h], 1 / Math.sqrt(h));
-    const embeds = g.scoped("text_projection", () =>
-      g.op("MatMul", [pooled, g.op("Transpose", [projection], { perm: [1, 0] })]),
-    );
+    // CLIPTextModelWithProjection's text_projection: a Linear without bias.
+    const embeds = linear(net, pooled, "text_projection", h, d.projectionDim, { bias: false, input2d: true });
     g.output(embeds, "text_embeds", "float32", ["batch_size", d.projectionDim]);
     g.output(last, "last_hidden_state", "float32", seq);
   } else {

@@ -1,6 +1,6 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import { GraphBuilder } from "../onnx/graph-builder.js";
 import { conv2d, linear, type NetContext, silu } from "../onnx/layers.js";
-import type { ModelProto } from "../onnx/onnx-proto.js";
 import { createWeightInit } from "../weight-init.js";
 
 // A small CNN image classifier with the I/O of a transformers image-classification ONNX export

@@ -1,5 +1,6 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { UnetDims } from "../dims.js";
-import { GraphBuilder, type Value } from "../onnx/graph-builder.js";
+import { GraphBuilder, TensorType, type Value } from "../onnx/graph-builder.js";
 import {
   attention,
   conv2d,
@@ -10,7 +11,6 @@ import {
   type NetContext,
   silu,
 } from "../onnx/layers.js";
-import { type ModelProto, TensorType } from "../onnx/onnx-proto.js";
 import type { TinyModelOptions } from "../options.js";
 import { createWeightInit } from "../weight-init.js";
 
@@ -26,7 +26,11 @@ import { createWeightInit } from "../weight-init.js";
 // SD/SDXL), so a correct sampler ends at unit-scale latents; the seeded UNet adds structure that
 // depends on the prompt and every other input.
 
-export type UnetOptions = Pick<TinyModelOptions, "seed" | "timestepType" | "timestepShape" | "unetPrecision">;
+export type UnetOptions = Pick<
+  TinyModelOptions,
+  "seed" | "timestepType" | "timestepShape" | "unetPrecision"
+> &
+  Partial<Pick<TinyModelOptions, "naming">>;
 
 const RESNET_EPS = 1e-5; // norm_eps
 const TRANSFORMER_NORM_EPS = 1e-6; // Transformer2DModel's GroupNorm
@@ -41,8 +45,8 @@ function sinusoidalEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
 
 /** TimestepEmbedding: linear_1 → SiLU → linear_2. */
 function timestepEmbedding(net: NetContext, x: Value, name: string, inDim: number, outDim: number): Value {
-  const hidden = silu(net.g, linear(net, x, `${name}.linear_1`, inDim, outDim));
-  return linear(net, hidden, `${name}.linear_2`, outDim, outDim);
+  const hidden = silu(net.g, linear(net, x, `${name}.linear_1`, inDim, outDim, { input2d: true }));
+  return linear(net, hidden, `${name}.linear_2`, outDim, outDim, { input2d: true });
 }
 
 interface Block {
@@ -57,7 +61,7 @@ function resnet(b: Block, x: Value, name: string, inC: number, outC: number): Va
   const { g } = net;
   let h = silu(g, groupNorm(net, x, `${name}.norm1`, inC, d.normGroups, RESNET_EPS));
   h = conv2d(net, h, `${name}.conv1`, inC, outC);
-  const temb = linear(net, silu(g, b.emb), `${name}.time_emb_proj`, d.timeEmbedDim, outC);
+  const temb = linear(net, silu(g, b.emb), `${name}.time_emb_proj`, d.timeEmbedDim, outC, { input2d: true });
   h = g.op("Add", [h, g.op("Unsqueeze", [temb, g.int64([2, 3])])]);
   h = silu(g, groupNorm(net, h, `${name}.norm2`, outC, d.normGroups, RESNET_EPS));
   h = conv2d(net, h, `${name}.conv2`, outC, outC);
@@ -178,8 +182,9 @@ interface Skip {
 }
 
 export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
-  const g = new GraphBuilder("unet");
-  const net: NetContext = { g, w: createWeightInit(options.seed) };
+  const naming = options.naming ?? "parameters";
+  const g = new GraphBuilder("unet", naming === "exported" ? "torch" : "dotted");
+  const net: NetContext = { g, w: createWeightInit(options.seed), naming };
   const [c0] = d.blockOutChannels as [number];
   const levels = d.blockOutChannels.length;
 

@@ -1,6 +1,6 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import { GraphBuilder, type Value } from "../onnx/graph-builder.js";
 import { conv2d, type NetContext } from "../onnx/layers.js";
-import type { ModelProto } from "../onnx/onnx-proto.js";
 import { createWeightInit } from "../weight-init.js";
 
 // An ESRGAN-shaped super-resolution net (basicsr's RRDBNet names, residual blocks simplified): features

@@ -1,7 +1,7 @@
+import type { ModelProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import type { VaeDims } from "../dims.js";
 import { GraphBuilder, type Value } from "../onnx/graph-builder.js";
 import { conv2d, type NetContext } from "../onnx/layers.js";
-import type { ModelProto } from "../onnx/onnx-proto.js";
 import type { TinyModelOptions } from "../options.js";
 import { createWeightInit, type WeightInit } from "../weight-init.js";
 

@@ -1,14 +1,19 @@
 import type { WeightInit } from "../weight-init.js";
 import type { GraphBuilder, Value } from "./graph-builder.js";
 
-// Building blocks shared by the tiny models. Parameters keep PyTorch's layouts and the names that
-// diffusers/transformers give them (Linear weight [out, in], Conv weight [out, in, kh, kw], norm weight
-// [C]) so that a weight loader can patch them by name and shape as it would a state dict; the graph
-// transposes/reshapes them with nodes that ONNX Runtime folds away when it loads the model.
+// Building blocks shared by the tiny models. With `parameters` naming, parameters keep PyTorch's layouts
+// and the names that diffusers/transformers give them (Linear weight [out, in], Conv weight
+// [out, in, kh, kw], norm weight [C]) so that a weight loader can patch them by name and shape as it would
+// a state dict; the graph transposes/reshapes them with nodes that ONNX Runtime folds away when it loads
+// the model. With `exported` naming, the weights that torch.onnx's constant folding rewrites are stored as
+// it leaves them: transposed or unsqueezed, under anonymous names (pytorch/pytorch#87452). The values are
+// the same either way: each is drawn from the stream of its parameter name.
 
 export interface NetContext {
   readonly g: GraphBuilder;
   readonly w: WeightInit;
+  /** How weights are named and laid out; `parameters` by default. */
+  readonly naming?: "parameters" | "exported";
 }
 
 /** A seeded random parameter with standard deviation `std`. */
@@ -27,6 +32,8 @@ export interface LinearOptions {
   readonly bias?: boolean;
   /** Scales the weight's standard deviation (1/√in by default). */
   readonly gain?: number;
+  /** The input is [batch, features]: torch.onnx exports such a Linear with a bias as one Gemm. */
+  readonly input2d?: boolean;
 }
 
 /** y = x·Wᵀ + b over the last axis; `name` is the module path (`….q_proj`). */
@@ -36,9 +43,11 @@ export function linear(
   name: string,
   inFeatures: number,
   outFeatures: number,
-  { bias = true, gain = 1 }: LinearOptions = {},
+  { bias = true, gain = 1, input2d = false }: LinearOptions = {},
 ): Value {
   const { g } = ctx;
+  if (ctx.naming === "exported")
+    return exportedLinear(ctx, x, name, inFeatures, outFeatures, bias, gain, input2d);
   const weight = randomParam(ctx, `${name}.weight`, [outFeatures, inFeatures], gain / Math.sqrt(inFeatures));
   const b = bias ? randomParam(ctx, `${name}.bias`, [outFeatures], 0.02) : undefined;
   return g.scoped(name, () => {
@@ -57,6 +66,36 @@ export interface ConvOptions {
   readonly weight?: Float32Array;
   /** Explicit bias values instead of seeded random ones. */
   readonly bias?: Float32Array;
+}
+
+/** A Linear as torch.onnx exports it: Gemm(x, W, b, transB=1) on 2-D input, else MatMul(x, Wᵀ) + b. */
+function exportedLinear(
+  ctx: NetContext,
+  x: Value,
+  name: string,
+  inFeatures: number,
+  outFeatures: number,
+  bias: boolean,
+  gain: number,
+  input2d: boolean,
+): Value {
+  const { g, w } = ctx;
+  const values = w.uniform(`${name}.weight`, outFeatures * inFeatures, gain / Math.sqrt(inFeatures));
+  if (input2d && bias) {
+    const weight = g.initializer(`${name}.weight`, values, [outFeatures, inFeatures]);
+    const b = randomParam(ctx, `${name}.bias`, [outFeatures], 0.02);
+    return g.scoped(name, () => g.op("Gemm", [x, weight, b], { alpha: { f: 1 }, beta: { f: 1 }, transB: 1 }));
+  }
+  const transposed = new Float32Array(values.length);
+  for (let o = 0; o < outFeatures; o++)
+    for (let i = 0; i < inFeatures; i++)
+      transposed[i * outFeatures + o] = values[o * inFeatures + i] as number;
+  const weight = g.anonymousInitializer("onnx::MatMul", transposed, [inFeatures, outFeatures]);
+  const b = bias ? randomParam(ctx, `${name}.bias`, [outFeatures], 0.02) : undefined;
+  return g.scoped(name, () => {
+    const y = g.op("MatMul", [x, weight]);
+    return b === undefined ? y : g.op("Add", [b, y]);
+  });
 }
 
 /** 2-D convolution over NCHW. */
@@ -110,8 +149,14 @@ export function groupNorm(
   const { g } = ctx;
   if (channels % groups !== 0)
     throw new Error(`${name}: ${channels} channels do not split into ${groups} groups`);
-  const weight = filledParam(ctx, `${name}.weight`, [channels], 1);
-  const bias = filledParam(ctx, `${name}.bias`, [channels], 0);
+  // torch.onnx folds the Unsqueeze of scale and shift into anonymous [C, 1, 1] constants.
+  const exported = ctx.naming === "exported";
+  const weight = exported
+    ? g.anonymousInitializer("onnx::Mul", new Float32Array(channels).fill(1), [channels, 1, 1])
+    : filledParam(ctx, `${name}.weight`, [channels], 1);
+  const bias = exported
+    ? g.anonymousInitializer("onnx::Add", new Float32Array(channels), [channels, 1, 1])
+    : filledParam(ctx, `${name}.bias`, [channels], 0);
   return g.scoped(name, () => {
     const grouped = g.op("Reshape", [x, g.int64([0, groups, -1])]);
     const normed = g.op(
@@ -122,6 +167,7 @@ export function groupNorm(
       },
     );
     const back = g.op("Reshape", [normed, g.op("Shape", [x])]);
+    if (exported) return g.op("Add", [g.op("Mul", [back, weight]), bias]);
     const axes = g.int64([1, 2]);
     const scaled = g.op("Mul", [back, g.op("Unsqueeze", [weight, axes])]);
     return g.op("Add", [scaled, g.op("Unsqueeze", [bias, axes])]);

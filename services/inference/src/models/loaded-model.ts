@@ -1,19 +1,19 @@
 import { join } from "node:path";
-import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
-import { isSdxlFamily, type ModelDirectory } from "./model-directory.js";
-import { ModelContractError } from "./model-errors.js";
 import {
-  OnnxComponent,
+  ModelContractError,
+  OnnxSession,
   type ProviderFallback,
   type SessionSettings,
   type TensorSpec,
-} from "./onnx-component.js";
+} from "@dmesh/onnx";
+import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
+import { type ComponentName, isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
 
 const FLOATS = ["float32", "float16"];
 
 /** A text encoder and the output names the pipeline reads from it. */
 export interface TextEncoder {
-  readonly component: OnnxComponent;
+  readonly component: OnnxSession;
   readonly tokenizer: ClipTokenizer;
   /** `hidden_states.0` (embeddings) … `hidden_states.N` (last layer), in order. */
   readonly hiddenStates: string[];
@@ -45,9 +45,9 @@ export interface ModelContract {
 export interface LoadedModel {
   readonly dir: ModelDirectory;
   readonly textEncoders: TextEncoder[];
-  readonly unet: OnnxComponent;
-  readonly vaeDecoder: OnnxComponent;
-  readonly vaeEncoder: OnnxComponent | undefined;
+  readonly unet: OnnxSession;
+  readonly vaeDecoder: OnnxSession;
+  readonly vaeEncoder: OnnxSession | undefined;
   readonly contract: ModelContract;
   readonly providers: string[];
   /** Configured providers this model could not use, and why (logged once by the registry). */
@@ -58,18 +58,29 @@ export interface LoadedModel {
 /** The latent channels of every SD/SDXL VAE. */
 export const LATENT_CHANNELS = 4;
 
+/** Opens one component's session (a patched one, for an adapter set); `OnnxSession.open` by default. */
+export type OpenComponent = (
+  name: ComponentName,
+  file: string,
+  settings: SessionSettings,
+) => Promise<OnnxSession>;
+
 /**
  * Creates every session of a model directory and checks each sub-model's I/O contract, and that their
  * dimensions agree with each other, before first use. The first component settles the provider chain, so
  * a provider that cannot load is tried once per model, not once per component.
  */
-export async function loadModel(dir: ModelDirectory, settings: SessionSettings): Promise<LoadedModel> {
-  const loaded: OnnxComponent[] = [];
+export async function loadModel(
+  dir: ModelDirectory,
+  settings: SessionSettings,
+  open: OpenComponent = (name, file, chain) => OnnxSession.open(dir.id, name, file, chain),
+): Promise<LoadedModel> {
+  const loaded: OnnxSession[] = [];
   let chain = settings;
-  const load = async (name: keyof ModelDirectory["components"]) => {
+  const load = async (name: ComponentName) => {
     const file = dir.components[name];
     if (!file) return undefined;
-    const component = await OnnxComponent.load(dir.id, name, file, chain);
+    const component = await open(name, file, chain);
     if (loaded.length === 0) chain = { ...settings, executionProviders: component.providers };
     loaded.push(component);
     return component;
@@ -111,7 +122,7 @@ export async function loadModel(dir: ModelDirectory, settings: SessionSettings):
   }
 }
 
-function textEncoderContract(model: string, component: OnnxComponent, tokenizer: ClipTokenizer): TextEncoder {
+function textEncoderContract(model: string, component: OnnxSession, tokenizer: ClipTokenizer): TextEncoder {
   component.requireInput("input_ids", ["int32", "int64"]);
   const hiddenStates = [...component.outputs.keys()]
     .filter((n) => /^hidden_states\.\d+$/.test(n))
@@ -138,9 +149,9 @@ function textEncoderContract(model: string, component: OnnxComponent, tokenizer:
 function modelContract(
   dir: ModelDirectory,
   textEncoders: TextEncoder[],
-  unet: OnnxComponent,
-  vaeDecoder: OnnxComponent,
-  vaeEncoder: OnnxComponent | undefined,
+  unet: OnnxSession,
+  vaeDecoder: OnnxSession,
+  vaeEncoder: OnnxSession | undefined,
 ): ModelContract {
   const sample = unet.requireInput("sample", FLOATS);
   const timestep = unet.requireInput("timestep", ["float32", "float16", "int64", "int32"]);

@@ -1,22 +1,23 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { ModelCache, ModelContractError, type SessionSettings } from "@dmesh/onnx";
 import { FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
 import { modelUnloads, observeModelLoad } from "../inference-metrics.js";
 import { type LoadedModel, loadModel } from "./loaded-model.js";
-import { type ModelDirectory, readModelDirectory } from "./model-directory.js";
-import { ModelContractError } from "./model-errors.js";
-import type { SessionSettings } from "./onnx-component.js";
+import { type ModelDirectory, readModelDirectory } from "./pipeline-directory.js";
 
 interface Entry {
   dir: ModelDirectory | undefined;
   /** Why the directory cannot be used, when it cannot. */
   problem: string | undefined;
   path: string;
-  loaded: LoadedModel | undefined;
-  loading: Promise<LoadedModel> | undefined;
-  refs: number;
   lastUsed: number;
-  memoryBytes: number;
+}
+
+/** A loaded suite and the resident memory its load added. */
+interface Resident {
+  readonly model: LoadedModel;
+  readonly memoryBytes: number;
 }
 
 export interface ModelInfo {
@@ -36,6 +37,7 @@ export interface ModelInfo {
  */
 export class ModelRegistry {
   private readonly entries = new Map<string, Entry>();
+  private readonly resident: ModelCache<Resident>;
   /** Models whose provider fallback was logged: once per model, however often it is reloaded. */
   private readonly fallbackLogged = new Set<string>();
 
@@ -43,9 +45,19 @@ export class ModelRegistry {
     private readonly modelsDir: string,
     private readonly defaultModel: string,
     private readonly settings: SessionSettings,
-    private readonly maxLoaded: number,
+    maxLoaded: number,
     private readonly logger: Logger,
   ) {
+    this.resident = new ModelCache({
+      capacity: maxLoaded,
+      load: (id) => this.loadSuite(id),
+      release: async ({ model }, id) => {
+        await model.release();
+        modelUnloads.inc();
+        this.logger.info({ model: id }, "model unloaded");
+      },
+      bytes: (r) => r.memoryBytes,
+    });
     this.scan();
   }
 
@@ -56,16 +68,7 @@ export class ModelRegistry {
       if (!name.isDirectory() || this.entries.get(name.name)?.dir) continue;
       const path = join(this.modelsDir, name.name);
       if (!existsSync(join(path, "model_index.json"))) continue;
-      const entry: Entry = {
-        dir: undefined,
-        problem: undefined,
-        path,
-        loaded: undefined,
-        loading: undefined,
-        refs: 0,
-        lastUsed: 0,
-        memoryBytes: 0,
-      };
+      const entry: Entry = { dir: undefined, problem: undefined, path, lastUsed: 0 };
       try {
         entry.dir = readModelDirectory(name.name, path);
       } catch (err) {
@@ -93,19 +96,22 @@ export class ModelRegistry {
 
   info(id: string, field = "id"): ModelInfo {
     const entry = this.entry(id, field, false);
+    const resolved = this.resolveId(id);
+    const resident = this.resident.info(resolved);
+    const model = this.resident.peek(resolved)?.model;
     return {
-      id: this.resolveId(id),
+      id: resolved,
       dir: entry.dir,
       problem: entry.problem,
-      loaded: entry.loaded !== undefined,
-      memoryBytes: entry.memoryBytes,
+      loaded: model !== undefined,
+      memoryBytes: model ? (resident?.bytes ?? 0) : 0,
       lastUsed: entry.lastUsed,
-      providers: entry.loaded?.providers ?? [],
+      providers: model?.providers ?? [],
     };
   }
 
   loadedIds(): string[] {
-    return [...this.entries].filter(([, e]) => e.loaded).map(([id]) => id);
+    return this.resident.keys().filter((id) => this.resident.info(id)?.loaded);
   }
 
   /**
@@ -114,23 +120,18 @@ export class ModelRegistry {
    */
   async acquire(id: string, field = "models.base"): Promise<{ model: LoadedModel; release: () => void }> {
     const entry = this.entry(id, field);
-    entry.refs++;
+    const resolved = this.resolveId(id);
     try {
-      const model = await this.ensureLoaded(this.resolveId(id), entry);
+      const lease = await this.resident.acquire(resolved);
       entry.lastUsed = Date.now();
-      let released = false;
       return {
-        model,
+        model: lease.value.model,
         release: () => {
-          if (released) return;
-          released = true;
-          entry.refs--;
           entry.lastUsed = Date.now();
-          void this.evict();
+          lease.release();
         },
       };
     } catch (err) {
-      entry.refs--;
       throw err instanceof ModelContractError ? err.forField(field) : err;
     }
   }
@@ -142,15 +143,16 @@ export class ModelRegistry {
   }
 
   async unload(id: string): Promise<ModelInfo> {
-    const entry = this.entry(id, "id");
-    if (entry.refs > 0)
-      throw new FailedPreconditionError(`model "${id}" is in use by ${entry.refs} request(s)`, "id");
-    await this.drop(entry);
+    this.entry(id, "id");
+    const resolved = this.resolveId(id);
+    const users = this.resident.info(resolved)?.users ?? 0;
+    if (users > 0 || !(await this.resident.delete(resolved)))
+      throw new FailedPreconditionError(`model "${id}" is in use by ${users} request(s)`, "id");
     return this.info(id);
   }
 
   async close(): Promise<void> {
-    for (const entry of this.entries.values()) await this.drop(entry);
+    await this.resident.clear();
   }
 
   private resolveId(id: string): string {
@@ -171,59 +173,33 @@ export class ModelRegistry {
     return entry;
   }
 
-  private ensureLoaded(id: string, entry: Entry): Promise<LoadedModel> {
-    if (entry.loaded) return Promise.resolve(entry.loaded);
-    entry.loading ??= (async () => {
-      const before = process.memoryUsage().rss;
-      const started = performance.now();
-      try {
-        const dir = entry.dir as ModelDirectory;
-        const model = await observeModelLoad(id, () => loadModel(dir, this.settings));
-        entry.loaded = model;
-        entry.memoryBytes = Math.max(0, process.memoryUsage().rss - before);
-        this.logger.info(
-          {
-            model: id,
-            ms: Math.round(performance.now() - started),
-            providers: model.providers,
-            family: dir.family,
-          },
-          "model loaded",
-        );
-        if (model.fallbacks.length > 0 && !this.fallbackLogged.has(id)) {
-          this.fallbackLogged.add(id);
-          this.logger.warn(
-            {
-              model: id,
-              wanted: this.settings.executionProviders,
-              using: model.providers,
-              unavailable: model.fallbacks,
-            },
-            "execution providers unavailable; fell back",
-          );
-        }
-        return model;
-      } finally {
-        entry.loading = undefined;
-      }
-    })();
-    return entry.loading;
-  }
-
-  private async evict(): Promise<void> {
-    const loaded = [...this.entries.values()].filter((e) => e.loaded);
-    if (loaded.length <= this.maxLoaded) return;
-    const idle = loaded.filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
-    for (const entry of idle.slice(0, loaded.length - this.maxLoaded)) await this.drop(entry);
-  }
-
-  private async drop(entry: Entry): Promise<void> {
-    const model = entry.loaded;
-    if (!model) return;
-    entry.loaded = undefined;
-    entry.memoryBytes = 0;
-    await model.release();
-    modelUnloads.inc();
-    this.logger.info({ model: entry.dir?.id }, "model unloaded");
+  private async loadSuite(id: string): Promise<Resident> {
+    const dir = this.entries.get(id)?.dir as ModelDirectory;
+    const before = process.memoryUsage().rss;
+    const started = performance.now();
+    const model = await observeModelLoad(id, () => loadModel(dir, this.settings));
+    const memoryBytes = Math.max(0, process.memoryUsage().rss - before);
+    this.logger.info(
+      {
+        model: id,
+        ms: Math.round(performance.now() - started),
+        providers: model.providers,
+        family: dir.family,
+      },
+      "model loaded",
+    );
+    if (model.fallbacks.length > 0 && !this.fallbackLogged.has(id)) {
+      this.fallbackLogged.add(id);
+      this.logger.warn(
+        {
+          model: id,
+          wanted: this.settings.executionProviders,
+          using: model.providers,
+          unavailable: model.fallbacks,
+        },
+        "execution providers unavailable; fell back",
+      );
+    }
+    return { model, memoryBytes };
   }
 }

@@ -1,9 +1,9 @@
+import { RunClock } from "@dmesh/onnx";
 import { AbortedError, InvalidArgumentError, type Logger } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import { denoiseStepSeconds } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/model-directory.js";
-import { RunClock } from "../models/onnx-component.js";
+import { isSdxlFamily } from "../models/pipeline-directory.js";
 import { createGenerator, type Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
 import { encodeSchedulerStates } from "./checkpoint-codec.js";

@@ -1,7 +1,7 @@
+import type { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
 import { binarizeMask, decodeInputImage, maskToLatentGrid, rgb8ToVaeInput } from "./pixels.js";

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { type ResolvedSpec, schedulerConfigOverrides } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/model-directory.js";
+import { isSdxlFamily } from "../models/pipeline-directory.js";
 import { type Scheduler, SchedulerInputError } from "../schedulers/index.js";
 import { clientDecimal } from "./client-decimal.js";
 import type { DenoisePhaseName } from "./generation-types.js";

@@ -1,8 +1,8 @@
+import type { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel, TextEncoder } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/model-directory.js";
-import type { RunClock } from "../models/onnx-component.js";
+import { isSdxlFamily } from "../models/pipeline-directory.js";
 import {
   applyPromptWeights,
   PromptSyntaxError,
@@ -84,7 +84,7 @@ export async function encodePrompts(
     const layer = hiddenLayerName(enc, sdxl, spec.clipSkip);
     const wanted = [layer, ...(enc.pooled ? [enc.pooled] : [])];
     const out = await modelRun(enc.component.model, enc.component.name, () =>
-      enc.component.run({ input_ids: { data: ids, dims: [all.length, CHUNK] } }, clock, wanted),
+      enc.component.run({ input_ids: { data: ids, dims: [all.length, CHUNK] } }, { clock, outputs: wanted }),
     );
     const hidden = out[layer];
     if (!hidden) throw new Error(`${enc.component.name} did not return ${layer}`);

@@ -1,5 +1,5 @@
+import type { RunClock } from "@dmesh/onnx";
 import type { LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { BufferPool } from "./buffer-pool.js";
 import type { EncodedPrompts } from "./prompt-encoder.js";
 import type { UnetBatcher, UnetFeed, UnetResult } from "./unet-batcher.js";

@@ -1,6 +1,6 @@
+import type { RunClock } from "@dmesh/onnx";
 import { unetBatchSize } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { BufferPool } from "./buffer-pool.js";
 import { modelRun } from "./model-run-span.js";
 
@@ -131,7 +131,7 @@ export class UnetBatcher {
       const clock = { seconds: 0, calls: 0 };
       unetBatchSize.observe(rows);
       const out = await modelRun(this.model.dir.id, "unet", () =>
-        unet.run(feeds, clock, [contract.unetOutput]),
+        unet.run(feeds, { clock, outputs: [contract.unetOutput] }),
       );
       const prediction = out[contract.unetOutput]?.data;
       if (!prediction) throw new Error(`unet did not return ${contract.unetOutput}`);

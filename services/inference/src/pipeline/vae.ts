@@ -1,6 +1,6 @@
+import type { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { LATENT_CHANNELS, type LoadedModel } from "../models/loaded-model.js";
-import type { RunClock } from "../models/onnx-component.js";
 import type { NoiseSource } from "../random/index.js";
 import type { BufferPool } from "./buffer-pool.js";
 import { modelRun } from "./model-run-span.js";
@@ -25,7 +25,7 @@ export async function encodeImage(
   if (!encoder || !output)
     throw new InvalidArgumentError("spec.models.base", `model "${model.dir.id}" has no vae_encoder`);
   const out = await modelRun(model.dir.id, "vae_encoder", () =>
-    encoder.run({ sample: { data: pixels, dims: [1, 3, height, width] } }, clock, [output]),
+    encoder.run({ sample: { data: pixels, dims: [1, 3, height, width] } }, { clock, outputs: [output] }),
   );
   const result = out[output];
   if (!result) throw new Error(`vae_encoder did not return ${output}`);
@@ -74,8 +74,7 @@ export async function decodeLatents(
     const decoded = await modelRun(model.dir.id, "vae_decoder", () =>
       model.vaeDecoder.run(
         { latent_sample: { data: scaled, dims: [1, LATENT_CHANNELS, height / 8, width / 8] } },
-        clock,
-        [output],
+        { clock, outputs: [output] },
       ),
     );
     const sample = decoded[output];

@@ -4,7 +4,7 @@ import type {
   GenerationParameters,
   GenerationParametersSchema,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
-import { ALGORITHM_TYPE_NAMES, a1111Names, SIGMA_SCHEDULE_NAMES, TIMESTEP_SPACING_NAMES } from "@dmesh/spec";
+import { a1111Names, schedulerChoiceOf } from "@dmesh/spec";
 
 /**
  * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
@@ -20,14 +20,7 @@ export function infotextParameters(
   const scheduler = spec.scheduler;
   // The names AUTOMATIC1111 writes (`packages/spec`'s scheduler table), so tools that read its images
   // recognise ours.
-  const names = a1111Names({
-    kind: scheduler?.kind,
-    algorithmType: ALGORITHM_TYPE_NAMES[scheduler?.algorithmType ?? 0],
-    sigmaSchedule: scheduler?.karrasSigmas
-      ? "karras"
-      : schedulerOnly(SIGMA_SCHEDULE_NAMES[scheduler?.sigmaSchedule ?? 0]),
-    spacing: TIMESTEP_SPACING_NAMES[scheduler?.spacing ?? 0],
-  });
+  const names = a1111Names(schedulerChoiceOf(scheduler));
   const extra: Record<string, string> = {};
   if (spec.params?.clipSkip) extra["Clip skip"] = String(spec.params.clipSkip + 1);
   if (denoisingStrength !== undefined) extra["Denoising strength"] = String(denoisingStrength);
@@ -49,8 +42,4 @@ export function infotextParameters(
 }
 
 /** "default" is no respacing: A1111 writes no schedule type for it. */
-function schedulerOnly<T extends string>(name: T | "default" | undefined): T | undefined {
-  return name === "default" ? undefined : name;
-}
-
 export type { GenerationParameters };

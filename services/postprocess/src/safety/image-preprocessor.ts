@@ -1,5 +1,5 @@
+import { ModelContractError } from "@dmesh/onnx";
 import { type RawImage, sharpFromRaw } from "../image/raw-image.js";
-import { ModelContractError } from "../models/model-contract-error.js";
 import type { ResizeKernel } from "../resize/resize-image.js";
 
 /** Height and width. */

@@ -1,13 +1,14 @@
 import { basename } from "node:path";
-import type { RawImage } from "../image/raw-image.js";
-import { ModelContractError } from "../models/model-contract-error.js";
-import { findOnnxFile, readModelJson } from "../models/model-directory.js";
 import {
+  cpuSessionSettings,
+  findOnnxFile,
   firstLine,
-  type OnnxSessionOptions,
-  openOnnxSession,
-  type TensorInfo,
-} from "../onnx/onnx-session.js";
+  ModelContractError,
+  OnnxSession,
+  readModelJson,
+  type TensorSpec,
+} from "@dmesh/onnx";
+import type { RawImage } from "../image/raw-image.js";
 import { createImagePreprocessor } from "./image-preprocessor.js";
 
 /**
@@ -26,7 +27,9 @@ export interface SafetyClassifier {
   release(): Promise<void>;
 }
 
-export interface SafetyClassifierOptions extends OnnxSessionOptions {
+export interface SafetyClassifierOptions {
+  /** onnxruntime threads; 0 or none: one per core. */
+  readonly intraOpThreads?: number;
   /** Label names (any case) that count as unsafe; at least one of the model's labels must be one. */
   readonly unsafeLabels: readonly string[];
 }
@@ -52,16 +55,20 @@ export async function loadSafetyClassifier(
   }
   const multiLabel = config.problem_type === "multi_label_classification";
 
-  const session = await openOnnxSession(name, await findOnnxFile(dir, name), options);
+  const session = await OnnxSession.open(
+    name,
+    "safety classifier",
+    await findOnnxFile(dir, name),
+    cpuSessionSettings(options.intraOpThreads),
+  );
   try {
-    const input = session.inputs.find((t) => t.name === "pixel_values") ?? onlyOne(name, session.inputs);
-    const output = session.outputs.find((t) => t.name === "logits") ?? session.outputs[0];
+    const inputs = [...session.inputs.values()];
+    const outputs = [...session.outputs.values()];
+    const input = inputs.find((t) => t.name === "pixel_values") ?? onlyOne(name, inputs);
+    const output = outputs.find((t) => t.name === "logits") ?? outputs[0];
     checkPixelValues(name, input, preprocessor.size);
     if (output?.type !== "float32") {
-      throw new ModelContractError(
-        name,
-        `needs a float32 logits output (it has ${describe(session.outputs)})`,
-      );
+      throw new ModelContractError(name, `needs a float32 logits output (it has ${describe(outputs)})`);
     }
     const run = async (image: RawImage) => {
       const pixels = await preprocessor.toPixelValues(image);
@@ -128,7 +135,7 @@ function labelsOf(model: string, id2label: unknown): string[] {
   return labels;
 }
 
-function onlyOne(model: string, inputs: readonly TensorInfo[]): TensorInfo {
+function onlyOne(model: string, inputs: readonly TensorSpec[]): TensorSpec {
   const [only] = inputs;
   if (!only || inputs.length !== 1) {
     throw new ModelContractError(
@@ -142,7 +149,7 @@ function onlyOne(model: string, inputs: readonly TensorInfo[]): TensorInfo {
 /** float32 [batch, 3, H, W], H and W matching the preprocessor's output when the export fixed them. */
 function checkPixelValues(
   model: string,
-  input: TensorInfo,
+  input: TensorSpec,
   size: { height: number; width: number } | undefined,
 ): void {
   const [, c, h, w] = input.shape;
@@ -163,6 +170,6 @@ function checkPixelValues(
   }
 }
 
-function describe(tensors: readonly TensorInfo[]): string {
+function describe(tensors: readonly TensorSpec[]): string {
   return tensors.map((t) => `"${t.name}" ${t.type} [${t.shape.join(", ")}]`).join(", ") || "none";
 }

@@ -1,14 +1,14 @@
+import { ModelCache, modelDirectoryIn } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import sharp from "sharp";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
-import { ModelCache } from "../models/model-cache.js";
-import { modelDirectoryIn } from "../models/model-directory.js";
-import type { OnnxSessionOptions } from "../onnx/onnx-session.js";
 import { resizeImage } from "../resize/resize-image.js";
 import { loadUpscaleModel, type UpscaleModel } from "./upscale-model.js";
 import { upscaleTiled } from "./upscale-tiled.js";
 
-export interface ModelUpscalerOptions extends OnnxSessionOptions {
+export interface ModelUpscalerOptions {
+  /** onnxruntime threads; 0 or none: one per core. */
+  readonly intraOpThreads?: number;
   /** Each subdirectory is a model a request may name. */
   readonly modelsDir: string;
   /** Models kept loaded. */
@@ -60,7 +60,7 @@ export class ModelUpscaler {
 
   /** Names of the models loaded now, least recently used first. */
   loaded(): string[] {
-    return this.cache.names();
+    return this.cache.keys();
   }
 
   upscale(image: RawImage, request: ModelUpscaleRequest): Promise<RawImage> {

@@ -1,11 +1,12 @@
-import { ModelContractError } from "../models/model-contract-error.js";
-import { findOnnxFile, readModelJson } from "../models/model-directory.js";
 import {
+  cpuSessionSettings,
+  findOnnxFile,
   firstLine,
-  type OnnxSessionOptions,
-  openOnnxSession,
-  type TensorInfo,
-} from "../onnx/onnx-session.js";
+  ModelContractError,
+  OnnxSession,
+  readModelJson,
+  type TensorSpec,
+} from "@dmesh/onnx";
 
 /**
  * A super-resolution model loaded by contract: an ESRGAN-family ONNX export with one float32 NCHW RGB image
@@ -31,14 +32,20 @@ const PROBE_SIDE = 32;
 export async function loadUpscaleModel(
   dir: string,
   name: string,
-  options: OnnxSessionOptions = {},
+  options: { readonly intraOpThreads?: number } = {},
 ): Promise<UpscaleModel> {
   const config = (await readModelJson(dir, "config.json", name, false)) ?? {};
   const file = await findOnnxFile(dir, name);
-  const session = await openOnnxSession(name, file, options);
+  const session = await OnnxSession.open(name, "upscaler", file, cpuSessionSettings(options.intraOpThreads));
   try {
-    const input = pickTensor(name, session.inputs, config.input_name, "input", "input_name");
-    const output = pickTensor(name, session.outputs, config.output_name, "output", "output_name");
+    const input = pickTensor(name, [...session.inputs.values()], config.input_name, "input", "input_name");
+    const output = pickTensor(
+      name,
+      [...session.outputs.values()],
+      config.output_name,
+      "output",
+      "output_name",
+    );
     checkImageInput(name, input);
     if (output.type !== "float32") {
       throw new ModelContractError(name, `output "${output.name}" is ${output.type}; expected float32`);
@@ -102,11 +109,11 @@ export async function loadUpscaleModel(
 
 function pickTensor(
   model: string,
-  tensors: readonly TensorInfo[],
+  tensors: readonly TensorSpec[],
   configured: unknown,
   kind: "input" | "output",
   key: string,
-): TensorInfo {
+): TensorSpec {
   const names = tensors.map((t) => `"${t.name}"`).join(", ");
   if (configured !== undefined) {
     const found = tensors.find((t) => t.name === configured);
@@ -130,7 +137,7 @@ function pickTensor(
 }
 
 /** float32, rank 4, 3 channels in dimension 1 (NCHW), not a channels-last export. */
-function checkImageInput(model: string, input: TensorInfo): void {
+function checkImageInput(model: string, input: TensorSpec): void {
   const shape = `[${input.shape.join(", ")}]`;
   const problem =
     input.type !== "float32"

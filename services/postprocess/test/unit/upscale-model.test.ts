@@ -1,8 +1,8 @@
 import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ModelContractError } from "@dmesh/onnx";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RawImage } from "../../src/image/raw-image.js";
-import { ModelContractError } from "../../src/models/model-contract-error.js";
 import { ModelUpscaler } from "../../src/upscale/model-upscaler.js";
 import { loadUpscaleModel, type UpscaleModel } from "../../src/upscale/upscale-model.js";
 import { upscaleTiled } from "../../src/upscale/upscale-tiled.js";

@@ -1,4 +1,4 @@
-// fp16 exports take and return IEEE half floats; onnxruntime-node carries them as Uint16Array.
+// fp16 exports take, return and store IEEE half floats; onnxruntime-node carries them as Uint16Array.
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -52,5 +52,13 @@ export function fromFloat16(values: Uint16Array): Float32Array {
     else if (exp === 0x1f) out[i] = mant ? Number.NaN : sign * Number.POSITIVE_INFINITY;
     else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
   }
+  return out;
+}
+
+/** bfloat16 is the upper half of a float32. */
+export function fromBfloat16(values: Uint16Array): Float32Array {
+  const out = new Float32Array(values.length);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < values.length; i++) bits[i] = (values[i] ?? 0) << 16;
   return out;
 }

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ModelContractError } from "./model-errors.js";
+import { ModelContractError, onnxFileBytes, optionalModelJson, readModelJsonSync } from "@dmesh/onnx";
 
 export type ModelFamilyName = "sdxl" | "sdxl-refiner" | "sd1" | "sd2";
 
@@ -12,7 +12,7 @@ export function isSdxlFamily(family: ModelFamilyName): boolean {
 export const COMPONENTS = ["text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder"] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
 
-/** What a diffusers/optimum ONNX export directory holds, read from its files without loading any model. */
+/** What a diffusers/optimum ONNX pipeline directory holds, read from its files without loading any model. */
 export interface ModelDirectory {
   readonly id: string;
   readonly path: string;
@@ -37,19 +37,19 @@ export interface ModelDirectory {
  * family needs is an error naming it, before any session is created.
  */
 export function readModelDirectory(id: string, path: string): ModelDirectory {
-  const index = readJson(id, join(path, "model_index.json"));
+  const index = readModelJsonSync(id, join(path, "model_index.json"));
   const components: Partial<Record<ComponentName, string>> = {};
   const fileBytes: Partial<Record<ComponentName, number>> = {};
   for (const name of COMPONENTS) {
     const file = join(path, name, "model.onnx");
     if (existsSync(file)) {
       components[name] = file;
-      fileBytes[name] = componentBytes(join(path, name));
+      fileBytes[name] = onnxFileBytes(join(path, name));
     }
   }
   const hasTe1 = "text_encoder" in components;
   const hasTe2 = "text_encoder_2" in components;
-  const unetConfig = optionalJson(join(path, "unet", "config.json"));
+  const unetConfig = optionalModelJson(join(path, "unet", "config.json"));
   const family: ModelFamilyName =
     hasTe1 && hasTe2
       ? "sdxl"
@@ -72,8 +72,8 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
         throw new ModelContractError(id, `missing ${join(path, t, file)}`);
     }
   }
-  const schedulerConfig = readJson(id, join(path, "scheduler", "scheduler_config.json"));
-  const vaeConfig = optionalJson(join(path, "vae_decoder", "config.json"));
+  const schedulerConfig = readModelJsonSync(id, join(path, "scheduler", "scheduler_config.json"));
+  const vaeConfig = optionalModelJson(join(path, "vae_decoder", "config.json"));
   const sampleSize = Number(unetConfig.sample_size) || (isSdxlFamily(family) ? 128 : 64);
   return {
     id,
@@ -89,32 +89,4 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
     inpainting: Number(unetConfig.in_channels) === 9,
     fileBytes,
   };
-}
-
-function componentBytes(dir: string): number {
-  // External-data exports keep weights beside model.onnx (model.onnx_data, weights.pb).
-  let total = 0;
-  for (const f of ["model.onnx", "model.onnx_data", "weights.pb"]) {
-    const p = join(dir, f);
-    if (existsSync(p)) total += statSync(p).size;
-  }
-  return total;
-}
-
-function readJson(id: string, file: string): Record<string, unknown> {
-  if (!existsSync(file)) throw new ModelContractError(id, `missing ${file}`);
-  try {
-    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  } catch (err) {
-    throw new ModelContractError(id, `${file} is not valid JSON: ${(err as Error).message}`);
-  }
-}
-
-function optionalJson(file: string): Record<string, unknown> {
-  if (!existsSync(file)) return {};
-  try {
-    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
-  } catch {
-    return {};
-  }
 }

@@ -1,7 +1,11 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { InvalidArgumentError, NotFoundError } from "@dmesh/runtime";
 import { ModelContractError } from "./model-contract-error.js";
+
+// Reading model directories: a model named by a request, its ONNX file, its JSON files and its size. What
+// a directory must hold is the loader's business (a diffusers pipeline, an upscaler, a classifier).
 
 /** A directory name, never a path: no separators, so a request cannot reach outside the models root. */
 const MODEL_NAME = /^[A-Za-z0-9][\w.+-]{0,127}$/;
@@ -72,4 +76,37 @@ export async function readModelJson(
     throw new ModelContractError(model, `${file} must hold a JSON object`);
   }
   return json as Record<string, unknown>;
+}
+
+/**
+ * Bytes of an ONNX model on disk: `model.onnx` and the external data files exports keep beside it
+ * (`model.onnx_data` as optimum writes it, `weights.pb` as older exports did).
+ */
+export function onnxFileBytes(dir: string): number {
+  let total = 0;
+  for (const f of ["model.onnx", "model.onnx_data", "weights.pb"]) {
+    const p = join(dir, f);
+    if (existsSync(p)) total += statSync(p).size;
+  }
+  return total;
+}
+
+/** A JSON object file that must exist (a ModelContractError naming it otherwise), read synchronously. */
+export function readModelJsonSync(model: string, file: string): Record<string, unknown> {
+  if (!existsSync(file)) throw new ModelContractError(model, `missing ${file}`);
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelContractError(model, `${file} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** A JSON object file, or {} when it is absent or unreadable (optional configs). */
+export function optionalModelJson(file: string): Record<string, unknown> {
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }

@@ -1,11 +1,16 @@
 import { FailedPreconditionError } from "@dmesh/runtime";
 
-/** A model directory that cannot be used: missing or corrupt files, or an I/O contract we do not know. */
+/**
+ * A model that does not meet the contract its loader works by: a missing or corrupt file, an input, output
+ * or setting we do not know. The message names the model, the file and the tensor, input or setting at
+ * fault. A request naming such a model fails with FAILED_PRECONDITION (the request is fine; the server's
+ * model is not); `field` is the request field that named the model, when there was one.
+ */
 export class ModelContractError extends FailedPreconditionError {
   constructor(
     readonly model: string,
     readonly detail: string,
-    field = "models.base",
+    field?: string,
   ) {
     super(`model "${model}": ${detail}`, field);
     this.name = "ModelContractError";
