@@ -72,6 +72,70 @@ const PLANS: Record<string, Plan> = {
         expect(body.workflows.map((w) => w.id)).toContain("txt2img");
       },
     },
+  // Keys, TLS and CORS: a key and its file are made here; the meshes they need run in test/door.
+  "key=dmesh_acme_$(openssl rand -hex 16)": {},
+  'echo "acme $(printf %s "$key" | sha256sum | cut -d\' \' -f1)" >> api-keys.txt': {},
+  'API_KEYS_FILE=api-keys.txt CORS_ORIGINS=https://app.example.com DMESH_API_KEY=$key npx dmesh up --base-port 51161 --seed 42 --steps 8 --width 256 --height 256 "a cat"':
+    {
+      notHere:
+        "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+    },
+  "npx dmesh sessions --url http://127.0.0.1:51161": {
+    notHere:
+      "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+  },
+  "npx dmesh status --url http://127.0.0.1:51161 --api-key wrong": {
+    notHere:
+      "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+  },
+  "npx dmesh sessions --url http://127.0.0.1:51161 --api-key $key": {
+    notHere:
+      "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+  },
+  "curl -s -H 'content-type: application/json' -d '{}' http://127.0.0.1:51161/dmesh.processing.v1.ProcessingService/ListSessions":
+    {
+      notHere:
+        "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+    },
+  "curl -si -X OPTIONS http://127.0.0.1:51161/dmesh.processing.v1.ProcessingService/ListSessions -H 'origin: https://app.example.com' -H 'access-control-request-method: POST'":
+    {
+      notHere:
+        "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+    },
+  "curl -si -X OPTIONS http://127.0.0.1:51161/dmesh.processing.v1.ProcessingService/ListSessions -H 'origin: https://evil.example.net' -H 'access-control-request-method: POST' | head -1":
+    {
+      notHere:
+        "needs a second mesh started with API keys and CORS on its own ports; test/door/tenants.test.ts runs keys, tenants and CORS over real processes",
+    },
+  'mesh="TLS_CERT_FILE=mesh.crt TLS_KEY_FILE=mesh.key"': {},
+  "env $mesh TLS_CLIENT_CA_FILE=ca.crt PORT=51172 node services/postprocess/dist/main.js": {
+    notHere:
+      "needs certificates and services started with TLS by hand; test/door/tls.test.ts makes its certificates with openssl and runs this mesh",
+  },
+  "env $mesh TLS_CLIENT_CA_FILE=ca.crt PORT=51171 MODELS_DIR=.dmesh/models node services/inference/dist/main.js":
+    {
+      notHere:
+        "needs certificates and services started with TLS by hand; test/door/tls.test.ts makes its certificates with openssl and runs this mesh",
+    },
+  "env $mesh TLS_CA_FILE=ca.crt TLS_CLIENT_CERT_FILE=mesh.crt TLS_CLIENT_KEY_FILE=mesh.key TLS_SERVER_NAME=dmesh-internal PORT=51170 INFERENCE_URLS=127.0.0.1:51171 POSTPROCESS_URLS=127.0.0.1:51172 node services/orchestrator/dist/main.js":
+    {
+      notHere:
+        "needs certificates and services started with TLS by hand; test/door/tls.test.ts makes its certificates with openssl and runs this mesh",
+    },
+  'NODE_EXTRA_CA_CERTS=ca.crt npx dmesh generate "a cat" --steps 4 --width 64 --height 64 --url https://localhost:51170':
+    {
+      notHere:
+        "needs certificates and services started with TLS by hand; test/door/tls.test.ts makes its certificates with openssl and runs this mesh",
+    },
+  "curl -s --cacert ca.crt -H 'content-type: application/json' -d '{\"service\":\"\"}' https://localhost:51170/grpc.health.v1.Health/Check":
+    {
+      notHere:
+        "needs certificates and services started with TLS by hand; test/door/tls.test.ts makes its certificates with openssl and runs this mesh",
+    },
+  "curl -s --http2 --cacert ca.crt https://localhost:51171/grpc.health.v1.Health/Check -d ''; echo $?": {
+    notHere:
+      "needs certificates and services started with TLS by hand; test/door/tls.test.ts makes its certificates with openssl and runs this mesh",
+  },
   "optimum-cli export onnx --model stabilityai/stable-diffusion-xl-base-1.0 models/sdxl-base": {
     notHere: "needs Python's optimum and the Hugging Face hub",
   },

@@ -1,4 +1,4 @@
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
@@ -12,16 +12,28 @@ export interface OrchestratorClients {
 
 export const DEFAULT_URL = "http://127.0.0.1:50051";
 
+/** `--api-key KEY` of every command that calls the orchestrator; DMESH_API_KEY when not given. */
+export const API_KEY_OPTION = { "api-key": { type: "string" } } as const;
+
 /**
  * The CLI talks to the orchestrator's public face the way a gateway would: the Connect protocol (binary)
- * over HTTP/1.1, uncompressed (images do not compress and gzip made large messages several times slower).
+ * over HTTP/1.1, uncompressed (images do not compress and gzip made large messages several times slower),
+ * with the API key as a bearer token when there is one.
  */
-export function orchestratorClients(url: string): OrchestratorClients {
+export function orchestratorClients(
+  url: string,
+  apiKey: string | undefined = process.env.DMESH_API_KEY,
+): OrchestratorClients {
+  const bearer: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${apiKey}`);
+    return next(req);
+  };
   const transport = createConnectTransport({
     baseUrl: url,
     httpVersion: "1.1",
     acceptCompression: [],
     useBinaryFormat: true,
+    interceptors: apiKey ? [bearer] : [],
   });
   return {
     processing: createClient(ProcessingService, transport),

@@ -10,6 +10,8 @@ import { WORKFLOWS_HELP, workflows } from "./commands/workflows.js";
 
 const HELP = `dmesh: diffusion mesh command line
 
+Commands that call the orchestrator send --api-key KEY (or DMESH_API_KEY) as a bearer token.
+
 ${UP_HELP}
 
 ${GENERATE_HELP}

@@ -140,6 +140,49 @@ export const commonSettings = {
     default: 10_000,
     parse: parse.int(0, 600_000),
   },
+  tlsCertFile: {
+    env: "TLS_CERT_FILE",
+    description: "PEM certificate (chain) the listener presents; empty = plaintext; reloaded when it changes",
+    default: "",
+    parse: parse.string,
+  },
+  tlsKeyFile: {
+    env: "TLS_KEY_FILE",
+    description: "PEM private key of TLS_CERT_FILE",
+    default: "",
+    parse: parse.string,
+  },
+  tlsClientCaFile: {
+    env: "TLS_CLIENT_CA_FILE",
+    description: "with TLS: clients must present a certificate signed by these PEM CAs (mutual TLS)",
+    default: "",
+    parse: parse.string,
+  },
+  tlsCaFile: {
+    env: "TLS_CA_FILE",
+    description: "PEM CAs this service's calls to other services verify them with; set = those calls use TLS",
+    default: "",
+    parse: parse.string,
+  },
+  tlsClientCertFile: {
+    env: "TLS_CLIENT_CERT_FILE",
+    description: "PEM certificate this service's calls present (mutual TLS); empty = none",
+    default: "",
+    parse: parse.string,
+  },
+  tlsClientKeyFile: {
+    env: "TLS_CLIENT_KEY_FILE",
+    description: "PEM private key of TLS_CLIENT_CERT_FILE",
+    default: "",
+    parse: parse.string,
+  },
+  tlsServerName: {
+    env: "TLS_SERVER_NAME",
+    description:
+      "name this service's calls expect in the servers' certificates (replicas found by DNS are dialled by address); empty = the host dialled",
+    default: "",
+    parse: parse.string,
+  },
   metricsPort: {
     env: "METRICS_PORT",
     description:

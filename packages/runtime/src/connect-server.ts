@@ -3,10 +3,13 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import { Duplex } from "node:stream";
+import * as tls from "node:tls";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
+import { withCors } from "./cors.js";
 import type { Logger } from "./logger.js";
 import { withMetricsPath } from "./metrics-server.js";
+import { ServerTls, type ServerTlsConfig } from "./tls.js";
 
 export interface ConnectServerOptions {
   name: string;
@@ -19,6 +22,10 @@ export interface ConnectServerOptions {
   shutdownGraceMs: number;
   /** Called first on close, e.g. to drop readiness before connections drain. */
   onClose?: () => void;
+  /** TLS_CERT_FILE and friends; plaintext without a certificate. */
+  tls?: ServerTlsConfig;
+  /** Origins whose browser pages may call (CORS); none = same-origin pages only. */
+  corsOrigins?: readonly string[];
   /** Answers requests whose path is no RPC (e.g. static files); unset = 404. */
   fallback?: ConnectNodeAdapterOptions["fallback"];
 }
@@ -75,14 +82,17 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   const shutdown = new AbortController();
   // connect-node adds a listener per call in progress; many concurrent calls are normal here, not a leak.
   setMaxListeners(0, shutdown.signal);
-  const handler = connectNodeAdapter({
-    routes: options.routes,
-    interceptors: options.interceptors,
-    readMaxBytes: options.maxMessageBytes,
-    writeMaxBytes: options.maxMessageBytes,
-    shutdownSignal: shutdown.signal,
-    ...(options.fallback ? { fallback: options.fallback } : {}),
-  });
+  const handler = withCors(
+    connectNodeAdapter({
+      routes: options.routes,
+      interceptors: options.interceptors,
+      readMaxBytes: options.maxMessageBytes,
+      writeMaxBytes: options.maxMessageBytes,
+      shutdownSignal: shutdown.signal,
+      ...(options.fallback ? { fallback: options.fallback } : {}),
+    }),
+    options.corsOrigins ?? [],
+  );
   const h1 = http.createServer(withMetricsPath(handler));
   const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, withMetricsPath(handler));
   const sockets = new Set<net.Socket>();
@@ -91,31 +101,49 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  // Ours, not http's, so Node's HTTP default of no Nagle delay must be asked for: without it, small frames
-  // (a stream's events, a unary answer's trailers) waited up to 40 ms for the client's delayed ACK.
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  const track = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.once("data", (first: Buffer) => {
-      socket.pause();
-      if (first.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE) {
-        // nghttp2 reads the socket's native handle, not bytes pushed back into the JS stream: hand it a
-        // JS stream that starts with the bytes already read.
-        h2.emit("connection", prepend(socket, first));
-      } else {
-        socket.unshift(first);
-        h1.emit("connection", socket);
-        socket.resume();
-      }
-    });
-  });
+  };
+  const secure = ServerTls.from(options.tls, options.logger);
+  // Ours, not http's, so Node's HTTP default of no Nagle delay must be asked for: without it, small frames
+  // (a stream's events, a unary answer's trailers) waited up to 40 ms for the client's delayed ACK.
+  // With TLS, ALPN tells HTTP/2 from HTTP/1.1; in plaintext, the first bytes do.
+  const server = secure
+    ? tlsListener(secure, (socket) => {
+        track(socket);
+        (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket);
+      })
+    : net.createServer({ noDelay: true }, (socket) => {
+        track(socket);
+        socket.once("data", (first: Buffer) => {
+          socket.pause();
+          if (first.toString("latin1", 0, H2_PREFACE.length) === H2_PREFACE) {
+            // nghttp2 reads the socket's native handle, not bytes pushed back into the JS stream: hand it a
+            // JS stream that starts with the bytes already read.
+            h2.emit("connection", prepend(socket, first));
+          } else {
+            socket.unshift(first);
+            h1.emit("connection", socket);
+            socket.resume();
+          }
+        });
+      });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => resolve());
+  }).catch((err: unknown) => {
+    secure?.close();
+    throw err;
   });
   const port = (server.address() as net.AddressInfo).port;
   const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  options.logger.info({ address }, `${options.name} listening (gRPC, Connect, gRPC-Web; HTTP/1.1 and h2c)`);
+  const security = secure ? (secure.requireClientCertificate ? "mutual TLS" : "TLS") : "plaintext";
+  const carriers = secure ? "HTTP/1.1 and h2 over TLS" : "HTTP/1.1 and h2c";
+  options.logger.info(
+    { address, security },
+    `${options.name} listening (gRPC, Connect, gRPC-Web; ${carriers})`,
+  );
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -145,9 +173,26 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
         for (const s of sockets) s.destroy();
       }
       shutdown.abort(new Error("server shut down"));
+      secure?.close();
       await Promise.race([h2close, new Promise((r) => setTimeout(r, 100).unref())]);
     })();
     return closing;
   };
   return { port, address, close };
+}
+
+/** A TLS listener offering h2 and HTTP/1.1 by ALPN, its certificate replaced when the files change. */
+function tlsListener(secure: ServerTls, onSocket: (socket: tls.TLSSocket) => void): tls.Server {
+  const server = tls.createServer(
+    {
+      ...secure.secureContextOptions(),
+      ALPNProtocols: ["h2", "http/1.1"],
+      requestCert: secure.requireClientCertificate,
+      rejectUnauthorized: secure.requireClientCertificate,
+      noDelay: true,
+    },
+    onSocket,
+  );
+  secure.onChange(() => server.setSecureContext(secure.secureContextOptions()));
+  return server;
 }

@@ -12,11 +12,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { appendMetadata, headersToMetadata, metadataToHeaders } from "./metadata.js";
 import { observeTransport } from "./observed-transport.js";
+import type { ClientTls } from "./tls.js";
 
 export interface GrpcTransportOptions {
   /** host:port of the service. */
   address: string;
   maxMessageBytes?: number;
+  /** TLS (and a client certificate) for the channel; plaintext without. */
+  tls?: ClientTls;
+  /** Headers every call carries unless it sets them itself (an API key: `authorization: Bearer KEY`). */
+  headers?: Record<string, string>;
   /** grpc_client_* metrics and trace context on every call; on unless false (the bench measures without). */
   observe?: boolean;
 }
@@ -33,13 +38,20 @@ export interface GrpcTransport extends Transport {
  */
 export function createGrpcTransport(options: GrpcTransportOptions): GrpcTransport {
   const max = options.maxMessageBytes ?? 64 * 1024 * 1024;
-  const client = new grpc.Client(options.address, grpc.credentials.createInsecure(), {
+  const credentials = options.tls?.credentials ?? grpc.credentials.createInsecure();
+  const client = new grpc.Client(options.address, credentials, {
+    ...options.tls?.channelOptions,
     "grpc.max_receive_message_length": max,
     "grpc.max_send_message_length": max,
     "grpc.keepalive_time_ms": 30_000,
     "grpc-node.flow_control_window": 16 * 1024 * 1024,
   });
   const channel = client.getChannel();
+  const fixed = Object.entries(options.headers ?? {});
+  const withFixed = (metadata: grpc.Metadata): grpc.Metadata => {
+    for (const [name, value] of fixed) if (metadata.get(name).length === 0) metadata.set(name, value);
+    return metadata;
+  };
 
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions =>
     timeoutMs !== undefined && timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {};
@@ -67,7 +79,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
           );
         }
         // Made before the call, so that a header grpc-js refuses leaves no call or listener behind.
-        const metadata = headersToMetadata(header);
+        const metadata = withFixed(headersToMetadata(header));
         const deadline =
           timeoutMs !== undefined && timeoutMs > 0 ? Date.now() + timeoutMs : Number.POSITIVE_INFINITY;
         const call = channel.createCall(codec.path, deadline, undefined, null, undefined);
@@ -96,7 +108,7 @@ export function createGrpcTransport(options: GrpcTransportOptions): GrpcTranspor
     ): Promise<StreamResponse<I, O>> {
       if (signal?.aborted) throw abortError(signal);
       const { path, serialize, deserialize } = codecOf(method);
-      const metadata = headersToMetadata(header);
+      const metadata = withFixed(headersToMetadata(header));
       const opts = callOptions(timeoutMs);
       const responseHeader = new Headers();
       const trailer = new Headers();

@@ -1,7 +1,7 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Health } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { HealthCheckResponse_ServingStatus as Status } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
-import { NotFoundError } from "./errors.js";
+import { NotFoundError, quote } from "./errors.js";
 
 export { Status as ServingStatus };
 
@@ -67,7 +67,7 @@ export function createHealthService(registry: HealthRegistry): ServiceImpl<typeo
   return {
     check(req) {
       const status = registry.get(req.service);
-      if (status === undefined) throw new NotFoundError("service", `unknown service "${req.service}"`);
+      if (status === undefined) throw new NotFoundError("service", `unknown service ${quote(req.service)}`);
       return { status };
     },
     list() {

@@ -1,6 +1,10 @@
+export * from "./api-keys.js";
+export * from "./auth-interceptor.js";
 export * from "./config.js";
 export * from "./connect-server.js";
+export * from "./cors.js";
 export * from "./errors.js";
+export * from "./file-watch.js";
 export * from "./grpc-server.js";
 export * from "./grpc-transport.js";
 export * from "./health.js";
@@ -16,4 +20,5 @@ export * from "./request-scope.js";
 export * from "./rpc-metrics.js";
 export * from "./service-host.js";
 export * from "./stream-end.js";
+export * from "./tls.js";
 export * from "./tracing.js";

@@ -9,6 +9,7 @@ import type { Logger } from "./logger.js";
 import { startMetricsServer } from "./metrics-server.js";
 import { observeInterceptors } from "./observe-interceptor.js";
 import { createReflectionServices } from "./reflection.js";
+import { ServerTls, type ServerTlsConfig } from "./tls.js";
 import { stopTracing } from "./tracing.js";
 
 export interface ServiceHostOptions {
@@ -21,6 +22,8 @@ export interface ServiceHostOptions {
   maxMessageBytes: number;
   shutdownGraceMs: number;
   interceptors?: Interceptor[];
+  /** TLS_CERT_FILE and friends (a service passes its config); plaintext without a certificate. */
+  tls?: ServerTlsConfig;
   /**
    * HTTP port of Prometheus `/metrics` (METRICS_PORT); 0 = any free one; absent or negative = none, and then
    * no grpc_server_* metrics are recorded either.
@@ -59,17 +62,24 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
     maxMessageBytes: options.maxMessageBytes,
     shutdownSignal: shutdown.signal,
   });
+  const tls = ServerTls.from(options.tls, options.logger);
+  const credentials = tls?.grpcCredentials() ?? grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+    server.bindAsync(`${options.host}:${options.port}`, credentials, (err, p) =>
       err ? reject(err) : resolve(p),
     ),
-  );
+  ).catch((err: unknown) => {
+    tls?.close();
+    throw err;
+  });
   const address = `${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
-  options.logger.info({ address }, `${options.name} listening`);
+  const security = tls ? (tls.requireClientCertificate ? "mutual TLS" : "TLS") : "plaintext";
+  options.logger.info({ address, security }, `${options.name} listening`);
   const metricsServer =
     metrics && options.metricsPort !== undefined
       ? await startMetricsServer(options.host, options.metricsPort, options.logger).catch((err: unknown) => {
           server.forceShutdown();
+          tls?.close();
           throw err;
         })
       : undefined;
@@ -91,6 +101,7 @@ export async function startGrpcService(options: ServiceHostOptions): Promise<Run
         server.forceShutdown();
       }
       shutdown.abort(new Error("server shut down"));
+      tls?.close();
       await metricsServer?.close();
     })();
     return closing;

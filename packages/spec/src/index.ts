@@ -1,4 +1,5 @@
 export * from "./activation-estimate.js";
+export * from "./bounded-strings.js";
 export * from "./limits.js";
 export * from "./lora-tags.js";
 export * from "./resolved-spec.js";

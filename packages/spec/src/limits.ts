@@ -18,6 +18,10 @@ export const LIMITS = {
   maxPreviewInterval: 500,
   /** Largest encoded input image (init image or mask) in bytes. */
   maxInputImageBytes: 32 * 1024 * 1024,
+  /** Ids a caller sends: session, batch, artifact, workflow and request ids, page tokens. */
+  maxIdChars: 128,
+  /** Names: models, a workflow's image inputs, batch axis fields (adapters: maxAdapterNameChars). */
+  maxNameChars: 256,
   /** LoRAs one request may name (prompt tags and the adapter list together). */
   maxAdapters: 16,
   /** Longest LoRA or embedding name (a file stem). */

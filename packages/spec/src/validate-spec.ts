@@ -1,6 +1,7 @@
 import { GenerationMode, type GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
+import { checkName } from "./bounded-strings.js";
 import { DEFAULTS, LIMITS } from "./limits.js";
 import type { GenerationModeName, ResolvedSpec } from "./resolved-spec.js";
 import { validateSchedulerSpec } from "./validate-scheduler.js";
@@ -42,6 +43,9 @@ export function validateGenerationSpec(
       );
     }
   }
+
+  for (const name of ["base", "refiner", "vae"] as const)
+    checkName(spec.models?.[name] ?? "", f(`models.${name}`));
 
   const { width, height } = validateImageSize(spec.size?.width ?? 0, spec.size?.height ?? 0, {
     width: f("size.width"),

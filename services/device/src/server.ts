@@ -33,6 +33,7 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    tls: config,
     metricsPort: config.metricsPort,
     registrations: routes(handler),
   });

@@ -1,5 +1,5 @@
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
-import { startGrpcService } from "@dmesh/runtime";
+import { ClientTls, startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
@@ -36,8 +36,10 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   );
   // Settled before anything loads: the registry reads the chain at each load.
   const defaultDir = models.defaultId ? models.info(models.defaultId).dir : undefined;
+  // TLS (TLS_CA_FILE) for the calls to the device service.
+  const deviceTls = config.deviceUrl ? ClientTls.from(config, logger) : undefined;
   sessionSettings.executionProviders = await resolveProviderChain(
-    config,
+    { ...config, deviceTls },
     {
       bytes: Object.values(defaultDir?.fileBytes ?? {}).reduce((n: number, b) => n + (b ?? 0), 0),
       width: defaultDir?.nativeSize ?? 1024,
@@ -46,7 +48,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     logger,
   );
   const deviceMemory = config.deviceUrl
-    ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger)
+    ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger, 1000, deviceTls)
     : undefined;
   const queue = new GenerationQueue(config.maxConcurrent, config.maxQueued);
   gaugeInferenceFrom({
@@ -62,6 +64,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    tls: config,
     metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
@@ -94,6 +97,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     close: async () => {
       await service.close();
       deviceMemory?.close();
+      deviceTls?.close();
       await control.close();
       await models.close();
     },

@@ -1,23 +1,30 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
-import { InvalidArgumentError, NotFoundError } from "@dmesh/runtime";
+import { InvalidArgumentError, NotFoundError, quote, tenantOf } from "@dmesh/runtime";
+import { requiredId } from "@dmesh/spec";
 import type { ArtifactStore } from "./store/artifact-store.js";
 
 const DEFAULT_CHUNK = 1024 * 1024;
 
-/** Serves stored images: their info first, then their bytes in chunks no larger than asked. */
+/**
+ * Serves stored images: their info first, then their bytes in chunks no larger than asked. A caller sees the
+ * references its tenant owns; the same bytes made by another tenant answer as missing.
+ */
 export class ArtifactHandler implements ServiceImpl<typeof ArtifactService> {
   constructor(private readonly artifacts: ArtifactStore) {}
 
   async *getArtifact(req: { artifactId: string; chunkBytes: number }, ctx: HandlerContext) {
     if (!/^[0-9a-f]{64}$/.test(req.artifactId))
-      throw new InvalidArgumentError("artifact_id", "must be a sha256 hex digest");
+      throw new InvalidArgumentError(
+        "artifact_id",
+        `must be a sha256 hex digest, got ${quote(req.artifactId)}`,
+      );
     const chunkBytes = req.chunkBytes || DEFAULT_CHUNK;
     if (chunkBytes < 4096 || chunkBytes > 4 * 1024 * 1024) {
       throw new InvalidArgumentError("chunk_bytes", "must be in [4096, 4194304]");
     }
-    const artifact = this.artifacts.get(req.artifactId);
-    if (!artifact) throw new NotFoundError("artifact_id", `no artifact ${req.artifactId}`);
+    const artifact = this.artifacts.get(req.artifactId, tenantOf(ctx));
+    if (!artifact) throw new NotFoundError("artifact_id", `no artifact ${quote(req.artifactId)}`);
     yield { artifact };
     for await (const chunk of this.artifacts.open(artifact.id, chunkBytes)) {
       if (ctx.signal.aborted) return;
@@ -25,8 +32,8 @@ export class ArtifactHandler implements ServiceImpl<typeof ArtifactService> {
     }
   }
 
-  listArtifacts(req: { sessionId: string }) {
-    if (!req.sessionId) throw new InvalidArgumentError("session_id", "is required");
-    return { artifacts: this.artifacts.listBySession(req.sessionId) };
+  listArtifacts(req: { sessionId: string }, ctx: HandlerContext) {
+    const sessionId = requiredId(req.sessionId, "session_id");
+    return { artifacts: this.artifacts.listBySession(sessionId, tenantOf(ctx)) };
   }
 }

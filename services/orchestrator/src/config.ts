@@ -1,4 +1,5 @@
-import { commonSettings, parse } from "@dmesh/runtime";
+import { commonSettings, parse, parseOrigin } from "@dmesh/runtime";
+import { parseTenantQuotas } from "./sessions/tenant-quotas.js";
 
 /** Every setting of the orchestrator; the README's table is `configTable(orchestratorSettings)`. */
 export const orchestratorSettings = {
@@ -101,6 +102,35 @@ export const orchestratorSettings = {
       "most images of compatible batch items sent together to one inference replica to share UNet runs; fewer where the replica's MAX_UNET_BATCH, MAX_CONCURRENT_GENERATIONS or the free memory its device reports allow fewer (1 = no grouping)",
     default: 8,
     parse: parse.int(1, 64),
+  },
+  apiKeysFile: {
+    env: "API_KEYS_FILE",
+    description:
+      "lines `TENANT SHA256_HEX_OF_KEY [admin]` (# comments); set = every call needs `authorization: Bearer KEY`, and each tenant sees only its own sessions, batches and artifacts; reloaded when it changes; empty = open, one default tenant",
+    default: "",
+    parse: parse.string,
+  },
+  tenantQuotas: {
+    env: "TENANT_QUOTAS",
+    description:
+      "per-tenant limits, `;`-separated: `running=N,queued=N,batch_items=N` for every tenant, `TENANT:key=N,...` for one (e.g. `running=2,queued=100;acme:running=8`); unset limits are MAX_CONCURRENT_SESSIONS, MAX_QUEUED_SESSIONS and 1000 items",
+    default: "",
+    parse: (raw: string) => {
+      parseTenantQuotas(raw);
+      return raw;
+    },
+  },
+  corsOrigins: {
+    env: "CORS_ORIGINS",
+    description:
+      "comma-separated origins (`https://app.example.com`, or `*`) whose browser pages may call the Connect/gRPC-Web port",
+    default: [] as string[],
+    parse: (raw: string) =>
+      raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(parseOrigin),
   },
   batchWindow: {
     env: "BATCH_WINDOW",

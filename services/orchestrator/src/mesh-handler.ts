@@ -16,7 +16,8 @@ import {
   type Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
-import { InvalidArgumentError, type Logger } from "@dmesh/runtime";
+import { callerOf, InvalidArgumentError, type Logger, scopeFrom, tenantOf } from "@dmesh/runtime";
+import { audit } from "./audit-log.js";
 import type { ReplicaPool } from "./mesh/replica-pool.js";
 import type { MeshEventHub, WatchScope } from "./mesh-events/mesh-event-hub.js";
 import type { SessionManager } from "./sessions/session-manager.js";
@@ -46,8 +47,9 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
       kinds.add(kind);
     }
     if (!this.meshEvents) return;
-    // With API keys, the caller's tenant goes here; keys off: every tenant's sessions and batches.
-    const scope: WatchScope = {};
+    // An admin (or anyone while keys are off) sees every tenant's sessions and batches; others their own.
+    const caller = callerOf(ctx);
+    const scope: WatchScope = caller.admin ? {} : { tenant: caller.tenant };
     for await (const event of this.meshEvents.watch(kinds, scope, ctx.signal)) yield { event };
   }
 
@@ -115,8 +117,15 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
           for (const m of list.models) {
             const idleMs = m.lastUsed ? Date.now() - Number(m.lastUsed.seconds) * 1000 : 0;
             if (m.loaded && idleMs >= req.unloadIdleSeconds * 1000) {
-              if (!req.dryRun)
+              if (!req.dryRun) {
                 await models.unloadModel({ id: m.id }, { signal: ctx.signal, timeoutMs: 5000 });
+                audit(
+                  scopeFrom(ctx, this.logger).logger,
+                  tenantOf(ctx),
+                  "model.unload",
+                  `${r.address}/${m.id}`,
+                );
+              }
               unloaded.push(`${r.address}/${m.id}`);
             }
           }
@@ -129,13 +138,18 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
     let artifactsPruned = 0;
     let bytesFreed = 0n;
     if (req.pruneSessionsOlderThanSeconds > 0) {
-      const ids = this.sessionStore.finishedBefore(Date.now() - req.pruneSessionsOlderThanSeconds * 1000);
-      for (const id of ids) {
+      // Every tenant's: Cleanup is for admins (the auth interceptor refuses anyone else).
+      const finished = this.sessionStore.finishedBefore(
+        Date.now() - req.pruneSessionsOlderThanSeconds * 1000,
+      );
+      const log = scopeFrom(ctx, this.logger).logger;
+      for (const { id, tenant } of finished) {
         const artifactIds = this.artifacts.idsOfSession(id);
         sessionsPruned++;
         artifactsPruned += artifactIds.length;
         if (req.dryRun) continue;
-        bytesFreed += BigInt(await this.sessions.delete(id));
+        bytesFreed += BigInt(await this.sessions.delete(id, tenant));
+        audit(log, tenantOf(ctx), "session.delete (cleanup)", `${tenant}/${id}`);
       }
     }
     await this.sessions.durable();

@@ -1,5 +1,6 @@
 import { clone, create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { BatchAction } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   SessionAction,
@@ -7,13 +8,18 @@ import {
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
-import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
+import { InvalidArgumentError, type Logger, scopeFrom, tenantOf } from "@dmesh/runtime";
+import { checkId, checkName, requiredId } from "@dmesh/spec";
+import { audit } from "./audit-log.js";
 import type { BatchManager } from "./batches/batch-manager.js";
 import { isTerminal, type SessionManager } from "./sessions/session-manager.js";
 import type { CatalogEntry, WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import type { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 
-/** Transport for ProcessingService: request checks and proto mapping; the managers do the work. */
+/**
+ * Transport for ProcessingService: request checks (ids bounded before anything looks them up) and proto
+ * mapping; the managers do the work, for the caller's tenant.
+ */
 export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> {
   constructor(
     private readonly workflows: WorkflowCatalog,
@@ -32,15 +38,21 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     req: { workflowId: string; size?: { width: number; height: number } },
     ctx: HandlerContext,
   ) {
-    return { workflow: await this.describe(this.workflows.get(req.workflowId), req.size, ctx) };
+    const id = checkId(req.workflowId, "workflow_id");
+    return { workflow: await this.describe(this.workflows.get(id), req.size, ctx) };
   }
 
   async *executeWorkflow(
     req: Parameters<ServiceImpl<typeof ProcessingService>["executeWorkflow"]>[0],
     ctx: HandlerContext,
   ) {
+    const tenant = tenantOf(ctx);
+    checkId(req.workflowId, "workflow_id");
+    checkId(req.requestId, "request_id");
+    for (const name of Object.keys(req.images)) checkName(name, "images");
     // Without an explicit request_id the call's x-request-id is the session's: one id in every hop's logs.
     const { session } = this.sessions.submit({
+      tenant,
       workflowId: req.workflowId,
       spec: req.spec,
       images: req.images,
@@ -49,7 +61,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     });
     let ended = false;
     try {
-      for await (const event of this.sessions.watch(session.id, ctx.signal, true)) {
+      for await (const event of this.sessions.watch(session.id, tenant, ctx.signal, true)) {
         yield { event };
         const state = event.session?.state ?? SessionState.UNSPECIFIED;
         ended = isTerminal(state) || state === SessionState.PAUSED;
@@ -58,7 +70,8 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
       // A client that leaves cancels its work unless it asked to detach.
       if (!ended && !req.detach) {
         try {
-          this.sessions.control(session.id, SessionAction.CANCEL);
+          this.sessions.control(session.id, tenant, SessionAction.CANCEL);
+          audit(scopeFrom(ctx, this.logger).logger, tenant, "session.cancel", session.id);
         } catch (err) {
           this.logger.debug({ sessionId: session.id, err: String(err) }, "session already finished");
         }
@@ -66,70 +79,92 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     }
   }
 
-  listSessions(req: { states: SessionState[]; batchId: string; pageSize: number; pageToken: string }) {
+  listSessions(
+    req: { states: SessionState[]; batchId: string; pageSize: number; pageToken: string },
+    ctx: HandlerContext,
+  ) {
     const limit = pageSize(req.pageSize);
-    const sessions = this.sessions.list(req.states, req.batchId, limit + 1, req.pageToken);
+    const batchId = checkId(req.batchId, "batch_id");
+    const after = checkId(req.pageToken, "page_token");
+    const sessions = this.sessions.list(tenantOf(ctx), req.states, batchId, limit + 1, after);
     const more = sessions.length > limit;
     const page = sessions.slice(0, limit);
     return { sessions: page, nextPageToken: more ? (page[page.length - 1]?.id ?? "") : "" };
   }
 
-  getSession(req: { sessionId: string }) {
-    return { session: this.sessions.get(required(req.sessionId, "session_id")) };
+  getSession(req: { sessionId: string }, ctx: HandlerContext) {
+    return { session: this.sessions.get(requiredId(req.sessionId, "session_id"), tenantOf(ctx)) };
   }
 
   // Replies acknowledge a change only once it is on disk (`durable`), so a crash cannot undo what was told.
-  async controlSession(req: { sessionId: string; action: SessionAction }) {
-    const session = clone(
-      SessionSchema,
-      this.sessions.control(required(req.sessionId, "session_id"), req.action),
-    );
+  async controlSession(req: { sessionId: string; action: SessionAction }, ctx: HandlerContext) {
+    const id = requiredId(req.sessionId, "session_id");
+    const tenant = tenantOf(ctx);
+    const session = clone(SessionSchema, this.sessions.control(id, tenant, req.action));
     await this.sessions.durable();
+    audit(scopeFrom(ctx, this.logger).logger, tenant, `session.${actionName(SessionAction, req.action)}`, id);
     return { session };
   }
 
-  async deleteSession(req: { sessionId: string }) {
-    await this.sessions.delete(required(req.sessionId, "session_id"));
+  async deleteSession(req: { sessionId: string }, ctx: HandlerContext) {
+    const id = requiredId(req.sessionId, "session_id");
+    const tenant = tenantOf(ctx);
+    await this.sessions.delete(id, tenant);
     await this.sessions.durable();
+    audit(scopeFrom(ctx, this.logger).logger, tenant, "session.delete", id);
     return {};
   }
 
   async *watchSession(req: { sessionId: string }, ctx: HandlerContext) {
-    for await (const event of this.sessions.watch(required(req.sessionId, "session_id"), ctx.signal))
-      yield { event };
+    const id = requiredId(req.sessionId, "session_id");
+    for await (const event of this.sessions.watch(id, tenantOf(ctx), ctx.signal)) yield { event };
   }
 
-  listBatches(req: { pageSize: number; pageToken: string }) {
+  listBatches(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
     const limit = pageSize(req.pageSize);
-    const batches = this.batches.list(req.pageToken, limit + 1);
+    const batches = this.batches.list(tenantOf(ctx), checkId(req.pageToken, "page_token"), limit + 1);
     const page = batches.slice(0, limit);
     return { batches: page, nextPageToken: batches.length > limit ? (page[page.length - 1]?.id ?? "") : "" };
   }
 
-  getBatch(req: { batchId: string }) {
-    return { batch: this.batches.get(required(req.batchId, "batch_id")) };
+  getBatch(req: { batchId: string }, ctx: HandlerContext) {
+    return { batch: this.batches.get(requiredId(req.batchId, "batch_id"), tenantOf(ctx)) };
   }
 
-  async createBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["createBatch"]>[0]) {
-    const batch = this.batches.create(req);
+  async createBatch(
+    req: Parameters<ServiceImpl<typeof ProcessingService>["createBatch"]>[0],
+    ctx: HandlerContext,
+  ) {
+    checkId(req.workflowId, "workflow_id");
+    checkId(req.requestId, "request_id");
+    const batch = this.batches.create(req, tenantOf(ctx));
     await this.sessions.durable();
     return { batch };
   }
 
   async *executeBatch(req: { batchId: string }, ctx: HandlerContext) {
-    for await (const event of this.batches.execute(required(req.batchId, "batch_id"), ctx.signal))
-      yield { event };
+    const id = requiredId(req.batchId, "batch_id");
+    for await (const event of this.batches.execute(id, tenantOf(ctx), ctx.signal)) yield { event };
   }
 
-  async controlBatch(req: Parameters<ServiceImpl<typeof ProcessingService>["controlBatch"]>[0]) {
-    const batch = this.batches.control(required(req.batchId, "batch_id"), req.action);
+  async controlBatch(
+    req: Parameters<ServiceImpl<typeof ProcessingService>["controlBatch"]>[0],
+    ctx: HandlerContext,
+  ) {
+    const id = requiredId(req.batchId, "batch_id");
+    const tenant = tenantOf(ctx);
+    const batch = this.batches.control(id, tenant, req.action);
     await this.sessions.durable();
+    audit(scopeFrom(ctx, this.logger).logger, tenant, `batch.${actionName(BatchAction, req.action)}`, id);
     return { batch };
   }
 
-  async deleteBatch(req: { batchId: string }) {
-    await this.batches.delete(required(req.batchId, "batch_id"));
+  async deleteBatch(req: { batchId: string }, ctx: HandlerContext) {
+    const id = requiredId(req.batchId, "batch_id");
+    const tenant = tenantOf(ctx);
+    await this.batches.delete(id, tenant);
     await this.sessions.durable();
+    audit(scopeFrom(ctx, this.logger).logger, tenant, "batch.delete", id);
     return {};
   }
 
@@ -157,9 +192,9 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   }
 }
 
-function required(value: string, field: string): string {
-  if (!value) throw new InvalidArgumentError(field, "is required");
-  return value;
+/** `CANCEL` → "cancel", for audit lines. */
+function actionName(values: Record<number, string>, action: number): string {
+  return (values[action] ?? String(action)).toLowerCase();
 }
 
 function pageSize(size: number): number {

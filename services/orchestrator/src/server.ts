@@ -17,7 +17,9 @@ import {
 } from "@dmesh/runtime";
 import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
+import { MAX_BATCH_ITEMS } from "./batches/expand-batch.js";
 import type { orchestratorSettings } from "./config.js";
+import { openDoor } from "./door.js";
 import { AddressDiscovery } from "./mesh/address-discovery.js";
 import { inferenceTelemetry } from "./mesh/inference-telemetry.js";
 import { ReplicaPool, type Telemetry } from "./mesh/replica-pool.js";
@@ -30,7 +32,7 @@ import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
-import { DEFAULT_TENANT } from "./sessions/tenant.js";
+import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
 import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { ArtifactStore } from "./store/artifact-store.js";
 import { BatchStore } from "./store/batch-store.js";
@@ -51,6 +53,7 @@ export interface Orchestrator {
 
 /** Builds the orchestrator's dependencies, recovers interrupted work and starts listening. */
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
+  const door = openDoor(config, logger);
   const db = openDatabase(join(config.dataDir, "dmesh.sqlite"));
   const sessionStore = new SessionStore(db);
   const artifacts = new ArtifactStore(db, join(config.dataDir, "artifacts"));
@@ -73,6 +76,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       max,
       telemetry,
       config.replicaLostAfterMs,
+      door.clientTls,
     );
     if (discovery.usesDns) {
       discovery.refreshEvery(config.discoveryIntervalMs, addresses, (a) => replicas.setAddresses(a));
@@ -84,6 +88,12 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
+  const quotas = parseTenantQuotas(config.tenantQuotas);
+  const mesh = {
+    running: config.maxConcurrentSessions,
+    queued: config.maxQueuedSessions,
+    batchItems: MAX_BATCH_ITEMS,
+  };
   const events = new SessionEvents();
   const commits = new GroupCommit(db, logger);
   const sessions = new SessionManager(
@@ -102,7 +112,11 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     events,
     commits,
     workflows,
-    { maxConcurrent: config.maxConcurrentSessions, maxQueued: config.maxQueuedSessions },
+    {
+      maxConcurrent: config.maxConcurrentSessions,
+      maxQueued: config.maxQueuedSessions,
+      quotaOf: (tenant) => quotaOf(quotas, mesh, tenant),
+    },
     logger,
   );
   const batches = new BatchManager(
@@ -121,9 +135,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const lifecycle = new LifecycleEvents(meshEvents);
   events.onStateChange(lifecycle.onSession);
   batches.onSave(lifecycle.onBatch);
-  countSessionsWith(() =>
-    [...sessionStore.counts()].map(([state, count]) => ({ state, tenant: DEFAULT_TENANT, count })),
-  );
+  countSessionsWith(() => sessionStore.countsByTenant());
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
   const refreshReadiness = async () => {
@@ -159,10 +171,16 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     port: config.port,
     logger,
     routes: routes(handlers, health),
-    interceptors: [...observeInterceptors({ system: "connect_rpc" }), createServerInterceptor(logger)],
+    interceptors: [
+      ...observeInterceptors({ system: "connect_rpc" }),
+      createServerInterceptor(logger),
+      door.auth,
+    ],
     maxMessageBytes: max,
     shutdownGraceMs: config.shutdownGraceMs,
     onClose: () => health.setReady(false),
+    tls: config,
+    corsOrigins: config.corsOrigins,
     // GET / and the page's assets; every RPC path stays the API's.
     fallback: createStaticFiles(playgroundDir(), logger),
   });
@@ -192,6 +210,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       for (const replicas of [inference, postprocess, device]) replicas.close();
       commits.close();
       db.close();
+      door.close();
     },
   };
 }

@@ -13,7 +13,7 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { inferenceSettings, startInference } from "@dmesh/inference";
 import { postprocessSettings, startPostprocess } from "@dmesh/postprocess";
-import { createLogger, loadConfig, type RunningService } from "@dmesh/runtime";
+import { createLogger, DEFAULT_TENANT, loadConfig, type RunningService } from "@dmesh/runtime";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ReplicaPool } from "../src/mesh/replica-pool.js";
@@ -99,6 +99,7 @@ describe("a session's commits", () => {
     const told: SessionEvent[] = [];
     events.onStateChange((event) => told.push(event));
     const { session } = manager.submit({
+      tenant: DEFAULT_TENANT,
       workflowId: "txt2img",
       spec: create(GenerationSpecSchema, {
         conditioning: { prompt: "a lighthouse" },

@@ -10,16 +10,18 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
 import { DenoiseCheckpointSchema } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { BatchSchema, BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { SessionSchema, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { DEFAULT_TENANT } from "@dmesh/runtime";
+import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ArtifactStore } from "../src/store/artifact-store.js";
 import { BatchStore } from "../src/store/batch-store.js";
-import { type Db, openDatabase } from "../src/store/database.js";
+import { type Db, MIGRATIONS, openDatabase } from "../src/store/database.js";
 import { newSession, SessionStore } from "../src/store/session-store.js";
 
 let dir: string;
@@ -36,7 +38,10 @@ function open() {
   };
 }
 
-function session(id: string, init: { requestId?: string; priority?: number; batchId?: string } = {}) {
+function session(
+  id: string,
+  init: { requestId?: string; priority?: number; batchId?: string; tenant?: string } = {},
+) {
   return newSession({ id, workflowId: "txt2img", spec: { conditioning: { prompt: id } }, ...init });
 }
 
@@ -51,7 +56,8 @@ const checkpoint = (step: number) =>
     latents: { dtype: DataType.FLOAT32, shape: [1, 4, 1, 1], data: new Uint8Array(16).fill(step) },
     seed: 42n,
   });
-const meta = (sessionId: string, imageIndex = 0) => ({
+const meta = (sessionId: string, imageIndex = 0, tenant = DEFAULT_TENANT) => ({
+  tenant,
   sessionId,
   mediaType: "image/png",
   width: 8,
@@ -79,8 +85,9 @@ describe("SessionStore on a SQLite file", () => {
     sessions.create(session("b", { priority: 5 }), {});
     sessions.create(session("c", { batchId: "batch-1" }), {});
     expect(sessions.get("a")?.spec?.conditioning?.prompt).toBe("a");
-    expect(sessions.getByRequestId("req-a")?.id).toBe("a");
-    expect(sessions.getByRequestId("nope")).toBeUndefined();
+    expect(sessions.getByRequestId(DEFAULT_TENANT, "req-a")?.id).toBe("a");
+    expect(sessions.getByRequestId(DEFAULT_TENANT, "nope")).toBeUndefined();
+    expect(sessions.getByRequestId("another", "req-a")).toBeUndefined();
     const input = sessions.inputs("a").image?.source;
     expect(input?.case === "image" && [...input.value.data]).toEqual([1, 2, 3]);
 
@@ -93,12 +100,11 @@ describe("SessionStore on a SQLite file", () => {
     // Queued first by priority (higher first), then by age.
     expect(sessions.listByState(SessionState.QUEUED).map((s) => s.id)).toEqual(["a", "c"]);
     expect(sessions.listByState(SessionState.RUNNING).map((s) => s.id)).toEqual(["b"]);
-    expect(sessions.list({ states: [], batchId: "batch-1", limit: 10, after: "" }).map((s) => s.id)).toEqual([
-      "c",
-    ]);
-    expect(
-      sessions.list({ states: [SessionState.QUEUED], batchId: "", limit: 1, after: "a" }).map((s) => s.id),
-    ).toEqual(["c"]);
+    const list = (filter: { states: SessionState[]; batchId: string; limit: number; after: string }) =>
+      sessions.list({ tenant: DEFAULT_TENANT, ...filter }).map((s) => s.id);
+    expect(list({ states: [], batchId: "batch-1", limit: 10, after: "" })).toEqual(["c"]);
+    expect(list({ states: [SessionState.QUEUED], batchId: "", limit: 1, after: "a" })).toEqual(["c"]);
+    expect(sessions.list({ tenant: "another", states: [], batchId: "", limit: 10, after: "" })).toEqual([]);
     expect(sessions.counts().get(SessionState.QUEUED)).toBe(2);
   });
 
@@ -107,6 +113,18 @@ describe("SessionStore on a SQLite file", () => {
     sessions.create(session("a", { requestId: "same" }), {});
     expect(() => sessions.create(session("b", { requestId: "same" }), {})).toThrow(/UNIQUE/);
     expect(sessions.get("b")).toBeUndefined();
+  });
+
+  it("keeps request ids per tenant: another tenant's same request id is its own session", async () => {
+    const { sessions } = open();
+    sessions.create(session("a", { requestId: "same", tenant: "acme" }), {});
+    sessions.create(session("b", { requestId: "same", tenant: "globex" }), {});
+    expect(sessions.getByRequestId("acme", "same")?.id).toBe("a");
+    expect(sessions.getByRequestId("globex", "same")?.id).toBe("b");
+    expect(sessions.get("b")?.tenant).toBe("globex");
+    const ids = (tenant: string) =>
+      sessions.list({ tenant, states: [], batchId: "", limit: 10, after: "" }).map((s) => s.id);
+    expect([ids("acme"), ids("globex")]).toEqual([["a"], ["b"]]);
   });
 
   it("keeps the newest checkpoint with the session state, and a restart's reset forgets progress", async () => {
@@ -135,6 +153,7 @@ describe("SessionStore on a SQLite file", () => {
     sessions.create(session("a"), { image: image([1]) });
     sessions.saveWithCheckpoint(session("a"), checkpoint(2));
     await artifacts.put(new Uint8Array([1, 2, 3]), {
+      tenant: DEFAULT_TENANT,
       sessionId: "a",
       mediaType: "image/png",
       width: 1,
@@ -164,7 +183,12 @@ describe("SessionStore on a SQLite file", () => {
       sessions.save(s);
     }
     await new Promise((r) => setTimeout(r, 5));
-    expect(sessions.finishedBefore(Date.now()).sort()).toEqual(["done", "failed"]);
+    expect(
+      sessions
+        .finishedBefore(Date.now())
+        .map((s) => `${s.tenant}/${s.id}`)
+        .sort(),
+    ).toEqual([`${DEFAULT_TENANT}/done`, `${DEFAULT_TENANT}/failed`]);
     expect(sessions.finishedBefore(Date.now() - 60_000)).toEqual([]);
   });
 });
@@ -178,7 +202,8 @@ describe("ArtifactStore", () => {
     expect(artifact.id).toMatch(/^[0-9a-f]{64}$/);
     expect(artifacts.pathOf(artifact.id)).toBe(join(artifactDir(), artifact.id.slice(0, 2), artifact.id));
     expect(readFileSync(artifacts.pathOf(artifact.id))).toEqual(Buffer.from(bytes));
-    expect(artifacts.get(artifact.id)).toMatchObject({
+    expect(artifacts.get(artifact.id, "another")).toBeUndefined();
+    expect(artifacts.get(artifact.id, DEFAULT_TENANT)).toMatchObject({
       sessionId: "a",
       sizeBytes: BigInt(bytes.length),
       seed: 7n,
@@ -201,7 +226,7 @@ describe("ArtifactStore", () => {
     const second = await artifacts.put(shared, meta("b"));
     expect(second.id).toBe(first.id);
     expect(artifactFiles()).toHaveLength(2);
-    expect(artifacts.listBySession("a").map((x) => x.imageIndex)).toEqual([0, 1]);
+    expect(artifacts.listBySession("a", DEFAULT_TENANT).map((x) => x.imageIndex)).toEqual([0, 1]);
 
     const idsOfA = artifacts.idsOfSession("a");
     sessions.delete("a");
@@ -242,7 +267,7 @@ describe("ArtifactStore", () => {
     const before = await artifacts.put(new Uint8Array([1]), meta("a"));
     const after = await artifacts.put(new Uint8Array([2]), meta("a"));
     expect(existsSync(artifacts.pathOf(before.id))).toBe(false);
-    expect(artifacts.listBySession("a").map((x) => x.id)).toEqual([after.id]);
+    expect(artifacts.listBySession("a", DEFAULT_TENANT).map((x) => x.id)).toEqual([after.id]);
   });
 });
 
@@ -269,15 +294,50 @@ describe("a reopened database", () => {
     stores = open();
     expect(db.pragma("user_version", { simple: true })).toBe(version);
     expect(stores.sessions.get("a")?.state).toBe(SessionState.PAUSED);
-    expect(stores.sessions.getByRequestId("r1")?.id).toBe("a");
+    expect(stores.sessions.getByRequestId(DEFAULT_TENANT, "r1")?.id).toBe("a");
     expect(stores.sessions.checkpoint("a")?.step).toBe(4);
     expect(Object.keys(stores.sessions.inputs("a"))).toEqual(["image"]);
-    expect(stores.artifacts.get(artifact.id)?.sessionId).toBe("a");
+    expect(stores.artifacts.get(artifact.id, DEFAULT_TENANT)?.sessionId).toBe("a");
     expect([...stores.artifacts.read(artifact.id)]).toEqual([3, 4]);
-    expect(stores.batches.getByRequestId("batch-req")?.items[0]?.sessionId).toBe("a");
-    expect(stores.batches.list("", 10).map((b) => b.id)).toEqual(["b1"]);
+    expect(stores.batches.getByRequestId(DEFAULT_TENANT, "batch-req")?.items[0]?.sessionId).toBe("a");
+    expect(stores.batches.list(DEFAULT_TENANT, "", 10).map((b) => b.id)).toEqual(["b1"]);
+    expect(stores.batches.list("another", "", 10)).toEqual([]);
     expect(stores.batches.delete("b1")).toBe(true);
     expect(stores.batches.get("b1")).toBeUndefined();
+  });
+
+  it("from before tenants: every row is the default tenant's, and nothing that referenced a rebuilt table is lost", async () => {
+    // The schema as the two migrations before tenants left it, with a row in every table.
+    mkdirSync(dirname(dbPath()), { recursive: true });
+    const old = new Database(dbPath());
+    old.exec((MIGRATIONS[0] ?? "") + (MIGRATIONS[1] ?? ""));
+    old.pragma("user_version = 2");
+    const s = session("a", { requestId: "r1" });
+    old
+      .prepare(
+        "INSERT INTO sessions (id, state, request_id, priority, created_at, updated_at, data) VALUES (?, ?, ?, 0, 1, 1, ?)",
+      )
+      .run("a", SessionState.COMPLETED, "r1", Buffer.from(toBinary(SessionSchema, s)));
+    old.prepare("INSERT INTO session_inputs VALUES ('a', 'image', x'00')").run();
+    old.prepare("INSERT INTO checkpoints VALUES ('a', 3, x'00')").run();
+    old.prepare("INSERT INTO artifacts VALUES ('abc', 'a', 0, 1, x'')").run();
+    old
+      .prepare("INSERT INTO batches VALUES ('b1', 'batch-req', 1, ?)")
+      .run(Buffer.from(toBinary(BatchSchema, create(BatchSchema, { id: "b1" }))));
+    old.close();
+
+    const stores = open();
+    expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
+    expect(stores.sessions.get("a")?.tenant).toBe(DEFAULT_TENANT);
+    expect(stores.sessions.getByRequestId(DEFAULT_TENANT, "r1")?.id).toBe("a");
+    expect(db.prepare("SELECT COUNT(*) AS n FROM session_inputs").get()).toEqual({ n: 1 });
+    expect(db.prepare("SELECT COUNT(*) AS n FROM checkpoints").get()).toEqual({ n: 1 });
+    expect(db.prepare("SELECT tenant FROM artifacts").all()).toEqual([{ tenant: DEFAULT_TENANT }]);
+    expect(stores.batches.get("b1")?.tenant).toBe(DEFAULT_TENANT);
+    // The cascade still holds on the rebuilt table.
+    expect(stores.sessions.delete("a")).toBe(true);
+    expect(db.prepare("SELECT COUNT(*) AS n FROM session_inputs").get()).toEqual({ n: 0 });
+    expect(db.prepare("SELECT COUNT(*) AS n FROM artifacts").get()).toEqual({ n: 0 });
   });
 
   it("is in WAL mode with foreign keys on, syncing at group commits only", async () => {

@@ -54,6 +54,7 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
     logger,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    tls: config,
     metricsPort: config.metricsPort,
     registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes, sharedMemory)),
   });

@@ -9,7 +9,7 @@ import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
-import { createGrpcTransport } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport } from "@dmesh/runtime";
 
 export type ServiceName = "inference" | "postprocess" | "orchestrator" | "device";
 
@@ -43,6 +43,8 @@ export interface StartOptions {
   /** Listen here instead of a free port (a restarted service keeping its address). */
   port?: number;
   readyTimeoutMs?: number;
+  /** TLS of the readiness checks, for a service that listens with TLS. */
+  readyTls?: ClientTls;
 }
 
 /** Starts a service, reads the address it logs when listening, and waits until its readiness is SERVING. */
@@ -69,7 +71,14 @@ export async function startService(name: ServiceName, options: StartOptions): Pr
   child.stderr?.pipe(log);
   try {
     const address = await listeningAddress(child, log, options.label, logFile);
-    await waitReady(address, child, options.label, logFile, options.readyTimeoutMs ?? 60_000);
+    await waitReady(
+      address,
+      child,
+      options.label,
+      logFile,
+      options.readyTimeoutMs ?? 60_000,
+      options.readyTls,
+    );
     return {
       name: options.label,
       address,
@@ -136,8 +145,9 @@ async function waitReady(
   label: string,
   logFile: string,
   timeoutMs: number,
+  tls?: ClientTls,
 ): Promise<void> {
-  const transport = createGrpcTransport({ address });
+  const transport = createGrpcTransport({ address, ...(tls ? { tls } : {}) });
   const health = createClient(Health, transport);
   const deadline = Date.now() + timeoutMs;
   try {

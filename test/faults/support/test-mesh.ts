@@ -5,7 +5,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { createGrpcTransport } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport } from "@dmesh/runtime";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { type ServiceProcess, startService, tail, unusedPort } from "./service-process.js";
 
@@ -14,6 +14,11 @@ export interface TestMeshOptions {
   /** Extra orchestrator settings (MAX_ATTEMPTS, MAX_QUEUED_SESSIONS, ...). */
   orchestratorEnv?: Record<string, string>;
   inferenceEnv?: Record<string, string>;
+  postprocessEnv?: Record<string, string>;
+  /** TLS of the test's own calls (readiness, `clients`), for services that listen with TLS. */
+  tls?: ClientTls;
+  /** Sent as `authorization: Bearer` by `clients`. */
+  apiKey?: string;
 }
 
 export interface OrchestratorClients {
@@ -24,9 +29,19 @@ export interface OrchestratorClients {
   close(): void;
 }
 
-/** Typed clients of the orchestrator at `address`, over gRPC (HTTP/2) like a backend service. */
-export function connectOrchestrator(address: string): OrchestratorClients {
-  const transport = createGrpcTransport({ address });
+/**
+ * Typed clients of the orchestrator at `address`, over gRPC (HTTP/2) like a backend service; with an API key
+ * (sent as a bearer token) and TLS when given.
+ */
+export function connectOrchestrator(
+  address: string,
+  options: { apiKey?: string | undefined; tls?: ClientTls | undefined } = {},
+): OrchestratorClients {
+  const transport = createGrpcTransport({
+    address,
+    ...(options.tls ? { tls: options.tls } : {}),
+    ...(options.apiKey ? { headers: { authorization: `Bearer ${options.apiKey}` } } : {}),
+  });
   return {
     processing: createClient(ProcessingService, transport),
     mesh: createClient(MeshService, transport),
@@ -48,6 +63,7 @@ export class TestMesh {
   private orchestratorEnv: Record<string, string> = {};
   private inferenceEnv: Record<string, string> = {};
   private orchestratorStarts = 0;
+  private options: TestMeshOptions = {};
 
   private constructor(readonly dir: string) {}
 
@@ -65,6 +81,8 @@ export class TestMesh {
 
   static async start(options: TestMeshOptions = {}): Promise<TestMesh> {
     const mesh = new TestMesh(mkdtempSync(join(tmpdir(), "dmesh-faults-")));
+    mesh.options = options;
+    const readyTls = options.tls ? { readyTls: options.tls } : {};
     try {
       mkdirSync(mesh.logDir, { recursive: true });
       await ensureTinyModel(join(mesh.modelsDir, "tiny-sdxl"));
@@ -72,9 +90,19 @@ export class TestMesh {
       mesh.inferenceEnv = inferenceEnv;
       const replicas = options.inferenceReplicas ?? 1;
       const started = await Promise.all([
-        startService("postprocess", { label: "postprocess", env: {}, logDir: mesh.logDir }),
+        startService("postprocess", {
+          label: "postprocess",
+          env: options.postprocessEnv ?? {},
+          logDir: mesh.logDir,
+          ...readyTls,
+        }),
         ...Array.from({ length: replicas }, (_, i) =>
-          startService("inference", { label: `inference-${i + 1}`, env: inferenceEnv, logDir: mesh.logDir }),
+          startService("inference", {
+            label: `inference-${i + 1}`,
+            env: inferenceEnv,
+            logDir: mesh.logDir,
+            ...readyTls,
+          }),
         ),
       ]);
       mesh.postprocess = started[0] as ServiceProcess;
@@ -103,9 +131,10 @@ export class TestMesh {
       label: `orchestrator-${this.orchestratorStarts}`,
       env: { ...this.orchestratorEnv, ...extraEnv },
       logDir: this.logDir,
+      ...(this.options.tls ? { readyTls: this.options.tls } : {}),
     });
     this.clients?.close();
-    this.clients = connectOrchestrator(this.orchestrator.address);
+    this.clients = connectOrchestrator(this.orchestrator.address, this.options);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { ProgressBar } from "../progress-bar.js";
 import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
@@ -16,13 +16,14 @@ export async function batch(argv: string[]): Promise<number> {
     options: {
       ...SPEC_FLAGS,
       url: { type: "string", default: DEFAULT_URL },
+      ...API_KEY_OPTION,
       prompts: { type: "string" },
       seeds: { type: "string" },
       guidances: { type: "string" },
       priority: { type: "string", default: "0" },
     },
   });
-  const clients = orchestratorClients(values.url);
+  const clients = orchestratorClients(values.url, values["api-key"]);
   const base = specFromFlags(positionals.join(" ") || (values.prompts?.split("|")[0] ?? ""), values, {
     width: 512,
     height: 512,
@@ -73,9 +74,9 @@ export async function batchStatus(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { url: { type: "string", default: DEFAULT_URL } },
+    options: { url: { type: "string", default: DEFAULT_URL }, ...API_KEY_OPTION },
   });
-  const { batch: b } = await orchestratorClients(values.url).processing.getBatch(
+  const { batch: b } = await orchestratorClients(values.url, values["api-key"]).processing.getBatch(
     { batchId: positionals[0] ?? "" },
     { timeoutMs: 10_000 },
   );

@@ -3,7 +3,7 @@ import { extname } from "node:path";
 import { parseArgs } from "node:util";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
@@ -22,6 +22,7 @@ export async function generate(argv: string[]): Promise<number> {
       ...SPEC_FLAGS,
       out: { type: "string", default: ".dmesh/out" },
       url: { type: "string", default: DEFAULT_URL },
+      ...API_KEY_OPTION,
       workflow: { type: "string", default: "txt2img" },
       image: { type: "string" },
       mask: { type: "string" },
@@ -44,7 +45,7 @@ export async function generate(argv: string[]): Promise<number> {
   }
   const abort = new AbortController();
   process.once("SIGINT", () => abort.abort());
-  const { session, files } = await runWorkflow(orchestratorClients(values.url), {
+  const { session, files } = await runWorkflow(orchestratorClients(values.url, values["api-key"]), {
     workflowId: values.workflow,
     spec,
     images,

@@ -8,7 +8,7 @@ import {
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { ProgressBar } from "../progress-bar.js";
 import { describeEnd, saveArtifact } from "../run-workflow.js";
 import { printTable } from "./status.js";
@@ -53,10 +53,11 @@ export async function sessions(command: string, argv: string[]): Promise<number>
     allowPositionals: true,
     options: {
       url: { type: "string", default: DEFAULT_URL },
+      ...API_KEY_OPTION,
       out: { type: "string", default: ".dmesh/out" },
     },
   });
-  const clients = orchestratorClients(values.url);
+  const clients = orchestratorClients(values.url, values["api-key"]);
   const id = positionals[0] ?? "";
   const opts = { timeoutMs: 30_000 };
   switch (command) {

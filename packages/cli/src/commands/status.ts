@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { readSupervisorState, SUPERVISOR_STATE_FILE } from "../supervisor-state.js";
 
 export const STATUS_HELP = `dmesh status [--url ${DEFAULT_URL}] [--data .dmesh]
@@ -10,9 +10,16 @@ export const STATUS_HELP = `dmesh status [--url ${DEFAULT_URL}] [--data .dmesh]
 export async function status(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { url: { type: "string", default: DEFAULT_URL }, data: { type: "string", default: ".dmesh" } },
+    options: {
+      url: { type: "string", default: DEFAULT_URL },
+      data: { type: "string", default: ".dmesh" },
+      ...API_KEY_OPTION,
+    },
   });
-  const res = await orchestratorClients(values.url).mesh.getMeshStatus({}, { timeoutMs: 10_000 });
+  const res = await orchestratorClients(values.url, values["api-key"]).mesh.getMeshStatus(
+    {},
+    { timeoutMs: 10_000 },
+  );
   const rows = res.instructors.map((i) => [
     i.domain,
     i.address,

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureTinyModel } from "@dmesh/tiny-model";
-import { orchestratorClients } from "../clients.js";
+import { API_KEY_OPTION, orchestratorClients } from "../clients.js";
 import { freePort, launchMesh, SERVICES, type ServiceName } from "../mesh-launcher.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { DEFAULT_RESTART_POLICY, type ServiceSupervisor, superviseMesh } from "../service-supervisor.js";
@@ -27,6 +27,7 @@ export async function up(argv: string[]): Promise<number> {
       out: { type: "string" },
       "base-port": { type: "string", default: "50051" },
       data: { type: "string", default: ".dmesh" },
+      ...API_KEY_OPTION,
       "log-level": { type: "string", default: "info" },
     },
   });
@@ -118,7 +119,7 @@ export async function up(argv: string[]): Promise<number> {
       const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
       say(`txt2img "${prompt}" ${spec.size?.width}x${spec.size?.height}, ${spec.scheduler?.steps} steps`);
       const started = performance.now();
-      const { session, files } = await runWorkflow(orchestratorClients(mesh.url), {
+      const { session, files } = await runWorkflow(orchestratorClients(mesh.url, values["api-key"]), {
         workflowId: "txt2img",
         spec,
         out: values.out ?? join(root, "out"),

@@ -1,6 +1,6 @@
 import { createClient } from "@connectrpc/connect";
 import { type Device, DeviceKind, DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
-import { createGrpcTransport, type Logger } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport, type Logger } from "@dmesh/runtime";
 
 /** One device's memory as the device service on this host reports it. */
 export interface DeviceMemory {
@@ -26,8 +26,9 @@ export function createDeviceMemoryReader(
   providers: readonly string[],
   logger: Logger,
   maxAgeMs = 1000,
+  tls?: ClientTls,
 ): DeviceMemoryReader {
-  const transport = createGrpcTransport({ address: deviceUrl });
+  const transport = createGrpcTransport({ address: deviceUrl, ...(tls ? { tls } : {}) });
   const client = createClient(DeviceService, transport);
   let last: { at: number; memory: DeviceMemory | undefined } | undefined;
   let pending: Promise<DeviceMemory | undefined> | undefined;

@@ -1,6 +1,6 @@
 import { createClient } from "@connectrpc/connect";
 import { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
-import { createGrpcTransport, type Logger } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport, type Logger } from "@dmesh/runtime";
 import { estimateActivationBytes } from "@dmesh/spec";
 
 /**
@@ -9,7 +9,7 @@ import { estimateActivationBytes } from "@dmesh/spec";
  * else CPU.
  */
 export async function resolveProviderChain(
-  config: { executionProviders: string[]; deviceUrl: string },
+  config: { executionProviders: string[]; deviceUrl: string; deviceTls?: ClientTls | undefined },
   model: { bytes: number; width: number; height: number },
   logger: Logger,
 ): Promise<string[]> {
@@ -18,7 +18,10 @@ export async function resolveProviderChain(
     return config.executionProviders;
   }
   if (!config.deviceUrl) return ["cpu"];
-  const transport = createGrpcTransport({ address: config.deviceUrl });
+  const transport = createGrpcTransport({
+    address: config.deviceUrl,
+    ...(config.deviceTls ? { tls: config.deviceTls } : {}),
+  });
   try {
     const rec = await createClient(DeviceService, transport).recommendSettings(
       {

@@ -15,7 +15,14 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DomainError, FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
+import {
+  DomainError,
+  FailedPreconditionError,
+  type Logger,
+  NotFoundError,
+  quote,
+  ResourceExhaustedError,
+} from "@dmesh/runtime";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
 import type { SessionEvents } from "../sessions/session-events.js";
@@ -74,18 +81,26 @@ export class BatchManager {
     this.saveListeners.add(listener);
   }
 
-  create(req: CreateBatchRequest): Batch {
+  /** A batch of `tenant`'s, as many items as its quota allows; idempotent by request id. */
+  create(req: CreateBatchRequest, tenant: string): Batch {
     if (req.requestId) {
-      const existing = this.store.getByRequestId(req.requestId);
+      const existing = this.store.getByRequestId(tenant, req.requestId);
       if (existing) return existing;
     }
     const mode = this.generateMode(req.workflowId) ?? "txt2img";
     const specs = expandBatch(req.base, req.items, req.axes);
+    const { batchItems } = this.sessions.quotaOf(tenant);
+    if (specs.length > batchItems) {
+      throw new ResourceExhaustedError(
+        `a batch of ${specs.length} items is over tenant "${tenant}"'s quota (TENANT_QUOTAS batch_items=${batchItems})`,
+      );
+    }
     for (const [i, spec] of specs.entries()) {
       validateGenerationSpec(spec, req.items.length > 0 ? `items[${i}]` : `batch item ${i}`, mode);
     }
     const batch = create(BatchSchema, {
       id: randomUUID(),
+      tenant,
       workflowId: req.workflowId,
       state: BatchState.CREATED,
       priority: req.priority,
@@ -100,19 +115,20 @@ export class BatchManager {
     return batch;
   }
 
-  get(id: string): Batch {
+  /** The tenant's batch; another tenant's answers exactly as a missing one. */
+  get(id: string, tenant: string): Batch {
     const batch = this.store.get(id);
-    if (!batch) throw new NotFoundError("batch_id", `no batch ${id}`);
+    if (!batch || batch.tenant !== tenant) throw new NotFoundError("batch_id", `no batch ${quote(id)}`);
     return batch;
   }
 
-  list(after: string, limit: number): Batch[] {
-    return this.store.list(after, limit);
+  list(tenant: string, after: string, limit: number): Batch[] {
+    return this.store.list(tenant, after, limit);
   }
 
   /** Starts (or keeps running) the batch and streams its events until it finishes or the caller leaves. */
-  async *execute(id: string, signal: AbortSignal): AsyncGenerator<BatchEvent> {
-    const batch = this.get(id);
+  async *execute(id: string, tenant: string, signal: AbortSignal): AsyncGenerator<BatchEvent> {
+    const batch = this.get(id, tenant);
     if (batch.state === BatchState.CANCELLED)
       throw new FailedPreconditionError("the batch was cancelled", "batch_id");
     const pending: BatchEvent[] = [];
@@ -130,7 +146,7 @@ export class BatchManager {
     try {
       if (!this.active.has(id) && !isBatchDone(batch)) this.start(batch);
       // The snapshot is told once on disk; a later change comes as an event, the end included.
-      const snapshot = this.get(id);
+      const snapshot = this.get(id, tenant);
       await this.commits.sync();
       yield create(BatchEventSchema, { batch: snapshot, itemIndex: -1 });
       if (isBatchDone(snapshot)) return;
@@ -154,21 +170,21 @@ export class BatchManager {
     }
   }
 
-  control(id: string, action: BatchAction): Batch {
-    const batch = this.get(id);
+  control(id: string, tenant: string, action: BatchAction): Batch {
+    const batch = this.get(id, tenant);
     if (action === BatchAction.CANCEL) {
       batch.state = BatchState.CANCELLED;
       this.save(batch, -1);
       for (const item of batch.items) {
         if (item.sessionId && !isTerminal(item.state)) {
           try {
-            this.sessions.control(item.sessionId, SessionAction.CANCEL);
+            this.sessions.control(item.sessionId, tenant, SessionAction.CANCEL);
           } catch (err) {
             this.logger.debug({ batchId: id, err: String(err) }, "item already finished");
           }
         }
       }
-      return this.get(id);
+      return this.get(id, tenant);
     }
     if (action === BatchAction.RETRY_FAILED) {
       for (const item of batch.items) {
@@ -182,16 +198,17 @@ export class BatchManager {
       batch.state = BatchState.CREATED;
       this.save(batch, -1);
       this.start(batch);
-      return this.get(id);
+      return this.get(id, tenant);
     }
     throw new FailedPreconditionError("action must be CANCEL or RETRY_FAILED", "action");
   }
 
-  async delete(id: string): Promise<void> {
-    const batch = this.get(id);
-    if (batch.state !== BatchState.CANCELLED && !isBatchDone(batch)) this.control(id, BatchAction.CANCEL);
-    for (const item of this.get(id).items) {
-      if (item.sessionId) await this.sessions.delete(item.sessionId).catch(() => {});
+  async delete(id: string, tenant: string): Promise<void> {
+    const batch = this.get(id, tenant);
+    if (batch.state !== BatchState.CANCELLED && !isBatchDone(batch))
+      this.control(id, tenant, BatchAction.CANCEL);
+    for (const item of this.get(id, tenant).items) {
+      if (item.sessionId) await this.sessions.delete(item.sessionId, tenant).catch(() => {});
     }
     this.active.delete(id);
     this.profiles.delete(id);
@@ -204,7 +221,7 @@ export class BatchManager {
    * between a session's change and its batch's save, then the feeding restarts.
    */
   recover(): void {
-    for (const batch of this.store.list("", 10_000)) {
+    for (const batch of this.store.list(undefined, "", 10_000)) {
       if (batch.state !== BatchState.RUNNING) continue;
       this.reconcile(batch);
       if (isBatchDone(batch)) this.save(batch, -1);
@@ -219,7 +236,7 @@ export class BatchManager {
   private reconcile(batch: Batch): void {
     const claimed = new Set(batch.items.map((i) => i.sessionId).filter(Boolean));
     const orphans = new Map<number, string>();
-    for (const session of this.sessions.list([], batch.id, MAX_BATCH_ITEMS * 10, "")) {
+    for (const session of this.sessions.list(batch.tenant, [], batch.id, MAX_BATCH_ITEMS * 10, "")) {
       const index = itemIndexOf(batch.id, session.requestId);
       if (index !== undefined && !claimed.has(session.id) && !isTerminal(session.state))
         orphans.set(index, session.id);
@@ -228,7 +245,7 @@ export class BatchManager {
       item.sessionId ||= orphans.get(item.index) ?? "";
       if (!item.sessionId) continue;
       try {
-        const session = this.sessions.get(item.sessionId);
+        const session = this.sessions.get(item.sessionId, batch.tenant);
         item.state = session.state;
         item.error = session.error;
       } catch {
@@ -277,6 +294,7 @@ export class BatchManager {
         if (placement) this.placement?.replicas.pin(requestId, placement.address);
         try {
           const { session } = this.sessions.submit({
+            tenant: batch.tenant,
             workflowId: batch.workflowId,
             spec: item.spec,
             images: {},

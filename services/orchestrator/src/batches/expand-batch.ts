@@ -9,7 +9,8 @@ import {
 } from "@bufbuild/protobuf";
 import { type GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { BatchAxis } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError, quote } from "@dmesh/runtime";
+import { checkName } from "@dmesh/spec";
 
 /** Largest number of items one batch may hold. */
 export const MAX_BATCH_ITEMS = 1000;
@@ -43,6 +44,7 @@ export function expandBatch(
   const baseJson = toJson(GenerationSpecSchema, baseSpec) as JsonObject;
   const values = axes.map((axis, a) => {
     if (!axis.field) throw new InvalidArgumentError(`axes[${a}].field`, "is required");
+    checkName(axis.field, `axes[${a}].field`);
     if (axis.valuesJson.length === 0)
       throw new InvalidArgumentError(`axes[${a}].values_json`, "needs at least one value");
     return axis.valuesJson.map((raw, v) => {
@@ -51,7 +53,7 @@ export function expandBatch(
       try {
         value = JSON.parse(raw) as JsonValue;
       } catch {
-        throw new InvalidArgumentError(field, `is not JSON: ${raw}`);
+        throw new InvalidArgumentError(field, `is not JSON: ${quote(raw)}`);
       }
       // Each value is tried alone on the base, so a misfit names its own axis and value.
       const json = structuredClone(baseJson);
@@ -61,7 +63,7 @@ export function expandBatch(
       } catch (err) {
         throw new InvalidArgumentError(
           field,
-          `does not fit spec field "${axis.field}": ${(err as Error).message}`,
+          `does not fit spec field ${quote(axis.field)}: ${(err as Error).message}`,
         );
       }
       return value;

@@ -2,7 +2,7 @@ import type { Batch } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { MeshEventKind } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { type SessionEvent, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_TENANT, tenantOf } from "../sessions/tenant.js";
+import { tenantOfSession } from "../sessions/tenant.js";
 import type { MeshEventHub } from "./mesh-event-hub.js";
 
 const SESSION_DONE = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);
@@ -35,7 +35,7 @@ export class LifecycleEvents {
           workflowId: session.workflowId,
           batchId: session.batchId,
           error: session.error,
-          tenant: tenantOf(session),
+          tenant: tenantOfSession(session),
         },
       },
     });
@@ -57,7 +57,7 @@ export class LifecycleEvents {
           completed: batch.completed,
           failed: batch.failed,
           cancelled: batch.cancelled,
-          tenant: DEFAULT_TENANT,
+          tenant: tenantOfSession(batch),
         },
       },
     });

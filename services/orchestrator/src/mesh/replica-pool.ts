@@ -4,7 +4,7 @@ import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
-import { createGrpcTransport, type Logger, UnavailableError } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport, type Logger, UnavailableError } from "@dmesh/runtime";
 import { AbortableTransport } from "./abortable-transport.js";
 import { type DeviceMemory, usableBytes } from "./device-memory.js";
 
@@ -90,6 +90,7 @@ export class ReplicaPool<S extends DescService> {
     private readonly maxMessageBytes: number,
     private readonly telemetry?: Telemetry<S>,
     private readonly lostAfterMs = DEFAULT_LOST_AFTER_MS,
+    private readonly tls?: ClientTls,
   ) {
     this.setAddresses(addresses);
   }
@@ -104,7 +105,11 @@ export class ReplicaPool<S extends DescService> {
     }
     for (const address of addresses) {
       if (this.replicas.has(address)) continue;
-      const grpc = createGrpcTransport({ address, maxMessageBytes: this.maxMessageBytes });
+      const grpc = createGrpcTransport({
+        address,
+        maxMessageBytes: this.maxMessageBytes,
+        ...(this.tls ? { tls: this.tls } : {}),
+      });
       const transport = new AbortableTransport(grpc);
       this.replicas.set(address, {
         address,

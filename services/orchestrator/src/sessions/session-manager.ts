@@ -22,6 +22,7 @@ import {
   InvalidArgumentError,
   type Logger,
   NotFoundError,
+  quote,
   ResourceExhaustedError,
   UnavailableError,
 } from "@dmesh/runtime";
@@ -30,6 +31,7 @@ import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
+import { FairQueue } from "./fair-queue.js";
 import { encodingOf } from "./media-type.js";
 import type { SessionEvents } from "./session-events.js";
 import {
@@ -41,15 +43,20 @@ import {
   runSession,
 } from "./session-runner.js";
 import { SessionTraces } from "./session-traces.js";
+import type { TenantQuota } from "./tenant-quotas.js";
 
 export interface SessionLimits {
   /** Sessions executing at once across all replicas. */
   maxConcurrent: number;
-  /** Sessions waiting; a submit beyond it gets RESOURCE_EXHAUSTED. */
+  /** Sessions waiting, all tenants together; a submit beyond it gets RESOURCE_EXHAUSTED. */
   maxQueued: number;
+  /** Each tenant's share: running, queued and batch items; everyone the whole mesh when unset. */
+  quotaOf?: (tenant: string) => TenantQuota;
 }
 
 export interface SubmitRequest {
+  /** Who submits: the session is theirs, and only they see it. */
+  tenant: string;
   workflowId: string;
   spec: GenerationSpec | undefined;
   images: Record<string, ImageInput>;
@@ -71,17 +78,19 @@ export function isTerminal(state: SessionState): boolean {
 }
 
 /**
- * The session lifecycle: submit (idempotent by request id), a bounded priority queue, bounded concurrency,
- * pause/resume/cancel/restart, and recovery of whatever a crash interrupted. All state changes go through
- * `commit`, which stores them and tells watchers what a restart must find only once it is on disk.
+ * The session lifecycle: submit (idempotent by request id), a bounded queue fair across tenants, bounded
+ * concurrency and per-tenant quotas, pause/resume/cancel/restart, and recovery of whatever a crash
+ * interrupted. All state changes go through `commit`, which stores them and tells watchers what a restart
+ * must find only once it is on disk. Every session belongs to a tenant; asked for by another, it answers as
+ * one that does not exist.
  */
 export class SessionManager {
-  private readonly queue: { id: string; priority: number; seq: number }[] = [];
+  private readonly queue = new FairQueue();
   private readonly running = new Map<string, RunControl>();
+  private readonly runningPerTenant = new Map<string, number>();
   private readonly live = new Map<string, Session>();
   /** Sessions with a cached state change not yet stored or told (see `commit`). */
   private readonly held = new Set<Session>();
-  private seq = 0;
   private closed = false;
   private readonly traces = new SessionTraces();
 
@@ -114,22 +123,40 @@ export class SessionManager {
     return { requeued };
   }
 
+  /** A tenant's quota (the whole mesh's limits when no quotas are set). */
+  quotaOf(tenant: string): TenantQuota {
+    return (
+      this.limits.quotaOf?.(tenant) ?? {
+        running: this.limits.maxConcurrent,
+        queued: this.limits.maxQueued,
+        batchItems: Number.MAX_SAFE_INTEGER,
+      }
+    );
+  }
+
   submit(req: SubmitRequest): { session: Session; existing: boolean } {
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
     if (req.requestId) {
-      const existing = this.deps.store.getByRequestId(req.requestId);
+      const existing = this.deps.store.getByRequestId(req.tenant, req.requestId);
       if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
     }
     const workflow = this.workflows.get(req.workflowId);
     const { spec, images } = this.checkRequest(workflow.template, req);
-    if (this.queue.length >= this.limits.maxQueued) {
+    if (this.queue.size >= this.limits.maxQueued) {
       throw new ResourceExhaustedError(
         `the queue is full (${this.limits.maxQueued} sessions waiting), try again later`,
       );
     }
+    const { queued } = this.quotaOf(req.tenant);
+    if (this.queue.sizeOf(req.tenant) >= queued) {
+      throw new ResourceExhaustedError(
+        `tenant "${req.tenant}" has ${queued} sessions waiting, its quota (TENANT_QUOTAS queued=${queued}); try again later`,
+      );
+    }
     const session = newSession({
       id: randomUUID(),
+      tenant: req.tenant,
       workflowId: req.workflowId,
       spec,
       requestId: req.requestId,
@@ -177,15 +204,19 @@ export class SessionManager {
       const given = images[input.name];
       if (input.required && !given)
         throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
-      if (given?.source.case === "artifactId" && !this.deps.artifacts.get(given.source.value)) {
-        throw new NotFoundError(`images.${input.name}.artifact_id`, `no artifact ${given.source.value}`);
+      if (given?.source.case === "artifactId" && !this.deps.artifacts.get(given.source.value, req.tenant)) {
+        throw new NotFoundError(
+          `images.${input.name}.artifact_id`,
+          `no artifact ${quote(given.source.value)}`,
+        );
       }
       if (given?.source.case === undefined && given)
         throw new InvalidArgumentError(`images.${input.name}`, "needs image or artifact_id");
     }
     if (!generates && !spec) return { spec, images };
     const view = spec ? clone(GenerationSpecSchema, spec) : undefined;
-    if (view) for (const { input, field } of SPEC_IMAGES) view[field] = this.imageOf(images[input]);
+    if (view)
+      for (const { input, field } of SPEC_IMAGES) view[field] = this.imageOf(images[input], req.tenant);
     try {
       validateGenerationSpec(view, "spec", generates?.mode ?? "txt2img");
     } catch (err) {
@@ -206,10 +237,10 @@ export class SessionManager {
     return { spec, images };
   }
 
-  private imageOf(input: ImageInput | undefined): Image | undefined {
+  private imageOf(input: ImageInput | undefined, tenant: string): Image | undefined {
     if (input?.source.case === "image") return input.source.value;
     if (input?.source.case !== "artifactId") return undefined;
-    const artifact = this.deps.artifacts.get(input.source.value);
+    const artifact = this.deps.artifacts.get(input.source.value, tenant);
     return (
       artifact &&
       create(ImageSchema, {
@@ -219,15 +250,21 @@ export class SessionManager {
     );
   }
 
-  get(id: string): Session {
-    const session = this.live.get(id) ?? this.deps.store.get(id);
-    if (!session) throw new NotFoundError("session_id", `no session ${id}`);
+  /** The tenant's session; another tenant's answers exactly as a missing one. */
+  get(id: string, tenant: string): Session {
+    const session = this.find(id);
+    if (!session || session.tenant !== tenant)
+      throw new NotFoundError("session_id", `no session ${quote(id)}`);
     return session;
   }
 
+  private find(id: string): Session | undefined {
+    return this.live.get(id) ?? this.deps.store.get(id);
+  }
+
   /** Snapshot, then events until the session ends (or pauses, when `untilPaused`), or the signal aborts. */
-  watch(id: string, signal: AbortSignal, untilPaused = false): AsyncGenerator<SessionEvent> {
-    const snapshot = this.get(id);
+  watch(id: string, tenant: string, signal: AbortSignal, untilPaused = false): AsyncGenerator<SessionEvent> {
+    const snapshot = this.get(id, tenant);
     const isLast = (e: SessionEvent) => {
       const state = e.session?.state ?? SessionState.UNSPECIFIED;
       return isTerminal(state) || (untilPaused && state === SessionState.PAUSED);
@@ -236,11 +273,11 @@ export class SessionManager {
     return this.events.watch(snapshot, signal, isLast, () => this.commits.sync());
   }
 
-  control(id: string, action: SessionAction): Session {
+  control(id: string, tenant: string, action: SessionAction): Session {
     // While shutting down nothing changes: running sessions are left for the next start to resume.
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
-    const session = this.get(id);
+    const session = this.get(id, tenant);
     const control = this.running.get(id);
     const refuse = (what: string) => {
       throw new FailedPreconditionError(
@@ -303,8 +340,8 @@ export class SessionManager {
   }
 
   /** Deletes the session, its inputs, checkpoint and artifacts (files no other session shares). */
-  async delete(id: string): Promise<number> {
-    this.get(id);
+  async delete(id: string, tenant: string): Promise<number> {
+    this.get(id, tenant);
     const control = this.running.get(id);
     if (control) {
       control.cancelRequested = true;
@@ -321,12 +358,14 @@ export class SessionManager {
     return this.deps.artifacts.removeUnreferenced(artifactIds);
   }
 
-  list(states: SessionState[], batchId: string, limit: number, after: string): Session[] {
-    return this.deps.store.list({ states, batchId, limit, after }).map((s) => this.live.get(s.id) ?? s);
+  list(tenant: string, states: SessionState[], batchId: string, limit: number, after: string): Session[] {
+    return this.deps.store
+      .list({ tenant, states, batchId, limit, after })
+      .map((s) => this.live.get(s.id) ?? s);
   }
 
   counts(): { queued: number; running: number } {
-    return { queued: this.queue.length, running: this.running.size };
+    return { queued: this.queue.size, running: this.running.size };
   }
 
   /**
@@ -381,32 +420,48 @@ export class SessionManager {
   }
 
   private enqueue(session: Session): void {
-    this.dequeue(session.id);
-    this.queue.push({ id: session.id, priority: session.priority, seq: this.seq++ });
-    this.queue.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
+    this.queue.push(session.id, session.tenant, session.priority);
   }
 
   private dequeue(id: string): void {
-    const i = this.queue.findIndex((q) => q.id === id);
-    if (i >= 0) this.queue.splice(i, 1);
+    this.queue.remove(id);
+  }
+
+  private runningOf(tenant: string): number {
+    return this.runningPerTenant.get(tenant) ?? 0;
   }
 
   private pump(): void {
-    while (!this.closed && this.running.size < this.limits.maxConcurrent && this.queue.length > 0) {
-      const next = this.queue.shift();
-      if (next) void this.execute(next.id);
+    const mayRun = (tenant: string) => this.runningOf(tenant) < this.quotaOf(tenant).running;
+    while (!this.closed && this.running.size < this.limits.maxConcurrent) {
+      const next = this.queue.take((tenant) => this.runningOf(tenant), mayRun);
+      if (!next) break;
+      void this.execute(next.id);
     }
   }
 
+  private startRunning(session: Session, control: RunControl): void {
+    this.running.set(session.id, control);
+    this.runningPerTenant.set(session.tenant, this.runningOf(session.tenant) + 1);
+  }
+
+  private stopRunning(session: Session): void {
+    if (!this.running.delete(session.id)) return;
+    const n = this.runningOf(session.tenant) - 1;
+    if (n > 0) this.runningPerTenant.set(session.tenant, n);
+    else this.runningPerTenant.delete(session.tenant);
+  }
+
   private async execute(id: string): Promise<void> {
-    const session = this.get(id);
+    const session = this.find(id);
+    if (!session) return;
     const control: RunControl = {
       abort: new AbortController(),
       pauseRequested: false,
       cancelRequested: false,
       replica: undefined,
     };
-    this.running.set(id, control);
+    this.startRunning(session, control);
     session.state = SessionState.RUNNING;
     session.error = "";
     // Cached: after a crash RUNNING and QUEUED recover the same way.
@@ -425,7 +480,7 @@ export class SessionManager {
     } catch (err) {
       if (this.closed && !control.cancelRequested) {
         // Shutting down: leave it RUNNING in the database; recover() resumes it.
-        this.running.delete(id);
+        this.stopRunning(session);
         return;
       }
       if (control.cancelRequested) markFinished(session, SessionState.CANCELLED);
@@ -435,7 +490,7 @@ export class SessionManager {
         markFinished(session, SessionState.FAILED, message);
       }
     }
-    this.running.delete(id);
+    this.stopRunning(session);
     this.commit(session, SessionEventKind.STATE, { persist: "durable" });
     this.pump();
   }

@@ -160,7 +160,7 @@ export async function runSession(
     if (input.source.case === "image") return [input.source.value];
     if (input.source.case === "artifactId") {
       const artifactId = input.source.value;
-      const artifact = deps.artifacts.get(artifactId);
+      const artifact = deps.artifacts.get(artifactId, session.tenant);
       if (!artifact)
         throw new FailedPreconditionError(`artifact ${artifactId} no longer exists`, `images.${name}`);
       return [
@@ -248,7 +248,9 @@ export async function runSession(
                   modelUsed,
                   strength,
                 ),
-                safety: SafetyPolicy.PASS,
+                // The tenant's own policy (postprocess's SAFETY_POLICY) decides.
+                safety: SafetyPolicy.UNSPECIFIED,
+                tenant: session.tenant,
                 encode: {
                   encoding: spec.output?.encoding || ImageEncoding.PNG,
                   quality: spec.output?.quality ?? 0,
@@ -263,6 +265,7 @@ export async function runSession(
           const encoded = out.value.image;
           if (!encoded) throw new Error(`postprocess on ${out.worker} returned no image`);
           const artifact = await deps.artifacts.put(encoded.data, {
+            tenant: session.tenant,
             sessionId: session.id,
             mediaType: mediaTypeOf(encoded.encoding),
             width: image.width,

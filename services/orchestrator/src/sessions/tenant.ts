@@ -1,12 +1,13 @@
+import type { Batch } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { Session } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { DEFAULT_TENANT } from "@dmesh/runtime";
 
-/** The tenant of everything while API keys are off. */
-export const DEFAULT_TENANT = "default";
+export { DEFAULT_TENANT };
 
 /**
- * The tenant a session belongs to, for metric labels and mesh events: the one place that reads it, so that
- * sessions carrying their tenant (API keys) change only this.
+ * The tenant a session or batch belongs to, for metric labels and mesh events: its own (the caller's API key's
+ * tenant; the default one while keys are off).
  */
-export function tenantOf(_session: Session): string {
-  return DEFAULT_TENANT;
+export function tenantOfSession(owned: Session | Batch): string {
+  return owned.tenant || DEFAULT_TENANT;
 }

@@ -25,6 +25,8 @@ const fdatasyncInPool = promisify(fdatasync);
 const fsyncInPool = promisify(fsync);
 
 export interface ArtifactMeta {
+  /** Who made it: only this tenant sees the reference (the bytes are stored once for every tenant). */
+  tenant: string;
   sessionId: string;
   mediaType: string;
   width: number;
@@ -50,10 +52,12 @@ export class ArtifactStore {
     mkdirSync(dir, { recursive: true });
     this.stmts = {
       insert: db.prepare(
-        "INSERT OR REPLACE INTO artifacts (id, session_id, image_index, created_at, data) VALUES (?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO artifacts (id, tenant, session_id, image_index, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
       ),
-      byId: db.prepare("SELECT data FROM artifacts WHERE id = ? LIMIT 1"),
-      bySession: db.prepare("SELECT data FROM artifacts WHERE session_id = ? ORDER BY image_index"),
+      byId: db.prepare("SELECT data FROM artifacts WHERE id = ? AND tenant = ? LIMIT 1"),
+      bySession: db.prepare(
+        "SELECT data FROM artifacts WHERE session_id = ? AND tenant = ? ORDER BY image_index",
+      ),
       refs: db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE id = ?"),
       idsOfSession: db.prepare("SELECT DISTINCT id FROM artifacts WHERE session_id = ?"),
       idAt: db.prepare("SELECT id FROM artifacts WHERE session_id = ? AND image_index = ?"),
@@ -110,8 +114,9 @@ export class ArtifactStore {
   }
 
   private index(id: string, sizeBytes: number, meta: ArtifactMeta): Artifact {
+    const { tenant, ...fields } = meta;
     const artifact = create(ArtifactSchema, {
-      ...meta,
+      ...fields,
       id,
       sizeBytes: BigInt(sizeBytes),
       createdAt: timestampNow(),
@@ -120,6 +125,7 @@ export class ArtifactStore {
     const replaced = (this.stmts.idAt.get(meta.sessionId, meta.imageIndex) as { id: string } | undefined)?.id;
     this.stmts.insert.run(
       id,
+      tenant,
       artifact.sessionId,
       artifact.imageIndex,
       Date.now(),
@@ -129,13 +135,15 @@ export class ArtifactStore {
     return artifact;
   }
 
-  get(id: string): Artifact | undefined {
-    const row = this.stmts.byId.get(id) as { data: Buffer } | undefined;
+  /** The tenant's reference to these bytes; another tenant's answers as a missing one. */
+  get(id: string, tenant: string): Artifact | undefined {
+    const row = this.stmts.byId.get(id, tenant) as { data: Buffer } | undefined;
     return row ? fromBinary(ArtifactSchema, row.data) : undefined;
   }
 
-  listBySession(sessionId: string): Artifact[] {
-    return (this.stmts.bySession.all(sessionId) as { data: Buffer }[]).map((r) =>
+  /** The tenant's artifacts of a session (none for another tenant's session, as for a missing one). */
+  listBySession(sessionId: string, tenant: string): Artifact[] {
+    return (this.stmts.bySession.all(sessionId, tenant) as { data: Buffer }[]).map((r) =>
       fromBinary(ArtifactSchema, r.data),
     );
   }

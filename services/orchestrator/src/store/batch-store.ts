@@ -1,5 +1,6 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Batch, BatchSchema } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
+import { DEFAULT_TENANT } from "@dmesh/runtime";
 import type { Db } from "./database.js";
 
 export class BatchStore {
@@ -7,40 +8,65 @@ export class BatchStore {
 
   constructor(db: Db) {
     this.stmts = {
-      insert: db.prepare("INSERT INTO batches (id, request_id, created_at, data) VALUES (?, ?, ?, ?)"),
+      insert: db.prepare(
+        "INSERT INTO batches (id, tenant, request_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
+      ),
       update: db.prepare("UPDATE batches SET data = ? WHERE id = ?"),
-      get: db.prepare("SELECT data FROM batches WHERE id = ?"),
-      byRequest: db.prepare("SELECT data FROM batches WHERE request_id = ?"),
-      list: db.prepare("SELECT data FROM batches WHERE id > ? ORDER BY id LIMIT ?"),
+      get: db.prepare("SELECT tenant, data FROM batches WHERE id = ?"),
+      byRequest: db.prepare("SELECT tenant, data FROM batches WHERE tenant = ? AND request_id = ?"),
+      list: db.prepare("SELECT tenant, data FROM batches WHERE id > ? ORDER BY id LIMIT ?"),
+      listOf: db.prepare("SELECT tenant, data FROM batches WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?"),
       delete: db.prepare("DELETE FROM batches WHERE id = ?"),
     };
   }
 
   create(batch: Batch): void {
-    this.stmts.insert.run(batch.id, batch.requestId || null, Date.now(), toBinary(BatchSchema, batch));
+    batch.tenant ||= DEFAULT_TENANT;
+    this.stmts.insert.run(
+      batch.id,
+      batch.tenant,
+      batch.requestId || null,
+      Date.now(),
+      toBinary(BatchSchema, batch),
+    );
   }
 
   save(batch: Batch): void {
     this.stmts.update.run(toBinary(BatchSchema, batch), batch.id);
   }
 
+  /** Any tenant's batch: its owner is checked by whoever answers a caller. */
   get(id: string): Batch | undefined {
-    const row = this.stmts.get.get(id) as { data: Buffer } | undefined;
-    return row ? fromBinary(BatchSchema, row.data) : undefined;
+    return batchOf(this.stmts.get.get(id) as Row | undefined);
   }
 
-  getByRequestId(requestId: string): Batch | undefined {
-    const row = this.stmts.byRequest.get(requestId) as { data: Buffer } | undefined;
-    return row ? fromBinary(BatchSchema, row.data) : undefined;
+  /** The tenant's batch made for this request id: request ids are unique per tenant. */
+  getByRequestId(tenant: string, requestId: string): Batch | undefined {
+    return batchOf(this.stmts.byRequest.get(tenant, requestId) as Row | undefined);
   }
 
-  list(after: string, limit: number): Batch[] {
-    return (this.stmts.list.all(after, limit) as { data: Buffer }[]).map((r) =>
-      fromBinary(BatchSchema, r.data),
-    );
+  /** One tenant's batches by id, after `after`; every tenant's with `tenant` undefined (recovery). */
+  list(tenant: string | undefined, after: string, limit: number): Batch[] {
+    const rows = (
+      tenant === undefined ? this.stmts.list.all(after, limit) : this.stmts.listOf.all(tenant, after, limit)
+    ) as Row[];
+    return rows.map((r) => batchOf(r) as Batch);
   }
 
   delete(id: string): boolean {
     return this.stmts.delete.run(id).changes > 0;
   }
+}
+
+interface Row {
+  tenant: string;
+  data: Buffer;
+}
+
+/** A stored batch; its owner is the row's (batches stored before tenants existed lack it in `data`). */
+function batchOf(row: Row | undefined): Batch | undefined {
+  if (!row) return undefined;
+  const batch = fromBinary(BatchSchema, row.data);
+  batch.tenant = row.tenant;
+  return batch;
 }

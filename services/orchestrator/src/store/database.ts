@@ -1,11 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { DEFAULT_TENANT } from "@dmesh/runtime";
 import Database from "better-sqlite3";
 
 export type Db = Database.Database;
 
 /** Ordered schema changes; a database records how many it has applied and gets the rest on open. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE sessions (
      id TEXT PRIMARY KEY,
      state INTEGER NOT NULL,
@@ -48,6 +49,42 @@ const MIGRATIONS: string[] = [
   // WAL file itself, and kept because applied migrations never change.
   `CREATE TABLE durability_marker (commits INTEGER NOT NULL);
    INSERT INTO durability_marker VALUES (0);`,
+  // Tenants: every session, batch and artifact row names its owner (rows from before belong to the default
+  // tenant), and a request id is unique per tenant, not across them. SQLite cannot change a UNIQUE
+  // constraint in place, so sessions and batches are rebuilt (foreign keys are off while migrating).
+  `CREATE TABLE sessions_new (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     state INTEGER NOT NULL,
+     request_id TEXT,
+     batch_id TEXT,
+     priority INTEGER NOT NULL DEFAULT 0,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     UNIQUE (tenant, request_id)
+   );
+   INSERT INTO sessions_new
+     SELECT id, '${DEFAULT_TENANT}', state, request_id, batch_id, priority, created_at, updated_at, data FROM sessions;
+   DROP TABLE sessions;
+   ALTER TABLE sessions_new RENAME TO sessions;
+   CREATE INDEX sessions_state ON sessions(state, priority DESC, created_at);
+   CREATE INDEX sessions_batch ON sessions(batch_id);
+   CREATE INDEX sessions_tenant ON sessions(tenant, id);
+   CREATE TABLE batches_new (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     request_id TEXT,
+     created_at INTEGER NOT NULL,
+     data BLOB NOT NULL,
+     UNIQUE (tenant, request_id)
+   );
+   INSERT INTO batches_new SELECT id, '${DEFAULT_TENANT}', request_id, created_at, data FROM batches;
+   DROP TABLE batches;
+   ALTER TABLE batches_new RENAME TO batches;
+   CREATE INDEX batches_tenant ON batches(tenant, id);
+   ALTER TABLE artifacts ADD COLUMN tenant TEXT NOT NULL DEFAULT '${DEFAULT_TENANT}';
+   CREATE INDEX artifacts_id_tenant ON artifacts(id, tenant);`,
 ];
 
 /**
@@ -60,18 +97,31 @@ export function openDatabase(path: string): Db {
   db.pragma("journal_mode = WAL");
   // Writes reach the WAL at once and the disk at the next group commit (see GroupCommit).
   db.pragma("synchronous = NORMAL");
-  db.pragma("foreign_keys = ON");
   db.pragma("busy_timeout = 5000");
   migrate(db);
+  db.pragma("foreign_keys = ON");
   return db;
 }
 
+/**
+ * Applies the migrations not yet applied, each in its own transaction, with foreign keys off (a rebuilt table
+ * is dropped and replaced: with them on, dropping it would delete the rows that reference it) and checked
+ * before the migration commits.
+ */
 function migrate(db: Db): void {
   const applied = db.pragma("user_version", { simple: true }) as number;
-  for (let i = applied; i < MIGRATIONS.length; i++) {
-    db.transaction(() => {
-      db.exec(MIGRATIONS[i] ?? "");
-      db.pragma(`user_version = ${i + 1}`);
-    })();
+  if (applied >= MIGRATIONS.length) return;
+  db.pragma("foreign_keys = OFF");
+  try {
+    for (let i = applied; i < MIGRATIONS.length; i++) {
+      db.transaction(() => {
+        db.exec(MIGRATIONS[i] ?? "");
+        const broken = db.pragma("foreign_key_check") as unknown[];
+        if (broken.length > 0) throw new Error(`migration ${i + 1} left ${broken.length} broken references`);
+        db.pragma(`user_version = ${i + 1}`);
+      })();
+    }
+  } finally {
+    db.pragma("foreign_keys = ON");
   }
 }

@@ -9,6 +9,7 @@ import {
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { DEFAULT_TENANT } from "@dmesh/runtime";
 import type { Db } from "./database.js";
 
 /** Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database. */
@@ -18,12 +19,14 @@ export class SessionStore {
   constructor(private readonly db: Db) {
     this.stmts = {
       insert: db.prepare(
-        "INSERT INTO sessions (id, state, request_id, batch_id, priority, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (id, tenant, state, request_id, batch_id, priority, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
       ),
       update: db.prepare("UPDATE sessions SET state = ?, updated_at = ?, data = ? WHERE id = ?"),
-      get: db.prepare("SELECT data FROM sessions WHERE id = ?"),
-      byRequest: db.prepare("SELECT data FROM sessions WHERE request_id = ?"),
-      byState: db.prepare("SELECT data FROM sessions WHERE state = ? ORDER BY priority DESC, created_at, id"),
+      get: db.prepare("SELECT tenant, data FROM sessions WHERE id = ?"),
+      byRequest: db.prepare("SELECT tenant, data FROM sessions WHERE tenant = ? AND request_id = ?"),
+      byState: db.prepare(
+        "SELECT tenant, data FROM sessions WHERE state = ? ORDER BY priority DESC, created_at, id",
+      ),
       delete: db.prepare("DELETE FROM sessions WHERE id = ?"),
       putInput: db.prepare("INSERT OR REPLACE INTO session_inputs (session_id, name, data) VALUES (?, ?, ?)"),
       inputs: db.prepare("SELECT name, data FROM session_inputs WHERE session_id = ?"),
@@ -32,17 +35,24 @@ export class SessionStore {
       ),
       checkpoint: db.prepare("SELECT data FROM checkpoints WHERE session_id = ?"),
       dropCheckpoint: db.prepare("DELETE FROM checkpoints WHERE session_id = ?"),
-      finishedBefore: db.prepare("SELECT id FROM sessions WHERE state IN (4, 5, 6) AND updated_at < ?"),
+      finishedBefore: db.prepare(
+        "SELECT id, tenant FROM sessions WHERE state IN (4, 5, 6) AND updated_at < ?",
+      ),
       counts: db.prepare("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state"),
+      countsByTenant: db.prepare(
+        "SELECT state, tenant, COUNT(*) AS count FROM sessions GROUP BY state, tenant",
+      ),
     };
   }
 
   /** Inserts the session with its inputs in one transaction: it exists whole or not at all. */
   create(session: Session, inputs: Record<string, ImageInput>): void {
+    session.tenant ||= DEFAULT_TENANT;
     this.db.transaction(() => {
       const now = Date.now();
       this.stmts.insert.run(
         session.id,
+        session.tenant,
         session.state,
         session.requestId || null,
         session.batchId || null,
@@ -61,25 +71,34 @@ export class SessionStore {
     this.stmts.update.run(session.state, Date.now(), toBinary(SessionSchema, session), session.id);
   }
 
+  /** Any tenant's session: its owner is checked by whoever answers a caller. */
   get(id: string): Session | undefined {
-    const row = this.stmts.get.get(id) as { data: Buffer } | undefined;
-    return row ? fromBinary(SessionSchema, row.data) : undefined;
+    return sessionOf(this.stmts.get.get(id) as Row | undefined);
   }
 
-  getByRequestId(requestId: string): Session | undefined {
-    const row = this.stmts.byRequest.get(requestId) as { data: Buffer } | undefined;
-    return row ? fromBinary(SessionSchema, row.data) : undefined;
+  /** The tenant's session made for this request id: request ids are unique per tenant. */
+  getByRequestId(tenant: string, requestId: string): Session | undefined {
+    return sessionOf(this.stmts.byRequest.get(tenant, requestId) as Row | undefined);
   }
 
   listByState(state: SessionState): Session[] {
-    return (this.stmts.byState.all(state) as { data: Buffer }[]).map((r) =>
-      fromBinary(SessionSchema, r.data),
-    );
+    return (this.stmts.byState.all(state) as Row[]).map((r) => sessionOf(r) as Session);
   }
 
-  list(filter: { states: SessionState[]; batchId: string; limit: number; after: string }): Session[] {
+  /** One tenant's sessions by id, after `after`; all tenants' with `tenant` undefined (recovery, batches). */
+  list(filter: {
+    tenant: string | undefined;
+    states: SessionState[];
+    batchId: string;
+    limit: number;
+    after: string;
+  }): Session[] {
     const where: string[] = [];
     const args: unknown[] = [];
+    if (filter.tenant !== undefined) {
+      where.push("tenant = ?");
+      args.push(filter.tenant);
+    }
     if (filter.states.length > 0) {
       where.push(`state IN (${filter.states.map(() => "?").join(",")})`);
       args.push(...filter.states);
@@ -92,11 +111,9 @@ export class SessionStore {
       where.push("id > ?");
       args.push(filter.after);
     }
-    const sql = `SELECT data FROM sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
+    const sql = `SELECT tenant, data FROM sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
     args.push(filter.limit);
-    return (this.db.prepare(sql).all(...args) as { data: Buffer }[]).map((r) =>
-      fromBinary(SessionSchema, r.data),
-    );
+    return (this.db.prepare(sql).all(...args) as Row[]).map((r) => sessionOf(r) as Session);
   }
 
   /** Adds or replaces named inputs (also a step's stored outputs) of an existing session. */
@@ -149,14 +166,33 @@ export class SessionStore {
     return this.stmts.delete.run(id).changes > 0;
   }
 
-  finishedBefore(time: number): string[] {
-    return (this.stmts.finishedBefore.all(time) as { id: string }[]).map((r) => r.id);
+  /** Finished sessions last changed before `time`, every tenant's. */
+  finishedBefore(time: number): { id: string; tenant: string }[] {
+    return this.stmts.finishedBefore.all(time) as { id: string; tenant: string }[];
   }
 
   counts(): Map<SessionState, number> {
     const rows = this.stmts.counts.all() as { state: SessionState; n: number }[];
     return new Map(rows.map((r) => [r.state, r.n]));
   }
+
+  /** Sessions stored, by state and tenant. */
+  countsByTenant(): { state: SessionState; tenant: string; count: number }[] {
+    return this.stmts.countsByTenant.all() as { state: SessionState; tenant: string; count: number }[];
+  }
+}
+
+interface Row {
+  tenant: string;
+  data: Buffer;
+}
+
+/** A stored session; its owner is the row's (sessions stored before tenants existed lack it in `data`). */
+function sessionOf(row: Row | undefined): Session | undefined {
+  if (!row) return undefined;
+  const session = fromBinary(SessionSchema, row.data);
+  session.tenant = row.tenant;
+  return session;
 }
 
 export function newSession(init: MessageInitShape<typeof SessionSchema>): Session {

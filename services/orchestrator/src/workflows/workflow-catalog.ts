@@ -1,4 +1,4 @@
-import { NotFoundError } from "@dmesh/runtime";
+import { NotFoundError, quote } from "@dmesh/runtime";
 import type { WorkflowTemplate } from "./templates.js";
 import { validateWorkflow } from "./validate-workflow.js";
 
@@ -23,7 +23,7 @@ export class WorkflowCatalog {
     if (!entry)
       throw new NotFoundError(
         "workflow_id",
-        `no workflow "${id}" (known: ${[...this.entries.keys()].join(", ")})`,
+        `no workflow ${quote(id)} (known: ${[...this.entries.keys()].join(", ")})`,
       );
     return entry;
   }
