@@ -392,7 +392,9 @@ export function schedulerSpecFields(choice: Partial<SchedulerChoice>): {
  * schedule, and "default" (no respacing) as no schedule named.
  */
 export function schedulerChoiceOf(scheduler: SchedulerSpec | undefined): Partial<SchedulerChoice> {
-  const sigmaSchedule = scheduler?.karrasSigmas ? "karras" : SIGMA_SCHEDULE_NAMES[scheduler?.sigmaSchedule ?? 0];
+  const sigmaSchedule = scheduler?.karrasSigmas
+    ? "karras"
+    : SIGMA_SCHEDULE_NAMES[scheduler?.sigmaSchedule ?? 0];
   const algorithmType = ALGORITHM_TYPE_NAMES[scheduler?.algorithmType ?? 0];
   const spacing = TIMESTEP_SPACING_NAMES[scheduler?.spacing ?? 0];
   return {
