@@ -146,6 +146,20 @@ describe("API keys", () => {
     expect(await outcome(() => as(acme).mesh.getMeshStatus({}))).toBe("ok");
   });
 
+  it("answers /metrics on the public port to an admin key only (its tenant labels are everyone's)", async () => {
+    const url = `http://${mesh.orchestrator.address}/metrics`;
+    const scrape = (key?: string) =>
+      fetch(url, key ? { headers: { authorization: `Bearer ${key}` } } : {}).then(async (res) => ({
+        status: res.status,
+        body: await res.text(),
+      }));
+    expect((await scrape()).status).toBe(401);
+    expect((await scrape(acme.key)).status).toBe(401);
+    const admin = await scrape(ops.key);
+    expect(admin.status).toBe(200);
+    expect(admin.body).toMatch(/^# TYPE grpc_server_handled_total counter$/m);
+  });
+
   it("follows the keys file: a new key works once written, and a broken file keeps the keys before it", async () => {
     const hooli = tenant("hooli");
     const hooliClient = connectOrchestrator(mesh.orchestrator.address, { apiKey: hooli.key });

@@ -51,6 +51,12 @@ function authenticate(keys: ApiKeys, header: string | null): Caller {
   return caller;
 }
 
+/** Whether an `authorization` header carries an admin key (for plain HTTP paths beside the RPCs). */
+export function isAdminKey(keys: ApiKeys, header: string | undefined): boolean {
+  const key = header ? BEARER.exec(header)?.[1] : undefined;
+  return key !== undefined && key.length <= MAX_KEY_CHARS && keys.lookup(key)?.admin === true;
+}
+
 /** Who makes the call: its tenant, and whether it holds an admin key. */
 export function callerOf(ctx: HandlerContext): Caller {
   return ctx.values.get(callerKey);

@@ -28,6 +28,8 @@ export interface ConnectServerOptions {
   corsOrigins?: readonly string[];
   /** Answers requests whose path is no RPC (e.g. static files); unset = 404. */
   fallback?: ConnectNodeAdapterOptions["fallback"];
+  /** Whether a scrape of `/metrics` with this `authorization` header is answered; unset = every scrape. */
+  mayScrape?: (authorization: string | undefined) => boolean;
 }
 
 export interface RunningConnectServer {
@@ -93,8 +95,11 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     }),
     options.corsOrigins ?? [],
   );
-  const h1 = http.createServer(withMetricsPath(handler));
-  const h2 = http2.createServer({ settings: { maxHeaderListSize: 64 * 1024 } }, withMetricsPath(handler));
+  const h1 = http.createServer(withMetricsPath(handler, options.mayScrape));
+  const h2 = http2.createServer(
+    { settings: { maxHeaderListSize: 64 * 1024 } },
+    withMetricsPath(handler, options.mayScrape),
+  );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {

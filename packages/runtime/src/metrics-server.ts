@@ -67,9 +67,22 @@ export async function startMetricsServer(
   };
 }
 
-/** `handler` answering `GET /metrics` itself (the orchestrator's public port). */
+/**
+ * `handler` answering `GET /metrics` itself (the orchestrator's public port), to scrapers whose
+ * `authorization` header `mayScrape` accepts (a public port with API keys on shows tenant labels only to an
+ * admin key; a refused scrape gets 401).
+ */
 export function withMetricsPath<Req extends AnyRequest, Res extends AnyResponse>(
   handler: (req: Req, res: Res) => void,
+  mayScrape: (authorization: string | undefined) => boolean = () => true,
 ): (req: Req, res: Res) => void {
-  return (req, res) => (isMetricsRequest(req) ? serveMetrics(res) : handler(req, res));
+  return (req, res) => {
+    if (!isMetricsRequest(req)) return handler(req, res);
+    if (mayScrape(req.headers.authorization)) return serveMetrics(res);
+    (res as http.ServerResponse).writeHead(401, {
+      "content-type": "text/plain",
+      "www-authenticate": 'Bearer realm="metrics"',
+    });
+    res.end("metrics on this port need an admin API key (authorization: Bearer KEY), or scrape METRICS_PORT\n");
+  };
 }

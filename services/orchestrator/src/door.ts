@@ -3,7 +3,14 @@ import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { Health } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "@dmesh/contracts/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionAlpha } from "@dmesh/contracts/grpc/reflection/v1alpha/reflection_pb.js";
-import { ApiKeys, ClientTls, type ClientTlsConfig, createAuthInterceptor, type Logger } from "@dmesh/runtime";
+import {
+  ApiKeys,
+  ClientTls,
+  type ClientTlsConfig,
+  createAuthInterceptor,
+  isAdminKey,
+  type Logger,
+} from "@dmesh/runtime";
 
 /** Open to anyone, for probes and discovery. */
 const OPEN_SERVICES = [Health.typeName, ServerReflection.typeName, ServerReflectionAlpha.typeName];
@@ -13,6 +20,8 @@ const ADMIN_METHODS = [`${MeshService.typeName}/${MeshService.method.cleanup.nam
 export interface Door {
   /** Who calls (API keys), and whether they may. */
   readonly auth: Interceptor;
+  /** Whether a `/metrics` scrape of the public port may read it: anyone with the door open, else admin keys. */
+  mayScrape(authorization: string | undefined): boolean;
   /** TLS of the calls to domain services, when TLS_CA_FILE is set. */
   readonly clientTls: ClientTls | undefined;
   close(): void;
@@ -28,6 +37,7 @@ export function openDoor(config: { apiKeysFile: string } & ClientTlsConfig, logg
   const clientTls = ClientTls.from(config, logger);
   return {
     auth: createAuthInterceptor({ keys, openServices: OPEN_SERVICES, adminMethods: ADMIN_METHODS }),
+    mayScrape: (authorization) => !keys || isAdminKey(keys, authorization),
     clientTls,
     close() {
       keys?.close();

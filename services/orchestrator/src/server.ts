@@ -183,6 +183,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     corsOrigins: config.corsOrigins,
     // GET / and the page's assets; every RPC path stays the API's.
     fallback: createStaticFiles(playgroundDir(), logger),
+    mayScrape: door.mayScrape,
   });
   const metrics =
     config.metricsPort >= 0
