@@ -83,6 +83,8 @@ export function withMetricsPath<Req extends AnyRequest, Res extends AnyResponse>
       "content-type": "text/plain",
       "www-authenticate": 'Bearer realm="metrics"',
     });
-    res.end("metrics on this port need an admin API key (authorization: Bearer KEY), or scrape METRICS_PORT\n");
+    res.end(
+      "metrics on this port need an admin API key (authorization: Bearer KEY), or scrape METRICS_PORT\n",
+    );
   };
 }
