@@ -1,12 +1,12 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { ControlResizeMode } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { DataType } from "@dmesh/contracts/dmesh/common/v1/tensor_pb.js";
-import {
-  type ConditioningService,
-  ControlResizeMode,
-  type EncodePromptRequest,
-  type PreprocessControlRequest,
-  type TokenizeRequest,
+import type {
+  ConditioningService,
+  EncodePromptRequest,
+  PreprocessControlRequest,
+  TokenizeRequest,
 } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import { RunClock } from "@dmesh/onnx";
 import { InvalidArgumentError } from "@dmesh/runtime";

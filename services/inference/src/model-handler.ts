@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { ModelFamily, ModelSchema, type ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import type { ModelInfo, ModelRegistry } from "./models/model-registry.js";
 
@@ -22,6 +22,10 @@ export class ModelHandler implements ServiceImpl<typeof ModelService> {
 
   getModel(req: { id: string }) {
     return { model: toProto(this.models.info(req.id)) };
+  }
+
+  listAdapters(): never {
+    throw new ConnectError("ListAdapters is not served by this inference build yet", Code.Unimplemented);
   }
 
   async loadModel(req: { id: string }) {

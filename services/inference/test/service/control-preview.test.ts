@@ -1,9 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ControlResizeMode } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
 import { ImageEncoding, type ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import {
-  ControlResizeMode,
-  type PreprocessControlRequestSchema,
-} from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
+import type { PreprocessControlRequestSchema } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeControlMap, planControlMap } from "../../src/control/control-map.js";

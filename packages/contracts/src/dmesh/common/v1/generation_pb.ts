@@ -4,6 +4,8 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ControlNetUnit, ControlNetUnitJson } from "./control_pb.js";
+import { file_dmesh_common_v1_control } from "./control_pb.js";
 import type { Image, ImageEncoding, ImageEncodingJson, ImageJson } from "./image_pb.js";
 import { file_dmesh_common_v1_image } from "./image_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/common/v1/generation.proto.
  */
 export const file_dmesh_common_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("CiBkbWVzaC9jb21tb24vdjEvZ2VuZXJhdGlvbi5wcm90bxIPZG1lc2guY29tbW9uLnYxIpgECg5HZW5lcmF0aW9uU3BlYxItCgRtb2RlGAEgASgOMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25Nb2RlEisKBm1vZGVscxgCIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5Nb2RlbFN1aXRlEjEKCXNjaGVkdWxlchgDIAEoCzIeLmRtZXNoLmNvbW1vbi52MS5TY2hlZHVsZXJTcGVjEjAKBnBhcmFtcxgEIAEoCzIgLmRtZXNoLmNvbW1vbi52MS5IeXBlcnBhcmFtZXRlcnMSMwoMY29uZGl0aW9uaW5nGAUgASgLMh0uZG1lc2guY29tbW9uLnYxLkNvbmRpdGlvbmluZxIpCgRzaXplGAYgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSMQoFbWljcm8YByABKAsyIi5kbWVzaC5jb21tb24udjEuTWljcm9Db25kaXRpb25pbmcSKwoGb3V0cHV0GAggASgLMhsuZG1lc2guY29tbW9uLnYxLk91dHB1dFNwZWMSKgoKaW5pdF9pbWFnZRgJIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIqCgptYXNrX2ltYWdlGAogASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEi0KB3ByZXZpZXcYCyABKAsyHC5kbWVzaC5jb21tb24udjEuUHJldmlld1NwZWMiOAoKTW9kZWxTdWl0ZRIMCgRiYXNlGAEgASgJEg8KB3JlZmluZXIYAiABKAkSCwoDdmFlGAMgASgJIsUDCg1TY2hlZHVsZXJTcGVjEiwKBGtpbmQYASABKA4yHi5kbWVzaC5jb21tb24udjEuU2NoZWR1bGVyS2luZBISCgVzdGVwcxgCIAEoBUgAiAEBEhoKDWthcnJhc19zaWdtYXMYAyABKAhIAYgBARIxCgdzcGFjaW5nGAQgASgOMiAuZG1lc2guY29tbW9uLnYxLlRpbWVzdGVwU3BhY2luZxI2Cg5zaWdtYV9zY2hlZHVsZRgFIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5TaWdtYVNjaGVkdWxlEjYKDmFsZ29yaXRobV90eXBlGAYgASgOMh4uZG1lc2guY29tbW9uLnYxLkFsZ29yaXRobVR5cGUSGQoMc29sdmVyX29yZGVyGAcgASgFSAKIAQESMAoLc29sdmVyX3R5cGUYCCABKA4yGy5kbWVzaC5jb21tb24udjEuU29sdmVyVHlwZRI5ChBmaW5hbF9zaWdtYV90eXBlGAkgASgOMh8uZG1lc2guY29tbW9uLnYxLkZpbmFsU2lnbWFUeXBlQggKBl9zdGVwc0IQCg5fa2FycmFzX3NpZ21hc0IPCg1fc29sdmVyX29yZGVyItIBCg9IeXBlcnBhcmFtZXRlcnMSGwoOZ3VpZGFuY2Vfc2NhbGUYASABKAJIAIgBARIRCgRzZWVkGAIgASgESAGIAQESFQoIc3RyZW5ndGgYAyABKAJIAogBARILCgNldGEYBCABKAISGAoQZ3VpZGFuY2VfcmVzY2FsZRgFIAEoAhIRCgljbGlwX3NraXAYBiABKAUSFQoNZGVub2lzaW5nX2VuZBgHIAEoAkIRCg9fZ3VpZGFuY2Vfc2NhbGVCBwoFX3NlZWRCCwoJX3N0cmVuZ3RoInoKDENvbmRpdGlvbmluZxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhAKCHByb21wdF8yGAMgASgJEhkKEW5lZ2F0aXZlX3Byb21wdF8yGAQgASgJEhQKDHBsYWluX3Byb21wdBgFIAEoCCIrCgpEaW1lbnNpb25zEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSKUAgoRTWljcm9Db25kaXRpb25pbmcSMgoNb3JpZ2luYWxfc2l6ZRgBIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5EaW1lbnNpb25zEhAKCGNyb3BfdG9wGAIgASgFEhEKCWNyb3BfbGVmdBgDIAEoBRIwCgt0YXJnZXRfc2l6ZRgEIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5EaW1lbnNpb25zEhwKD2Flc3RoZXRpY19zY29yZRgFIAEoAkgAiAEBEiUKGG5lZ2F0aXZlX2Flc3RoZXRpY19zY29yZRgGIAEoAkgBiAEBQhIKEF9hZXN0aGV0aWNfc2NvcmVCGwoZX25lZ2F0aXZlX2Flc3RoZXRpY19zY29yZSJeCgpPdXRwdXRTcGVjEg0KBWNvdW50GAEgASgFEjAKCGVuY29kaW5nGAIgASgOMh4uZG1lc2guY29tbW9uLnYxLkltYWdlRW5jb2RpbmcSDwoHcXVhbGl0eRgDIAEoBSIlCgtQcmV2aWV3U3BlYxIWCg5pbnRlcnZhbF9zdGVwcxgBIAEoBSqIAQoOR2VuZXJhdGlvbk1vZGUSHwobR0VORVJBVElPTl9NT0RFX1VOU1BFQ0lGSUVEEAASGwoXR0VORVJBVElPTl9NT0RFX1RYVDJJTUcQARIbChdHRU5FUkFUSU9OX01PREVfSU1HMklNRxACEhsKF0dFTkVSQVRJT05fTU9ERV9JTlBBSU5UEAMqvgMKDVNjaGVkdWxlcktpbmQSHgoaU0NIRURVTEVSX0tJTkRfVU5TUEVDSUZJRUQQABIYChRTQ0hFRFVMRVJfS0lORF9FVUxFUhABEiIKHlNDSEVEVUxFUl9LSU5EX0VVTEVSX0FOQ0VTVFJBTBACEhcKE1NDSEVEVUxFUl9LSU5EX0RESU0QAxIbChdTQ0hFRFVMRVJfS0lORF9EUE1QUF8yTRAEEhYKElNDSEVEVUxFUl9LSU5EX0xDTRAFEhcKE1NDSEVEVUxFUl9LSU5EX0hFVU4QBhIYChRTQ0hFRFVMRVJfS0lORF9VTklQQxAHEhYKElNDSEVEVUxFUl9LSU5EX0xNUxAIEhcKE1NDSEVEVUxFUl9LSU5EX1BORE0QCRIoCiRTQ0hFRFVMRVJfS0lORF9EUE1fU09MVkVSX1NJTkdMRVNURVAQChIXChNTQ0hFRFVMRVJfS0lORF9ERUlTEAsSGAoUU0NIRURVTEVSX0tJTkRfS0RQTTIQDBIiCh5TQ0hFRFVMRVJfS0lORF9LRFBNMl9BTkNFU1RSQUwQDRIcChhTQ0hFRFVMRVJfS0lORF9FRE1fRVVMRVIQDiqPAQoPVGltZXN0ZXBTcGFjaW5nEiAKHFRJTUVTVEVQX1NQQUNJTkdfVU5TUEVDSUZJRUQQABIcChhUSU1FU1RFUF9TUEFDSU5HX0xFQURJTkcQARIdChlUSU1FU1RFUF9TUEFDSU5HX1RSQUlMSU5HEAISHQoZVElNRVNURVBfU1BBQ0lOR19MSU5TUEFDRRADKp8BCg1TaWdtYVNjaGVkdWxlEh4KGlNJR01BX1NDSEVEVUxFX1VOU1BFQ0lGSUVEEAASGgoWU0lHTUFfU0NIRURVTEVfREVGQVVMVBABEhkKFVNJR01BX1NDSEVEVUxFX0tBUlJBUxACEh4KGlNJR01BX1NDSEVEVUxFX0VYUE9ORU5USUFMEAMSFwoTU0lHTUFfU0NIRURVTEVfQkVUQRAEKsMBCg1BbGdvcml0aG1UeXBlEh4KGkFMR09SSVRITV9UWVBFX1VOU1BFQ0lGSUVEEAASJgoiQUxHT1JJVEhNX1RZUEVfRFBNU09MVkVSX1BMVVNfUExVUxABEioKJkFMR09SSVRITV9UWVBFX1NERV9EUE1TT0xWRVJfUExVU19QTFVTEAISHAoYQUxHT1JJVEhNX1RZUEVfRFBNU09MVkVSEAMSIAocQUxHT1JJVEhNX1RZUEVfU0RFX0RQTVNPTFZFUhAEKoMBCgpTb2x2ZXJUeXBlEhsKF1NPTFZFUl9UWVBFX1VOU1BFQ0lGSUVEEAASGAoUU09MVkVSX1RZUEVfTUlEUE9JTlQQARIUChBTT0xWRVJfVFlQRV9IRVVOEAISEwoPU09MVkVSX1RZUEVfQkgxEAMSEwoPU09MVkVSX1RZUEVfQkgyEAQqbQoORmluYWxTaWdtYVR5cGUSIAocRklOQUxfU0lHTUFfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUZJTkFMX1NJR01BX1RZUEVfWkVSTxABEh4KGkZJTkFMX1NJR01BX1RZUEVfU0lHTUFfTUlOEAJiBnByb3RvMw", [file_dmesh_common_v1_image]);
+  fileDesc("CiBkbWVzaC9jb21tb24vdjEvZ2VuZXJhdGlvbi5wcm90bxIPZG1lc2guY29tbW9uLnYxIv4ECg5HZW5lcmF0aW9uU3BlYxItCgRtb2RlGAEgASgOMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25Nb2RlEisKBm1vZGVscxgCIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5Nb2RlbFN1aXRlEjEKCXNjaGVkdWxlchgDIAEoCzIeLmRtZXNoLmNvbW1vbi52MS5TY2hlZHVsZXJTcGVjEjAKBnBhcmFtcxgEIAEoCzIgLmRtZXNoLmNvbW1vbi52MS5IeXBlcnBhcmFtZXRlcnMSMwoMY29uZGl0aW9uaW5nGAUgASgLMh0uZG1lc2guY29tbW9uLnYxLkNvbmRpdGlvbmluZxIpCgRzaXplGAYgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSMQoFbWljcm8YByABKAsyIi5kbWVzaC5jb21tb24udjEuTWljcm9Db25kaXRpb25pbmcSKwoGb3V0cHV0GAggASgLMhsuZG1lc2guY29tbW9uLnYxLk91dHB1dFNwZWMSKgoKaW5pdF9pbWFnZRgJIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIqCgptYXNrX2ltYWdlGAogASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEi0KB3ByZXZpZXcYCyABKAsyHC5kbWVzaC5jb21tb24udjEuUHJldmlld1NwZWMSLQoIYWRhcHRlcnMYDCADKAsyGy5kbWVzaC5jb21tb24udjEuQWRhcHRlclJlZhI1Cgxjb250cm9sX25ldHMYDSADKAsyHy5kbWVzaC5jb21tb24udjEuQ29udHJvbE5ldFVuaXQiOAoKTW9kZWxTdWl0ZRIMCgRiYXNlGAEgASgJEg8KB3JlZmluZXIYAiABKAkSCwoDdmFlGAMgASgJIsUDCg1TY2hlZHVsZXJTcGVjEiwKBGtpbmQYASABKA4yHi5kbWVzaC5jb21tb24udjEuU2NoZWR1bGVyS2luZBISCgVzdGVwcxgCIAEoBUgAiAEBEhoKDWthcnJhc19zaWdtYXMYAyABKAhIAYgBARIxCgdzcGFjaW5nGAQgASgOMiAuZG1lc2guY29tbW9uLnYxLlRpbWVzdGVwU3BhY2luZxI2Cg5zaWdtYV9zY2hlZHVsZRgFIAEoDjIeLmRtZXNoLmNvbW1vbi52MS5TaWdtYVNjaGVkdWxlEjYKDmFsZ29yaXRobV90eXBlGAYgASgOMh4uZG1lc2guY29tbW9uLnYxLkFsZ29yaXRobVR5cGUSGQoMc29sdmVyX29yZGVyGAcgASgFSAKIAQESMAoLc29sdmVyX3R5cGUYCCABKA4yGy5kbWVzaC5jb21tb24udjEuU29sdmVyVHlwZRI5ChBmaW5hbF9zaWdtYV90eXBlGAkgASgOMh8uZG1lc2guY29tbW9uLnYxLkZpbmFsU2lnbWFUeXBlQggKBl9zdGVwc0IQCg5fa2FycmFzX3NpZ21hc0IPCg1fc29sdmVyX29yZGVyItIBCg9IeXBlcnBhcmFtZXRlcnMSGwoOZ3VpZGFuY2Vfc2NhbGUYASABKAJIAIgBARIRCgRzZWVkGAIgASgESAGIAQESFQoIc3RyZW5ndGgYAyABKAJIAogBARILCgNldGEYBCABKAISGAoQZ3VpZGFuY2VfcmVzY2FsZRgFIAEoAhIRCgljbGlwX3NraXAYBiABKAUSFQoNZGVub2lzaW5nX2VuZBgHIAEoAkIRCg9fZ3VpZGFuY2Vfc2NhbGVCBwoFX3NlZWRCCwoJX3N0cmVuZ3RoInoKDENvbmRpdGlvbmluZxIOCgZwcm9tcHQYASABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAIgASgJEhAKCHByb21wdF8yGAMgASgJEhkKEW5lZ2F0aXZlX3Byb21wdF8yGAQgASgJEhQKDHBsYWluX3Byb21wdBgFIAEoCCIrCgpEaW1lbnNpb25zEg0KBXdpZHRoGAEgASgFEg4KBmhlaWdodBgCIAEoBSKUAgoRTWljcm9Db25kaXRpb25pbmcSMgoNb3JpZ2luYWxfc2l6ZRgBIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5EaW1lbnNpb25zEhAKCGNyb3BfdG9wGAIgASgFEhEKCWNyb3BfbGVmdBgDIAEoBRIwCgt0YXJnZXRfc2l6ZRgEIAEoCzIbLmRtZXNoLmNvbW1vbi52MS5EaW1lbnNpb25zEhwKD2Flc3RoZXRpY19zY29yZRgFIAEoAkgAiAEBEiUKGG5lZ2F0aXZlX2Flc3RoZXRpY19zY29yZRgGIAEoAkgBiAEBQhIKEF9hZXN0aGV0aWNfc2NvcmVCGwoZX25lZ2F0aXZlX2Flc3RoZXRpY19zY29yZSJeCgpPdXRwdXRTcGVjEg0KBWNvdW50GAEgASgFEjAKCGVuY29kaW5nGAIgASgOMh4uZG1lc2guY29tbW9uLnYxLkltYWdlRW5jb2RpbmcSDwoHcXVhbGl0eRgDIAEoBSIlCgtQcmV2aWV3U3BlYxIWCg5pbnRlcnZhbF9zdGVwcxgBIAEoBSJ0CgpBZGFwdGVyUmVmEgwKBG5hbWUYASABKAkSEwoGd2VpZ2h0GAIgASgCSACIAQESIAoTdGV4dF9lbmNvZGVyX3dlaWdodBgDIAEoAkgBiAEBQgkKB193ZWlnaHRCFgoUX3RleHRfZW5jb2Rlcl93ZWlnaHQqiAEKDkdlbmVyYXRpb25Nb2RlEh8KG0dFTkVSQVRJT05fTU9ERV9VTlNQRUNJRklFRBAAEhsKF0dFTkVSQVRJT05fTU9ERV9UWFQySU1HEAESGwoXR0VORVJBVElPTl9NT0RFX0lNRzJJTUcQAhIbChdHRU5FUkFUSU9OX01PREVfSU5QQUlOVBADKr4DCg1TY2hlZHVsZXJLaW5kEh4KGlNDSEVEVUxFUl9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUU0NIRURVTEVSX0tJTkRfRVVMRVIQARIiCh5TQ0hFRFVMRVJfS0lORF9FVUxFUl9BTkNFU1RSQUwQAhIXChNTQ0hFRFVMRVJfS0lORF9ERElNEAMSGwoXU0NIRURVTEVSX0tJTkRfRFBNUFBfMk0QBBIWChJTQ0hFRFVMRVJfS0lORF9MQ00QBRIXChNTQ0hFRFVMRVJfS0lORF9IRVVOEAYSGAoUU0NIRURVTEVSX0tJTkRfVU5JUEMQBxIWChJTQ0hFRFVMRVJfS0lORF9MTVMQCBIXChNTQ0hFRFVMRVJfS0lORF9QTkRNEAkSKAokU0NIRURVTEVSX0tJTkRfRFBNX1NPTFZFUl9TSU5HTEVTVEVQEAoSFwoTU0NIRURVTEVSX0tJTkRfREVJUxALEhgKFFNDSEVEVUxFUl9LSU5EX0tEUE0yEAwSIgoeU0NIRURVTEVSX0tJTkRfS0RQTTJfQU5DRVNUUkFMEA0SHAoYU0NIRURVTEVSX0tJTkRfRURNX0VVTEVSEA4qjwEKD1RpbWVzdGVwU3BhY2luZxIgChxUSU1FU1RFUF9TUEFDSU5HX1VOU1BFQ0lGSUVEEAASHAoYVElNRVNURVBfU1BBQ0lOR19MRUFESU5HEAESHQoZVElNRVNURVBfU1BBQ0lOR19UUkFJTElORxACEh0KGVRJTUVTVEVQX1NQQUNJTkdfTElOU1BBQ0UQAyqfAQoNU2lnbWFTY2hlZHVsZRIeChpTSUdNQV9TQ0hFRFVMRV9VTlNQRUNJRklFRBAAEhoKFlNJR01BX1NDSEVEVUxFX0RFRkFVTFQQARIZChVTSUdNQV9TQ0hFRFVMRV9LQVJSQVMQAhIeChpTSUdNQV9TQ0hFRFVMRV9FWFBPTkVOVElBTBADEhcKE1NJR01BX1NDSEVEVUxFX0JFVEEQBCrDAQoNQWxnb3JpdGhtVHlwZRIeChpBTEdPUklUSE1fVFlQRV9VTlNQRUNJRklFRBAAEiYKIkFMR09SSVRITV9UWVBFX0RQTVNPTFZFUl9QTFVTX1BMVVMQARIqCiZBTEdPUklUSE1fVFlQRV9TREVfRFBNU09MVkVSX1BMVVNfUExVUxACEhwKGEFMR09SSVRITV9UWVBFX0RQTVNPTFZFUhADEiAKHEFMR09SSVRITV9UWVBFX1NERV9EUE1TT0xWRVIQBCqDAQoKU29sdmVyVHlwZRIbChdTT0xWRVJfVFlQRV9VTlNQRUNJRklFRBAAEhgKFFNPTFZFUl9UWVBFX01JRFBPSU5UEAESFAoQU09MVkVSX1RZUEVfSEVVThACEhMKD1NPTFZFUl9UWVBFX0JIMRADEhMKD1NPTFZFUl9UWVBFX0JIMhAEKm0KDkZpbmFsU2lnbWFUeXBlEiAKHEZJTkFMX1NJR01BX1RZUEVfVU5TUEVDSUZJRUQQABIZChVGSU5BTF9TSUdNQV9UWVBFX1pFUk8QARIeChpGSU5BTF9TSUdNQV9UWVBFX1NJR01BX01JThACYgZwcm90bzM", [file_dmesh_common_v1_control, file_dmesh_common_v1_image]);
 
 /**
  * The one nested generation spec that every domain shares.
@@ -76,6 +78,21 @@ export type GenerationSpec = Message<"dmesh.common.v1.GenerationSpec"> & {
    * @generated from field: dmesh.common.v1.PreviewSpec preview = 11;
    */
   preview?: PreviewSpec | undefined;
+
+  /**
+   * LoRAs merged into the model's weights for this generation, besides `<lora:…>` tags in the prompts
+   * (the two are combined; a name given twice is INVALID_ARGUMENT).
+   *
+   * @generated from field: repeated dmesh.common.v1.AdapterRef adapters = 12;
+   */
+  adapters: AdapterRef[];
+
+  /**
+   * ControlNets steering this generation; their residuals are added.
+   *
+   * @generated from field: repeated dmesh.common.v1.ControlNetUnit control_nets = 13;
+   */
+  controlNets: ControlNetUnit[];
 };
 
 /**
@@ -140,6 +157,21 @@ export type GenerationSpecJson = {
    * @generated from field: dmesh.common.v1.PreviewSpec preview = 11;
    */
   preview?: PreviewSpecJson;
+
+  /**
+   * LoRAs merged into the model's weights for this generation, besides `<lora:…>` tags in the prompts
+   * (the two are combined; a name given twice is INVALID_ARGUMENT).
+   *
+   * @generated from field: repeated dmesh.common.v1.AdapterRef adapters = 12;
+   */
+  adapters?: AdapterRefJson[];
+
+  /**
+   * ControlNets steering this generation; their residuals are added.
+   *
+   * @generated from field: repeated dmesh.common.v1.ControlNetUnit control_nets = 13;
+   */
+  controlNets?: ControlNetUnitJson[];
 };
 
 /**
@@ -722,6 +754,67 @@ export type PreviewSpecJson = {
  */
 export const PreviewSpecSchema: GenMessage<PreviewSpec, {jsonType: PreviewSpecJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_common_v1_generation, 8);
+
+/**
+ * One LoRA by name (the file stem in `<MODELS_DIR>/loras/`) and its weights.
+ *
+ * @generated from message dmesh.common.v1.AdapterRef
+ */
+export type AdapterRef = Message<"dmesh.common.v1.AdapterRef"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The weight for the UNet (and the text encoders unless `text_encoder_weight` is set); unset = 1.
+   * Negative weights are allowed.
+   *
+   * @generated from field: optional float weight = 2;
+   */
+  weight?: number | undefined;
+
+  /**
+   * A separate weight for the text encoders, as `<lora:NAME:TE:UNET>` gives it.
+   *
+   * @generated from field: optional float text_encoder_weight = 3;
+   */
+  textEncoderWeight?: number | undefined;
+};
+
+/**
+ * One LoRA by name (the file stem in `<MODELS_DIR>/loras/`) and its weights.
+ *
+ * @generated from message dmesh.common.v1.AdapterRef
+ */
+export type AdapterRefJson = {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * The weight for the UNet (and the text encoders unless `text_encoder_weight` is set); unset = 1.
+   * Negative weights are allowed.
+   *
+   * @generated from field: optional float weight = 2;
+   */
+  weight?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * A separate weight for the text encoders, as `<lora:NAME:TE:UNET>` gives it.
+   *
+   * @generated from field: optional float text_encoder_weight = 3;
+   */
+  textEncoderWeight?: number | "NaN" | "Infinity" | "-Infinity";
+};
+
+/**
+ * Describes the message dmesh.common.v1.AdapterRef.
+ * Use `create(AdapterRefSchema)` to create a new message.
+ */
+export const AdapterRefSchema: GenMessage<AdapterRef, {jsonType: AdapterRefJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_common_v1_generation, 9);
 
 /**
  * @generated from enum dmesh.common.v1.GenerationMode

@@ -2,8 +2,10 @@
 // @generated from file dmesh/conditioning/v1/conditioning.proto (package dmesh.conditioning.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ControlPreprocessor, ControlPreprocessorJson, ControlResizeMode, ControlResizeModeJson } from "../../common/v1/control_pb.js";
+import { file_dmesh_common_v1_control } from "../../common/v1/control_pb.js";
 import type { Image, ImageEncoding, ImageEncodingJson, ImageJson } from "../../common/v1/image_pb.js";
 import { file_dmesh_common_v1_image } from "../../common/v1/image_pb.js";
 import type { Tensor, TensorJson } from "../../common/v1/tensor_pb.js";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/conditioning/v1/conditioning.proto.
  */
 export const file_dmesh_conditioning_v1_conditioning: GenFile = /*@__PURE__*/
-  fileDesc("CihkbWVzaC9jb25kaXRpb25pbmcvdjEvY29uZGl0aW9uaW5nLnByb3RvEhVkbWVzaC5jb25kaXRpb25pbmcudjEiQAoPVG9rZW5pemVSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgwKBHRleHQYAiABKAkSEAoId2VpZ2h0ZWQYAyABKAgiKgoKVG9rZW5DaHVuaxILCgNpZHMYASADKAUSDwoHd2VpZ2h0cxgCIAMoAiJsCg9Ub2tlbml6ZXJPdXRwdXQSEQoJdG9rZW5pemVyGAEgASgJEjEKBmNodW5rcxgCIAMoCzIhLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Ub2tlbkNodW5rEhMKC3Rva2VuX2NvdW50GAMgASgFIk4KEFRva2VuaXplUmVzcG9uc2USOgoKdG9rZW5pemVycxgBIAMoCzImLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Ub2tlbml6ZXJPdXRwdXQidgoTRW5jb2RlUHJvbXB0UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAMgASgJEhEKCWNsaXBfc2tpcBgEIAEoBRIUCgxwbGFpbl9wcm9tcHQYBSABKAgi9gEKFEVuY29kZVByb21wdFJlc3BvbnNlEi4KDXByb21wdF9lbWJlZHMYASABKAsyFy5kbWVzaC5jb21tb24udjEuVGVuc29yEjcKFm5lZ2F0aXZlX3Byb21wdF9lbWJlZHMYAiABKAsyFy5kbWVzaC5jb21tb24udjEuVGVuc29yEjUKFHBvb2xlZF9wcm9tcHRfZW1iZWRzGAMgASgLMhcuZG1lc2guY29tbW9uLnYxLlRlbnNvchI+Ch1uZWdhdGl2ZV9wb29sZWRfcHJvbXB0X2VtYmVkcxgEIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3IieAoTQ29udHJvbFByZXByb2Nlc3NvchIMCgRuYW1lGAEgASgJEhIKCnJlc29sdXRpb24YAiABKAUSEwoLdGhyZXNob2xkX2EYAyABKAISEwoLdGhyZXNob2xkX2IYBCABKAISFQoNcGl4ZWxfcGVyZmVjdBgFIAEoCCKaAgoYUHJlcHJvY2Vzc0NvbnRyb2xSZXF1ZXN0EiUKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEkAKDHByZXByb2Nlc3NvchgCIAEoCzIqLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Db250cm9sUHJlcHJvY2Vzc29yEg0KBXdpZHRoGAMgASgFEg4KBmhlaWdodBgEIAEoBRI9CgtyZXNpemVfbW9kZRgFIAEoDjIoLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Db250cm9sUmVzaXplTW9kZRI3Cg9vdXRwdXRfZW5jb2RpbmcYBiABKA4yHi5kbWVzaC5jb21tb24udjEuSW1hZ2VFbmNvZGluZyJcChlQcmVwcm9jZXNzQ29udHJvbFJlc3BvbnNlEisKC2NvbnRyb2xfbWFwGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlEhIKCnJlc29sdXRpb24YAiABKAUqrwEKEUNvbnRyb2xSZXNpemVNb2RlEiMKH0NPTlRST0xfUkVTSVpFX01PREVfVU5TUEVDSUZJRUQQABIjCh9DT05UUk9MX1JFU0laRV9NT0RFX0pVU1RfUkVTSVpFEAESJwojQ09OVFJPTF9SRVNJWkVfTU9ERV9DUk9QX0FORF9SRVNJWkUQAhInCiNDT05UUk9MX1JFU0laRV9NT0RFX1JFU0laRV9BTkRfRklMTBADMuICChNDb25kaXRpb25pbmdTZXJ2aWNlEmAKCFRva2VuaXplEiYuZG1lc2guY29uZGl0aW9uaW5nLnYxLlRva2VuaXplUmVxdWVzdBonLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Ub2tlbml6ZVJlc3BvbnNlIgOQAgESbAoMRW5jb2RlUHJvbXB0EiouZG1lc2guY29uZGl0aW9uaW5nLnYxLkVuY29kZVByb21wdFJlcXVlc3QaKy5kbWVzaC5jb25kaXRpb25pbmcudjEuRW5jb2RlUHJvbXB0UmVzcG9uc2UiA5ACARJ7ChFQcmVwcm9jZXNzQ29udHJvbBIvLmRtZXNoLmNvbmRpdGlvbmluZy52MS5QcmVwcm9jZXNzQ29udHJvbFJlcXVlc3QaMC5kbWVzaC5jb25kaXRpb25pbmcudjEuUHJlcHJvY2Vzc0NvbnRyb2xSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
+  fileDesc("CihkbWVzaC9jb25kaXRpb25pbmcvdjEvY29uZGl0aW9uaW5nLnByb3RvEhVkbWVzaC5jb25kaXRpb25pbmcudjEiQAoPVG9rZW5pemVSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEgwKBHRleHQYAiABKAkSEAoId2VpZ2h0ZWQYAyABKAgiKgoKVG9rZW5DaHVuaxILCgNpZHMYASADKAUSDwoHd2VpZ2h0cxgCIAMoAiJsCg9Ub2tlbml6ZXJPdXRwdXQSEQoJdG9rZW5pemVyGAEgASgJEjEKBmNodW5rcxgCIAMoCzIhLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Ub2tlbkNodW5rEhMKC3Rva2VuX2NvdW50GAMgASgFIk4KEFRva2VuaXplUmVzcG9uc2USOgoKdG9rZW5pemVycxgBIAMoCzImLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Ub2tlbml6ZXJPdXRwdXQidgoTRW5jb2RlUHJvbXB0UmVxdWVzdBINCgVtb2RlbBgBIAEoCRIOCgZwcm9tcHQYAiABKAkSFwoPbmVnYXRpdmVfcHJvbXB0GAMgASgJEhEKCWNsaXBfc2tpcBgEIAEoBRIUCgxwbGFpbl9wcm9tcHQYBSABKAgi9gEKFEVuY29kZVByb21wdFJlc3BvbnNlEi4KDXByb21wdF9lbWJlZHMYASABKAsyFy5kbWVzaC5jb21tb24udjEuVGVuc29yEjcKFm5lZ2F0aXZlX3Byb21wdF9lbWJlZHMYAiABKAsyFy5kbWVzaC5jb21tb24udjEuVGVuc29yEjUKFHBvb2xlZF9wcm9tcHRfZW1iZWRzGAMgASgLMhcuZG1lc2guY29tbW9uLnYxLlRlbnNvchI+Ch1uZWdhdGl2ZV9wb29sZWRfcHJvbXB0X2VtYmVkcxgEIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3IijgIKGFByZXByb2Nlc3NDb250cm9sUmVxdWVzdBIlCgVpbWFnZRgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRI6CgxwcmVwcm9jZXNzb3IYAiABKAsyJC5kbWVzaC5jb21tb24udjEuQ29udHJvbFByZXByb2Nlc3NvchINCgV3aWR0aBgDIAEoBRIOCgZoZWlnaHQYBCABKAUSNwoLcmVzaXplX21vZGUYBSABKA4yIi5kbWVzaC5jb21tb24udjEuQ29udHJvbFJlc2l6ZU1vZGUSNwoPb3V0cHV0X2VuY29kaW5nGAYgASgOMh4uZG1lc2guY29tbW9uLnYxLkltYWdlRW5jb2RpbmciXAoZUHJlcHJvY2Vzc0NvbnRyb2xSZXNwb25zZRIrCgtjb250cm9sX21hcBgBIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRISCgpyZXNvbHV0aW9uGAIgASgFMuICChNDb25kaXRpb25pbmdTZXJ2aWNlEmAKCFRva2VuaXplEiYuZG1lc2guY29uZGl0aW9uaW5nLnYxLlRva2VuaXplUmVxdWVzdBonLmRtZXNoLmNvbmRpdGlvbmluZy52MS5Ub2tlbml6ZVJlc3BvbnNlIgOQAgESbAoMRW5jb2RlUHJvbXB0EiouZG1lc2guY29uZGl0aW9uaW5nLnYxLkVuY29kZVByb21wdFJlcXVlc3QaKy5kbWVzaC5jb25kaXRpb25pbmcudjEuRW5jb2RlUHJvbXB0UmVzcG9uc2UiA5ACARJ7ChFQcmVwcm9jZXNzQ29udHJvbBIvLmRtZXNoLmNvbmRpdGlvbmluZy52MS5QcmVwcm9jZXNzQ29udHJvbFJlcXVlc3QaMC5kbWVzaC5jb25kaXRpb25pbmcudjEuUHJlcHJvY2Vzc0NvbnRyb2xSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_dmesh_common_v1_control, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
 
 /**
  * @generated from message dmesh.conditioning.v1.TokenizeRequest
@@ -327,99 +329,6 @@ export const EncodePromptResponseSchema: GenMessage<EncodePromptResponse, {jsonT
   messageDesc(file_dmesh_conditioning_v1_conditioning, 5);
 
 /**
- * A ControlNet preprocessor (the extension's "module") and its settings.
- *
- * @generated from message dmesh.conditioning.v1.ControlPreprocessor
- */
-export type ControlPreprocessor = Message<"dmesh.conditioning.v1.ControlPreprocessor"> & {
-  /**
-   * "canny", or "none" (the image already is a control map). Empty = "none".
-   *
-   * @generated from field: string name = 1;
-   */
-  name: string;
-
-  /**
-   * The short side, in pixels, that the preprocessor works at (the extension's "Processor Res"),
-   * 64..2048; 0 = 512. Unused by "none".
-   *
-   * @generated from field: int32 resolution = 2;
-   */
-  resolution: number;
-
-  /**
-   * canny: the low and high hysteresis thresholds (the extension's "Threshold A" and "Threshold B"),
-   * 1..255, truncated to whole numbers as the extension does; 0 = 100 and 200.
-   *
-   * @generated from field: float threshold_a = 3;
-   */
-  thresholdA: number;
-
-  /**
-   * @generated from field: float threshold_b = 4;
-   */
-  thresholdB: number;
-
-  /**
-   * Derive `resolution` from the image and the target size as the extension's "Pixel Perfect" does;
-   * needs a target size.
-   *
-   * @generated from field: bool pixel_perfect = 5;
-   */
-  pixelPerfect: boolean;
-};
-
-/**
- * A ControlNet preprocessor (the extension's "module") and its settings.
- *
- * @generated from message dmesh.conditioning.v1.ControlPreprocessor
- */
-export type ControlPreprocessorJson = {
-  /**
-   * "canny", or "none" (the image already is a control map). Empty = "none".
-   *
-   * @generated from field: string name = 1;
-   */
-  name?: string;
-
-  /**
-   * The short side, in pixels, that the preprocessor works at (the extension's "Processor Res"),
-   * 64..2048; 0 = 512. Unused by "none".
-   *
-   * @generated from field: int32 resolution = 2;
-   */
-  resolution?: number;
-
-  /**
-   * canny: the low and high hysteresis thresholds (the extension's "Threshold A" and "Threshold B"),
-   * 1..255, truncated to whole numbers as the extension does; 0 = 100 and 200.
-   *
-   * @generated from field: float threshold_a = 3;
-   */
-  thresholdA?: number | "NaN" | "Infinity" | "-Infinity";
-
-  /**
-   * @generated from field: float threshold_b = 4;
-   */
-  thresholdB?: number | "NaN" | "Infinity" | "-Infinity";
-
-  /**
-   * Derive `resolution` from the image and the target size as the extension's "Pixel Perfect" does;
-   * needs a target size.
-   *
-   * @generated from field: bool pixel_perfect = 5;
-   */
-  pixelPerfect?: boolean;
-};
-
-/**
- * Describes the message dmesh.conditioning.v1.ControlPreprocessor.
- * Use `create(ControlPreprocessorSchema)` to create a new message.
- */
-export const ControlPreprocessorSchema: GenMessage<ControlPreprocessor, {jsonType: ControlPreprocessorJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_conditioning_v1_conditioning, 6);
-
-/**
  * @generated from message dmesh.conditioning.v1.PreprocessControlRequest
  */
 export type PreprocessControlRequest = Message<"dmesh.conditioning.v1.PreprocessControlRequest"> & {
@@ -432,7 +341,7 @@ export type PreprocessControlRequest = Message<"dmesh.conditioning.v1.Preprocess
   image?: Image | undefined;
 
   /**
-   * @generated from field: dmesh.conditioning.v1.ControlPreprocessor preprocessor = 2;
+   * @generated from field: dmesh.common.v1.ControlPreprocessor preprocessor = 2;
    */
   preprocessor?: ControlPreprocessor | undefined;
 
@@ -450,7 +359,7 @@ export type PreprocessControlRequest = Message<"dmesh.conditioning.v1.Preprocess
   height: number;
 
   /**
-   * @generated from field: dmesh.conditioning.v1.ControlResizeMode resize_mode = 5;
+   * @generated from field: dmesh.common.v1.ControlResizeMode resize_mode = 5;
    */
   resizeMode: ControlResizeMode;
 
@@ -475,7 +384,7 @@ export type PreprocessControlRequestJson = {
   image?: ImageJson;
 
   /**
-   * @generated from field: dmesh.conditioning.v1.ControlPreprocessor preprocessor = 2;
+   * @generated from field: dmesh.common.v1.ControlPreprocessor preprocessor = 2;
    */
   preprocessor?: ControlPreprocessorJson;
 
@@ -493,7 +402,7 @@ export type PreprocessControlRequestJson = {
   height?: number;
 
   /**
-   * @generated from field: dmesh.conditioning.v1.ControlResizeMode resize_mode = 5;
+   * @generated from field: dmesh.common.v1.ControlResizeMode resize_mode = 5;
    */
   resizeMode?: ControlResizeModeJson;
 
@@ -510,7 +419,7 @@ export type PreprocessControlRequestJson = {
  * Use `create(PreprocessControlRequestSchema)` to create a new message.
  */
 export const PreprocessControlRequestSchema: GenMessage<PreprocessControlRequest, {jsonType: PreprocessControlRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_conditioning_v1_conditioning, 7);
+  messageDesc(file_dmesh_conditioning_v1_conditioning, 6);
 
 /**
  * @generated from message dmesh.conditioning.v1.PreprocessControlResponse
@@ -555,55 +464,7 @@ export type PreprocessControlResponseJson = {
  * Use `create(PreprocessControlResponseSchema)` to create a new message.
  */
 export const PreprocessControlResponseSchema: GenMessage<PreprocessControlResponse, {jsonType: PreprocessControlResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_conditioning_v1_conditioning, 8);
-
-/**
- * How a control map is fitted to the generation size: AUTOMATIC1111 ControlNet's resize modes.
- *
- * @generated from enum dmesh.conditioning.v1.ControlResizeMode
- */
-export enum ControlResizeMode {
-  /**
-   * Crop and resize, the extension's default.
-   *
-   * @generated from enum value: CONTROL_RESIZE_MODE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * "Just Resize": stretched to the size; the aspect ratio is not kept.
-   *
-   * @generated from enum value: CONTROL_RESIZE_MODE_JUST_RESIZE = 1;
-   */
-  JUST_RESIZE = 1,
-
-  /**
-   * "Crop and Resize": scaled to cover the size, the overflow cut evenly from both sides.
-   *
-   * @generated from enum value: CONTROL_RESIZE_MODE_CROP_AND_RESIZE = 2;
-   */
-  CROP_AND_RESIZE = 2,
-
-  /**
-   * "Resize and Fill": scaled to fit inside the size, centred, the rest filled with the median border colour.
-   *
-   * @generated from enum value: CONTROL_RESIZE_MODE_RESIZE_AND_FILL = 3;
-   */
-  RESIZE_AND_FILL = 3,
-}
-
-/**
- * How a control map is fitted to the generation size: AUTOMATIC1111 ControlNet's resize modes.
- *
- * @generated from enum dmesh.conditioning.v1.ControlResizeMode
- */
-export type ControlResizeModeJson = "CONTROL_RESIZE_MODE_UNSPECIFIED" | "CONTROL_RESIZE_MODE_JUST_RESIZE" | "CONTROL_RESIZE_MODE_CROP_AND_RESIZE" | "CONTROL_RESIZE_MODE_RESIZE_AND_FILL";
-
-/**
- * Describes the enum dmesh.conditioning.v1.ControlResizeMode.
- */
-export const ControlResizeModeSchema: GenEnum<ControlResizeMode, ControlResizeModeJson> = /*@__PURE__*/
-  enumDesc(file_dmesh_conditioning_v1_conditioning, 0);
+  messageDesc(file_dmesh_conditioning_v1_conditioning, 7);
 
 /**
  * Prompt tokenization and text encoding with a model's own tokenizers and encoders, and the control maps

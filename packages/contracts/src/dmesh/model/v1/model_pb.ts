@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/model/v1/model.proto.
  */
 export const file_dmesh_model_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("ChpkbWVzaC9tb2RlbC92MS9tb2RlbC5wcm90bxIOZG1lc2gubW9kZWwudjEiOAoKVGVuc29ySW5mbxIMCgRuYW1lGAEgASgJEg0KBWR0eXBlGAIgASgJEg0KBXNoYXBlGAMgAygFIosBCg5Nb2RlbENvbXBvbmVudBIMCgRuYW1lGAEgASgJEhIKCmZpbGVfYnl0ZXMYAiABKAQSKgoGaW5wdXRzGAMgAygLMhouZG1lc2gubW9kZWwudjEuVGVuc29ySW5mbxIrCgdvdXRwdXRzGAQgAygLMhouZG1lc2gubW9kZWwudjEuVGVuc29ySW5mbyK4AgoFTW9kZWwSCgoCaWQYASABKAkSKwoGZmFtaWx5GAIgASgOMhsuZG1lc2gubW9kZWwudjEuTW9kZWxGYW1pbHkSDAoEcGF0aBgDIAEoCRIOCgZsb2FkZWQYBCABKAgSFAoMbWVtb3J5X2J5dGVzGAUgASgEEjIKCmNvbXBvbmVudHMYBiADKAsyHi5kbWVzaC5tb2RlbC52MS5Nb2RlbENvbXBvbmVudBIbChNleGVjdXRpb25fcHJvdmlkZXJzGAcgAygJEi0KCWxhc3RfdXNlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZGVmYXVsdF9zY2hlZHVsZXIYCSABKAkSEwoLbmF0aXZlX3NpemUYCiABKAUSEgoKaW5wYWludGluZxgLIAEoCCITChFMaXN0TW9kZWxzUmVxdWVzdCI7ChJMaXN0TW9kZWxzUmVzcG9uc2USJQoGbW9kZWxzGAEgAygLMhUuZG1lc2gubW9kZWwudjEuTW9kZWwiHQoPR2V0TW9kZWxSZXF1ZXN0EgoKAmlkGAEgASgJIjgKEEdldE1vZGVsUmVzcG9uc2USJAoFbW9kZWwYASABKAsyFS5kbWVzaC5tb2RlbC52MS5Nb2RlbCIeChBMb2FkTW9kZWxSZXF1ZXN0EgoKAmlkGAEgASgJIjkKEUxvYWRNb2RlbFJlc3BvbnNlEiQKBW1vZGVsGAEgASgLMhUuZG1lc2gubW9kZWwudjEuTW9kZWwiIAoSVW5sb2FkTW9kZWxSZXF1ZXN0EgoKAmlkGAEgASgJIjsKE1VubG9hZE1vZGVsUmVzcG9uc2USJAoFbW9kZWwYASABKAsyFS5kbWVzaC5tb2RlbC52MS5Nb2RlbCqNAQoLTW9kZWxGYW1pbHkSHAoYTU9ERUxfRkFNSUxZX1VOU1BFQ0lGSUVEEAASFQoRTU9ERUxfRkFNSUxZX1NEWEwQARIdChlNT0RFTF9GQU1JTFlfU0RYTF9SRUZJTkVSEAISFAoQTU9ERUxfRkFNSUxZX1NEMRADEhQKEE1PREVMX0ZBTUlMWV9TRDIQBDLmAgoMTW9kZWxTZXJ2aWNlElgKCkxpc3RNb2RlbHMSIS5kbWVzaC5tb2RlbC52MS5MaXN0TW9kZWxzUmVxdWVzdBoiLmRtZXNoLm1vZGVsLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIDkAIBElIKCEdldE1vZGVsEh8uZG1lc2gubW9kZWwudjEuR2V0TW9kZWxSZXF1ZXN0GiAuZG1lc2gubW9kZWwudjEuR2V0TW9kZWxSZXNwb25zZSIDkAIBElAKCUxvYWRNb2RlbBIgLmRtZXNoLm1vZGVsLnYxLkxvYWRNb2RlbFJlcXVlc3QaIS5kbWVzaC5tb2RlbC52MS5Mb2FkTW9kZWxSZXNwb25zZRJWCgtVbmxvYWRNb2RlbBIiLmRtZXNoLm1vZGVsLnYxLlVubG9hZE1vZGVsUmVxdWVzdBojLmRtZXNoLm1vZGVsLnYxLlVubG9hZE1vZGVsUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChpkbWVzaC9tb2RlbC92MS9tb2RlbC5wcm90bxIOZG1lc2gubW9kZWwudjEiOAoKVGVuc29ySW5mbxIMCgRuYW1lGAEgASgJEg0KBWR0eXBlGAIgASgJEg0KBXNoYXBlGAMgAygFIosBCg5Nb2RlbENvbXBvbmVudBIMCgRuYW1lGAEgASgJEhIKCmZpbGVfYnl0ZXMYAiABKAQSKgoGaW5wdXRzGAMgAygLMhouZG1lc2gubW9kZWwudjEuVGVuc29ySW5mbxIrCgdvdXRwdXRzGAQgAygLMhouZG1lc2gubW9kZWwudjEuVGVuc29ySW5mbyK4AgoFTW9kZWwSCgoCaWQYASABKAkSKwoGZmFtaWx5GAIgASgOMhsuZG1lc2gubW9kZWwudjEuTW9kZWxGYW1pbHkSDAoEcGF0aBgDIAEoCRIOCgZsb2FkZWQYBCABKAgSFAoMbWVtb3J5X2J5dGVzGAUgASgEEjIKCmNvbXBvbmVudHMYBiADKAsyHi5kbWVzaC5tb2RlbC52MS5Nb2RlbENvbXBvbmVudBIbChNleGVjdXRpb25fcHJvdmlkZXJzGAcgAygJEi0KCWxhc3RfdXNlZBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRZGVmYXVsdF9zY2hlZHVsZXIYCSABKAkSEwoLbmF0aXZlX3NpemUYCiABKAUSEgoKaW5wYWludGluZxgLIAEoCCITChFMaXN0TW9kZWxzUmVxdWVzdCI7ChJMaXN0TW9kZWxzUmVzcG9uc2USJQoGbW9kZWxzGAEgAygLMhUuZG1lc2gubW9kZWwudjEuTW9kZWwiHQoPR2V0TW9kZWxSZXF1ZXN0EgoKAmlkGAEgASgJIjgKEEdldE1vZGVsUmVzcG9uc2USJAoFbW9kZWwYASABKAsyFS5kbWVzaC5tb2RlbC52MS5Nb2RlbCIeChBMb2FkTW9kZWxSZXF1ZXN0EgoKAmlkGAEgASgJIjkKEUxvYWRNb2RlbFJlc3BvbnNlEiQKBW1vZGVsGAEgASgLMhUuZG1lc2gubW9kZWwudjEuTW9kZWwiIAoSVW5sb2FkTW9kZWxSZXF1ZXN0EgoKAmlkGAEgASgJIjsKE1VubG9hZE1vZGVsUmVzcG9uc2USJAoFbW9kZWwYASABKAsyFS5kbWVzaC5tb2RlbC52MS5Nb2RlbCKnAQoHQWRhcHRlchIMCgRuYW1lGAEgASgJEikKBGtpbmQYAiABKA4yGy5kbWVzaC5tb2RlbC52MS5BZGFwdGVyS2luZBIrCgZmYW1pbHkYAyABKA4yGy5kbWVzaC5tb2RlbC52MS5Nb2RlbEZhbWlseRISCgpzaG9ydF9oYXNoGAQgASgJEhIKCmZpbGVfYnl0ZXMYBSABKAQSDgoGc2hhMjU2GAYgASgJIkAKE0xpc3RBZGFwdGVyc1JlcXVlc3QSKQoEa2luZBgBIAEoDjIbLmRtZXNoLm1vZGVsLnYxLkFkYXB0ZXJLaW5kIkEKFExpc3RBZGFwdGVyc1Jlc3BvbnNlEikKCGFkYXB0ZXJzGAEgAygLMhcuZG1lc2gubW9kZWwudjEuQWRhcHRlciqNAQoLTW9kZWxGYW1pbHkSHAoYTU9ERUxfRkFNSUxZX1VOU1BFQ0lGSUVEEAASFQoRTU9ERUxfRkFNSUxZX1NEWEwQARIdChlNT0RFTF9GQU1JTFlfU0RYTF9SRUZJTkVSEAISFAoQTU9ERUxfRkFNSUxZX1NEMRADEhQKEE1PREVMX0ZBTUlMWV9TRDIQBCp7CgtBZGFwdGVyS2luZBIcChhBREFQVEVSX0tJTkRfVU5TUEVDSUZJRUQQABIVChFBREFQVEVSX0tJTkRfTE9SQRABEhoKFkFEQVBURVJfS0lORF9FTUJFRERJTkcQAhIbChdBREFQVEVSX0tJTkRfQ09OVFJPTE5FVBADMsYDCgxNb2RlbFNlcnZpY2USWAoKTGlzdE1vZGVscxIhLmRtZXNoLm1vZGVsLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiIuZG1lc2gubW9kZWwudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESUgoIR2V0TW9kZWwSHy5kbWVzaC5tb2RlbC52MS5HZXRNb2RlbFJlcXVlc3QaIC5kbWVzaC5tb2RlbC52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESXgoMTGlzdEFkYXB0ZXJzEiMuZG1lc2gubW9kZWwudjEuTGlzdEFkYXB0ZXJzUmVxdWVzdBokLmRtZXNoLm1vZGVsLnYxLkxpc3RBZGFwdGVyc1Jlc3BvbnNlIgOQAgESUAoJTG9hZE1vZGVsEiAuZG1lc2gubW9kZWwudjEuTG9hZE1vZGVsUmVxdWVzdBohLmRtZXNoLm1vZGVsLnYxLkxvYWRNb2RlbFJlc3BvbnNlElYKC1VubG9hZE1vZGVsEiIuZG1lc2gubW9kZWwudjEuVW5sb2FkTW9kZWxSZXF1ZXN0GiMuZG1lc2gubW9kZWwudjEuVW5sb2FkTW9kZWxSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message dmesh.model.v1.TensorInfo
@@ -482,6 +482,153 @@ export const UnloadModelResponseSchema: GenMessage<UnloadModelResponse, {jsonTyp
   messageDesc(file_dmesh_model_v1_model, 10);
 
 /**
+ * @generated from message dmesh.model.v1.Adapter
+ */
+export type Adapter = Message<"dmesh.model.v1.Adapter"> & {
+  /**
+   * What prompts and requests call it: the file stem (LoRA, embedding) or the directory (ControlNet).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: dmesh.model.v1.AdapterKind kind = 2;
+   */
+  kind: AdapterKind;
+
+  /**
+   * The base model family, told by tensor shapes; unspecified when they do not say.
+   *
+   * @generated from field: dmesh.model.v1.ModelFamily family = 3;
+   */
+  family: ModelFamily;
+
+  /**
+   * AUTOMATIC1111's short hash, as infotext shows it.
+   *
+   * @generated from field: string short_hash = 4;
+   */
+  shortHash: string;
+
+  /**
+   * @generated from field: uint64 file_bytes = 5;
+   */
+  fileBytes: bigint;
+
+  /**
+   * @generated from field: string sha256 = 6;
+   */
+  sha256: string;
+};
+
+/**
+ * @generated from message dmesh.model.v1.Adapter
+ */
+export type AdapterJson = {
+  /**
+   * What prompts and requests call it: the file stem (LoRA, embedding) or the directory (ControlNet).
+   *
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * @generated from field: dmesh.model.v1.AdapterKind kind = 2;
+   */
+  kind?: AdapterKindJson;
+
+  /**
+   * The base model family, told by tensor shapes; unspecified when they do not say.
+   *
+   * @generated from field: dmesh.model.v1.ModelFamily family = 3;
+   */
+  family?: ModelFamilyJson;
+
+  /**
+   * AUTOMATIC1111's short hash, as infotext shows it.
+   *
+   * @generated from field: string short_hash = 4;
+   */
+  shortHash?: string;
+
+  /**
+   * @generated from field: uint64 file_bytes = 5;
+   */
+  fileBytes?: string;
+
+  /**
+   * @generated from field: string sha256 = 6;
+   */
+  sha256?: string;
+};
+
+/**
+ * Describes the message dmesh.model.v1.Adapter.
+ * Use `create(AdapterSchema)` to create a new message.
+ */
+export const AdapterSchema: GenMessage<Adapter, {jsonType: AdapterJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_model_v1_model, 11);
+
+/**
+ * @generated from message dmesh.model.v1.ListAdaptersRequest
+ */
+export type ListAdaptersRequest = Message<"dmesh.model.v1.ListAdaptersRequest"> & {
+  /**
+   * Only this kind; unspecified = every kind.
+   *
+   * @generated from field: dmesh.model.v1.AdapterKind kind = 1;
+   */
+  kind: AdapterKind;
+};
+
+/**
+ * @generated from message dmesh.model.v1.ListAdaptersRequest
+ */
+export type ListAdaptersRequestJson = {
+  /**
+   * Only this kind; unspecified = every kind.
+   *
+   * @generated from field: dmesh.model.v1.AdapterKind kind = 1;
+   */
+  kind?: AdapterKindJson;
+};
+
+/**
+ * Describes the message dmesh.model.v1.ListAdaptersRequest.
+ * Use `create(ListAdaptersRequestSchema)` to create a new message.
+ */
+export const ListAdaptersRequestSchema: GenMessage<ListAdaptersRequest, {jsonType: ListAdaptersRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_model_v1_model, 12);
+
+/**
+ * @generated from message dmesh.model.v1.ListAdaptersResponse
+ */
+export type ListAdaptersResponse = Message<"dmesh.model.v1.ListAdaptersResponse"> & {
+  /**
+   * @generated from field: repeated dmesh.model.v1.Adapter adapters = 1;
+   */
+  adapters: Adapter[];
+};
+
+/**
+ * @generated from message dmesh.model.v1.ListAdaptersResponse
+ */
+export type ListAdaptersResponseJson = {
+  /**
+   * @generated from field: repeated dmesh.model.v1.Adapter adapters = 1;
+   */
+  adapters?: AdapterJson[];
+};
+
+/**
+ * Describes the message dmesh.model.v1.ListAdaptersResponse.
+ * Use `create(ListAdaptersResponseSchema)` to create a new message.
+ */
+export const ListAdaptersResponseSchema: GenMessage<ListAdaptersResponse, {jsonType: ListAdaptersResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_model_v1_model, 13);
+
+/**
  * @generated from enum dmesh.model.v1.ModelFamily
  */
 export enum ModelFamily {
@@ -523,6 +670,42 @@ export const ModelFamilySchema: GenEnum<ModelFamily, ModelFamilyJson> = /*@__PUR
   enumDesc(file_dmesh_model_v1_model, 0);
 
 /**
+ * @generated from enum dmesh.model.v1.AdapterKind
+ */
+export enum AdapterKind {
+  /**
+   * @generated from enum value: ADAPTER_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: ADAPTER_KIND_LORA = 1;
+   */
+  LORA = 1,
+
+  /**
+   * @generated from enum value: ADAPTER_KIND_EMBEDDING = 2;
+   */
+  EMBEDDING = 2,
+
+  /**
+   * @generated from enum value: ADAPTER_KIND_CONTROLNET = 3;
+   */
+  CONTROLNET = 3,
+}
+
+/**
+ * @generated from enum dmesh.model.v1.AdapterKind
+ */
+export type AdapterKindJson = "ADAPTER_KIND_UNSPECIFIED" | "ADAPTER_KIND_LORA" | "ADAPTER_KIND_EMBEDDING" | "ADAPTER_KIND_CONTROLNET";
+
+/**
+ * Describes the enum dmesh.model.v1.AdapterKind.
+ */
+export const AdapterKindSchema: GenEnum<AdapterKind, AdapterKindJson> = /*@__PURE__*/
+  enumDesc(file_dmesh_model_v1_model, 1);
+
+/**
  * Model suites available to an inference process, and their lifecycle in memory.
  *
  * @generated from service dmesh.model.v1.ModelService
@@ -543,6 +726,16 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof GetModelRequestSchema;
     output: typeof GetModelResponseSchema;
+  },
+  /**
+   * LoRAs, textual-inversion embeddings and ControlNets found under the models directory.
+   *
+   * @generated from rpc dmesh.model.v1.ModelService.ListAdapters
+   */
+  listAdapters: {
+    methodKind: "unary";
+    input: typeof ListAdaptersRequestSchema;
+    output: typeof ListAdaptersResponseSchema;
   },
   /**
    * @generated from rpc dmesh.model.v1.ModelService.LoadModel
