@@ -18,7 +18,7 @@ import {
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { callerOf, InvalidArgumentError, type Logger, scopeFrom, tenantOf } from "@dmesh/runtime";
 import { audit } from "./audit-log.js";
-import type { ReplicaPool } from "./mesh/replica-pool.js";
+import type { ReplicaPool } from "./clients/replica-pool.js";
 import type { MeshEventHub, WatchScope } from "./mesh-events/mesh-event-hub.js";
 import type { SessionManager } from "./sessions/session-manager.js";
 import type { ArtifactStore } from "./store/artifact-store.js";

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import {
   type Batch,
@@ -16,15 +15,16 @@ import {
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import {
-  DomainError,
+  asDomainError,
+  ErrorCode,
   FailedPreconditionError,
-  type Logger,
   NotFoundError,
   quote,
   ResourceExhaustedError,
-} from "@dmesh/runtime";
+} from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
+import type { ReplicaPool } from "../clients/replica-pool.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
 import type { BatchStore } from "../store/batch-store.js";
@@ -308,9 +308,9 @@ export class BatchManager {
           open++;
         } catch (err) {
           this.placement?.replicas.unpin(requestId);
-          const code = err instanceof DomainError ? err.code : Code.Internal;
-          if (code === Code.Unavailable) break feeding; // shutting down: the next start feeds on
-          if (code !== Code.ResourceExhausted) {
+          const code = asDomainError(err)?.code ?? ErrorCode.Internal;
+          if (code === ErrorCode.Unavailable) break feeding; // shutting down: the next start feeds on
+          if (code !== ErrorCode.ResourceExhausted) {
             // The request itself is refused (the spec was checked at create, so this is rare): the item fails.
             item.state = SessionState.FAILED;
             item.error = err instanceof Error ? err.message : String(err);
