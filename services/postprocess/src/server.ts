@@ -16,6 +16,7 @@ import { routes } from "./routes.js";
 import { loadSafetyClassifier, type SafetyClassifier } from "./safety/safety-classifier.js";
 import { parseSafetyPolicyTable, policiesOf } from "./safety/safety-policy.js";
 import { SafetyStage } from "./safety/safety-stage.js";
+import { SharedMemoryIo } from "./shared-memory/shared-memory-io.js";
 import { SharedMemoryRegions } from "./shared-memory/shared-memory-regions.js";
 import { ModelUpscaler } from "./upscale/model-upscaler.js";
 
@@ -56,7 +57,13 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
     shutdownGraceMs: config.shutdownGraceMs,
     tls: config,
     metricsPort: config.metricsPort,
-    registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes, sharedMemory)),
+    registrations: routes(
+      new PostprocessHandler(
+        postprocessor,
+        config.maxMessageBytes,
+        new SharedMemoryIo(postprocessor, sharedMemory),
+      ),
+    ),
   });
   service.health.setReady(true);
   return {

@@ -5,7 +5,7 @@ import {
   ResourceEstimateSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
-import { defaultModel } from "../clients/default-model.js";
+import { defaultModel } from "../clients/model-service.js";
 import type { ReplicaPool } from "../clients/replica-pool.js";
 import type { WorkflowTemplate } from "./templates.js";
 
