@@ -1,4 +1,5 @@
 export * from "./api-keys.js";
+export * from "./async-channel.js";
 export * from "./auth-interceptor.js";
 export * from "./config.js";
 export * from "./connect-server.js";

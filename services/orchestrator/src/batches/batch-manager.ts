@@ -14,6 +14,7 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { AsyncChannel } from "@dmesh/runtime/async-channel";
 import {
   asDomainError,
   ErrorCode,
@@ -131,41 +132,31 @@ export class BatchManager {
     const batch = this.get(id, tenant);
     if (batch.state === BatchState.CANCELLED)
       throw new FailedPreconditionError("the batch was cancelled", "batch_id");
-    const pending: BatchEvent[] = [];
-    let wake: (() => void) | undefined;
-    const listener = (event: BatchEvent) => {
-      pending.push(event);
-      wake?.();
-    };
+    const channel = new AsyncChannel<BatchEvent>();
+    const listener = (event: BatchEvent) => channel.push(event);
     const set = this.listeners.get(id) ?? new Set();
     this.listeners.set(id, set);
     set.add(listener);
-    const onAbort = () => wake?.();
-    signal.addEventListener("abort", onAbort);
-    this.events.closed.addEventListener("abort", onAbort);
+    // The caller leaving ends the stream quietly; the orchestrator shutting down ends it with its reason.
+    const leave = () => channel.close();
+    const shutDown = () => channel.close(this.events.closed.reason);
+    signal.addEventListener("abort", leave);
+    this.events.closed.addEventListener("abort", shutDown);
     try {
       if (!this.active.has(id) && !isBatchDone(batch)) this.start(batch);
       // The snapshot is told once on disk; a later change comes as an event, the end included.
       const snapshot = this.get(id, tenant);
       await this.commits.sync();
       yield create(BatchEventSchema, { batch: snapshot, itemIndex: -1 });
-      if (isBatchDone(snapshot)) return;
-      while (!signal.aborted) {
-        if (this.events.closed.aborted) throw this.events.closed.reason;
-        const event = pending.shift();
-        if (!event) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = undefined;
-          continue;
-        }
+      if (isBatchDone(snapshot) || signal.aborted) return;
+      if (this.events.closed.aborted) throw this.events.closed.reason;
+      for await (const event of channel) {
         yield event;
         if (event.batch && isBatchDone(event.batch)) return;
       }
     } finally {
-      signal.removeEventListener("abort", onAbort);
-      this.events.closed.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", leave);
+      this.events.closed.removeEventListener("abort", shutDown);
       set.delete(listener);
     }
   }
