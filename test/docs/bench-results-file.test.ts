@@ -26,9 +26,13 @@ describe("a bench run's results file", () => {
     expect(path).toBe(join(dir, "2026-12-08T01-02-03-transport-postprocess.md"));
     const text = readFileSync(path, "utf8");
     expect(text).toContain("`node bench/dist/main.js transport postprocess`");
-    expect(text).toContain("- commit: 0b8a9e7 + changes\n- machine: 2 × Test CPU, Node v20.20.2\n- took: 61 s");
+    expect(text).toContain(
+      "- commit: 0b8a9e7 + changes\n- machine: 2 × Test CPU, Node v20.20.2\n- took: 61 s",
+    );
     expect(text).toMatch(/^hop p50 \(dmesh\)\s+0\.31\s+ms\s+bare grpc-js\s+0\.29\s+1\.07x\s+≤ 1\.10 ok$/m);
-    expect(text).toMatch(/^images\/s \(shm\)\s+5\.20\s+img\/s\s+sharp direct\s+5\.80\s+0\.90x\s+≥ 0\.90 MISSED$/m);
+    expect(text).toMatch(
+      /^images\/s \(shm\)\s+5\.20\s+img\/s\s+sharp direct\s+5\.80\s+0\.90x\s+≥ 0\.90 MISSED$/m,
+    );
     expect(text.split("\n").length).toBeLessThan(20);
   });
 
