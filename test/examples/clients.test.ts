@@ -28,6 +28,17 @@ function missing(command: string, args: string[], env: Record<string, string> = 
   }
 }
 
+/** What both clients print and save for a 4-step generation: the session's end, its steps, the PNG asked for. */
+function expectSaved(stdout: string, out: string, asked: { width: number; height: number; seed: number }) {
+  const { width, height, seed } = asked;
+  expect(stdout).toMatch(/^session \S+ SESSION_STATE_COMPLETED$/m);
+  expect(stdout).toMatch(/^step 4\/4, workflow \d+%$/m);
+  expect(stdout).toContain(`saved ${out} (${width}x${height}, seed ${seed})`);
+  const png = pngInfo(readFileSync(out));
+  expect([png.width, png.height]).toEqual([width, height]);
+  expect(png.text.parameters).toContain(`Seed: ${seed}, Size: ${width}x${height}`);
+}
+
 const stubs = join(scratch, "gen");
 const pythonMissing =
   missing(python, ["-c", "import grpc, google.protobuf"]) === undefined
@@ -60,12 +71,7 @@ describe.skipIf(pythonMissing && curlMissing)("the example clients against a run
         ],
         { timeout: 120_000 },
       );
-      expect(stdout).toMatch(/^session \S+ SESSION_STATE_COMPLETED$/m);
-      expect(stdout).toMatch(/^step 4\/4, workflow \d+%$/m);
-      expect(stdout).toContain(`saved ${out} (96x64, seed 7)`);
-      const png = pngInfo(readFileSync(out));
-      expect([png.width, png.height]).toEqual([96, 64]);
-      expect(png.text.parameters).toContain("Seed: 7, Size: 96x64");
+      expectSaved(stdout, out, { width: 96, height: 64, seed: 7 });
     },
   );
 
@@ -85,12 +91,7 @@ describe.skipIf(pythonMissing && curlMissing)("the example clients against a run
           },
         },
       );
-      expect(stdout).toMatch(/^session \S+ SESSION_STATE_COMPLETED$/m);
-      expect(stdout).toMatch(/^step 4\/4, workflow \d+%$/m);
-      expect(stdout).toContain(`saved ${out} (64x96, seed 11)`);
-      const png = pngInfo(readFileSync(out));
-      expect([png.width, png.height]).toEqual([64, 96]);
-      expect(png.text.parameters).toContain("Seed: 11, Size: 64x96");
+      expectSaved(stdout, out, { width: 64, height: 96, seed: 11 });
     },
   );
 

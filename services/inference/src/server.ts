@@ -1,5 +1,5 @@
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
-import { ClientTls, startGrpcService } from "@dmesh/runtime";
+import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
 import { createDeviceMemoryReader } from "./clients/device-memory.js";
 import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
@@ -59,13 +59,8 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const control = new ControlMapper();
   const service = await startGrpcService({
     name: "inference",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
         models,

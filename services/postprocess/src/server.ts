@@ -3,6 +3,7 @@ import {
   ConfigError,
   type ConfigOf,
   type Logger,
+  listenOptions,
   type RunningService,
   startGrpcService,
 } from "@dmesh/runtime";
@@ -50,13 +51,8 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
   });
   const service = await startGrpcService({
     name: "postprocess",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
     registrations: routes(
       new PostprocessHandler(
         postprocessor,
