@@ -71,9 +71,10 @@ export class MeshCleanup {
     let sessionsPruned = 0;
     let artifactsPruned = 0;
     let bytesFreed = 0n;
-    for (const { id, tenant } of this.sessionStore.finishedBefore(Date.now() - olderThanSeconds * 1000)) {
+    const finished = await this.sessionStore.finishedBefore(Date.now() - olderThanSeconds * 1000);
+    for (const { id, tenant } of finished) {
       sessionsPruned++;
-      artifactsPruned += this.artifacts.idsOfSession(id).length;
+      artifactsPruned += (await this.artifacts.idsOfSession(id)).length;
       if (dryRun) continue;
       bytesFreed += BigInt(await this.sessions.delete(id, tenant));
       audit(caller.logger, caller.tenant, "session.delete (cleanup)", `${tenant}/${id}`);
