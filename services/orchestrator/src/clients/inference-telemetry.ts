@@ -1,5 +1,5 @@
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import type { Telemetry } from "../clients/replica-pool.js";
+import type { Telemetry } from "./replica-pool.js";
 
 /** What an inference replica reports through GetQueue: its queue, warm models, UNet batch and device memory. */
 export const inferenceTelemetry: Telemetry<typeof InferenceService> = async (replica, timeoutMs) => {
