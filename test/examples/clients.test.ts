@@ -95,6 +95,16 @@ describe.skipIf(pythonMissing && curlMissing)("the example clients against a run
     },
   );
 
+  it.skipIf(curlMissing)("curl: a unary RPC is one JSON POST, as examples/README.md shows it", async () => {
+    const readme = readFileSync(join(examples, "README.md"), "utf8");
+    const shown = readme.match(/^curl -s .*\\\n\s+http:\/\/127\.0\.0\.1:50051\/\S+$/m)?.[0];
+    expect(shown).toContain("ProcessingService/ListWorkflows");
+    const command = (shown ?? "").replace("127.0.0.1:50051", mesh.address("orchestrator"));
+    const { stdout } = await run("bash", ["-c", command], { timeout: 30_000 });
+    const { workflows } = JSON.parse(stdout) as { workflows: { id: string }[] };
+    expect(workflows.map((w) => w.id)).toContain("txt2img");
+  });
+
   it.skipIf(curlMissing)(
     "curl: bad input ends the stream with the Connect error naming the field",
     async () => {
