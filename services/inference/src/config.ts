@@ -10,6 +10,12 @@ export const inferenceSettings = {
     default: ".dmesh/models",
     parse: parse.string,
   },
+  lorasDir: {
+    env: "LORAS_DIR",
+    description: "directory of LoRA files (`<name>.safetensors`); empty = `<MODELS_DIR>/loras`",
+    default: "",
+    parse: parse.string,
+  },
   defaultModel: {
     env: "DEFAULT_MODEL",
     description: "model used when a request names none (empty = first found)",

@@ -1,5 +1,7 @@
+import { join } from "node:path";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, startGrpcService } from "@dmesh/runtime";
+import { AdapterCatalog } from "./adapters/index.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
@@ -75,7 +77,17 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         logger,
         deviceMemory,
       ),
-      models: new ModelHandler(models),
+      models: new ModelHandler(
+        models,
+        new AdapterCatalog(
+          {
+            loras: config.lorasDir || join(config.modelsDir, "loras"),
+            embeddings: join(config.modelsDir, "embeddings"),
+            controlnets: join(config.modelsDir, "controlnet"),
+          },
+          logger,
+        ),
+      ),
       conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),

@@ -1,3 +1,4 @@
+export { AdapterCatalog, type AdapterDirs, type ListedAdapter, type ListedKind } from "./adapter-catalog.js";
 export { AdapterFileError } from "./adapter-errors.js";
 export {
   type AdapterHash,
@@ -14,6 +15,12 @@ export {
   type ComponentModules,
   type ModuleWeight,
 } from "./adapter-target.js";
+export {
+  CONTROLNET_FILE,
+  type ControlNetInfo,
+  controlNetFamily,
+  describeControlNet,
+} from "./controlnet-listing.js";
 export {
   type BaseFamily,
   type EmbeddingFile,
