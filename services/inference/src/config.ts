@@ -12,7 +12,15 @@ export const inferenceSettings = {
   },
   lorasDir: {
     env: "LORAS_DIR",
-    description: "directory of LoRA files (`<name>.safetensors`); empty = `<MODELS_DIR>/loras`",
+    description:
+      "LoRA files (`<name>.safetensors`), named in prompts as `<lora:name:weight>` (empty = MODELS_DIR/loras)",
+    default: "",
+    parse: parse.string,
+  },
+  embeddingsDir: {
+    env: "EMBEDDINGS_DIR",
+    description:
+      "textual-inversion embeddings (`<name>.safetensors`), used where a prompt writes their name (empty = MODELS_DIR/embeddings)",
     default: "",
     parse: parse.string,
   },

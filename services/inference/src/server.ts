@@ -59,6 +59,15 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     modelsLoaded: () => models.loadedIds().length,
   });
   const control = new ControlMapper();
+  // What ListAdapters shows: the directories the pipeline reads adapters from.
+  const adapters = new AdapterCatalog(
+    {
+      loras: config.lorasDir || join(config.modelsDir, "loras"),
+      embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
+      controlnets: join(config.modelsDir, "controlnet"),
+    },
+    logger,
+  );
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -77,17 +86,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         logger,
         deviceMemory,
       ),
-      models: new ModelHandler(
-        models,
-        new AdapterCatalog(
-          {
-            loras: config.lorasDir || join(config.modelsDir, "loras"),
-            embeddings: join(config.modelsDir, "embeddings"),
-            controlnets: join(config.modelsDir, "controlnet"),
-          },
-          logger,
-        ),
-      ),
+      models: new ModelHandler(models, adapters),
       conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),
