@@ -64,7 +64,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     {
       loras: config.lorasDir || join(config.modelsDir, "loras"),
       embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
-      controlnets: join(config.modelsDir, "controlnet"),
+      controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
     },
     logger,
   );
