@@ -43,7 +43,7 @@ export class AdapterCatalog {
   async list(kind?: ListedKind, signal?: AbortSignal): Promise<ListedAdapter[]> {
     const found: { path: string; kind: ListedKind }[] = [];
     const scan = async (dir: string, kind: "lora" | "embedding") => {
-      for (const entry of await entries(dir)) {
+      for (const entry of await this.entries(dir)) {
         if (entry.isFile() && ADAPTER_EXTENSIONS.has(extname(entry.name).toLowerCase()))
           found.push({ path: join(dir, entry.name), kind });
       }
@@ -51,7 +51,7 @@ export class AdapterCatalog {
     if (kind === undefined || kind === "lora") await scan(this.dirs.loras, "lora");
     if (kind === undefined || kind === "embedding") await scan(this.dirs.embeddings, "embedding");
     if (kind === undefined || kind === "controlnet") {
-      for (const entry of await entries(this.dirs.controlnets))
+      for (const entry of await this.entries(this.dirs.controlnets))
         if (entry.isDirectory())
           found.push({ path: join(this.dirs.controlnets, entry.name), kind: "controlnet" });
     }
@@ -67,7 +67,17 @@ export class AdapterCatalog {
   }
 
   private async describe(path: string, kind: ListedKind): Promise<ListedAdapter | undefined> {
-    const signature = await signatureOf(path, kind);
+    let signature: string | undefined;
+    try {
+      signature = await signatureOf(path, kind);
+    } catch (error) {
+      // Unreadable (permissions, I/O): said each time, since nothing is kept to say it once.
+      this.logger.warn(
+        { file: path, kind, err: (error as Error).message },
+        "adapter file left out of the listing",
+      );
+      return undefined;
+    }
     if (signature === undefined) return undefined;
     const kept = this.described.get(path);
     if (kept?.signature === signature) return kept.result;
@@ -81,21 +91,25 @@ export class AdapterCatalog {
     return result;
   }
 
+  /**
+   * A directory's entries; none when it does not exist (no adapters of that kind), or cannot be read (said in
+   * a warning: the other kinds are still listed).
+   */
+  private async entries(dir: string): Promise<Dirent[]> {
+    try {
+      return await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT")
+        this.logger.warn({ dir, err: (error as Error).message }, "adapter directory cannot be read");
+      return [];
+    }
+  }
+
   /** Drops what was kept of files of the kinds just scanned that are gone. */
   private forgetMissing(present: ReadonlySet<string>, kind: ListedKind | undefined): void {
     for (const [path, d] of this.described) {
       if ((kind === undefined || d.kind === kind) && !present.has(path)) this.described.delete(path);
     }
-  }
-}
-
-/** A directory's entries; none when it does not exist (no adapters of that kind). */
-async function entries(dir: string): Promise<Dirent[]> {
-  try {
-    return await readdir(dir, { withFileTypes: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
   }
 }
 

@@ -133,6 +133,20 @@ describe("AdapterCatalog", () => {
     );
   });
 
+  it("lists the other kinds, and says why, when a directory cannot be read", async () => {
+    const notADir = join(dirs.loras, "style.safetensors");
+    const logger = createRecordingLogger();
+    const listed = await new AdapterCatalog({ ...dirs, loras: notADir }, logger).list();
+    expect(listed.some((a) => a.kind === "lora")).toBe(false);
+    expect(listed.filter((a) => a.kind === "controlnet").map((a) => a.name)).toEqual([
+      "canny-15",
+      "canny-xl",
+    ]);
+    expect(
+      logger.lines.filter((l) => l.msg === "adapter directory cannot be read").map((l) => l.dir),
+    ).toEqual([notADir]);
+  });
+
   it("lists nothing, without failing, where the directories do not exist", async () => {
     const missing = {
       loras: root.file("no/loras"),
