@@ -4,7 +4,7 @@ import { readdir, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { readOnnxGraphIo } from "@dmesh/onnx";
 import { AdapterFileError } from "./adapter-errors.js";
-import { SHORT_HASH_LENGTH } from "./adapter-hash.js";
+import { a1111ModelHash } from "./adapter-hash.js";
 import type { BaseFamily } from "./embedding-file.js";
 
 /** The file of a ControlNet directory (`<MODELS_DIR>/controlnet/<name>/`), as the split ONNX export names it. */
@@ -18,6 +18,7 @@ export interface ControlNetInfo {
   readonly family: BaseFamily;
   /** SHA-256 of model.onnx followed by the directory's other files (external data) in name order. */
   readonly sha256: string;
+  /** A1111's model hash of model.onnx (8 hex digits), as the ControlNet extension's infotext shows it. */
   readonly shortHash: string;
   /** Bytes of every file of the directory. */
   readonly bytes: number;
@@ -72,7 +73,7 @@ export async function describeControlNet(dir: string): Promise<ControlNetInfo> {
     kind: "controlnet",
     family: controlNetFamily(io.inputs),
     sha256,
-    shortHash: sha256.slice(0, SHORT_HASH_LENGTH),
+    shortHash: await a1111ModelHash(file),
     bytes,
   };
 }

@@ -2,6 +2,7 @@ export { AdapterCatalog, type AdapterDirs, type ListedAdapter, type ListedKind }
 export { AdapterFileError } from "./adapter-errors.js";
 export {
   type AdapterHash,
+  a1111ModelHash,
   embeddingHash,
   loraHash,
   SHORT_HASH_LENGTH,

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readOnnxGraphIo } from "@dmesh/onnx";
@@ -84,7 +85,8 @@ describe("AdapterCatalog", () => {
     ]);
     for (const a of listed) {
       expect(a.sha256).toMatch(/^[0-9a-f]{64}$/);
-      expect(a.shortHash).toBe(a.sha256.slice(0, 12));
+      // ControlNets: A1111's model hash of model.onnx, the 64 KiB at 1 MiB (none in a file this small).
+      expect(a.shortHash).toBe(a.kind === "controlnet" ? "e3b0c442" : a.sha256.slice(0, 12));
     }
     const xl = listed.find((a) => a.name === "canny-xl");
     expect(xl?.bytes).toBe((await stat(join(dirs.controlnets, "canny-xl", "model.onnx"))).size);
@@ -158,6 +160,19 @@ describe("AdapterCatalog", () => {
 });
 
 describe("describeControlNet", () => {
+  it("hashes model.onnx as A1111's sd_models.model_hash (the ControlNet extension's [hash]), and all of it as sha256", async () => {
+    const dir = root.file("cn-large");
+    const file = await writeControlNetSignature(dir, 2048, [], 1024);
+    const bytes = await readFile(file);
+    expect(bytes.length).toBeGreaterThan(0x110000);
+    const info = await describeControlNet(dir);
+    expect(info.shortHash).toBe(
+      createHash("sha256").update(bytes.subarray(0x100000, 0x110000)).digest("hex").slice(0, 8),
+    );
+    expect(info.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
+    expect(info.bytes).toBe(bytes.length);
+  });
+
   it("tells the family from encoder_hidden_states' width, or SDXL's text_embeds", async () => {
     const dir = root.file("cn-sd2");
     await writeControlNetSignature(dir, 1024);

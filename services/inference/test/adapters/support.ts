@@ -79,7 +79,7 @@ function tensorValue(name: string, dims: readonly (number | string)[]) {
 
 /**
  * Writes `<dir>/model.onnx`: a small, valid ONNX graph that declares a split-export ControlNet's inputs and
- * outputs (SDXL's `text_embeds` and `time_ids` when `hiddenWidth` is 2048; less those in `without`) and holds a 400 KiB weight before
+ * outputs (SDXL's `text_embeds` and `time_ids` when `hiddenWidth` is 2048; less those in `without`) and holds a weight (400 KiB; `weightChannels` × 1280 bytes) before
  * its inputs, as exports store them, so that a reader must skip weights to find the inputs. It is what a
  * listing reads of a ControlNet; the controlnet work's generator writes one that computes residuals.
  */
@@ -87,6 +87,7 @@ export async function writeControlNetSignature(
   dir: string,
   hiddenWidth: number,
   without: readonly string[] = [],
+  weightChannels = 320,
 ): Promise<string> {
   const sdxl = hiddenWidth === 2048;
   const inputs = [
@@ -100,8 +101,8 @@ export async function writeControlNetSignature(
   const weight = create(TensorProtoSchema, {
     name: "controlnet_down_blocks.0.weight",
     dataType: 1,
-    dims: [320n, 320n, 1n, 1n],
-    rawData: new Uint8Array(320 * 320 * 4).fill(7),
+    dims: [BigInt(weightChannels), 320n, 1n, 1n],
+    rawData: new Uint8Array(weightChannels * 320 * 4).map((_, i) => i % 251),
   });
   const model = create(ModelProtoSchema, {
     irVersion: 8n,
