@@ -10,6 +10,8 @@ export interface AdapterListing {
   /** Why the listing could not be read ("CODE: message"), or undefined. */
   readonly error: string | undefined;
   readonly loading: boolean;
+  /** Reads the listing again (files added to MODELS_DIR since). */
+  reload(): void;
 }
 
 const FAMILY_NAMES: Partial<Record<ModelFamily, string>> = {
@@ -27,7 +29,8 @@ export function adapterLabel(adapter: Adapter): string {
 
 /** The mesh's LoRAs, embeddings and ControlNets (ListAdapters through the orchestrator), read again on sign-in. */
 export function useAdapterListing(authEpoch: number): AdapterListing {
-  const [listing, setListing] = useState<AdapterListing>({
+  const [reads, setReads] = useState(0);
+  const [listing, setListing] = useState<Omit<AdapterListing, "reload">>({
     loras: [],
     embeddings: [],
     controlNets: [],
@@ -36,6 +39,7 @@ export function useAdapterListing(authEpoch: number): AdapterListing {
   });
   useEffect(() => {
     const abort = new AbortController();
+    setListing((l) => ({ ...l, loading: true }));
     // Hashing files a replica has not seen yet reads them: a generous deadline.
     api.models.listAdapters({}, { signal: abort.signal, timeoutMs: 120_000 }).then(
       ({ adapters }) =>
@@ -52,6 +56,6 @@ export function useAdapterListing(authEpoch: number): AdapterListing {
       },
     );
     return () => abort.abort();
-  }, [authEpoch]);
-  return listing;
+  }, [authEpoch, reads]);
+  return { ...listing, reload: () => setReads((n) => n + 1) };
 }

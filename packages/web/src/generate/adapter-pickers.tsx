@@ -51,6 +51,9 @@ export function AdapterPickers(props: {
       <legend>LoRAs and embeddings</legend>
       <Alert text={listing.error && `Adapter listing: ${listing.error}`} />
       {listing.loading ? <p class="hint">Loading the adapter listing…</p> : null}
+      <button type="button" class="reload-adapters" disabled={listing.loading} onClick={listing.reload}>
+        Reload LoRAs, embeddings and ControlNets
+      </button>
       {!listing.loading && !listing.error && listing.loras.length + listing.embeddings.length === 0 ? (
         <p class="hint">No LoRAs or embeddings in the mesh's MODELS_DIR.</p>
       ) : null}
