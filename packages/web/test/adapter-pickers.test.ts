@@ -52,10 +52,10 @@ describe.skipIf(missing !== undefined)(
       const gen = page.getByRole("region", { name: "Generate", exact: true });
       const lora = gen.getByLabel("LoRA", { exact: true });
       await poll(() => lora.locator("option").allTextContents()).toEqual(["ink (SDXL)"]);
-    // A LoRA added while the page is open appears on Reload.
-    await writeTinyLora(join(mesh.dir, "models", "loras", "paper.safetensors"), { layout: "kohya-sd1" });
-    await gen.getByRole("button", { name: "Reload LoRAs, embeddings and ControlNets" }).click();
-    await poll(() => lora.locator("option").allTextContents()).toEqual(["ink (SDXL)", "paper"]);
+      // A LoRA added while the page is open appears on Reload.
+      await writeTinyLora(join(mesh.dir, "models", "loras", "paper.safetensors"), { layout: "kohya-sd1" });
+      await gen.getByRole("button", { name: "Reload LoRAs, embeddings and ControlNets" }).click();
+      await poll(() => lora.locator("option").allTextContents()).toEqual(["ink (SDXL)", "paper"]);
       await gen.getByLabel("Prompt", { exact: true }).fill("a lighthouse at dusk");
       await gen.getByLabel("LoRA weight").fill("0.7");
       await gen.getByRole("button", { name: "Add LoRA to prompt" }).click();
