@@ -1,5 +1,7 @@
+import { join } from "node:path";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
+import { AdapterCatalog } from "./adapters/index.js";
 import { createDeviceMemoryReader } from "./clients/device-memory.js";
 import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
@@ -57,6 +59,15 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     modelsLoaded: () => models.loadedIds().length,
   });
   const control = new ControlMapper();
+  // What ListAdapters shows: the directories the pipeline reads adapters from.
+  const adapters = new AdapterCatalog(
+    {
+      loras: config.lorasDir || join(config.modelsDir, "loras"),
+      embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
+      controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
+    },
+    logger,
+  );
   const service = await startGrpcService({
     name: "inference",
     ...listenOptions(config),
@@ -70,7 +81,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         logger,
         deviceMemory,
       ),
-      models: new ModelHandler(models),
+      models: new ModelHandler(models, adapters),
       conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),

@@ -29,6 +29,8 @@ import { ReplicaWatch } from "./mesh-events/replica-watch.js";
 import { MeshHandler } from "./mesh-handler.js";
 import { countSessionsWith } from "./orchestrator-metrics.js";
 import { ProcessingHandler } from "./processing-handler.js";
+import { PublicConditioningHandler } from "./public-conditioning-handler.js";
+import { PublicModelHandler } from "./public-model-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
@@ -164,6 +166,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       meshEvents,
     ),
     artifacts: new ArtifactHandler(artifacts),
+    models: new PublicModelHandler(inference, logger),
+    conditioning: new PublicConditioningHandler(inference, logger),
   };
   const server = await startConnectServer({
     name: "orchestrator",
