@@ -15,6 +15,7 @@ import {
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
+import { controlNetInfotext } from "./control/control-net-infotext.js";
 import { generationEnded, generations } from "./inference-metrics.js";
 import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
@@ -157,6 +158,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
+                infotext: controlNetInfotext(result.controlUnits),
               },
             },
           });

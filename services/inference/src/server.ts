@@ -1,8 +1,10 @@
+import { join } from "node:path";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
+import { ControlNetRegistry } from "./control/control-net-registry.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
@@ -57,6 +59,12 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     modelsLoaded: () => models.loadedIds().length,
   });
   const control = new ControlMapper();
+  const controlNets = new ControlNetRegistry(
+    config.controlNetDir || join(config.modelsDir, "controlnet"),
+    sessionSettings,
+    config.maxLoadedModels,
+    logger,
+  );
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -70,7 +78,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       inference: new InferenceHandler(
         models,
         queue,
-        createPipelineResources(),
+        createPipelineResources({ registry: controlNets, mapper: control }),
         config.maxUnetBatch,
         logger,
         deviceMemory,
@@ -99,6 +107,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       deviceMemory?.close();
       deviceTls?.close();
       await control.close();
+      await controlNets.close();
       await models.close();
     },
   };
