@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { type ControlNetUnitSchema, ControlResizeMode } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
 import {
   type Image,
   ImageEncoding,
@@ -31,6 +32,7 @@ import { enhanceImage } from "./enhance/enhance-image.js";
 import type { EnhanceOp } from "./enhance/enhance-op.js";
 import type { ImageSource } from "./image/image-source.js";
 import type { RawImage } from "./image/raw-image.js";
+import { controlNetUnitsFromInfotext, type InfotextControlNetUnit } from "./infotext/control-net-units.js";
 import type { GenerationParameters } from "./infotext/generation-parameters.js";
 import { parametersFromInfotext } from "./infotext/parameters-from-infotext.js";
 import { parseInfotext } from "./infotext/parse-infotext.js";
@@ -224,7 +226,14 @@ export class PostprocessHandler implements ServiceImpl<typeof PostprocessService
       if (!req.image || req.image.data.length === 0) throw new InvalidArgumentError("image", "is required");
       const infotext = (await readGenerationParameters(req.image.data, "image.data")) ?? "";
       if (!infotext) return { infotext };
-      return { infotext, parameters: parametersToProto(parametersFromInfotext(parseInfotext(infotext))) };
+      const parameters = parametersFromInfotext(parseInfotext(infotext));
+      return {
+        infotext,
+        parameters: {
+          ...parametersToProto(parameters),
+          controlNets: controlNetUnitsFromInfotext(parameters.extra ?? {}).map(controlNetUnitToProto),
+        },
+      };
     });
   }
 
@@ -455,6 +464,30 @@ function parametersToProto(p: GenerationParameters) {
     model: p.model ?? "",
     modelHash: p.modelHash ?? "",
     extra,
+  };
+}
+
+const RESIZE_MODES: Record<NonNullable<InfotextControlNetUnit["resizeMode"]>, ControlResizeMode> = {
+  "just-resize": ControlResizeMode.JUST_RESIZE,
+  "crop-and-resize": ControlResizeMode.CROP_AND_RESIZE,
+  "resize-and-fill": ControlResizeMode.RESIZE_AND_FILL,
+};
+
+/** An infotext's ControlNet unit as the contract's unit (no image); what the text left out stays unset. */
+function controlNetUnitToProto(u: InfotextControlNetUnit): MessageInitShape<typeof ControlNetUnitSchema> {
+  return {
+    model: u.model,
+    preprocessor: {
+      name: u.module,
+      resolution: u.processorRes ?? 0,
+      thresholdA: u.thresholdA ?? 0,
+      thresholdB: u.thresholdB ?? 0,
+      pixelPerfect: u.pixelPerfect ?? false,
+    },
+    resizeMode: u.resizeMode ? RESIZE_MODES[u.resizeMode] : ControlResizeMode.UNSPECIFIED,
+    ...(u.weight !== undefined ? { conditioningScale: u.weight } : {}),
+    ...(u.guidanceStart !== undefined ? { guidanceStart: u.guidanceStart } : {}),
+    ...(u.guidanceEnd !== undefined ? { guidanceEnd: u.guidanceEnd } : {}),
   };
 }
 
