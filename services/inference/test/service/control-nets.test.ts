@@ -31,6 +31,8 @@ const MODELS = {
   plain: {},
   "cn-inpaint": { controlResiduals: true, unetInChannels: 9 as const },
   refiner: { kind: "sdxl-refiner" as const, seed: 7 },
+  "sd15-cn": { kind: "sd15" as const, controlResiduals: true },
+  "cn-fp16": { controlResiduals: true, unetPrecision: "float16" as const },
 };
 
 /** The tiny ControlNets: two SDXL ones with different weights, one for SD 1.x, and a file that is no model. */
@@ -152,6 +154,16 @@ describe("ControlNet: residuals added to a UNet that takes them", () => {
     expect(events.images).toHaveLength(1);
     expect(events.progress.filter((p) => p.stage === Stage.DENOISING)).toHaveLength(8);
     expect(same(events.images[0]?.image?.data, await one(spec([], refined)))).toBe(false);
+  });
+
+  it.each([
+    ["an SD 1.x UNet with an SD 1.x ControlNet", "sd15-cn", "sd15-edges"],
+    ["an fp16 UNet (float16 residual inputs)", "cn-fp16", "edges"],
+  ])("fits %s: scale 0 is no ControlNet, scale 1 steers", async (_what, base, model) => {
+    const s = (units: UnitInit[]) => spec(units, { models: { base } });
+    const none = await one(s([]));
+    expect(same(await one(s([unit({ model, conditioningScale: 0 })])), none)).toBe(true);
+    expect(same(await one(s([unit({ model })])), none)).toBe(false);
   });
 
   it("a paused generation resumes to the uninterrupted run's bytes", async () => {
