@@ -2,6 +2,7 @@ import { FailedPreconditionError } from "@dmesh/runtime";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
 import type { BufferPool } from "../pipeline/buffer-pool.js";
+import { clientDecimal } from "../pipeline/client-decimal.js";
 import { decodeControlImage } from "./control-image.js";
 import { planControlMap } from "./control-map.js";
 import type { ControlMapper } from "./control-mapper.js";
@@ -95,8 +96,10 @@ export class RequestControlNets {
           net,
           map,
           scale: u.conditioningScale,
-          start: u.guidanceStart,
-          end: u.guidanceEnd,
+          // The window compared as the decimals the client sent (0.6 arrives as 0.6000000238, which would
+          // leave out step 3 of 5 where the extension's Python float includes it).
+          start: clientDecimal(u.guidanceStart),
+          end: clientDecimal(u.guidanceEnd),
         });
         const p = plan.preprocessor;
         const scales = p.name !== "none";

@@ -103,6 +103,11 @@ describe("ControlNet: residuals added to a UNet that takes them", () => {
     expect(same(early, full)).toBe(false);
     // [0, 0.75] covers all four steps: the same as the whole schedule.
     expect(same(await one(spec([unit({ guidanceEnd: 0.75 })])), full)).toBe(true);
+    // 5 steps: a window starting at 0.6 (0.6000000238 as a float) includes step 3 (3/5), as A1111's does.
+    const five = (units: UnitInit[]) => spec(units, { scheduler: { steps: 5 } });
+    expect(
+      same(await one(five([unit({ guidanceStart: 0.6 })])), await one(five([unit({ guidanceStart: 0.5 })]))),
+    ).toBe(true);
   });
 
   it("adds several units' residuals: a second unit at scale 0 changes nothing, at scale 1 it does", async () => {
