@@ -11,7 +11,9 @@ export function specDigest(spec: ResolvedSpec, seed: bigint): string {
         seed: seed.toString(),
         initImage: undefined,
         maskImage: undefined,
-        controlNets: spec.controlNets.map((u) => ({ ...u, image: undefined })),
+        // Left out when empty, so a checkpoint made before ControlNets existed still resumes.
+        controlNets:
+          spec.controlNets.length > 0 ? spec.controlNets.map((u) => ({ ...u, image: undefined })) : undefined,
       },
       (_k, v) => (typeof v === "bigint" ? v.toString() : v),
     ),
