@@ -31,6 +31,7 @@ const MODELS = {
   plain: {},
   "cn-inpaint": { controlResiduals: true, unetInChannels: 9 as const },
   refiner: { kind: "sdxl-refiner" as const, seed: 7 },
+  "refiner-cn": { kind: "sdxl-refiner" as const, seed: 7, controlResiduals: true },
   "sd15-cn": { kind: "sd15" as const, controlResiduals: true },
   "cn-fp16": { controlResiduals: true, unetPrecision: "float16" as const },
 };
@@ -159,6 +160,11 @@ describe("ControlNet: residuals added to a UNet that takes them", () => {
     expect(events.images).toHaveLength(1);
     expect(events.progress.filter((p) => p.stage === Stage.DENOISING)).toHaveLength(8);
     expect(same(events.images[0]?.image?.data, await one(spec([], refined)))).toBe(false);
+    // A refiner whose UNet takes residuals is fed zeros: the image of the same refiner without those inputs.
+    const withResidualRefiner = await one(
+      spec([unit()], { ...refined, models: { base: "cn", refiner: "refiner-cn" } }),
+    );
+    expect(same(withResidualRefiner, events.images[0]?.image?.data)).toBe(true);
   });
 
   it.each([
