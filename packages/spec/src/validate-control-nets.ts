@@ -1,6 +1,6 @@
 import { type ControlNetUnit, ControlResizeMode } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { InvalidArgumentError, quote } from "@dmesh/runtime";
+import { InvalidArgumentError, quote } from "@dmesh/runtime/errors";
 import { LIMITS } from "./limits.js";
 
 /** AUTOMATIC1111 ControlNet's resize modes, by the names the control domain uses. */

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ModelCache, ModelContractError, type SessionSettings } from "@dmesh/onnx";
-import { type Logger, NotFoundError, quote } from "@dmesh/runtime";
+import { NotFoundError, quote } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import { type LoadedControlNet, loadControlNet } from "./loaded-control-net.js";
 
 /** Names a NOT_FOUND lists at most. */

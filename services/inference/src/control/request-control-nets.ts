@@ -1,4 +1,4 @@
-import { FailedPreconditionError } from "@dmesh/runtime";
+import { FailedPreconditionError } from "@dmesh/runtime/errors";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
 import type { BufferPool } from "../pipeline/buffer-pool.js";
