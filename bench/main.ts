@@ -3,6 +3,7 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import type { BenchResult } from "./bench-result.js";
 import { benchInferencePipeline } from "./inference-pipeline.js";
+import { benchInferenceResponsiveness } from "./inference-responsiveness.js";
 import { benchMeshOverhead } from "./mesh/image-overhead.js";
 import { benchObservability } from "./observability/observability-suite.js";
 import { benchOrchestratorOverhead } from "./orchestrator-overhead.js";
@@ -16,6 +17,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   postprocess: benchPostprocess,
   orchestrator: benchOrchestratorOverhead,
   inference: benchInferencePipeline,
+  responsiveness: benchInferenceResponsiveness,
   observability: benchObservability,
 };
 

@@ -3,17 +3,19 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import {
   type GenerateRequestSchema,
   InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { PostprocessService, UpscaleKernel } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { createGrpcTransport } from "@dmesh/runtime";
-import { writeTinyModel } from "@dmesh/tiny-model";
+import { writeTinyModel, writeTinyUpscaler } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ServiceProcess, startService } from "../faults/support/service-process.js";
 import { eventually } from "../faults/support/sessions.js";
@@ -21,8 +23,10 @@ import { eventually } from "../faults/support/sessions.js";
 // The inference service as its own process, denoising a 1024×1024 image with the tiny SDXL model (two
 // resnets per block, one onnxruntime thread): each UNet run takes the better part of a second or more, far
 // longer than a health check's round trip on loopback. Everything is asserted as an order of events.
+// The postprocess service likewise, upscaling a 768×768 image in one tile: one run of the tiny ×2 model.
 let root: string;
 let inference: ServiceProcess;
+let postprocess: ServiceProcess;
 let transport: ReturnType<typeof createGrpcTransport>;
 
 beforeAll(async () => {
@@ -39,10 +43,16 @@ beforeAll(async () => {
     },
   });
   transport = createGrpcTransport({ address: inference.address });
+  await writeTinyUpscaler(join(root, "upscale", "tiny-x2"), { scale: 2 });
+  postprocess = await startService("postprocess", {
+    label: "postprocess-busy",
+    logDir: root,
+    env: { UPSCALE_MODELS_DIR: join(root, "upscale"), UPSCALE_TILE_SIZE: "768", INTRA_OP_THREADS: "1" },
+  });
 });
 afterAll(async () => {
   transport?.close();
-  await inference?.kill("SIGTERM");
+  await Promise.all([inference?.kill("SIGTERM"), postprocess?.kill("SIGTERM")]);
   if (root) await rm(root, { recursive: true, force: true });
 });
 
@@ -124,5 +134,44 @@ describe("the inference service while a model computes", () => {
       "the service's generation cancelled line",
     );
     expect(line).toMatchObject({ stepsAtAbort: 1, stepsDone: 2 });
+  });
+});
+
+describe("the postprocess service while a model computes", () => {
+  it("answers health checks, one after another, before the upscale model's run ends", async () => {
+    const CHECKS = 100;
+    const side = 768;
+    const data = new Uint8Array(side * side * 3).map((_, i) => (i * 37) % 251);
+    const image = { encoding: ImageEncoding.RAW, data, width: side, height: side, channels: 3 };
+    const upscale = { kernel: UpscaleKernel.MODEL, model: "tiny-x2", factor: 0 };
+    const calls = createGrpcTransport({ address: postprocess.address });
+    const checks = createGrpcTransport({ address: postprocess.address });
+    try {
+      const client = createClient(PostprocessService, calls);
+      const health = createClient(Health, checks);
+      // Loads the model (its load runs a probe tile) before anything is counted.
+      await client.upscale({
+        image: { ...image, data: data.subarray(0, 64 * 64 * 3), width: 64, height: 64 },
+        upscale,
+      });
+      const events: string[] = [];
+      let upscaled = false;
+      const done = client.upscale({ image, upscale }).then((r) => {
+        upscaled = true;
+        events.push(`upscaled ${r.image?.width}x${r.image?.height}`);
+      });
+      // Each check is asked only once the one before it was answered. With the model on the event loop, its
+      // run (one tile: the whole image) holds every answer until it ends: there, only ~30 checks fit in what
+      // the service does before and after the run (receiving, tiling, blending, sending); here, hundreds.
+      while (!upscaled && events.length < CHECKS) {
+        const status = (await health.check({ service: "" })).status;
+        if (!upscaled) events.push(`health ${Serving[status]}`);
+      }
+      await done;
+      expect(events.slice(0, CHECKS)).toEqual(Array(CHECKS).fill("health SERVING"));
+    } finally {
+      calls.close();
+      checks.close();
+    }
   });
 });
