@@ -49,7 +49,6 @@ export type ThreadReply =
       readonly kind: "ran";
       /** Outputs, their buffers transferred. */
       readonly results: Record<string, { data: Float32Array; dims: readonly number[] }>;
-      readonly seconds: number;
       /** The feeds' buffers, back for the next run. */
       readonly buffers: Record<string, ArrayBuffer>;
     }

@@ -41,7 +41,7 @@ port.on("message", async (message: ThreadRequest) => {
     const tensors: Record<string, ort.Tensor> = {};
     for (const [name, feed] of Object.entries(message.feeds))
       tensors[name] = toTensor(view(feed), feed.dims, types.get(name) ?? "float32");
-    const { results, seconds } = await runOrtSession(session, tensors, message.outputs);
+    const { results } = await runOrtSession(session, tensors, message.outputs);
     const transfer: ArrayBuffer[] = [...Object.values(buffers)];
     for (const [name, result] of Object.entries(results)) {
       // Only a buffer of its own moves; a view into a larger one is copied first.
@@ -52,7 +52,7 @@ port.on("message", async (message: ThreadRequest) => {
       results[name] = { data: own, dims: result.dims };
       transfer.push(own.buffer as ArrayBuffer);
     }
-    port.postMessage({ kind: "ran", results, seconds, buffers } satisfies ThreadReply, transfer);
+    port.postMessage({ kind: "ran", results, buffers } satisfies ThreadReply, transfer);
   } catch (err) {
     const error =
       err instanceof Error
