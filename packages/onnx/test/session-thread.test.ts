@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { cpuSessionSettings, OnnxSession, type TensorFeed, type TensorResult } from "@dmesh/onnx";
+import { cpuSessionSettings, ModelCache, OnnxSession, type TensorFeed, type TensorResult } from "@dmesh/onnx";
 import { writeTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "./support/tiny-models.js";
@@ -163,4 +164,38 @@ describe("OnnxSession on its worker thread", () => {
       /onnxruntime thread of model "sdxl" text_encoder exited/,
     );
   });
+
+  it("ends a session's thread when a model cache evicts it", async () => {
+    // Each session is a worker thread (and onnxruntime's pool threads): the process's thread count shows them.
+    const threads = () => readdirSync("/proc/self/task").length;
+    const cache = new ModelCache<OnnxSession[]>({
+      capacity: 1,
+      load: (key) =>
+        Promise.all(
+          ["text_encoder", "text_encoder_2", "vae_decoder"].map((c) =>
+            OnnxSession.open(key, c, file(c), cpuSessionSettings(1)),
+          ),
+        ),
+      release: async (sessions) => {
+        await Promise.all(sessions.map((s) => s.release()));
+      },
+    });
+    const before = threads();
+    const first = await cache.use("first", async (sessions) => {
+      expect(threads()).toBeGreaterThanOrEqual(before + 3);
+      return Object.keys(await (sessions[2] as OnnxSession).run(largeLatents()));
+    });
+    expect(first).toEqual(["sample"]);
+    const loaded = threads();
+    await cache.use("second", async () => undefined);
+    // "first" went when "second" came: its three threads are gone, "second"'s three are there.
+    await eventuallyTrue(() => cache.keys().join() === "second" && threads() <= loaded);
+    await cache.clear();
+    await eventuallyTrue(() => threads() <= loaded - 3);
+  });
 });
+
+async function eventuallyTrue(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 25));
+  expect(check()).toBe(true);
+}
