@@ -1,14 +1,14 @@
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
-import { ClientTls, startGrpcService } from "@dmesh/runtime";
+import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
+import { createDeviceMemoryReader } from "./clients/device-memory.js";
+import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
-import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
-import { resolveProviderChain } from "./models/provider-chain.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
 import { routes } from "./routes.js";
@@ -60,13 +60,8 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const control = new ControlMapper();
   const service = await startGrpcService({
     name: "inference",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
         models,
