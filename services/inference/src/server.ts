@@ -29,6 +29,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     intraOpThreads: config.intraOpThreads,
     graphOptimization: config.graphOptimization,
     memoryArena: config.memoryArena,
+    thread: config.ortThreads ? ("worker" as const) : ("main" as const),
   };
   const models = new ModelRegistry(
     config.modelsDir,
