@@ -14,7 +14,7 @@ import {
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
-import { validateGenerationSpec } from "@dmesh/spec";
+import { type ResolvedSpec, validateGenerationSpec } from "@dmesh/spec";
 import { generationEnded, generations } from "./inference-metrics.js";
 import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
@@ -22,6 +22,7 @@ import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
 import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
+import { checkRequestScheduler } from "./pipeline/model-scheduler.js";
 import type { PipelineResources } from "./pipeline/pipeline-resources.js";
 
 type Response = MessageInitShape<typeof GenerateResponseSchema>;
@@ -71,6 +72,13 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     const id = req.generationId || scope.requestId;
     if (this.pauses.has(id))
       throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
+    // Before any work: a scheduler the models cannot run as asked is the caller's INVALID_ARGUMENT.
+    const ran = this.checkScheduler(spec);
+    if (ran?.substituted)
+      scope.logger.warn(
+        { model: spec.model, why: ran.substituted },
+        "model's own scheduler replaced by Euler",
+      );
     const pause = { paused: false };
     this.pauses.set(id, pause);
     const channel = new EventChannel<Response>();
@@ -157,6 +165,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
+                ...(ran ? { scheduler: ran.scheduler } : {}),
               },
             },
           });
@@ -187,6 +196,14 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       this.pauses.delete(id);
       await work;
     }
+  }
+
+  /** The scheduler the base will run (undefined when a model directory is unusable: acquiring it says why). */
+  private checkScheduler(spec: ResolvedSpec) {
+    const base = this.models.info(spec.model, "models.base").dir;
+    const refiner = spec.refiner ? this.models.info(spec.refiner, "models.refiner").dir : undefined;
+    if (!base) return undefined;
+    return checkRequestScheduler(this.resources.schedulers, { base, refiner }, spec);
   }
 
   pauseGeneration(req: { generationId: string }) {
