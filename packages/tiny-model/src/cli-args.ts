@@ -3,6 +3,7 @@ import type { TinyModelOptions } from "./options.js";
 import { DIFFUSION_ARTIFACT } from "./write-tiny-model.js";
 import { SAFETY_CLASSIFIER_ARTIFACT } from "./write-tiny-safety-classifier.js";
 import { UPSCALER_ARTIFACT } from "./write-tiny-upscaler.js";
+import { VAE_ARTIFACT } from "./write-tiny-vae.js";
 
 export const USAGE = `usage: dmesh-tiny-model <dir> [options]
 
@@ -19,7 +20,9 @@ Skips a directory that already holds the same complete model.
   --naming parameters|exported         weight names: PyTorch's, or as torch.onnx exports them (default parameters)
   --external-data                      weights in model.onnx_data beside each model.onnx
   --layers-per-block 1|2               UNet resnets per down block (default 1; SDXL has 2)
-  --artifact diffusion-pipeline|upscaler|safety-classifier   what to write (default diffusion-pipeline)
+  --taesd                              also a TAESD-layout preview decoder (taesd_decoder/)
+  --artifact diffusion-pipeline|upscaler|safety-classifier|vae   what to write (default diffusion-pipeline;
+                                       vae: a separate VAE suite for ModelSuite.vae, --kind sdxl|sd15)
   --scale 2|4                          upscaler factor (default 2)
   --force                              rewrite even if complete, or write into a foreign non-empty dir
   --help`;
@@ -35,7 +38,8 @@ export class UsageError extends Error {
 export type Artifact =
   | typeof DIFFUSION_ARTIFACT
   | typeof UPSCALER_ARTIFACT
-  | typeof SAFETY_CLASSIFIER_ARTIFACT;
+  | typeof SAFETY_CLASSIFIER_ARTIFACT
+  | typeof VAE_ARTIFACT;
 
 export interface CliRequest {
   readonly dir: string;
@@ -63,9 +67,9 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
   }
   const { values, positionals } = parsed;
   const artifact = (values.artifact ?? DIFFUSION_ARTIFACT) as Artifact;
-  if (![DIFFUSION_ARTIFACT, UPSCALER_ARTIFACT, SAFETY_CLASSIFIER_ARTIFACT].includes(artifact)) {
+  if (![DIFFUSION_ARTIFACT, UPSCALER_ARTIFACT, SAFETY_CLASSIFIER_ARTIFACT, VAE_ARTIFACT].includes(artifact)) {
     throw new UsageError(
-      `--artifact must be ${DIFFUSION_ARTIFACT}, ${UPSCALER_ARTIFACT} or ${SAFETY_CLASSIFIER_ARTIFACT}`,
+      `--artifact must be ${DIFFUSION_ARTIFACT}, ${UPSCALER_ARTIFACT}, ${SAFETY_CLASSIFIER_ARTIFACT} or ${VAE_ARTIFACT}`,
     );
   }
   if (values.help) return { dir: "", artifact, force: false, diffusion: {}, help: true };
@@ -89,6 +93,7 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
       vaeEncoderOutput: values["vae-encoder-output"] as TinyModelOptions["vaeEncoderOutput"] | undefined,
       naming: values.naming as TinyModelOptions["naming"] | undefined,
       externalData: values["external-data"],
+      taesd: values.taesd,
       layersPerBlock: integer("layers-per-block", values["layers-per-block"]) as
         | TinyModelOptions["layersPerBlock"]
         | undefined,
@@ -111,6 +116,7 @@ function parse(argv: readonly string[]) {
       "vae-encoder-output": { type: "string" },
       naming: { type: "string" },
       "external-data": { type: "boolean" },
+      taesd: { type: "boolean" },
       "layers-per-block": { type: "string" },
       artifact: { type: "string" },
       scale: { type: "string" },

@@ -13,6 +13,7 @@ import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
 import { routes } from "./routes.js";
 import { SchedulerHandler } from "./scheduler-handler.js";
+import { VaeRegistry } from "./vae/vae-registry.js";
 
 export type InferenceConfig = ConfigOf<typeof inferenceSettings>;
 
@@ -57,6 +58,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     modelsLoaded: () => models.loadedIds().length,
   });
   const control = new ControlMapper();
+  const vaes = new VaeRegistry(config.modelsDir, () => sessionSettings, config.maxLoadedModels, logger);
   const service = await startGrpcService({
     name: "inference",
     host: config.host,
@@ -74,6 +76,10 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         config.maxUnetBatch,
         logger,
         deviceMemory,
+        {
+          registry: vaes,
+          tiling: { tileAbovePixels: config.vaeTileAbove, tileSize: config.vaeTileSize },
+        },
       ),
       models: new ModelHandler(models),
       conditioning: new ConditioningHandler(models, control),
@@ -99,6 +105,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       deviceMemory?.close();
       deviceTls?.close();
       await control.close();
+      await vaes.close();
       await models.close();
     },
   };
