@@ -13,12 +13,17 @@ export interface SessionSettings {
    * waste where images and tiles of many sizes come through.
    */
   readonly memoryArena: boolean;
+  /** The device id given to the cuda, tensorrt and dml providers (onnxruntime-node carries only this option). */
+  readonly deviceId?: number;
 }
 
 /** CPU only, all graph optimizations, no arena: what a service that bounds its memory wants. */
 export function cpuSessionSettings(intraOpThreads = 0): SessionSettings {
   return { executionProviders: ["cpu"], intraOpThreads, graphOptimization: "all", memoryArena: false };
 }
+
+/** Providers that take a device id. */
+const DEVICE_PROVIDERS = new Set(["cuda", "tensorrt", "dml"]);
 
 /** Time spent inside onnxruntime `run` calls, for the pipeline-overhead figures. */
 export class RunClock {
@@ -114,7 +119,11 @@ export class OnnxSession {
     for (let i = 0; i < chain.length && !session; i++) {
       used = chain.slice(i);
       const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: used,
+        executionProviders: used.map((name) =>
+          settings.deviceId !== undefined && DEVICE_PROVIDERS.has(name)
+            ? ({ name, deviceId: settings.deviceId } as ort.InferenceSession.ExecutionProviderConfig)
+            : name,
+        ),
         ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
         graphOptimizationLevel: settings.graphOptimization,
         enableCpuMemArena: settings.memoryArena,

@@ -1,4 +1,5 @@
 import { commonSettings, parse } from "@dmesh/runtime";
+import { providerOptionSettings } from "./models/provider-options.js";
 
 /** Every setting of the inference service; the README's table is `configTable(inferenceSettings)`. */
 export const inferenceSettings = {
@@ -38,6 +39,7 @@ export const inferenceSettings = {
       return list;
     },
   },
+  ...providerOptionSettings,
   deviceUrl: {
     env: "DEVICE_URL",
     description:

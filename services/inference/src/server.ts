@@ -1,3 +1,4 @@
+import type { SessionSettings } from "@dmesh/onnx";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, startGrpcService } from "@dmesh/runtime";
 import { ConditioningHandler } from "./conditioning-handler.js";
@@ -9,6 +10,7 @@ import { ModelHandler } from "./model-handler.js";
 import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
 import { resolveProviderChain } from "./models/provider-chain.js";
+import { providerSetup } from "./models/provider-options.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
 import { routes } from "./routes.js";
@@ -22,7 +24,7 @@ export type InferenceConfig = ConfigOf<typeof inferenceSettings>;
  * nothing to preload), so that Kubernetes sends no request before a model can serve it.
  */
 export async function startInference(config: InferenceConfig, logger: Logger): Promise<RunningService> {
-  const sessionSettings = {
+  const sessionSettings: { -readonly [K in keyof SessionSettings]: SessionSettings[K] } = {
     executionProviders: config.executionProviders,
     intraOpThreads: config.intraOpThreads,
     graphOptimization: config.graphOptimization,
@@ -39,7 +41,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const defaultDir = models.defaultId ? models.info(models.defaultId).dir : undefined;
   // TLS (TLS_CA_FILE) for the calls to the device service.
   const deviceTls = config.deviceUrl ? ClientTls.from(config, logger) : undefined;
-  sessionSettings.executionProviders = await resolveProviderChain(
+  const resolved = await resolveProviderChain(
     { ...config, deviceTls },
     {
       bytes: Object.values(defaultDir?.fileBytes ?? {}).reduce((n: number, b) => n + (b ?? 0), 0),
@@ -48,6 +50,11 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     },
     logger,
   );
+  sessionSettings.executionProviders = resolved.chain;
+  // Provider options that cannot take effect stop the start here, naming their variables.
+  const providers = providerSetup(resolved.chain, config, resolved.device);
+  if (providers.deviceId !== undefined) sessionSettings.deviceId = providers.deviceId;
+  logger.info({ chain: resolved.chain, options: providers.applied }, "execution provider options");
   const deviceMemory = config.deviceUrl
     ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger, 1000, deviceTls)
     : undefined;
