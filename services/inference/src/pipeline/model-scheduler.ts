@@ -84,9 +84,9 @@ export function checkRequestScheduler(
   spec: ResolvedSpec,
 ): { scheduler: ReturnType<typeof schedulerSpecOfConfig> & { steps: number }; substituted?: string } {
   const chosen = modelScheduler(models.base, spec);
-  if (models.refiner) modelScheduler(models.refiner, spec);
   const probe = takeScheduler(pool, chosen, spec.steps);
   pool.give([probe]);
+  if (models.refiner) pool.give([takeScheduler(pool, modelScheduler(models.refiner, spec), spec.steps)]);
   return {
     scheduler: { ...schedulerSpecOfConfig(chosen.className, probe.config), steps: spec.steps },
     ...(chosen.substituted ? { substituted: chosen.substituted } : {}),
