@@ -32,23 +32,23 @@ export async function encodeImage(
   const encoder = vae.encoder;
   const output = vae.encoderOutput;
   if (!encoder || !output) throw new InvalidArgumentError(vae.field, `"${vae.id}" has no vae_encoder`);
-  const run = async (tile: Planes): Promise<Planes> => {
+  const tile = tiling?.sampleTile ?? 0;
+  const tiled = tiling !== undefined && (height > tile || width > tile);
+  const run = async (part: Planes): Promise<Planes> => {
     const out = await modelRun(vae.id, "vae_encoder", () =>
       encoder.run(
-        { sample: { data: tile.data, dims: [1, 3, tile.height, tile.width] } },
+        { sample: { data: part.data, dims: [1, 3, part.height, part.width] } },
         { clock, outputs: [output] },
       ),
     );
     const result = out[output];
     if (!result) throw new Error(`vae_encoder did not return ${output}`);
-    const [, channels = LATENT_CHANNELS, h = tile.height / 8, w = tile.width / 8] = result.dims;
-    // A copy: a run's output may live in memory the session reuses, and tiles outlive the next run.
-    return { data: result.data.slice(), channels, height: h, width: w };
+    const [, channels = LATENT_CHANNELS, h = part.height / 8, w = part.width / 8] = result.dims;
+    // Tiles are copied: each outlives the runs after it, so none may be a view of memory a session could reuse.
+    return { data: tiled ? result.data.slice() : result.data, channels, height: h, width: w };
   };
   const image: Planes = { data: pixels, channels: 3, height, width };
-  const tile = tiling?.sampleTile ?? 0;
-  const moments =
-    tiling && (height > tile || width > tile) ? await runTiled(image, tile, tile / 8, run) : await run(image);
+  const moments = tiled ? await runTiled(image, tile, tile / 8, run) : await run(image);
   const size = LATENT_CHANNELS * (height / 8) * (width / 8);
   const withLogvar = moments.channels === 2 * LATENT_CHANNELS;
   return {
@@ -92,23 +92,23 @@ export async function decodeLatents(
   for (let i = 0; i < latents.length; i++) scaled[i] = (latents[i] as number) / factor;
   try {
     const output = vae.decoderOutput;
-    const run = async (tile: Planes): Promise<Planes> => {
+    const latent: Planes = { data: scaled, channels: LATENT_CHANNELS, height: height / 8, width: width / 8 };
+    const tile = (tiling?.sampleTile ?? 0) / 8;
+    const tiled = tiling !== undefined && (latent.height > tile || latent.width > tile);
+    const run = async (part: Planes): Promise<Planes> => {
       const decoded = await modelRun(vae.id, "vae_decoder", () =>
         vae.decoder.run(
-          { latent_sample: { data: tile.data, dims: [1, LATENT_CHANNELS, tile.height, tile.width] } },
+          { latent_sample: { data: part.data, dims: [1, LATENT_CHANNELS, part.height, part.width] } },
           { clock, outputs: [output] },
         ),
       );
       const sample = decoded[output];
       if (!sample) throw new Error(`vae_decoder did not return ${output}`);
-      return { data: sample.data.slice(), channels: 3, height: tile.height * 8, width: tile.width * 8 };
+      // Tiles are copied: each outlives the runs after it, so none may be a view of memory a session could reuse.
+      const data = tiled ? sample.data.slice() : sample.data;
+      return { data, channels: 3, height: part.height * 8, width: part.width * 8 };
     };
-    const latent: Planes = { data: scaled, channels: LATENT_CHANNELS, height: height / 8, width: width / 8 };
-    const tile = (tiling?.sampleTile ?? 0) / 8;
-    const sample =
-      tiling && (latent.height > tile || latent.width > tile)
-        ? await runTiled(latent, tile, tile * 8, run)
-        : await run(latent);
+    const sample = tiled ? await runTiled(latent, tile, tile * 8, run) : await run(latent);
     return vaeOutputToRgb8(sample.data, height, width);
   } finally {
     buffers.give([scaled]);
