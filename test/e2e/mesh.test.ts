@@ -295,6 +295,33 @@ describe("bad requests get a clear error naming the field, and every service sta
     });
   }
 
+  it("an option the model's own scheduler lacks, given without a kind, is refused at submit: no session", async () => {
+    await ensureTinyModel(join(mesh.dir, "models", "tiny-sd15"), { kind: "sd15" });
+    const clients = orchestratorClients(mesh.url);
+    const submit = (base: string) =>
+      (async () => {
+        for await (const { event } of clients.processing.executeWorkflow({
+          workflowId: "txt2img",
+          spec: {
+            ...SMALL,
+            conditioning: { prompt: "ok" },
+            scheduler: { steps: 2, karrasSigmas: true },
+            models: { base },
+          },
+        })) {
+          if (event?.session?.error) throw new Error(event.session.error);
+        }
+      })().catch((e: unknown) => e);
+    const before = (await clients.processing.listSessions({ pageSize: 1000 })).sessions.length;
+    const refused = ConnectError.from(await submit("tiny-sd15"));
+    expect(Code[refused.code]).toBe(Code[Code.InvalidArgument]);
+    expect(refused.metadata.get("dmesh-field")).toBe("spec.scheduler.karras_sigmas");
+    expect(refused.rawMessage).toContain(`model "tiny-sd15"'s own scheduler PLMS`);
+    expect((await clients.processing.listSessions({ pageSize: 1000 })).sessions.length).toBe(before);
+    // SDXL's own Euler takes Karras sigmas.
+    expect(await submit("tiny-sdxl")).toBeUndefined();
+  });
+
   it("a negative width is refused", async () => {
     const clients = orchestratorClients(mesh.url);
     const err = await (async () => {

@@ -1,0 +1,54 @@
+import { createClient } from "@connectrpc/connect";
+import {
+  type GenerationSpec,
+  SchedulerKind,
+  TimestepSpacing,
+} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
+import {
+  checkSchedulerOptions,
+  familyByClassName,
+  type SchedulerFamily,
+  validateSchedulerSpec,
+} from "@dmesh/spec";
+import type { Replica } from "../mesh/replica-pool.js";
+
+/** How long submit waits for a replica to name a model's scheduler before leaving the check to it. */
+const ASK_TIMEOUT_MS = 2000;
+
+/**
+ * Options a spec gives without a kind (`karras_sigmas`, `spacing`) apply to the model's own scheduler, which
+ * only an inference replica knows: ask a healthy one (ModelService.GetModel) and check them against that family
+ * at submit, so that an option the model's scheduler lacks is the caller's INVALID_ARGUMENT, not a failed
+ * session. With no replica to ask, the inference service's own check at Generate stays the guard.
+ */
+export async function checkOwnSchedulerOptions(
+  spec: GenerationSpec | undefined,
+  replicas: readonly Replica<typeof InferenceService>[],
+): Promise<void> {
+  const scheduler = spec?.scheduler;
+  if (!scheduler || scheduler.kind !== SchedulerKind.UNSPECIFIED) return;
+  if (scheduler.karrasSigmas === undefined && scheduler.spacing === TimestepSpacing.UNSPECIFIED) return;
+  const replica = replicas.find((r) => r.healthy);
+  if (!replica) return;
+  let model: { id: string; defaultScheduler: string } | undefined;
+  try {
+    ({ model } = await createClient(ModelService, replica.transport).getModel(
+      { id: spec?.models?.base ?? "" },
+      { timeoutMs: ASK_TIMEOUT_MS },
+    ));
+  } catch {
+    return; // an unknown model or a busy replica: Generate says so
+  }
+  if (!model) return;
+  // A class the mesh lacks runs as Euler (the inference service's substitution), so it is checked as Euler.
+  const family = (familyByClassName(model.defaultScheduler) ??
+    familyByClassName("EulerDiscreteScheduler")) as SchedulerFamily;
+  checkSchedulerOptions(
+    validateSchedulerSpec(scheduler, "spec.scheduler"),
+    family,
+    "spec.scheduler",
+    `model "${model.id}"'s own scheduler ${familyByClassName(model.defaultScheduler) ? "" : "(Euler in place of its own) "}`,
+  );
+}
