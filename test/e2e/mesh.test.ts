@@ -320,6 +320,22 @@ describe("bad requests get a clear error naming the field, and every service sta
     expect((await clients.processing.listSessions({ pageSize: 1000 })).sessions.length).toBe(before);
     // SDXL's own Euler takes Karras sigmas.
     expect(await submit("tiny-sdxl")).toBeUndefined();
+    // A batch's items likewise, before the batch is made.
+    const batch = await clients.processing
+      .createBatch({
+        workflowId: "txt2img",
+        base: {
+          ...SMALL,
+          conditioning: { prompt: "ok" },
+          scheduler: { steps: 2, karrasSigmas: true },
+          models: { base: "tiny-sd15" },
+        },
+        axes: [{ field: "params.seed", valuesJson: ["1", "2"] }],
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(batch instanceof ConnectError && batch.metadata.get("dmesh-field")).toBe(
+      "batch item 0.scheduler.karras_sigmas",
+    );
   });
 
   it("a negative width is refused", async () => {

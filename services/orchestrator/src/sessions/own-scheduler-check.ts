@@ -26,6 +26,7 @@ const ASK_TIMEOUT_MS = 2000;
 export async function checkOwnSchedulerOptions(
   spec: GenerationSpec | undefined,
   replicas: readonly Replica<typeof InferenceService>[],
+  prefix = "spec",
 ): Promise<void> {
   const scheduler = spec?.scheduler;
   if (!scheduler || scheduler.kind !== SchedulerKind.UNSPECIFIED) return;
@@ -46,9 +47,26 @@ export async function checkOwnSchedulerOptions(
   const family = (familyByClassName(model.defaultScheduler) ??
     familyByClassName("EulerDiscreteScheduler")) as SchedulerFamily;
   checkSchedulerOptions(
-    validateSchedulerSpec(scheduler, "spec.scheduler"),
+    validateSchedulerSpec(scheduler, `${prefix}.scheduler`),
     family,
-    "spec.scheduler",
+    `${prefix}.scheduler`,
     `model "${model.id}"'s own scheduler ${familyByClassName(model.defaultScheduler) ? "" : "(Euler in place of its own) "}`,
   );
+}
+
+/** The same check for a batch's items: each distinct model and kindless options asked once. */
+export async function checkItemsOwnSchedulerOptions(
+  specs: readonly GenerationSpec[],
+  replicas: readonly Replica<typeof InferenceService>[],
+  prefix: (index: number) => string,
+): Promise<void> {
+  const asked = new Set<string>();
+  for (const [i, spec] of specs.entries()) {
+    const s = spec.scheduler;
+    if (!s || s.kind !== SchedulerKind.UNSPECIFIED) continue;
+    const key = JSON.stringify([spec.models?.base ?? "", s.karrasSigmas ?? null, s.spacing]);
+    if (asked.has(key)) continue;
+    asked.add(key);
+    await checkOwnSchedulerOptions(spec, replicas, prefix(i));
+  }
 }
