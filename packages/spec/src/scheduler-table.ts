@@ -174,13 +174,6 @@ export const SAMPLER_NAMES: readonly SamplerName[] = [
     solverOrder: 2,
   },
   {
-    a1111: "DPM++ 2S a",
-    cli: "dpmpp_2s_a",
-    kind: SchedulerKind.DPM_SOLVER_SINGLESTEP,
-    algorithmType: "dpmsolver++",
-    readOnly: true,
-  },
-  {
     a1111: "DPM++ 2S SDE",
     cli: "dpmpp_2s_sde",
     kind: SchedulerKind.DPM_SOLVER_SINGLESTEP,
@@ -199,8 +192,8 @@ export const SAMPLER_NAMES: readonly SamplerName[] = [
 export interface UnsupportedSampler {
   readonly a1111: string;
   readonly cli: string;
-  /** The diffusers class, as a model's scheduler_config.json may name it. */
-  readonly className: string;
+  /** The diffusers class, as a model's scheduler_config.json may name it, where there is one. */
+  readonly className?: string;
   readonly why: string;
 }
 
@@ -213,6 +206,14 @@ export const UNSUPPORTED_SAMPLERS: readonly UnsupportedSampler[] = [
     // (a seeded binary tree of Brownian bridges over numpy SeedSequence seeds), which no sampler here
     // reproduces; diffusers itself seeds it from torch's global RNG unless noise_sampler_seed is set.
     why: "DPM++ SDE (diffusers' DPMSolverSDEScheduler) draws its noise from torchsde's BrownianTree, which this mesh does not reproduce; use DPM++ 2M SDE (dpmpp_2m_sde) or DPM++ 2S SDE (dpmpp_2s_sde)",
+  },
+  {
+    a1111: "DPM++ 2S a",
+    cli: "dpmpp_2s_a",
+    // k-diffusion's sample_dpmpp_2s_ancestral: diffusers has no such scheduler ("very similar to
+    // DPMSolverSinglestepScheduler", its table says), and the deterministic 2S under this name would make other
+    // images than the name promises.
+    why: "DPM++ 2S a (k-diffusion's ancestral single-step sampler) has no diffusers scheduler to follow exactly; use DPM++ 2S (dpmpp_2s) or Euler a (euler_a)",
   },
 ];
 

@@ -100,6 +100,10 @@ describe("the scheduler table", () => {
     }
     expect(schedulerFromA1111("DPM++ SDE")).toBeUndefined();
     expect(schedulerFromCli("dpmpp_sde")).toBeUndefined();
+    expect(unsupportedSampler("DPM++ 2S a Karras")).toMatch(
+      /no diffusers scheduler.*DPM\+\+ 2S \(dpmpp_2s\)/,
+    );
+    expect(schedulerFromA1111("DPM++ 2S a")).toBeUndefined();
     for (const name of ["DPM++ 2S SDE", "DPM++ 2M SDE Karras", "dpmpp_2s_sde", "Euler"])
       expect(unsupportedSampler(name), name).toBeUndefined();
     expect(

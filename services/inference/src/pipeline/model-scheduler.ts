@@ -45,7 +45,7 @@ export function modelScheduler(
     className = family?.className ?? FALLBACK;
     if (!family) {
       substituted =
-        UNSUPPORTED_SAMPLERS.find((u) => u.className === own)?.why ??
+        UNSUPPORTED_SAMPLERS.find((u) => u.className !== undefined && u.className === own)?.why ??
         `${JSON.stringify(own.slice(0, 64))} is not a scheduler this mesh runs`;
     }
     checkSchedulerOptions(
