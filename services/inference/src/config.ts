@@ -1,5 +1,5 @@
 import { commonSettings, parse } from "@dmesh/runtime";
-import { providerOptionSettings } from "./models/provider-options.js";
+import { providerOptionSettings } from "./provider-options.js";
 
 /** Every setting of the inference service; the README's table is `configTable(inferenceSettings)`. */
 export const inferenceSettings = {
@@ -9,6 +9,27 @@ export const inferenceSettings = {
     env: "MODELS_DIR",
     description: "directory of model suites (one diffusers/optimum ONNX export per subdirectory)",
     default: ".dmesh/models",
+    parse: parse.string,
+  },
+  lorasDir: {
+    env: "LORAS_DIR",
+    description:
+      "LoRA files (`<name>.safetensors`), named in prompts as `<lora:name:weight>` (empty = MODELS_DIR/loras)",
+    default: "",
+    parse: parse.string,
+  },
+  embeddingsDir: {
+    env: "EMBEDDINGS_DIR",
+    description:
+      "textual-inversion embeddings (`<name>.safetensors`), used where a prompt writes their name (empty = MODELS_DIR/embeddings)",
+    default: "",
+    parse: parse.string,
+  },
+  controlNetDir: {
+    env: "CONTROLNET_DIR",
+    description:
+      "directory of ControlNets (`<name>/model.onnx`, split export); empty = MODELS_DIR/controlnet",
+    default: "",
     parse: parse.string,
   },
   defaultModel: {

@@ -1,18 +1,20 @@
+import { join } from "node:path";
 import type { SessionSettings } from "@dmesh/onnx";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
-import { ClientTls, startGrpcService } from "@dmesh/runtime";
+import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
+import { AdapterCatalog } from "./adapters/index.js";
+import { createDeviceMemoryReader } from "./clients/device-memory.js";
+import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
-import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
-import { resolveProviderChain } from "./models/provider-chain.js";
-import { providerSetup } from "./models/provider-options.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
+import { providerSetup } from "./provider-options.js";
 import { routes } from "./routes.js";
 import { SchedulerHandler } from "./scheduler-handler.js";
 import { VaeRegistry } from "./vae/vae-registry.js";
@@ -66,15 +68,19 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   });
   const control = new ControlMapper();
   const vaes = new VaeRegistry(config.modelsDir, () => sessionSettings, config.maxLoadedModels, logger);
+  // What ListAdapters shows: the directories the pipeline reads adapters from.
+  const adapters = new AdapterCatalog(
+    {
+      loras: config.lorasDir || join(config.modelsDir, "loras"),
+      embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
+      controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
+    },
+    logger,
+  );
   const service = await startGrpcService({
     name: "inference",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
         models,
@@ -88,7 +94,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
           tiling: { tileAbovePixels: config.vaeTileAbove, tileSize: config.vaeTileSize },
         },
       ),
-      models: new ModelHandler(models),
+      models: new ModelHandler(models, adapters),
       conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),

@@ -1,5 +1,5 @@
 import type { RunClock } from "@dmesh/onnx";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import type { NoiseSource } from "../random/index.js";
 import { type Planes, runTiled } from "../vae/tiled-vae.js";
 import { LATENT_CHANNELS, type Vae } from "../vae/vae.js";

@@ -7,13 +7,8 @@ import {
   optionalModelJson,
   type SessionSettings,
 } from "@dmesh/onnx";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  type Logger,
-  NotFoundError,
-  quote,
-} from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, quote } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { type Vae, vaeContract } from "./vae.js";
 

@@ -1,18 +1,17 @@
-import { createClient } from "@connectrpc/connect";
 import {
   type GenerationSpec,
   SchedulerKind,
   TimestepSpacing,
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import {
   checkSchedulerOptions,
   familyByClassName,
   type SchedulerFamily,
   validateSchedulerSpec,
 } from "@dmesh/spec";
-import type { Replica } from "../mesh/replica-pool.js";
+import { modelFromAnyReplica } from "../clients/model-service.js";
+import type { Replica } from "../clients/replica-pool.js";
 
 /** How long submit waits for a replica to name a model's scheduler before leaving the check to it. */
 const ASK_TIMEOUT_MS = 2000;
@@ -31,17 +30,8 @@ export async function checkOwnSchedulerOptions(
   const scheduler = spec?.scheduler;
   if (!scheduler || scheduler.kind !== SchedulerKind.UNSPECIFIED) return;
   if (scheduler.karrasSigmas === undefined && scheduler.spacing === TimestepSpacing.UNSPECIFIED) return;
-  const replica = replicas.find((r) => r.healthy);
-  if (!replica) return;
-  let model: { id: string; defaultScheduler: string } | undefined;
-  try {
-    ({ model } = await createClient(ModelService, replica.transport).getModel(
-      { id: spec?.models?.base ?? "" },
-      { timeoutMs: ASK_TIMEOUT_MS },
-    ));
-  } catch {
-    return; // an unknown model or a busy replica: Generate says so
-  }
+  // An unknown model or a busy replica: Generate says so.
+  const model = await modelFromAnyReplica(replicas, spec?.models?.base ?? "", ASK_TIMEOUT_MS);
   if (!model) return;
   // A class the mesh lacks runs as Euler (the inference service's substitution), so it is checked as Euler.
   const family = (familyByClassName(model.defaultScheduler) ??

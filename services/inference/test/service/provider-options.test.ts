@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from "@dmesh/runtime";
 import { writeTinyUpscaler } from "@dmesh/tiny-model";
 import { describe, expect, it } from "vitest";
 import { inferenceSettings } from "../../src/config.js";
-import { providerSetup } from "../../src/models/provider-options.js";
+import { providerSetup } from "../../src/provider-options.js";
 
 const configOf = (env: Record<string, string>) => loadConfig(inferenceSettings, env, []);
 
