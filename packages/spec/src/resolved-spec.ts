@@ -1,4 +1,5 @@
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import type { ResolvedAdapter } from "./resolve-adapters.js";
 import type { ResolvedScheduler } from "./validate-scheduler.js";
 
 export type GenerationModeName = "txt2img" | "img2img" | "inpaint";
@@ -24,6 +25,8 @@ export interface ResolvedSpec extends ResolvedScheduler {
   readonly prompt2: string;
   readonly negativePrompt2: string;
   readonly plainPrompt: boolean;
+  /** LoRAs to apply: `adapters`, then the prompts' `<lora:…>` tags (already cut from the prompts above). */
+  readonly adapters: readonly ResolvedAdapter[];
   readonly width: number;
   readonly height: number;
   readonly originalSize: { width: number; height: number };

@@ -1,5 +1,8 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, startGrpcService } from "@dmesh/runtime";
+import { AdapterDirectory } from "./adapters/adapter-directory.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
@@ -74,6 +77,13 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         config.maxUnetBatch,
         logger,
         deviceMemory,
+        {
+          directory: new AdapterDirectory(
+            config.lorasDir || join(config.modelsDir, "loras"),
+            config.embeddingsDir || join(config.modelsDir, "embeddings"),
+          ),
+          cacheDir: join(tmpdir(), "dmesh-adapters"),
+        },
       ),
       models: new ModelHandler(models),
       conditioning: new ConditioningHandler(models, control),

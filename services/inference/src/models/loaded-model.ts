@@ -6,7 +6,7 @@ import {
   type SessionSettings,
   type TensorSpec,
 } from "@dmesh/onnx";
-import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
+import { type ClipTokenizer, type EmbeddingLookup, loadClipTokenizer } from "../tokenizer/index.js";
 import { type ComponentName, isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
 
 const FLOATS = ["float32", "float16"];
@@ -52,6 +52,8 @@ export interface LoadedModel {
   readonly providers: string[];
   /** Configured providers this model could not use, and why (logged once by the registry). */
   readonly fallbacks: readonly ProviderFallback[];
+  /** Textual-inversion embeddings its text encoders hold as extra token ids (an adapted model's). */
+  readonly embeddings?: EmbeddingLookup;
   release(): Promise<void>;
 }
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/inference/v1/inference.proto.
  */
 export const file_dmesh_inference_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKaAQoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCRIUCgxzaGFyZWRfc3RlcHMYBSABKAUi8wEKEEdlbmVyYXRlUmVzcG9uc2USMAoIcHJvZ3Jlc3MYASABKAsyHC5kbWVzaC5pbmZlcmVuY2UudjEuUHJvZ3Jlc3NIABI7CgpjaGVja3BvaW50GAIgASgLMiUuZG1lc2guaW5mZXJlbmNlLnYxLkRlbm9pc2VDaGVja3BvaW50SAASMwoFaW1hZ2UYAyABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVkSW1hZ2VIABIyCgRkb25lGAQgASgLMiIuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRpb25Eb25lSABCBwoFZXZlbnQiLwoWUGF1c2VHZW5lcmF0aW9uUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJIigKF1BhdXNlR2VuZXJhdGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIhEKD0dldFF1ZXVlUmVxdWVzdCLGAQoQR2V0UXVldWVSZXNwb25zZRIPCgdydW5uaW5nGAEgASgFEg4KBnF1ZXVlZBgCIAEoBRIWCg5tYXhfY29uY3VycmVudBgDIAEoBRIRCgltYXhfcXVldWUYBCABKAUSFQoNbG9hZGVkX21vZGVscxgFIAMoCRI3Cg1kZXZpY2VfbWVtb3J5GAYgASgLMiAuZG1lc2guaW5mZXJlbmNlLnYxLkRldmljZU1lbW9yeRIWCg5tYXhfdW5ldF9iYXRjaBgHIAEoBSJgCgxEZXZpY2VNZW1vcnkSEQoJZGV2aWNlX2lkGAEgASgJEhMKC3RvdGFsX2J5dGVzGAIgASgEEhIKCmZyZWVfYnl0ZXMYAyABKAQSFAoMbGVhc2VkX2J5dGVzGAQgASgEKqcBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhcKE1NUQUdFX0xPQURJTkdfTU9ERUwQAhIZChVTVEFHRV9FTkNPRElOR19QUk9NUFQQAxIYChRTVEFHRV9FTkNPRElOR19JTUFHRRAEEhMKD1NUQUdFX0RFTk9JU0lORxAFEhIKDlNUQUdFX0RFQ09ESU5HEAYqYAoMRGVub2lzZVBoYXNlEh0KGURFTk9JU0VfUEhBU0VfVU5TUEVDSUZJRUQQABIWChJERU5PSVNFX1BIQVNFX0JBU0UQARIZChVERU5PSVNFX1BIQVNFX1JFRklORVIQAjKzAgoQSW5mZXJlbmNlU2VydmljZRJXCghHZW5lcmF0ZRIjLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlcXVlc3QaJC5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZTABEmoKD1BhdXNlR2VuZXJhdGlvbhIqLmRtZXNoLmluZmVyZW5jZS52MS5QYXVzZUdlbmVyYXRpb25SZXF1ZXN0GisuZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlc3BvbnNlEloKCEdldFF1ZXVlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZXRRdWV1ZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
+  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKLAgoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCRIUCgxzaGFyZWRfc3RlcHMYBSABKAUSNAoLbG9yYV9oYXNoZXMYDCADKAsyHy5kbWVzaC5pbmZlcmVuY2UudjEuQWRhcHRlckhhc2gSOQoQZW1iZWRkaW5nX2hhc2hlcxgNIAMoCzIfLmRtZXNoLmluZmVyZW5jZS52MS5BZGFwdGVySGFzaCIvCgtBZGFwdGVySGFzaBIMCgRuYW1lGAEgASgJEhIKCnNob3J0X2hhc2gYAiABKAki8wEKEEdlbmVyYXRlUmVzcG9uc2USMAoIcHJvZ3Jlc3MYASABKAsyHC5kbWVzaC5pbmZlcmVuY2UudjEuUHJvZ3Jlc3NIABI7CgpjaGVja3BvaW50GAIgASgLMiUuZG1lc2guaW5mZXJlbmNlLnYxLkRlbm9pc2VDaGVja3BvaW50SAASMwoFaW1hZ2UYAyABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVkSW1hZ2VIABIyCgRkb25lGAQgASgLMiIuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRpb25Eb25lSABCBwoFZXZlbnQiLwoWUGF1c2VHZW5lcmF0aW9uUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJIigKF1BhdXNlR2VuZXJhdGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIhEKD0dldFF1ZXVlUmVxdWVzdCLGAQoQR2V0UXVldWVSZXNwb25zZRIPCgdydW5uaW5nGAEgASgFEg4KBnF1ZXVlZBgCIAEoBRIWCg5tYXhfY29uY3VycmVudBgDIAEoBRIRCgltYXhfcXVldWUYBCABKAUSFQoNbG9hZGVkX21vZGVscxgFIAMoCRI3Cg1kZXZpY2VfbWVtb3J5GAYgASgLMiAuZG1lc2guaW5mZXJlbmNlLnYxLkRldmljZU1lbW9yeRIWCg5tYXhfdW5ldF9iYXRjaBgHIAEoBSJgCgxEZXZpY2VNZW1vcnkSEQoJZGV2aWNlX2lkGAEgASgJEhMKC3RvdGFsX2J5dGVzGAIgASgEEhIKCmZyZWVfYnl0ZXMYAyABKAQSFAoMbGVhc2VkX2J5dGVzGAQgASgEKqcBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhcKE1NUQUdFX0xPQURJTkdfTU9ERUwQAhIZChVTVEFHRV9FTkNPRElOR19QUk9NUFQQAxIYChRTVEFHRV9FTkNPRElOR19JTUFHRRAEEhMKD1NUQUdFX0RFTk9JU0lORxAFEhIKDlNUQUdFX0RFQ09ESU5HEAYqYAoMRGVub2lzZVBoYXNlEh0KGURFTk9JU0VfUEhBU0VfVU5TUEVDSUZJRUQQABIWChJERU5PSVNFX1BIQVNFX0JBU0UQARIZChVERU5PSVNFX1BIQVNFX1JFRklORVIQAjKzAgoQSW5mZXJlbmNlU2VydmljZRJXCghHZW5lcmF0ZRIjLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlcXVlc3QaJC5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZTABEmoKD1BhdXNlR2VuZXJhdGlvbhIqLmRtZXNoLmluZmVyZW5jZS52MS5QYXVzZUdlbmVyYXRpb25SZXF1ZXN0GisuZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlc3BvbnNlEloKCEdldFF1ZXVlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZXRRdWV1ZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
 
 /**
  * @generated from message dmesh.inference.v1.GenerateRequest
@@ -498,6 +498,19 @@ export type GenerationDone = Message<"dmesh.inference.v1.GenerationDone"> & {
    * @generated from field: int32 shared_steps = 5;
    */
   sharedSteps: number;
+
+  /**
+   * The LoRAs this generation merged and the embeddings its prompts used, in request order, with the
+   * short hashes A1111 writes as infotext `Lora hashes` and `TI hashes`.
+   *
+   * @generated from field: repeated dmesh.inference.v1.AdapterHash lora_hashes = 12;
+   */
+  loraHashes: AdapterHash[];
+
+  /**
+   * @generated from field: repeated dmesh.inference.v1.AdapterHash embedding_hashes = 13;
+   */
+  embeddingHashes: AdapterHash[];
 };
 
 /**
@@ -533,6 +546,19 @@ export type GenerationDoneJson = {
    * @generated from field: int32 shared_steps = 5;
    */
   sharedSteps?: number;
+
+  /**
+   * The LoRAs this generation merged and the embeddings its prompts used, in request order, with the
+   * short hashes A1111 writes as infotext `Lora hashes` and `TI hashes`.
+   *
+   * @generated from field: repeated dmesh.inference.v1.AdapterHash lora_hashes = 12;
+   */
+  loraHashes?: AdapterHashJson[];
+
+  /**
+   * @generated from field: repeated dmesh.inference.v1.AdapterHash embedding_hashes = 13;
+   */
+  embeddingHashes?: AdapterHashJson[];
 };
 
 /**
@@ -541,6 +567,47 @@ export type GenerationDoneJson = {
  */
 export const GenerationDoneSchema: GenMessage<GenerationDone, {jsonType: GenerationDoneJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_inference_v1_inference, 5);
+
+/**
+ * An adapter file by name (its stem) and A1111's short hash of it.
+ *
+ * @generated from message dmesh.inference.v1.AdapterHash
+ */
+export type AdapterHash = Message<"dmesh.inference.v1.AdapterHash"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string short_hash = 2;
+   */
+  shortHash: string;
+};
+
+/**
+ * An adapter file by name (its stem) and A1111's short hash of it.
+ *
+ * @generated from message dmesh.inference.v1.AdapterHash
+ */
+export type AdapterHashJson = {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name?: string;
+
+  /**
+   * @generated from field: string short_hash = 2;
+   */
+  shortHash?: string;
+};
+
+/**
+ * Describes the message dmesh.inference.v1.AdapterHash.
+ * Use `create(AdapterHashSchema)` to create a new message.
+ */
+export const AdapterHashSchema: GenMessage<AdapterHash, {jsonType: AdapterHashJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_inference_v1_inference, 6);
 
 /**
  * @generated from message dmesh.inference.v1.GenerateResponse
@@ -606,7 +673,7 @@ export type GenerateResponseJson = {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse, {jsonType: GenerateResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 6);
+  messageDesc(file_dmesh_inference_v1_inference, 7);
 
 /**
  * @generated from message dmesh.inference.v1.PauseGenerationRequest
@@ -633,7 +700,7 @@ export type PauseGenerationRequestJson = {
  * Use `create(PauseGenerationRequestSchema)` to create a new message.
  */
 export const PauseGenerationRequestSchema: GenMessage<PauseGenerationRequest, {jsonType: PauseGenerationRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 7);
+  messageDesc(file_dmesh_inference_v1_inference, 8);
 
 /**
  * @generated from message dmesh.inference.v1.PauseGenerationResponse
@@ -664,7 +731,7 @@ export type PauseGenerationResponseJson = {
  * Use `create(PauseGenerationResponseSchema)` to create a new message.
  */
 export const PauseGenerationResponseSchema: GenMessage<PauseGenerationResponse, {jsonType: PauseGenerationResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 8);
+  messageDesc(file_dmesh_inference_v1_inference, 9);
 
 /**
  * @generated from message dmesh.inference.v1.GetQueueRequest
@@ -683,7 +750,7 @@ export type GetQueueRequestJson = {
  * Use `create(GetQueueRequestSchema)` to create a new message.
  */
 export const GetQueueRequestSchema: GenMessage<GetQueueRequest, {jsonType: GetQueueRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 9);
+  messageDesc(file_dmesh_inference_v1_inference, 10);
 
 /**
  * @generated from message dmesh.inference.v1.GetQueueResponse
@@ -786,7 +853,7 @@ export type GetQueueResponseJson = {
  * Use `create(GetQueueResponseSchema)` to create a new message.
  */
 export const GetQueueResponseSchema: GenMessage<GetQueueResponse, {jsonType: GetQueueResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 10);
+  messageDesc(file_dmesh_inference_v1_inference, 11);
 
 /**
  * One device's memory, as a replica's device service reported it moments ago.
@@ -859,7 +926,7 @@ export type DeviceMemoryJson = {
  * Use `create(DeviceMemorySchema)` to create a new message.
  */
 export const DeviceMemorySchema: GenMessage<DeviceMemory, {jsonType: DeviceMemoryJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 11);
+  messageDesc(file_dmesh_inference_v1_inference, 12);
 
 /**
  * @generated from enum dmesh.inference.v1.Stage
