@@ -60,8 +60,11 @@ export function resolveAdapters(
   refs.forEach((ref, i) => {
     const at = `${prefix}.adapters[${i}]`;
     const name = checkAdapterName(`${at}.name`, ref.name);
-    const unetWeight = checkWeight(`${at}.weight`, ref.weight ?? 1);
-    const textEncoderWeight = checkWeight(`${at}.text_encoder_weight`, ref.textEncoderWeight ?? unetWeight);
+    // float32, as on the wire, whether or not the message was ever serialized.
+    const unetWeight = Math.fround(checkWeight(`${at}.weight`, ref.weight ?? 1));
+    const textEncoderWeight = Math.fround(
+      checkWeight(`${at}.text_encoder_weight`, ref.textEncoderWeight ?? unetWeight),
+    );
     add({ name, unetWeight, textEncoderWeight, field: `${at}.name` });
   });
   const cut = (text: string, name: string) => {

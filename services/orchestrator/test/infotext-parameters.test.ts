@@ -39,3 +39,26 @@ describe("infotext sampler names", () => {
     expect(names({})).toEqual({ sampler: "Euler", scheduleType: "" });
   });
 });
+
+describe("infotext of adapters", () => {
+  it("keeps the tags in the prompt and adds Lora hashes and TI hashes as A1111 writes them", () => {
+    const spec = create(GenerationSpecSchema, { conditioning: { prompt: "a cat <lora:ink:0.5>, shiny" } });
+    const params = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, {
+      loras: [
+        { name: "ink", shortHash: "0123456789ab" },
+        { name: "peft_style", shortHash: "ba9876543210" },
+      ],
+      embeddings: [{ name: "shiny", shortHash: "aaaabbbbcccc" }],
+    });
+    expect(params.prompt).toBe("a cat <lora:ink:0.5>, shiny");
+    expect(params.extra).toEqual({
+      "Lora hashes": "ink: 0123456789ab, peft_style: ba9876543210",
+      "TI hashes": "shiny: aaaabbbbcccc",
+    });
+    const none = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, {
+      loras: [],
+      embeddings: [],
+    });
+    expect(none.extra).toEqual({});
+  });
+});
