@@ -1,10 +1,12 @@
-import { create } from "@bufbuild/protobuf";
-import { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { type GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
 import { describe, expect, it } from "vitest";
 import { adapterSetKey, validateGenerationSpec } from "../src/index.js";
 
-const resolve = (init: Parameters<typeof create<typeof GenerationSpecSchema>>[1]) =>
+type SpecInit = Exclude<MessageInitShape<typeof GenerationSpecSchema>, GenerationSpec>;
+
+const resolve = (init: SpecInit) =>
   validateGenerationSpec(create(GenerationSpecSchema, { size: { width: 64, height: 64 }, ...init }));
 
 function refusal(init: Parameters<typeof resolve>[0]): InvalidArgumentError {

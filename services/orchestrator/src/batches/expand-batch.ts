@@ -104,7 +104,10 @@ function setAdapterWeight(target: JsonObject, name: string, key: string, value: 
 
 function setPath(target: JsonObject, path: string, value: JsonValue): void {
   const adapter = ADAPTER_WEIGHT.exec(path);
-  if (adapter) return setAdapterWeight(target, adapter[1] as string, adapter[2] as string, value);
+  if (adapter) {
+    setAdapterWeight(target, adapter[1] as string, adapter[2] as string, value);
+    return;
+  }
   const keys = path.split(".");
   let node = target;
   for (const key of keys.slice(0, -1)) {
