@@ -4,15 +4,17 @@ import { parseArgs } from "node:util";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { adaptersFromFlag, LORA_FLAG, LORA_FLAG_HELP } from "../lora-flag.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
-    [--guidance G] [--scheduler NAME] [--count N] [--out FILE|DIR]
+    [--guidance G] [--scheduler NAME] [--count N] [--lora NAME:WEIGHT ...] [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--image FILE] [--mask FILE] [--strength S]
     [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
   Runs a workflow through the orchestrator, shows its progress and saves the images.
-  ${SCHEDULER_FLAG_HELP}.`;
+  ${SCHEDULER_FLAG_HELP}.
+  ${LORA_FLAG_HELP}.`;
 
 export async function generate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -20,6 +22,7 @@ export async function generate(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...SPEC_FLAGS,
+      ...LORA_FLAG,
       out: { type: "string", default: ".dmesh/out" },
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
@@ -31,7 +34,10 @@ export async function generate(argv: string[]): Promise<number> {
     },
   });
   const prompt = positionals.join(" ");
-  const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
+  const spec = {
+    ...specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 }),
+    adapters: adaptersFromFlag(values.lora),
+  };
   const images: Record<
     string,
     { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }
