@@ -1,6 +1,7 @@
 /** `npm run bench`: runs every suite, prints one table and writes bench-results.json. */
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
+import { benchAdapters } from "./adapters.js";
 import type { BenchResult } from "./bench-result.js";
 import { benchInferencePipeline } from "./inference-pipeline.js";
 import { benchMeshOverhead } from "./mesh/image-overhead.js";
@@ -17,6 +18,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   orchestrator: benchOrchestratorOverhead,
   inference: benchInferencePipeline,
   observability: benchObservability,
+  adapters: benchAdapters,
 };
 
 const only = process.argv.slice(2);
