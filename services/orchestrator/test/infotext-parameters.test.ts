@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   AlgorithmType,
   GenerationSpecSchema,
@@ -55,6 +55,18 @@ describe("infotext of adapters", () => {
       "Lora hashes": "ink: 0123456789ab, peft_style: ba9876543210",
       "TI hashes": "shiny: aaaabbbbcccc",
     });
+    const listed = create(GenerationSpecSchema, {
+      conditioning: { prompt: "a cat" },
+      adapters: [
+        { name: "ink", weight: 0.7 },
+        { name: "style", weight: 1, textEncoderWeight: 0.25 },
+      ],
+    });
+    // Weights as they travel (float32) are written as given.
+    const wire = fromBinary(GenerationSpecSchema, toBinary(GenerationSpecSchema, listed));
+    expect(infotextParameters(wire, 1n, { width: 64, height: 64 }, "tiny").prompt).toBe(
+      "a cat <lora:ink:0.7> <lora:style:0.25:1>",
+    );
     const none = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, {
       loras: [],
       embeddings: [],

@@ -23,6 +23,25 @@ function hashList(list: readonly NamedHash[]): string {
   return list.map((h) => `${h.name}: ${h.shortHash}`).join(", ");
 }
 
+/** A float32 weight as a person wrote it (0.7, not 0.699999988). */
+function weightText(weight: number): string {
+  return String(Number(weight.toPrecision(6)));
+}
+
+/**
+ * The prompt line A1111 would write: the prompt as given (its tags kept), then a `<lora:…>` tag for each
+ * entry of `spec.adapters`, so that an A1111 reader of the image applies the same LoRAs.
+ */
+function promptLine(spec: GenerationSpec): string {
+  const prompt = spec.conditioning?.prompt ?? "";
+  const tags = spec.adapters.map((a) => {
+    const unet = weightText(a.weight ?? 1);
+    const te = a.textEncoderWeight === undefined ? undefined : weightText(a.textEncoderWeight);
+    return te === undefined || te === unet ? `<lora:${a.name}:${unet}>` : `<lora:${a.name}:${te}:${unet}>`;
+  });
+  return tags.length === 0 ? prompt : `${prompt} ${tags.join(" ")}`;
+}
+
 /**
  * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
  * `denoisingStrength` is given when the image came from an image-to-image pass. The prompt keeps its
@@ -46,7 +65,7 @@ export function infotextParameters(
   if (adapters?.loras.length) extra["Lora hashes"] = hashList(adapters.loras);
   if (adapters?.embeddings.length) extra["TI hashes"] = hashList(adapters.embeddings);
   return {
-    prompt: spec.conditioning?.prompt ?? "",
+    prompt: promptLine(spec),
     negativePrompt: spec.conditioning?.negativePrompt ?? "",
     steps: scheduler?.steps ?? 20,
     sampler: names.sampler,
