@@ -199,3 +199,40 @@ describe("textual-inversion embeddings", () => {
     );
   });
 });
+
+describe("UNet batches and adapter sets", () => {
+  let concurrent: TestInference;
+  beforeAll(async () => {
+    concurrent = await startTestInference(
+      { xl: { kind: "sdxl" } },
+      { MAX_UNET_BATCH: "4", MAX_CONCURRENT_GENERATIONS: "3", MAX_LOADED_MODELS: "4" },
+      async (modelsDir) => {
+        await mkdir(join(modelsDir, "loras"));
+        await writeTinyLora(join(modelsDir, "loras", "style.safetensors"), {
+          layout: "kohya-sdxl",
+          strength: 2,
+        });
+      },
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await concurrent?.close();
+  });
+
+  it("requests with different sets never share a UNet run; requests with the same set do", async () => {
+    const spec = (prompt: string) => smallSpec({ conditioning: { prompt }, scheduler: { steps: 12 } });
+    // Built once beforehand, so the three below start together.
+    await generate(concurrent, { spec: spec("a heron <lora:style:1>") });
+    const [plain, styledA, styledB] = await Promise.all(
+      ["a heron", "a heron <lora:style:1>", "a heron <lora:style:1>"].map((p) =>
+        generate(concurrent, { spec: spec(p) }),
+      ),
+    );
+    expect(plain?.done?.sharedSteps).toBe(0);
+    expect(styledA?.done?.sharedSteps).toBeGreaterThan(0);
+    expect(styledB?.done?.sharedSteps).toBeGreaterThan(0);
+    // Sharing changes nothing in the images.
+    const [alone] = (await generate(concurrent, { spec: spec("a heron <lora:style:1>") })).images;
+    expect(styledA?.images[0]?.image?.data).toEqual(alone?.image?.data);
+  });
+});
