@@ -18,6 +18,7 @@ beforeAll(async () => {
       xl: { kind: "sdxl" },
       // The same weights as torch.onnx exports them: anonymous transposed MatMul weights, external data.
       "xl-exported": { kind: "sdxl", naming: "exported", externalData: true },
+      sd: { kind: "sd15" },
     },
     { DEFAULT_MODEL: "xl", MAX_LOADED_MODELS: "8" },
     async (modelsDir) => {
@@ -186,6 +187,25 @@ describe("textual-inversion embeddings", () => {
     } finally {
       await rename(join(dir, "shiny.off"), join(dir, "shiny.safetensors"));
     }
+  });
+
+  it("work on a torch.onnx-style export (pooling still finds EOS) and on SD 1.x (emb_params)", async () => {
+    const named = await image("a fox, shiny");
+    const exported = await image("a fox, shiny", { models: { base: "xl-exported" } });
+    expect(maxLevelDifference(exported, named)).toBeLessThanOrEqual(3);
+    const sd = { models: { base: "sd" } };
+    const sdPlain = await image("a fox, sdone", sd);
+    const dir = join(service.modelsDir, "embeddings");
+    await rename(join(dir, "sdone.safetensors"), join(dir, "sdone.off"));
+    try {
+      expect(maxLevelDifference(await image("a fox, sdone", sd), sdPlain)).toBeGreaterThan(3);
+    } finally {
+      await rename(join(dir, "sdone.off"), join(dir, "sdone.safetensors"));
+    }
+    // And a kohya-ss SD 1.x LoRA (lora_te_, down_blocks names) on the SD 1.x model.
+    expect(
+      maxLevelDifference(await image("a fox <lora:sd1_style:1>", sd), await image("a fox", sd)),
+    ).toBeGreaterThan(0);
   });
 
   it("an embedding made for another base model is refused, naming the file", async () => {
