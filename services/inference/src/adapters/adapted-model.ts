@@ -21,8 +21,7 @@ import { embeddingHash, loraHash } from "./adapter-hash.js";
 import type { AdapterComponent, AdapterTarget, ComponentModules } from "./adapter-target.js";
 import { embeddingVectorsFor, readEmbeddingFile, type VectorSet } from "./embedding-file.js";
 import { createEmbeddingMatcher, type EmbeddingMatcher } from "./embedding-matcher.js";
-import { loraDeltas } from "./lora-deltas.js";
-import { planLoraSet } from "./lora-plan.js";
+import { loraDeltasOffThread } from "./lora-deltas-off-thread.js";
 import { findTokenTable, maskNewIdsForPooling, type TokenTable } from "./token-table.js";
 
 /** One LoRA of a set, its file found. */
@@ -147,7 +146,10 @@ function patchesOf(patches: Patches, component: AdapterComponent): Map<string, T
   return map;
 }
 
-/** W' = W + Σ weight·scale·up·down for every module the set's LoRAs adapt (all checked before any is read). */
+/**
+ * W' = W + Σ weight·scale·up·down for every module the set's LoRAs adapt (all checked before any is read;
+ * the checks and the arithmetic on a worker thread, the base weights read and patched here).
+ */
 async function mergeLoras(base: AdapterBase, set: AdapterSet, patches: Patches, signal?: AbortSignal) {
   const hashes = new Map<string, string>();
   if (set.loras.length === 0) return hashes;
@@ -158,20 +160,9 @@ async function mergeLoras(base: AdapterBase, set: AdapterSet, patches: Patches, 
     unetWeight: l.unetWeight,
     textEncoderWeight: l.textEncoderWeight,
   }));
-  let plan: Awaited<ReturnType<typeof planLoraSet>>;
   try {
-    plan = await planLoraSet(requests, target);
-  } catch (error) {
-    // Name the request field that asked for the file at fault.
-    if (error instanceof AdapterFileError) {
-      const use = set.loras.find((l) => l.file.path === error.file);
-      throw use === undefined ? error : error.forField(use.field);
-    }
-    throw error;
-  }
-  try {
-    for (const l of set.loras) hashes.set(l.file.name, await shortLoraHash(l.file));
-    for await (const delta of loraDeltas(plan, { signal })) {
+    for await (const delta of loraDeltasOffThread(requests, target)) {
+      signal?.throwIfAborted();
       const component = await base.component(delta.component);
       const weight = component.modules.get(delta.module);
       if (weight === undefined)
@@ -180,9 +171,15 @@ async function mergeLoras(base: AdapterBase, set: AdapterSet, patches: Patches, 
       for (let j = 0; j < values.length; j++) values[j] = (values[j] as number) + (delta.delta[j] as number);
       patchesOf(patches, delta.component).set(weight.initializer, modulePatch(weight, values));
     }
-  } finally {
-    await plan.close();
+  } catch (error) {
+    // Name the request field that asked for the file at fault.
+    if (error instanceof AdapterFileError) {
+      const use = set.loras.find((l) => l.file.path === error.file);
+      throw use === undefined ? error : error.forField(use.field);
+    }
+    throw error;
   }
+  for (const l of set.loras) hashes.set(l.file.name, await shortLoraHash(l.file));
   return hashes;
 }
 
