@@ -206,6 +206,9 @@ export class ModelRegistry {
   async unload(id: string): Promise<ModelInfo> {
     this.entry(id, "id");
     const resolved = this.resolveId(id);
+    // Idle adapter-set variants hold their base: they go first (ones in use keep it loaded).
+    for (const key of this.resident.keys())
+      if (key.startsWith(`${resolved}${VARIANT}`)) await this.resident.delete(key);
     const users = this.resident.info(resolved)?.users ?? 0;
     if (users > 0 || !(await this.resident.delete(resolved)))
       throw new FailedPreconditionError(`model "${id}" is in use by ${users} request(s)`, "id");

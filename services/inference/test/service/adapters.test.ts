@@ -116,6 +116,15 @@ describe("LoRAs", () => {
     ).toBeGreaterThan(3);
   });
 
+  it("UnloadModel drops the base's idle sets with it", async () => {
+    await image("a crow <lora:style:0.5>");
+    await service.models.unloadModel({ id: "xl" });
+    expect((await service.inference.getQueue({})).loadedModels).not.toContain("xl");
+    const before = builds();
+    await image("a crow <lora:style:0.5>");
+    expect(builds() - before).toBe(1);
+  });
+
   it("refuses what it cannot apply, naming the file and key, and keeps serving", async () => {
     const before = builds();
     const cases: [string, Code, RegExp][] = [
