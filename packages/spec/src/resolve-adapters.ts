@@ -1,5 +1,5 @@
 import type { AdapterRef, Conditioning } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { LIMITS } from "./limits.js";
 import { checkAdapterName, extractLoraTags } from "./lora-tags.js";
 

@@ -24,6 +24,13 @@ export const inferenceSettings = {
     default: "",
     parse: parse.string,
   },
+  controlNetDir: {
+    env: "CONTROLNET_DIR",
+    description:
+      "directory of ControlNets (`<name>/model.onnx`, split export); empty = MODELS_DIR/controlnet",
+    default: "",
+    parse: parse.string,
+  },
   defaultModel: {
     env: "DEFAULT_MODEL",
     description: "model used when a request names none (empty = first found)",

@@ -13,14 +13,13 @@ import {
   type InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
+import { AsyncChannel, InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { AdapterDirectory } from "./adapters/adapter-directory.js";
 import { adapterVariant, embeddingsUsed, loraUses, usedAdapterHashes } from "./adapters/request-adapters.js";
+import type { DeviceMemoryReader } from "./clients/device-memory.js";
 import { generationEnded, generations } from "./inference-metrics.js";
-import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
-import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
 import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
@@ -82,7 +81,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
     const pause = { paused: false };
     this.pauses.set(id, pause);
-    const channel = new EventChannel<Response>();
+    const channel = new AsyncChannel<Response>();
     const work = this.queue
       .run(ctx.signal, async () => {
         channel.push({

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { extname, join } from "node:path";
-import { FailedPreconditionError, NotFoundError, quote } from "@dmesh/runtime";
+import { FailedPreconditionError, NotFoundError, quote } from "@dmesh/runtime/errors";
 
 /** Extensions of pickled PyTorch files: never unpickled (loading one runs code the file chose). */
 const PICKLED = [".ckpt", ".pt", ".pth", ".bin"];

@@ -20,9 +20,12 @@ import {
   SessionState,
   StepTimingSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DomainError, FailedPreconditionError, inSpan, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { DomainError, FailedPreconditionError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
+import { inSpan } from "@dmesh/runtime/tracing";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
-import type { CallNeed, Replica, ReplicaPool } from "../mesh/replica-pool.js";
+import type { CallNeed, Replica, ReplicaPool } from "../clients/replica-pool.js";
 import { replicaFailovers, replicaRetries, workflowStepSeconds } from "../orchestrator-metrics.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
@@ -100,7 +103,7 @@ export async function runSession(
   deps: RunnerDeps,
 ): Promise<RunOutcome> {
   const log = deps.logger.child({ sessionId: session.id, requestId: session.requestId || session.id });
-  const inputs = deps.store.inputs(session.id);
+  const inputs = await deps.store.inputs(session.id);
   const outputs = new Map<string, Image[]>();
   for (const [name, input] of Object.entries(inputs)) {
     if (name.startsWith(STEP_OUTPUT) && input.source.case === "image") {
@@ -149,12 +152,12 @@ export async function runSession(
           source: { case: "image", value: image },
         });
       });
-      deps.store.putInputs(session.id, inputs);
+      await deps.store.putInputs(session.id, inputs);
     }
   }
   return "completed";
 
-  function resolveInput(source: string): Image[] {
+  async function resolveInput(source: string): Promise<Image[]> {
     const [from, name] = source.split(".", 2);
     if (from !== "input") return outputs.get(from ?? "") ?? [];
     const input = inputs[name ?? ""];
@@ -162,13 +165,13 @@ export async function runSession(
     if (input.source.case === "image") return [input.source.value];
     if (input.source.case === "artifactId") {
       const artifactId = input.source.value;
-      const artifact = deps.artifacts.get(artifactId, session.tenant);
+      const artifact = await deps.artifacts.get(artifactId, session.tenant);
       if (!artifact)
         throw new FailedPreconditionError(`artifact ${artifactId} no longer exists`, `images.${name}`);
       return [
         create(ImageSchema, {
           encoding: encodingOf(artifact.mediaType),
-          data: deps.artifacts.read(artifactId),
+          data: await deps.artifacts.read(artifactId),
         }),
       ];
     }
@@ -184,8 +187,8 @@ export async function runSession(
     const spec = session.spec ?? create(GenerationSpecSchema);
     switch (step.operation) {
       case "generate": {
-        const sources = step.inputs.image ? resolveInput(step.inputs.image) : [undefined];
-        const mask = step.inputs.mask ? resolveInput(step.inputs.mask)[0] : undefined;
+        const sources = step.inputs.image ? await resolveInput(step.inputs.image) : [undefined];
+        const mask = step.inputs.mask ? (await resolveInput(step.inputs.mask))[0] : undefined;
         const images: Image[] = [];
         for (const [i, init] of sources.entries()) {
           const stepSpec = generateSpec(spec, step, init, mask, sources.length > 1 ? BigInt(i) : 0n);
@@ -208,7 +211,7 @@ export async function runSession(
       case "upscale":
       case "enhance": {
         const images: Image[] = [];
-        for (const image of resolveInput(step.inputs.image ?? "")) {
+        for (const image of await resolveInput(step.inputs.image ?? "")) {
           const out = await onReplica(
             deps.postprocess,
             `postprocess ${step.operation}`,
@@ -230,7 +233,7 @@ export async function runSession(
         return images;
       }
       case "encode": {
-        const images = resolveInput(step.inputs.image ?? "");
+        const images = await resolveInput(step.inputs.image ?? "");
         // An image-to-image pass made them: A1111 records its strength.
         const source = steps.get((step.inputs.image ?? "").split(".")[0] ?? "");
         const strength =
@@ -383,11 +386,12 @@ export async function runSession(
       arm();
       const images: Image[] = [];
       const seeds: bigint[] = [];
+      const resumeFrom = await deps.store.checkpoint(session.id);
       const stream = replica.client.generate(
         {
           generationId: session.id,
           spec,
-          resumeFrom: deps.store.checkpoint(session.id),
+          resumeFrom,
           checkpointIntervalSteps: deps.checkpointIntervalSteps,
         },
         { ...callOptions(AbortSignal.any([control.abort.signal, idle.signal])), timeoutMs: undefined },
@@ -413,7 +417,7 @@ export async function runSession(
           }
           case "checkpoint":
             session.denoiseStep = event.value.step;
-            deps.store.saveWithCheckpoint(session, event.value);
+            await deps.store.saveWithCheckpoint(session, event.value);
             break;
           case "image":
             if (event.value.image) images.push(event.value.image);
@@ -427,7 +431,7 @@ export async function runSession(
             break;
         }
       }
-      deps.store.dropCheckpoint(session.id);
+      await deps.store.dropCheckpoint(session.id);
       session.seeds = seeds;
       return images;
     } finally {
