@@ -245,11 +245,11 @@ async function addEmbeddings(
     const vectors = embeddingVectorsFor(file, widths);
     const count = file.vectorCount;
     for (const name of encoders) {
-      const set = vectors[name as "text_encoder" | "text_encoder_2"];
+      const own = vectors[name as "text_encoder" | "text_encoder_2"];
       const list = rows.get(name) ?? [];
       // An encoder the file has no vectors for (the refiner's missing CLIP-L) gets zero rows.
       list.push(
-        set ?? {
+        own ?? {
           count,
           width: widths[name] as number,
           data: new Float32Array(count * (widths[name] as number)),

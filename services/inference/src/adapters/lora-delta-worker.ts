@@ -11,9 +11,12 @@ export interface DeltaJob {
   readonly target: AdapterTarget;
 }
 
-/** What the worker posts: each module's delta (its buffer transferred), then the end or a refusal. */
+/**
+ * What the worker posts: modules' deltas, a few MiB at a time (their buffers transferred: a message per
+ * module costs more than the module on a busy machine), then the end or a refusal.
+ */
 export type DeltaMessage = { readonly id: number } & (
-  | { readonly delta: ModuleDelta }
+  | { readonly deltas: readonly ModuleDelta[] }
   | { readonly done: true }
   | { readonly refused: { readonly file: string; readonly problem: string; readonly key?: string } }
   | { readonly failed: string }
@@ -21,6 +24,8 @@ export type DeltaMessage = { readonly id: number } & (
 
 // The worker thread's entry: planLoraSet's checks and loraDeltas' arithmetic are plain synchronous
 // JavaScript, seconds for a full SDXL LoRA; here they cannot hold up health, cancellation or progress.
+const BATCH_BYTES = 16 * 1024 * 1024;
+
 // One job at a time: the caller sends the next when this one has ended.
 parentPort?.on("message", async (job: DeltaJob) => {
   const port = parentPort;
@@ -29,10 +34,23 @@ parentPort?.on("message", async (job: DeltaJob) => {
   try {
     const plan = await planLoraSet(job.requests, job.target);
     try {
+      let batch: ModuleDelta[] = [];
+      let bytes = 0;
+      const send = () => {
+        const message: DeltaMessage = { id, deltas: batch };
+        port.postMessage(
+          message,
+          batch.map((d) => d.delta.buffer as ArrayBuffer),
+        );
+        batch = [];
+        bytes = 0;
+      };
       for await (const delta of loraDeltas(plan)) {
-        const message: DeltaMessage = { id, delta };
-        port.postMessage(message, [delta.delta.buffer as ArrayBuffer]);
+        batch.push(delta);
+        bytes += delta.delta.byteLength;
+        if (bytes >= BATCH_BYTES) send();
       }
+      if (batch.length > 0) send();
     } finally {
       await plan.close();
     }

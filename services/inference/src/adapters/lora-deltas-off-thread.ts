@@ -49,7 +49,7 @@ class LoraDeltaWorker {
           });
           continue;
         }
-        if ("delta" in message) yield message.delta;
+        if ("deltas" in message) yield* message.deltas;
         else {
           finished = true;
           if ("done" in message) return;
