@@ -136,14 +136,14 @@ async function imagesPerSecond(service: InferenceProcess, request: Spec): Promis
 }
 
 export interface InferenceProcess {
-  /** host:port of its gRPC server. */
+  /** 127.0.0.1:port it listens on. */
   readonly address: string;
   generate(request: Spec): Promise<GenerationTimings>;
   rssMiB(): number;
   stop(): Promise<void>;
 }
 
-/** `main.js` of the inference service as deployed, over `<root>/models`, ready once it has generated. */
+/** The inference service's `main.js` in its own process over `<root>/models`, ready once it has generated. */
 export async function startInferenceProcess(
   root: string,
   env: Record<string, string>,

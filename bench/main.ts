@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { benchAdapters } from "./adapters.js";
 import type { BenchResult } from "./bench-result.js";
 import { benchInferencePipeline } from "./inference-pipeline.js";
+import { benchInferenceResponsiveness } from "./inference-responsiveness.js";
 import { benchMeshOverhead } from "./mesh/image-overhead.js";
 import { benchObservability } from "./observability/observability-suite.js";
 import { benchOrchestratorOverhead } from "./orchestrator-overhead.js";
@@ -23,6 +24,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   postprocess: benchPostprocess,
   orchestrator: benchOrchestratorOverhead,
   inference: benchInferencePipeline,
+  responsiveness: benchInferenceResponsiveness,
   observability: benchObservability,
   adapters: benchAdapters,
 };

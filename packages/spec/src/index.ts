@@ -5,5 +5,6 @@ export * from "./lora-tags.js";
 export * from "./resolve-adapters.js";
 export * from "./resolved-spec.js";
 export * from "./scheduler-table.js";
+export * from "./validate-control-nets.js";
 export * from "./validate-scheduler.js";
 export * from "./validate-spec.js";

@@ -5,6 +5,7 @@ import { checkName } from "./bounded-strings.js";
 import { DEFAULTS, LIMITS } from "./limits.js";
 import { resolveAdapters } from "./resolve-adapters.js";
 import type { GenerationModeName, ResolvedSpec } from "./resolved-spec.js";
+import { validateControlNets } from "./validate-control-nets.js";
 import { validateSchedulerSpec } from "./validate-scheduler.js";
 
 const MODES: Record<GenerationMode, GenerationModeName | undefined> = {
@@ -139,6 +140,7 @@ export function validateGenerationSpec(
     previewInterval,
     initImage,
     maskImage,
+    controlNets: validateControlNets(spec.controlNets, f("control_nets"), checkInputImage),
   };
 }
 

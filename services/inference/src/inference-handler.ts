@@ -16,8 +16,15 @@ import {
 import { AsyncChannel, InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { AdapterDirectory } from "./adapters/adapter-directory.js";
-import { adapterVariant, embeddingsUsed, loraUses, usedAdapterHashes } from "./adapters/request-adapters.js";
+import {
+  adapterInfotext,
+  adapterVariant,
+  embeddingsUsed,
+  loraUses,
+  usedAdapterHashes,
+} from "./adapters/request-adapters.js";
 import type { DeviceMemoryReader } from "./clients/device-memory.js";
+import { controlNetInfotext } from "./control/control-net-infotext.js";
 import { generationEnded, generations } from "./inference-metrics.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { generateImages } from "./pipeline/generate-images.js";
@@ -180,8 +187,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
-                loraHashes: hashes.loras,
-                embeddingHashes: hashes.embeddings,
+                // In A1111's order: scripts (ControlNet) first, then extra networks, then embeddings.
+                infotext: [...controlNetInfotext(result.controlUnits), ...adapterInfotext(hashes)],
               },
             },
           });

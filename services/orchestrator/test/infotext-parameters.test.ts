@@ -41,20 +41,14 @@ describe("infotext sampler names", () => {
 });
 
 describe("infotext of adapters", () => {
-  it("keeps the tags in the prompt and adds Lora hashes and TI hashes as A1111 writes them", () => {
+  it("keeps the prompt's tags, writes spec.adapters as tags, and adds what inference reported", () => {
     const spec = create(GenerationSpecSchema, { conditioning: { prompt: "a cat <lora:ink:0.5>, shiny" } });
-    const params = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, {
-      loras: [
-        { name: "ink", shortHash: "0123456789ab" },
-        { name: "peft_style", shortHash: "ba9876543210" },
-      ],
-      embeddings: [{ name: "shiny", shortHash: "aaaabbbbcccc" }],
-    });
+    const params = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, [
+      { key: "Lora hashes", value: "ink: 0123456789ab" },
+      { key: "TI hashes", value: "shiny: aaaabbbbcccc" },
+    ]);
     expect(params.prompt).toBe("a cat <lora:ink:0.5>, shiny");
-    expect(params.extra).toEqual({
-      "Lora hashes": "ink: 0123456789ab, peft_style: ba9876543210",
-      "TI hashes": "shiny: aaaabbbbcccc",
-    });
+    expect(params.extra).toEqual({ "Lora hashes": "ink: 0123456789ab", "TI hashes": "shiny: aaaabbbbcccc" });
     const listed = create(GenerationSpecSchema, {
       conditioning: { prompt: "a cat" },
       adapters: [
@@ -67,10 +61,5 @@ describe("infotext of adapters", () => {
     expect(infotextParameters(wire, 1n, { width: 64, height: 64 }, "tiny").prompt).toBe(
       "a cat <lora:ink:0.7> <lora:style:0.25:1>",
     );
-    const none = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, {
-      loras: [],
-      embeddings: [],
-    });
-    expect(none.extra).toEqual({});
   });
 });

@@ -92,3 +92,15 @@ export function usedAdapterHashes(
     ),
   };
 }
+
+/** `Lora hashes` and `TI hashes` as A1111 writes them (`name: hash, name2: hash`), where there are any. */
+export function adapterInfotext(
+  hashes: ReturnType<typeof usedAdapterHashes>,
+): { key: string; value: string }[] {
+  const list = (named: readonly { name: string; shortHash: string }[]) =>
+    named.map((h) => `${h.name}: ${h.shortHash}`).join(", ");
+  return [
+    ...(hashes.loras.length > 0 ? [{ key: "Lora hashes", value: list(hashes.loras) }] : []),
+    ...(hashes.embeddings.length > 0 ? [{ key: "TI hashes", value: list(hashes.embeddings) }] : []),
+  ];
+}

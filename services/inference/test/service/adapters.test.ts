@@ -93,8 +93,9 @@ describe("LoRAs", () => {
       spec: smallSpec({ conditioning: { prompt: "a lynx <lora:peft_style:-0.5>, <lora:style:0.7>" } }),
     });
     expect(builds() - before).toBe(1);
-    expect(events.done?.loraHashes.map((h) => h.name)).toEqual(["peft_style", "style"]);
-    for (const h of events.done?.loraHashes ?? []) expect(h.shortHash).toMatch(/^[0-9a-f]{12}$/);
+    // Infotext `Lora hashes`, in request order, with A1111's 12-digit short hashes.
+    const lora = events.done?.infotext.find((f) => f.key === "Lora hashes")?.value ?? "";
+    expect(lora).toMatch(/^peft_style: [0-9a-f]{12}, style: [0-9a-f]{12}$/);
   });
 
   it("separate text-encoder and UNet weights (<lora:NAME:TE:UNET>) act separately", async () => {
@@ -182,8 +183,8 @@ describe("textual-inversion embeddings", () => {
     const events = await generate(service, { spec: smallSpec({ conditioning: { prompt: "a fox, shiny" } }) });
     expect(events.images[0]?.image?.data).toEqual(withEmbedding);
     expect(builds() - before).toBe(1);
-    expect(events.done?.embeddingHashes.map((h) => h.name)).toEqual(["shiny"]);
-    expect(events.done?.embeddingHashes[0]?.shortHash).toMatch(/^[0-9a-f]{12}$/);
+    expect(events.done?.infotext.map((f) => f.key)).toEqual(["TI hashes"]);
+    expect(events.done?.infotext[0]?.value).toMatch(/^shiny: [0-9a-f]{12}$/);
     const weighted = await image("a fox, (shiny:1.2)");
     expect(maxLevelDifference(weighted, withEmbedding)).toBeGreaterThan(0);
 

@@ -6,23 +6,6 @@ import type {
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
 import { a1111Names, schedulerChoiceOf } from "@dmesh/spec";
 
-/** An adapter file's name and A1111's short hash of it, as inference reports them. */
-export interface NamedHash {
-  readonly name: string;
-  readonly shortHash: string;
-}
-
-/** The adapters a generation applied: LoRAs in request order, then the embeddings its prompts used. */
-export interface AdaptersUsed {
-  readonly loras: readonly NamedHash[];
-  readonly embeddings: readonly NamedHash[];
-}
-
-/** `name: hash, name2: hash`, as A1111 joins `Lora hashes` and `TI hashes`. */
-function hashList(list: readonly NamedHash[]): string {
-  return list.map((h) => `${h.name}: ${h.shortHash}`).join(", ");
-}
-
 /** A float32 weight as a person wrote it (0.7, not 0.699999988). */
 function weightText(weight: number): string {
   return String(Number(weight.toPrecision(6)));
@@ -44,8 +27,9 @@ function promptLine(spec: GenerationSpec): string {
 
 /**
  * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
- * `denoisingStrength` is given when the image came from an image-to-image pass. The prompt keeps its
- * `<lora:…>` tags, and the adapters used add `Lora hashes` and `TI hashes`, as A1111 writes them.
+ * `denoisingStrength` is given when the image came from an image-to-image pass; `generated` are the fields
+ * inference reported (a ControlNet unit's model hash, `Lora hashes`, `TI hashes`: known only where the files
+ * are). The prompt keeps its `<lora:…>` tags and gains one per `spec.adapters` entry.
  */
 export function infotextParameters(
   spec: GenerationSpec,
@@ -53,7 +37,8 @@ export function infotextParameters(
   size: { width: number; height: number },
   model: string,
   denoisingStrength?: number,
-  adapters?: AdaptersUsed,
+  /** Fields the generation reported (ControlNet units, LoRA and embedding hashes), after A1111's own, in order. */
+  generated: readonly { key: string; value: string }[] = [],
 ): MessageInitShape<typeof GenerationParametersSchema> {
   const scheduler = spec.scheduler;
   // The names AUTOMATIC1111 writes (`packages/spec`'s scheduler table), so tools that read its images
@@ -62,8 +47,7 @@ export function infotextParameters(
   const extra: Record<string, string> = {};
   if (spec.params?.clipSkip) extra["Clip skip"] = String(spec.params.clipSkip + 1);
   if (denoisingStrength !== undefined) extra["Denoising strength"] = String(denoisingStrength);
-  if (adapters?.loras.length) extra["Lora hashes"] = hashList(adapters.loras);
-  if (adapters?.embeddings.length) extra["TI hashes"] = hashList(adapters.embeddings);
+  for (const { key, value } of generated) extra[key] = value;
   return {
     prompt: promptLine(spec),
     negativePrompt: spec.conditioning?.negativePrompt ?? "",

@@ -30,7 +30,7 @@ import { replicaFailovers, replicaRetries, workflowStepSeconds } from "../orches
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
 import type { StepTemplate, WorkflowTemplate } from "../workflows/templates.js";
-import { type AdaptersUsed, infotextParameters } from "./infotext-parameters.js";
+import { infotextParameters } from "./infotext-parameters.js";
 import { encodingOf, mediaTypeOf } from "./media-type.js";
 
 /** How the manager steers a running session. */
@@ -114,8 +114,8 @@ export async function runSession(
   const steps = new Map(template.steps.map((s) => [s.id, s]));
   // The model the inference replica actually used (the default when the spec names none), for the infotext.
   let modelUsed = session.spec?.models?.base ?? "";
-  // The LoRAs and embeddings it applied, with their hashes, for the infotext.
-  let adaptersUsed: AdaptersUsed | undefined;
+  /** Infotext fields the last generate step reported (its ControlNet units, LoRA and embedding hashes). */
+  let infotextFields: readonly { key: string; value: string }[] = [];
   // Denoising steps of the current step whose UNet runs other sessions' images shared (batch groups).
   let sharedUnetSteps = 0;
   for (const [index, stepId] of order.entries()) {
@@ -252,7 +252,7 @@ export async function runSession(
                   { width: image.width, height: image.height },
                   modelUsed,
                   strength,
-                  adaptersUsed,
+                  infotextFields,
                 ),
                 // The tenant's own policy (postprocess's SAFETY_POLICY) decides.
                 safety: SafetyPolicy.UNSPECIFIED,
@@ -425,7 +425,7 @@ export async function runSession(
             break;
           case "done":
             if (event.value.model) modelUsed = event.value.model;
-            adaptersUsed = { loras: event.value.loraHashes, embeddings: event.value.embeddingHashes };
+            infotextFields = event.value.infotext;
             sharedUnetSteps += event.value.sharedSteps;
             if (event.value.paused) return "paused";
             break;
