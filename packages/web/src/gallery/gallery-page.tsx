@@ -20,7 +20,10 @@ interface Entry {
   readonly index: number;
 }
 
-/** Gallery: the images of completed sessions, newest first, with their infotext; delete removes the session. */
+/**
+ * Gallery: the images of completed sessions, newest first, with their infotext; delete removes that one image
+ * (the session and its other images stay).
+ */
 export function GalleryPage(props: { active: boolean }) {
   const { authEpoch } = useContext(AppContext);
   const [entries, setEntries] = useState<Entry[]>();
@@ -52,8 +55,8 @@ export function GalleryPage(props: { active: boolean }) {
 
   const remove = async (entry: Entry) => {
     try {
-      await api.processing.deleteSession({ sessionId: entry.session.id }, { timeoutMs: 30_000 });
-      for (const id of entry.session.artifactIds) forgetArtifact(id);
+      await api.artifacts.deleteArtifact({ artifactId: entry.artifactId }, { timeoutMs: 30_000 });
+      forgetArtifact(entry.artifactId);
       setSelected(undefined);
       await load(new AbortController().signal);
     } catch (err) {
@@ -88,14 +91,10 @@ export function GalleryPage(props: { active: boolean }) {
               spec={selected.session.spec}
             >
               <ConfirmDelete
-                what={`session ${shortId(selected.session.id)} and its ${plural(selected.session.artifactIds.length, "image")}`}
+                what={`image ${selected.index + 1} of session ${shortId(selected.session.id)}`}
                 onDelete={() => void remove(selected)}
               />
             </ArtifactView>
-            <p class="hint">
-              Delete removes the session that made this image, with its{" "}
-              {plural(selected.session.artifactIds.length, "image")}.
-            </p>
             <Alert text={deleteError} />
           </section>
         ) : null}
@@ -149,8 +148,4 @@ function Thumbnail(props: { entry: Entry; selected: boolean; onOpen: () => void 
       {url ? <img src={url} alt="" /> : <span class="placeholder">{failed ? "unavailable" : "…"}</span>}
     </button>
   );
-}
-
-function plural(n: number, noun: string): string {
-  return n === 1 ? `1 ${noun}` : `${n} ${noun}s`;
 }
