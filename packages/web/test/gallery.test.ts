@@ -100,6 +100,9 @@ describe.skipIf(missing !== undefined)("the Gallery in Chromium, against a runni
     await poll(() => thumb(2).count()).toBe(0);
     await poll(() => gallery.getByRole("button", { name: /^Open image \d of session / }).count()).toBe(1);
     expect(await gallery.getByLabel("Selected image").count()).toBe(0);
+    expect(await gallery.getByRole("status").first().textContent()).toBe(
+      `Deleted image 1 of session ${short}`,
+    );
     await screenshot("gallery-after-delete");
 
     // The deleted image is gone: its GetArtifact and the page's object URL for it; the other stays.

@@ -31,6 +31,8 @@ export function GalleryPage(props: { active: boolean }) {
   const [shown, setShown] = useState(PAGE);
   const [selected, setSelected] = useState<Entry>();
   const [deleteError, setDeleteError] = useState<string>();
+  /** What the last delete did: the detail it was pressed in closes, so it is said here. */
+  const [notice, setNotice] = useState("");
   const detail = useRef<HTMLElement>(null);
 
   const load = async (signal: AbortSignal) => {
@@ -50,13 +52,16 @@ export function GalleryPage(props: { active: boolean }) {
 
   useEffect(() => {
     setDeleteError(undefined);
-    if (selected) detail.current?.focus();
+    if (!selected) return;
+    setNotice("");
+    detail.current?.focus();
   }, [selected]);
 
   const remove = async (entry: Entry) => {
     try {
       await api.artifacts.deleteArtifact({ artifactId: entry.artifactId }, { timeoutMs: 30_000 });
       forgetArtifact(entry.artifactId);
+      setNotice(`Deleted image ${entry.index + 1} of session ${shortId(entry.session.id)}`);
       setSelected(undefined);
       await load(new AbortController().signal);
     } catch (err) {
@@ -68,6 +73,9 @@ export function GalleryPage(props: { active: boolean }) {
   return (
     <Page title="Gallery">
       <Alert text={loadError} />
+      <p class="status" role="status">
+        {notice}
+      </p>
       {entries?.length === 0 ? <p>No images yet: make one on Generate.</p> : null}
       {entries === undefined && !loadError ? <p class="loading">Loading images…</p> : null}
       <div class="split gallery-split">
