@@ -16,6 +16,7 @@ import {
 import { AsyncChannel, InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { DeviceMemoryReader } from "./clients/device-memory.js";
+import { controlNetInfotext } from "./control/control-net-infotext.js";
 import { generationEnded, generations } from "./inference-metrics.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { generateImages } from "./pipeline/generate-images.js";
@@ -156,6 +157,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
+                infotext: controlNetInfotext(result.controlUnits),
               },
             },
           });

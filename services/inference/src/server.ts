@@ -7,6 +7,7 @@ import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
+import { ControlNetRegistry } from "./control/control-net-registry.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
@@ -28,6 +29,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     intraOpThreads: config.intraOpThreads,
     graphOptimization: config.graphOptimization,
     memoryArena: config.memoryArena,
+    thread: config.ortThreads ? ("worker" as const) : ("main" as const),
   };
   const models = new ModelRegistry(
     config.modelsDir,
@@ -68,6 +70,12 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     },
     logger,
   );
+  const controlNets = new ControlNetRegistry(
+    config.controlNetDir || join(config.modelsDir, "controlnet"),
+    sessionSettings,
+    config.maxLoadedModels,
+    logger,
+  );
   const service = await startGrpcService({
     name: "inference",
     ...listenOptions(config),
@@ -76,7 +84,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       inference: new InferenceHandler(
         models,
         queue,
-        createPipelineResources(),
+        createPipelineResources({ registry: controlNets, mapper: control }),
         config.maxUnetBatch,
         logger,
         deviceMemory,
@@ -105,6 +113,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       deviceMemory?.close();
       deviceTls?.close();
       await control.close();
+      await controlNets.close();
       await models.close();
     },
   };

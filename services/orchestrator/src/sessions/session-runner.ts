@@ -114,6 +114,8 @@ export async function runSession(
   const steps = new Map(template.steps.map((s) => [s.id, s]));
   // The model the inference replica actually used (the default when the spec names none), for the infotext.
   let modelUsed = session.spec?.models?.base ?? "";
+  /** Infotext fields the last generate step reported (its ControlNet units). */
+  let infotextFields: readonly { key: string; value: string }[] = [];
   // Denoising steps of the current step whose UNet runs other sessions' images shared (batch groups).
   let sharedUnetSteps = 0;
   for (const [index, stepId] of order.entries()) {
@@ -250,6 +252,7 @@ export async function runSession(
                   { width: image.width, height: image.height },
                   modelUsed,
                   strength,
+                  infotextFields,
                 ),
                 // The tenant's own policy (postprocess's SAFETY_POLICY) decides.
                 safety: SafetyPolicy.UNSPECIFIED,
@@ -422,6 +425,7 @@ export async function runSession(
             break;
           case "done":
             if (event.value.model) modelUsed = event.value.model;
+            infotextFields = event.value.infotext;
             sharedUnetSteps += event.value.sharedSteps;
             if (event.value.paused) return "paused";
             break;
