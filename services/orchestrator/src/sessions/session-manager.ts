@@ -33,6 +33,7 @@ import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
 import { encodingOf } from "./media-type.js";
+import { checkOwnSchedulerOptions } from "./own-scheduler-check.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
@@ -274,6 +275,7 @@ export class SessionManager {
         (err as InvalidArgumentError).message.slice(`spec.${sent.protoName}: `.length),
       );
     }
+    await checkOwnSchedulerOptions(view, this.deps.inference.all());
     if (spec) {
       // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
       spec.params = create(HyperparametersSchema, spec.params ?? {});
