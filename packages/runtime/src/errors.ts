@@ -25,6 +25,12 @@ export class NotFoundError extends DomainError {
   }
 }
 
+export class AlreadyExistsError extends DomainError {
+  constructor(field: string, message: string) {
+    super(Code.AlreadyExists, message, field);
+  }
+}
+
 export class FailedPreconditionError extends DomainError {
   constructor(message: string, field?: string) {
     super(Code.FailedPrecondition, message, field);

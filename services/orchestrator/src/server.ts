@@ -39,7 +39,8 @@ import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
 import { GroupCommit } from "./store/group-commit.js";
 import { SessionStore } from "./store/session-store.js";
-import { BUILTIN_WORKFLOWS } from "./workflows/templates.js";
+import { WorkflowStore } from "./store/workflow-store.js";
+import { BUILTIN_WORKFLOWS } from "./workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 
@@ -87,7 +88,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const inference = await pool("inference", InferenceService, config.inferenceUrls, inferenceTelemetry);
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
-  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
+  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS, new WorkflowStore(db));
+  await workflows.load();
   const quotas = parseTenantQuotas(config.tenantQuotas);
   const mesh = {
     running: config.maxConcurrentSessions,

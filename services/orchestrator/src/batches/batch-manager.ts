@@ -27,6 +27,7 @@ import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
+import { firstGenerationMode } from "../sessions/submit-check.js";
 import type { BatchStore } from "../store/batch-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
@@ -344,9 +345,7 @@ export class BatchManager {
 
   /** The mode of the workflow's generate step, or undefined when it has none. */
   private generateMode(workflowId: string): GenerationModeName | undefined {
-    const steps = this.workflows.get(workflowId).template.steps;
-    const generate = steps.find((s) => s.operation === "generate");
-    return generate && (generate.mode ?? "txt2img");
+    return firstGenerationMode(this.workflows.get(workflowId).definition);
   }
 
   private onItemChanged(batchId: string, sessionId: string, state: SessionState, error: string): void {

@@ -1,13 +1,8 @@
-import { randomInt, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import {
-  type GenerationSpec,
-  GenerationSpecSchema,
-  HyperparametersSchema,
-} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { timestampNow, type Value } from "@bufbuild/protobuf/wkt";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
   SessionAction,
@@ -26,13 +21,10 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from "@dmesh/runtime";
-import { validateGenerationSpec } from "@dmesh/spec";
 import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
-import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
-import { encodingOf } from "./media-type.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
@@ -43,6 +35,7 @@ import {
   runSession,
 } from "./session-runner.js";
 import { SessionTraces } from "./session-traces.js";
+import { checkSubmit } from "./submit-check.js";
 import type { TenantQuota } from "./tenant-quotas.js";
 
 export interface SessionLimits {
@@ -63,13 +56,10 @@ export interface SubmitRequest {
   requestId: string;
   priority: number;
   batchId?: string;
+  /** The workflow's scalar inputs. */
+  inputs?: Record<string, Value>;
+  callbackUrl?: string;
 }
-
-/** Spec fields that carry a workflow's image inputs. */
-const SPEC_IMAGES = [
-  { input: "image", field: "initImage", protoName: "init_image" },
-  { input: "mask", field: "maskImage", protoName: "mask_image" },
-] as const;
 
 const TERMINAL = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);
 
@@ -142,7 +132,7 @@ export class SessionManager {
       if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
     }
     const workflow = this.workflows.get(req.workflowId);
-    const { spec, images } = this.checkRequest(workflow.template, req);
+    const { spec, images, values } = checkSubmit(workflow.definition, req, this.deps.artifacts);
     if (this.queue.size >= this.limits.maxQueued) {
       throw new ResourceExhaustedError(
         `the queue is full (${this.limits.maxQueued} sessions waiting), try again later`,
@@ -165,6 +155,9 @@ export class SessionManager {
       createdAt: timestampNow(),
       updatedAt: timestampNow(),
       sequence: 1n,
+      workflowVersion: workflow.version,
+      inputs: values,
+      callbackUrl: req.callbackUrl ?? "",
     });
     this.deps.store.create(session, images);
     this.live.set(session.id, session);
@@ -173,81 +166,11 @@ export class SessionManager {
       session: clone(SessionSchema, session),
     });
     this.commits.afterSync(() => this.events.publish(event));
+    this.workflows.recordUse(req.workflowId);
     this.traces.submitted(session.id);
     this.enqueue(session);
     this.pump();
     return { session, existing: false };
-  }
-
-  /**
-   * The request's spec and named images, checked against the workflow. An image may come in `images` or
-   * inside the spec (init_image is "image", mask_image is "mask": a batch item carries its image that way);
-   * it is kept once, as an input, and the spec is validated as the generate step will send it.
-   */
-  private checkRequest(
-    template: WorkflowTemplate,
-    req: SubmitRequest,
-  ): { spec: GenerationSpec | undefined; images: Record<string, ImageInput> } {
-    const generates = template.steps.find((s) => s.operation === "generate");
-    const declared = new Set(template.inputs.map((i) => i.name));
-    const images = { ...req.images };
-    const spec = req.spec ? clone(GenerationSpecSchema, req.spec) : undefined;
-    for (const { input, field } of SPEC_IMAGES) {
-      if (!spec || !declared.has(input)) continue;
-      const image = spec[field];
-      if (image && image.data.length > 0 && !images[input])
-        images[input] = create(ImageInputSchema, { source: { case: "image", value: image } });
-      spec[field] = undefined;
-    }
-    for (const input of template.inputs) {
-      if (input.name === "spec") continue;
-      const given = images[input.name];
-      if (input.required && !given)
-        throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
-      if (given?.source.case === "artifactId" && !this.deps.artifacts.get(given.source.value, req.tenant)) {
-        throw new NotFoundError(
-          `images.${input.name}.artifact_id`,
-          `no artifact ${quote(given.source.value)}`,
-        );
-      }
-      if (given?.source.case === undefined && given)
-        throw new InvalidArgumentError(`images.${input.name}`, "needs image or artifact_id");
-    }
-    if (!generates && !spec) return { spec, images };
-    const view = spec ? clone(GenerationSpecSchema, spec) : undefined;
-    if (view)
-      for (const { input, field } of SPEC_IMAGES) view[field] = this.imageOf(images[input], req.tenant);
-    try {
-      validateGenerationSpec(view, "spec", generates?.mode ?? "txt2img");
-    } catch (err) {
-      // The spec's image fields were filled from `images`: name the field the client actually sent.
-      const sent =
-        err instanceof InvalidArgumentError && SPEC_IMAGES.find((s) => err.field === `spec.${s.protoName}`);
-      if (!sent || !images[sent.input]) throw err;
-      throw new InvalidArgumentError(
-        `images.${sent.input}`,
-        (err as InvalidArgumentError).message.slice(`spec.${sent.protoName}: `.length),
-      );
-    }
-    if (spec) {
-      // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
-      spec.params = create(HyperparametersSchema, spec.params ?? {});
-      spec.params.seed ??= BigInt(randomInt(0, 2 ** 32));
-    }
-    return { spec, images };
-  }
-
-  private imageOf(input: ImageInput | undefined, tenant: string): Image | undefined {
-    if (input?.source.case === "image") return input.source.value;
-    if (input?.source.case !== "artifactId") return undefined;
-    const artifact = this.deps.artifacts.get(input.source.value, tenant);
-    return (
-      artifact &&
-      create(ImageSchema, {
-        encoding: encodingOf(artifact.mediaType),
-        data: this.deps.artifacts.read(artifact.id),
-      })
-    );
   }
 
   /** The tenant's session; another tenant's answers exactly as a missing one. */
@@ -467,9 +390,10 @@ export class SessionManager {
     // Cached: after a crash RUNNING and QUEUED recover the same way.
     this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
-      const workflow = this.workflows.get(session.workflowId);
+      // The version it was submitted with, even after an update (0: a session from before versions).
+      const workflow = this.workflows.get(session.workflowId, session.workflowVersion);
       const outcome = await this.traces.run(session.id, session.workflowId, () =>
-        runSession(session, workflow.template, workflow.order, control, {
+        runSession(session, workflow, control, {
           ...this.deps,
           commit: (s, kind, options) => this.commit(s, kind, options),
         }),

@@ -85,6 +85,20 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX batches_tenant ON batches(tenant, id);
    ALTER TABLE artifacts ADD COLUMN tenant TEXT NOT NULL DEFAULT '${DEFAULT_TENANT}';
    CREATE INDEX artifacts_id_tenant ON artifacts(id, tenant);`,
+  // Workflows as data: every version of every user-defined workflow (JSON definitions; a deleted workflow's
+  // versions stay for the sessions that still run them), and how many sessions each workflow ran.
+  `CREATE TABLE workflows (
+     id TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     deleted INTEGER NOT NULL DEFAULT 0,
+     definition TEXT NOT NULL,
+     PRIMARY KEY (id, version)
+   );
+   CREATE TABLE workflow_usage (
+     id TEXT PRIMARY KEY,
+     sessions INTEGER NOT NULL
+   );`,
 ];
 
 /**

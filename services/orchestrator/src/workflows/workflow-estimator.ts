@@ -8,7 +8,7 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
-import type { WorkflowTemplate } from "./templates.js";
+import type { WorkflowDefinition } from "./workflow-definition.js";
 
 /**
  * Resource estimates from the inference service's model metadata (component file sizes, native size) and
@@ -18,11 +18,11 @@ export class WorkflowEstimator {
   constructor(private readonly inference: ReplicaPool<typeof InferenceService>) {}
 
   async estimate(
-    template: WorkflowTemplate,
+    workflow: WorkflowDefinition,
     size: { width: number; height: number } | undefined,
     signal: AbortSignal,
   ): Promise<ResourceEstimate> {
-    const generates = template.steps.filter((s) => s.operation === "generate");
+    const generates = workflow.steps.filter((s) => ["generate", "hires", "refine"].includes(s.kind));
     if (generates.length === 0) return create(ResourceEstimateSchema);
     let modelBytes = 0n;
     let native = 1024;
