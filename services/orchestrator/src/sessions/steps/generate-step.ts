@@ -6,6 +6,7 @@ import {
   type GenerationSpec,
   GenerationSpecSchema,
   HyperparametersSchema,
+  OutputSpecSchema,
   SchedulerSpecSchema,
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
@@ -43,8 +44,9 @@ export const runGenerate: StepRunner = async (ctx) => {
 };
 
 /**
- * Runs one generation per source image (one without), each with the seed moved on by its index so that
- * variants of a fan-out differ; the session's seeds are the ones used.
+ * Runs one generation per source image (one without). Images from an earlier step get one image each, with
+ * the seed that made the source (else the seed moved on by the index, so that a fan-out's copies differ); a
+ * workflow's input image gets the spec's count. The session's seeds are the ones used.
  */
 export async function generateOver(
   ctx: StepContext,
@@ -54,10 +56,19 @@ export async function generateOver(
   notes: Readonly<Record<string, string>> = {},
 ): Promise<WorkflowImage[]> {
   const mask = ctx.has("mask") ? ctx.images("mask")[0]?.image : undefined;
+  const fromStep = ctx.sourceOf("image") !== undefined;
   const out: WorkflowImage[] = [];
   const seeds: bigint[] = [];
+  const used = new Set<bigint>();
   for (const [i, source] of sources.entries()) {
     const spec = generateSpec(ctx.spec, overrides, source?.image, mask, sources.length > 1 ? BigInt(i) : 0n);
+    if (fromStep) {
+      spec.output = create(OutputSpecSchema, { ...spec.output, count: 1 });
+      // A fan-out's copies share their source's seed: each copy after the first moves on.
+      if (source?.seed !== undefined && !used.has(source.seed))
+        spec.params = create(HyperparametersSchema, { ...spec.params, seed: source.seed });
+      if (spec.params?.seed !== undefined) used.add(spec.params.seed);
+    }
     if (control.length > 0) attachControl(spec, control, i);
     const result = await ctx.mesh.generate(spec);
     if (result.model) ctx.modelUsed = result.model;
