@@ -63,10 +63,11 @@ export async function generateOver(
   for (const [i, source] of sources.entries()) {
     const spec = generateSpec(ctx.spec, overrides, source?.image, mask, sources.length > 1 ? BigInt(i) : 0n);
     if (fromStep) {
-      spec.output = create(OutputSpecSchema, { ...spec.output, count: 1 });
+      spec.output ??= create(OutputSpecSchema);
+      spec.output.count = 1;
       // A fan-out's copies share their source's seed: each copy after the first moves on.
-      if (source?.seed !== undefined && !used.has(source.seed))
-        spec.params = create(HyperparametersSchema, { ...spec.params, seed: source.seed });
+      spec.params ??= create(HyperparametersSchema);
+      if (source?.seed !== undefined && !used.has(source.seed)) spec.params.seed = source.seed;
       if (spec.params?.seed !== undefined) used.add(spec.params.seed);
     }
     if (control.length > 0) attachControl(spec, control, i);
