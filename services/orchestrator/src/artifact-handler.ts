@@ -23,7 +23,7 @@ export class ArtifactHandler implements ServiceImpl<typeof ArtifactService> {
     if (chunkBytes < 4096 || chunkBytes > 4 * 1024 * 1024) {
       throw new InvalidArgumentError("chunk_bytes", "must be in [4096, 4194304]");
     }
-    const artifact = this.artifacts.get(req.artifactId, tenantOf(ctx));
+    const artifact = await this.artifacts.get(req.artifactId, tenantOf(ctx));
     if (!artifact) throw new NotFoundError("artifact_id", `no artifact ${quote(req.artifactId)}`);
     yield { artifact };
     for await (const chunk of this.artifacts.open(artifact.id, chunkBytes)) {
@@ -32,8 +32,8 @@ export class ArtifactHandler implements ServiceImpl<typeof ArtifactService> {
     }
   }
 
-  listArtifacts(req: { sessionId: string }, ctx: HandlerContext) {
+  async listArtifacts(req: { sessionId: string }, ctx: HandlerContext) {
     const sessionId = requiredId(req.sessionId, "session_id");
-    return { artifacts: this.artifacts.listBySession(sessionId, tenantOf(ctx)) };
+    return { artifacts: await this.artifacts.listBySession(sessionId, tenantOf(ctx)) };
   }
 }

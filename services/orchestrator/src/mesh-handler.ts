@@ -139,12 +139,12 @@ export class MeshHandler implements ServiceImpl<typeof MeshService> {
     let bytesFreed = 0n;
     if (req.pruneSessionsOlderThanSeconds > 0) {
       // Every tenant's: Cleanup is for admins (the auth interceptor refuses anyone else).
-      const finished = this.sessionStore.finishedBefore(
+      const finished = await this.sessionStore.finishedBefore(
         Date.now() - req.pruneSessionsOlderThanSeconds * 1000,
       );
       const log = scopeFrom(ctx, this.logger).logger;
       for (const { id, tenant } of finished) {
-        const artifactIds = this.artifacts.idsOfSession(id);
+        const artifactIds = await this.artifacts.idsOfSession(id);
         sessionsPruned++;
         artifactsPruned += artifactIds.length;
         if (req.dryRun) continue;

@@ -38,7 +38,7 @@ const STATES = [
 ];
 
 /** Rows of a session count: state, tenant, how many. */
-export type SessionCounts = () => Iterable<{ state: SessionState; tenant: string; count: number }>;
+export type SessionCounts = () => Promise<Iterable<{ state: SessionState; tenant: string; count: number }>>;
 
 let sessionCounts: SessionCounts | undefined;
 
@@ -46,13 +46,13 @@ gauge({
   name: "dmesh_sessions",
   help: "Sessions stored, by state and tenant.",
   labelNames: ["state", "tenant"],
-  collect() {
-    this.reset();
+  async collect() {
     if (!sessionCounts) return;
+    const counts = await sessionCounts();
+    this.reset();
     // Every state is a series from the start, so that rates and alerts have something to read.
     for (const state of STATES) this.set({ state: stateName(state), tenant: DEFAULT_TENANT }, 0);
-    for (const { state, tenant, count } of sessionCounts())
-      this.inc({ state: stateName(state), tenant }, count);
+    for (const { state, tenant, count } of counts) this.inc({ state: stateName(state), tenant }, count);
   },
 });
 

@@ -73,7 +73,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     checkId(req.requestId, "request_id");
     for (const name of Object.keys(req.images)) checkName(name, "images");
     // Without an explicit request_id the call's x-request-id is the session's: one id in every hop's logs.
-    const { session } = this.sessions.submit({
+    const { session } = await this.sessions.submit({
       tenant,
       workflowId: req.workflowId,
       spec: req.spec,
@@ -85,7 +85,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     });
     let ended = false;
     try {
-      for await (const event of this.sessions.watch(session.id, tenant, ctx.signal, true)) {
+      for await (const event of await this.sessions.watch(session.id, tenant, ctx.signal, true)) {
         yield { event };
         const state = event.session?.state ?? SessionState.UNSPECIFIED;
         ended = isTerminal(state) || state === SessionState.PAUSED;
@@ -94,7 +94,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
       // A client that leaves cancels its work unless it asked to detach.
       if (!ended && !req.detach) {
         try {
-          this.sessions.control(session.id, tenant, SessionAction.CANCEL);
+          await this.sessions.control(session.id, tenant, SessionAction.CANCEL);
           audit(scopeFrom(ctx, this.logger).logger, tenant, "session.cancel", session.id);
         } catch (err) {
           this.logger.debug({ sessionId: session.id, err: String(err) }, "session already finished");
@@ -103,28 +103,28 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     }
   }
 
-  listSessions(
+  async listSessions(
     req: { states: SessionState[]; batchId: string; pageSize: number; pageToken: string },
     ctx: HandlerContext,
   ) {
     const limit = pageSize(req.pageSize);
     const batchId = checkId(req.batchId, "batch_id");
     const after = checkId(req.pageToken, "page_token");
-    const sessions = this.sessions.list(tenantOf(ctx), req.states, batchId, limit + 1, after);
+    const sessions = await this.sessions.list(tenantOf(ctx), req.states, batchId, limit + 1, after);
     const more = sessions.length > limit;
     const page = sessions.slice(0, limit);
     return { sessions: page, nextPageToken: more ? (page[page.length - 1]?.id ?? "") : "" };
   }
 
-  getSession(req: { sessionId: string }, ctx: HandlerContext) {
-    return { session: this.sessions.get(requiredId(req.sessionId, "session_id"), tenantOf(ctx)) };
+  async getSession(req: { sessionId: string }, ctx: HandlerContext) {
+    return { session: await this.sessions.get(requiredId(req.sessionId, "session_id"), tenantOf(ctx)) };
   }
 
   // Replies acknowledge a change only once it is on disk (`durable`), so a crash cannot undo what was told.
   async controlSession(req: { sessionId: string; action: SessionAction }, ctx: HandlerContext) {
     const id = requiredId(req.sessionId, "session_id");
     const tenant = tenantOf(ctx);
-    const session = clone(SessionSchema, this.sessions.control(id, tenant, req.action));
+    const session = clone(SessionSchema, await this.sessions.control(id, tenant, req.action));
     await this.sessions.durable();
     audit(scopeFrom(ctx, this.logger).logger, tenant, `session.${actionName(SessionAction, req.action)}`, id);
     return { session };
@@ -141,18 +141,18 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
 
   async *watchSession(req: { sessionId: string }, ctx: HandlerContext) {
     const id = requiredId(req.sessionId, "session_id");
-    for await (const event of this.sessions.watch(id, tenantOf(ctx), ctx.signal)) yield { event };
+    for await (const event of await this.sessions.watch(id, tenantOf(ctx), ctx.signal)) yield { event };
   }
 
-  listBatches(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
+  async listBatches(req: { pageSize: number; pageToken: string }, ctx: HandlerContext) {
     const limit = pageSize(req.pageSize);
-    const batches = this.batches.list(tenantOf(ctx), checkId(req.pageToken, "page_token"), limit + 1);
+    const batches = await this.batches.list(tenantOf(ctx), checkId(req.pageToken, "page_token"), limit + 1);
     const page = batches.slice(0, limit);
     return { batches: page, nextPageToken: batches.length > limit ? (page[page.length - 1]?.id ?? "") : "" };
   }
 
-  getBatch(req: { batchId: string }, ctx: HandlerContext) {
-    return { batch: this.batches.get(requiredId(req.batchId, "batch_id"), tenantOf(ctx)) };
+  async getBatch(req: { batchId: string }, ctx: HandlerContext) {
+    return { batch: await this.batches.get(requiredId(req.batchId, "batch_id"), tenantOf(ctx)) };
   }
 
   async createBatch(
@@ -161,7 +161,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   ) {
     checkId(req.workflowId, "workflow_id");
     checkId(req.requestId, "request_id");
-    const batch = this.batches.create(req, tenantOf(ctx));
+    const batch = await this.batches.create(req, tenantOf(ctx));
     await this.sessions.durable();
     return { batch };
   }
@@ -177,7 +177,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   ) {
     const id = requiredId(req.batchId, "batch_id");
     const tenant = tenantOf(ctx);
-    const batch = this.batches.control(id, tenant, req.action);
+    const batch = await this.batches.control(id, tenant, req.action);
     await this.sessions.durable();
     audit(scopeFrom(ctx, this.logger).logger, tenant, `batch.${actionName(BatchAction, req.action)}`, id);
     return { batch };

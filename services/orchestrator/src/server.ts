@@ -149,8 +149,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const readinessTimer = setInterval(() => void refreshReadiness(), config.healthIntervalMs);
   readinessTimer.unref();
 
-  const recovered = sessions.recover();
-  batches.recover();
+  const recovered = await sessions.recover();
+  await batches.recover();
   if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
 
   const handlers = {

@@ -98,7 +98,7 @@ describe("a session's commits", () => {
   it("store and tell each turn's state changes once, in order, and what is told last is on disk", async () => {
     const told: SessionEvent[] = [];
     events.onStateChange((event) => told.push(event));
-    const { session } = manager.submit({
+    const { session } = await manager.submit({
       tenant: DEFAULT_TENANT,
       workflowId: "txt2img",
       spec: create(GenerationSpecSchema, {
@@ -129,7 +129,7 @@ describe("a session's commits", () => {
     const sequences = told.map((e) => e.session?.sequence ?? 0n);
     expect(sequences).toEqual([...new Set(sequences)].sort((a, b) => (a < b ? -1 : 1)));
 
-    const stored = store.get(session.id);
+    const stored = await store.get(session.id);
     expect(stored?.state).toBe(SessionState.COMPLETED);
     expect(stored?.sequence).toBe(told.at(-1)?.session?.sequence);
     const [artifactId] = stored?.artifactIds ?? [];

@@ -81,77 +81,79 @@ afterEach(() => {
 describe("SessionStore on a SQLite file", () => {
   it("creates sessions with their inputs, saves changes, finds them by id, request id and state", async () => {
     const { sessions } = open();
-    sessions.create(session("a", { requestId: "req-a", priority: 1 }), { image: image([1, 2, 3]) });
-    sessions.create(session("b", { priority: 5 }), {});
-    sessions.create(session("c", { batchId: "batch-1" }), {});
-    expect(sessions.get("a")?.spec?.conditioning?.prompt).toBe("a");
-    expect(sessions.getByRequestId(DEFAULT_TENANT, "req-a")?.id).toBe("a");
-    expect(sessions.getByRequestId(DEFAULT_TENANT, "nope")).toBeUndefined();
-    expect(sessions.getByRequestId("another", "req-a")).toBeUndefined();
-    const input = sessions.inputs("a").image?.source;
+    await sessions.create(session("a", { requestId: "req-a", priority: 1 }), { image: image([1, 2, 3]) });
+    await sessions.create(session("b", { priority: 5 }), {});
+    await sessions.create(session("c", { batchId: "batch-1" }), {});
+    expect((await sessions.get("a"))?.spec?.conditioning?.prompt).toBe("a");
+    expect((await sessions.getByRequestId(DEFAULT_TENANT, "req-a"))?.id).toBe("a");
+    expect(await sessions.getByRequestId(DEFAULT_TENANT, "nope")).toBeUndefined();
+    expect(await sessions.getByRequestId("another", "req-a")).toBeUndefined();
+    const input = (await sessions.inputs("a")).image?.source;
     expect(input?.case === "image" && [...input.value.data]).toEqual([1, 2, 3]);
 
-    const b = sessions.get("b");
+    const b = await sessions.get("b");
     if (!b) throw new Error("no b");
     b.state = SessionState.RUNNING;
     b.currentStep = "generate";
-    sessions.save(b);
-    expect(sessions.get("b")?.currentStep).toBe("generate");
+    await sessions.save(b);
+    expect((await sessions.get("b"))?.currentStep).toBe("generate");
     // Queued first by priority (higher first), then by age.
-    expect(sessions.listByState(SessionState.QUEUED).map((s) => s.id)).toEqual(["a", "c"]);
-    expect(sessions.listByState(SessionState.RUNNING).map((s) => s.id)).toEqual(["b"]);
-    const list = (filter: { states: SessionState[]; batchId: string; limit: number; after: string }) =>
-      sessions.list({ tenant: DEFAULT_TENANT, ...filter }).map((s) => s.id);
-    expect(list({ states: [], batchId: "batch-1", limit: 10, after: "" })).toEqual(["c"]);
-    expect(list({ states: [SessionState.QUEUED], batchId: "", limit: 1, after: "a" })).toEqual(["c"]);
-    expect(sessions.list({ tenant: "another", states: [], batchId: "", limit: 10, after: "" })).toEqual([]);
-    expect(sessions.counts().get(SessionState.QUEUED)).toBe(2);
+    expect((await sessions.listByState(SessionState.QUEUED)).map((s) => s.id)).toEqual(["a", "c"]);
+    expect((await sessions.listByState(SessionState.RUNNING)).map((s) => s.id)).toEqual(["b"]);
+    const list = async (filter: { states: SessionState[]; batchId: string; limit: number; after: string }) =>
+      (await sessions.list({ tenant: DEFAULT_TENANT, ...filter })).map((s) => s.id);
+    expect(await list({ states: [], batchId: "batch-1", limit: 10, after: "" })).toEqual(["c"]);
+    expect(await list({ states: [SessionState.QUEUED], batchId: "", limit: 1, after: "a" })).toEqual(["c"]);
+    expect(await sessions.list({ tenant: "another", states: [], batchId: "", limit: 10, after: "" })).toEqual(
+      [],
+    );
+    expect((await sessions.counts()).get(SessionState.QUEUED)).toBe(2);
   });
 
   it("refuses a second session with the same request id", async () => {
     const { sessions } = open();
-    sessions.create(session("a", { requestId: "same" }), {});
-    expect(() => sessions.create(session("b", { requestId: "same" }), {})).toThrow(/UNIQUE/);
-    expect(sessions.get("b")).toBeUndefined();
+    await sessions.create(session("a", { requestId: "same" }), {});
+    await expect(sessions.create(session("b", { requestId: "same" }), {})).rejects.toThrow(/UNIQUE/);
+    expect(await sessions.get("b")).toBeUndefined();
   });
 
   it("keeps request ids per tenant: another tenant's same request id is its own session", async () => {
     const { sessions } = open();
-    sessions.create(session("a", { requestId: "same", tenant: "acme" }), {});
-    sessions.create(session("b", { requestId: "same", tenant: "globex" }), {});
-    expect(sessions.getByRequestId("acme", "same")?.id).toBe("a");
-    expect(sessions.getByRequestId("globex", "same")?.id).toBe("b");
-    expect(sessions.get("b")?.tenant).toBe("globex");
-    const ids = (tenant: string) =>
-      sessions.list({ tenant, states: [], batchId: "", limit: 10, after: "" }).map((s) => s.id);
-    expect([ids("acme"), ids("globex")]).toEqual([["a"], ["b"]]);
+    await sessions.create(session("a", { requestId: "same", tenant: "acme" }), {});
+    await sessions.create(session("b", { requestId: "same", tenant: "globex" }), {});
+    expect((await sessions.getByRequestId("acme", "same"))?.id).toBe("a");
+    expect((await sessions.getByRequestId("globex", "same"))?.id).toBe("b");
+    expect((await sessions.get("b"))?.tenant).toBe("globex");
+    const ids = async (tenant: string) =>
+      (await sessions.list({ tenant, states: [], batchId: "", limit: 10, after: "" })).map((s) => s.id);
+    expect([await ids("acme"), await ids("globex")]).toEqual([["a"], ["b"]]);
   });
 
   it("keeps the newest checkpoint with the session state, and a restart's reset forgets progress", async () => {
     const { sessions } = open();
     const s = session("a");
-    sessions.create(s, { image: image([9]) });
+    await sessions.create(s, { image: image([9]) });
     s.denoiseStep = 3;
-    sessions.saveWithCheckpoint(s, checkpoint(3));
+    await sessions.saveWithCheckpoint(s, checkpoint(3));
     s.denoiseStep = 6;
-    sessions.saveWithCheckpoint(s, checkpoint(6));
-    expect(sessions.checkpoint("a")?.step).toBe(6);
-    expect(sessions.checkpoint("a")?.latents?.data[0]).toBe(6);
-    expect(sessions.get("a")?.denoiseStep).toBe(6);
-    sessions.putInputs("a", { "step.generate.0": image([7]) });
-    expect(Object.keys(sessions.inputs("a")).sort()).toEqual(["image", "step.generate.0"]);
-    sessions.dropCheckpoint("a");
-    expect(sessions.checkpoint("a")).toBeUndefined();
-    sessions.saveWithCheckpoint(s, checkpoint(7));
-    sessions.resetProgress("a");
-    expect(sessions.checkpoint("a")).toBeUndefined();
-    expect(Object.keys(sessions.inputs("a"))).toEqual(["image"]);
+    await sessions.saveWithCheckpoint(s, checkpoint(6));
+    expect((await sessions.checkpoint("a"))?.step).toBe(6);
+    expect((await sessions.checkpoint("a"))?.latents?.data[0]).toBe(6);
+    expect((await sessions.get("a"))?.denoiseStep).toBe(6);
+    await sessions.putInputs("a", { "step.generate.0": image([7]) });
+    expect(Object.keys(await sessions.inputs("a")).sort()).toEqual(["image", "step.generate.0"]);
+    await sessions.dropCheckpoint("a");
+    expect(await sessions.checkpoint("a")).toBeUndefined();
+    await sessions.saveWithCheckpoint(s, checkpoint(7));
+    await sessions.resetProgress("a");
+    expect(await sessions.checkpoint("a")).toBeUndefined();
+    expect(Object.keys(await sessions.inputs("a"))).toEqual(["image"]);
   });
 
   it("deletes a session's inputs, checkpoint and artifact rows with it", async () => {
     const { sessions, artifacts } = open();
-    sessions.create(session("a"), { image: image([1]) });
-    sessions.saveWithCheckpoint(session("a"), checkpoint(2));
+    await sessions.create(session("a"), { image: image([1]) });
+    await sessions.saveWithCheckpoint(session("a"), checkpoint(2));
     await artifacts.put(new Uint8Array([1, 2, 3]), {
       tenant: DEFAULT_TENANT,
       sessionId: "a",
@@ -161,8 +163,8 @@ describe("SessionStore on a SQLite file", () => {
       imageIndex: 0,
       seed: 1n,
     });
-    expect(sessions.delete("a")).toBe(true);
-    expect(sessions.delete("a")).toBe(false);
+    expect(await sessions.delete("a")).toBe(true);
+    expect(await sessions.delete("a")).toBe(false);
     const count = (table: string) =>
       (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n;
     expect([count("sessions"), count("session_inputs"), count("checkpoints"), count("artifacts")]).toEqual([
@@ -178,32 +180,30 @@ describe("SessionStore on a SQLite file", () => {
       ["live", SessionState.RUNNING],
     ] as const) {
       const s = session(id);
-      sessions.create(s, {});
+      await sessions.create(s, {});
       s.state = state;
-      sessions.save(s);
+      await sessions.save(s);
     }
     await new Promise((r) => setTimeout(r, 5));
-    expect(
-      sessions
-        .finishedBefore(Date.now())
-        .map((s) => `${s.tenant}/${s.id}`)
-        .sort(),
-    ).toEqual([`${DEFAULT_TENANT}/done`, `${DEFAULT_TENANT}/failed`]);
-    expect(sessions.finishedBefore(Date.now() - 60_000)).toEqual([]);
+    expect((await sessions.finishedBefore(Date.now())).map((s) => `${s.tenant}/${s.id}`).sort()).toEqual([
+      `${DEFAULT_TENANT}/done`,
+      `${DEFAULT_TENANT}/failed`,
+    ]);
+    expect(await sessions.finishedBefore(Date.now() - 60_000)).toEqual([]);
   });
 });
 
 describe("ArtifactStore", () => {
   it("stores bytes once under their sha256 and serves them back", async () => {
     const { sessions, artifacts } = open();
-    sessions.create(session("a"), {});
+    await sessions.create(session("a"), {});
     const bytes = new TextEncoder().encode("not really a png, but bytes");
     const artifact = await artifacts.put(bytes, meta("a"));
     expect(artifact.id).toMatch(/^[0-9a-f]{64}$/);
     expect(artifacts.pathOf(artifact.id)).toBe(join(artifactDir(), artifact.id.slice(0, 2), artifact.id));
     expect(readFileSync(artifacts.pathOf(artifact.id))).toEqual(Buffer.from(bytes));
-    expect(artifacts.get(artifact.id, "another")).toBeUndefined();
-    expect(artifacts.get(artifact.id, DEFAULT_TENANT)).toMatchObject({
+    expect(await artifacts.get(artifact.id, "another")).toBeUndefined();
+    expect(await artifacts.get(artifact.id, DEFAULT_TENANT)).toMatchObject({
       sessionId: "a",
       sizeBytes: BigInt(bytes.length),
       seed: 7n,
@@ -218,7 +218,7 @@ describe("ArtifactStore", () => {
 
   it("keeps shared bytes until the last session that references them is deleted", async () => {
     const { sessions, artifacts } = open();
-    for (const id of ["a", "b"]) sessions.create(session(id), {});
+    for (const id of ["a", "b"]) await sessions.create(session(id), {});
     const shared = new Uint8Array([1, 1, 1]);
     const own = new Uint8Array([2, 2, 2]);
     const first = await artifacts.put(shared, meta("a"));
@@ -226,30 +226,30 @@ describe("ArtifactStore", () => {
     const second = await artifacts.put(shared, meta("b"));
     expect(second.id).toBe(first.id);
     expect(artifactFiles()).toHaveLength(2);
-    expect(artifacts.listBySession("a", DEFAULT_TENANT).map((x) => x.imageIndex)).toEqual([0, 1]);
+    expect((await artifacts.listBySession("a", DEFAULT_TENANT)).map((x) => x.imageIndex)).toEqual([0, 1]);
 
-    const idsOfA = artifacts.idsOfSession("a");
-    sessions.delete("a");
-    expect(artifacts.removeUnreferenced(idsOfA)).toBe(own.length);
+    const idsOfA = await artifacts.idsOfSession("a");
+    await sessions.delete("a");
+    expect(await artifacts.removeUnreferenced(idsOfA)).toBe(own.length);
     expect(existsSync(artifacts.pathOf(first.id))).toBe(true);
     expect(artifactFiles()).toHaveLength(1);
 
-    const idsOfB = artifacts.idsOfSession("b");
-    sessions.delete("b");
-    expect(artifacts.removeUnreferenced(idsOfB)).toBe(shared.length);
+    const idsOfB = await artifacts.idsOfSession("b");
+    await sessions.delete("b");
+    expect(await artifacts.removeUnreferenced(idsOfB)).toBe(shared.length);
     expect(artifactFiles()).toHaveLength(0);
   });
 
   it("writes again a file no row references (a power cut may have left it part-written), not one a row does", async () => {
     const { sessions, artifacts } = open();
-    for (const id of ["a", "b"]) sessions.create(session(id), {});
+    for (const id of ["a", "b"]) await sessions.create(session(id), {});
     const bytes = new Uint8Array([9, 8, 7, 6]);
     const { id } = await artifacts.put(bytes, meta("a"));
     const path = artifacts.pathOf(id);
-    const idsOfA = artifacts.idsOfSession("a");
-    sessions.delete("a");
+    const idsOfA = await artifacts.idsOfSession("a");
+    await sessions.delete("a");
     // Its row went, and the file with it; what an interrupted put could leave is in its place.
-    artifacts.removeUnreferenced(idsOfA);
+    await artifacts.removeUnreferenced(idsOfA);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, bytes.subarray(0, 2));
     await artifacts.put(bytes, meta("b"));
@@ -263,11 +263,11 @@ describe("ArtifactStore", () => {
 
   it("removes the bytes a restarted session's new image replaced", async () => {
     const { sessions, artifacts } = open();
-    sessions.create(session("a"), {});
+    await sessions.create(session("a"), {});
     const before = await artifacts.put(new Uint8Array([1]), meta("a"));
     const after = await artifacts.put(new Uint8Array([2]), meta("a"));
     expect(existsSync(artifacts.pathOf(before.id))).toBe(false);
-    expect(artifacts.listBySession("a", DEFAULT_TENANT).map((x) => x.id)).toEqual([after.id]);
+    expect((await artifacts.listBySession("a", DEFAULT_TENANT)).map((x) => x.id)).toEqual([after.id]);
   });
 });
 
@@ -275,11 +275,11 @@ describe("a reopened database", () => {
   it("has every session, input, checkpoint, batch and artifact, at the latest schema version", async () => {
     let stores = open();
     const s = session("a", { requestId: "r1" });
-    stores.sessions.create(s, { image: image([5, 6]) });
+    await stores.sessions.create(s, { image: image([5, 6]) });
     s.state = SessionState.PAUSED;
-    stores.sessions.saveWithCheckpoint(s, checkpoint(4));
+    await stores.sessions.saveWithCheckpoint(s, checkpoint(4));
     const artifact = await stores.artifacts.put(new Uint8Array([3, 4]), meta("a"));
-    stores.batches.create(
+    await stores.batches.create(
       create(BatchSchema, {
         id: "b1",
         requestId: "batch-req",
@@ -293,17 +293,17 @@ describe("a reopened database", () => {
 
     stores = open();
     expect(db.pragma("user_version", { simple: true })).toBe(version);
-    expect(stores.sessions.get("a")?.state).toBe(SessionState.PAUSED);
-    expect(stores.sessions.getByRequestId(DEFAULT_TENANT, "r1")?.id).toBe("a");
-    expect(stores.sessions.checkpoint("a")?.step).toBe(4);
-    expect(Object.keys(stores.sessions.inputs("a"))).toEqual(["image"]);
-    expect(stores.artifacts.get(artifact.id, DEFAULT_TENANT)?.sessionId).toBe("a");
-    expect([...stores.artifacts.read(artifact.id)]).toEqual([3, 4]);
-    expect(stores.batches.getByRequestId(DEFAULT_TENANT, "batch-req")?.items[0]?.sessionId).toBe("a");
-    expect(stores.batches.list(DEFAULT_TENANT, "", 10).map((b) => b.id)).toEqual(["b1"]);
-    expect(stores.batches.list("another", "", 10)).toEqual([]);
-    expect(stores.batches.delete("b1")).toBe(true);
-    expect(stores.batches.get("b1")).toBeUndefined();
+    expect((await stores.sessions.get("a"))?.state).toBe(SessionState.PAUSED);
+    expect((await stores.sessions.getByRequestId(DEFAULT_TENANT, "r1"))?.id).toBe("a");
+    expect((await stores.sessions.checkpoint("a"))?.step).toBe(4);
+    expect(Object.keys(await stores.sessions.inputs("a"))).toEqual(["image"]);
+    expect((await stores.artifacts.get(artifact.id, DEFAULT_TENANT))?.sessionId).toBe("a");
+    expect([...(await stores.artifacts.read(artifact.id))]).toEqual([3, 4]);
+    expect((await stores.batches.getByRequestId(DEFAULT_TENANT, "batch-req"))?.items[0]?.sessionId).toBe("a");
+    expect((await stores.batches.list(DEFAULT_TENANT, "", 10)).map((b) => b.id)).toEqual(["b1"]);
+    expect(await stores.batches.list("another", "", 10)).toEqual([]);
+    expect(await stores.batches.delete("b1")).toBe(true);
+    expect(await stores.batches.get("b1")).toBeUndefined();
   });
 
   it("from before tenants: every row is the default tenant's, and nothing that referenced a rebuilt table is lost", async () => {
@@ -328,14 +328,14 @@ describe("a reopened database", () => {
 
     const stores = open();
     expect(db.pragma("user_version", { simple: true })).toBe(MIGRATIONS.length);
-    expect(stores.sessions.get("a")?.tenant).toBe(DEFAULT_TENANT);
-    expect(stores.sessions.getByRequestId(DEFAULT_TENANT, "r1")?.id).toBe("a");
+    expect((await stores.sessions.get("a"))?.tenant).toBe(DEFAULT_TENANT);
+    expect((await stores.sessions.getByRequestId(DEFAULT_TENANT, "r1"))?.id).toBe("a");
     expect(db.prepare("SELECT COUNT(*) AS n FROM session_inputs").get()).toEqual({ n: 1 });
     expect(db.prepare("SELECT COUNT(*) AS n FROM checkpoints").get()).toEqual({ n: 1 });
     expect(db.prepare("SELECT tenant FROM artifacts").all()).toEqual([{ tenant: DEFAULT_TENANT }]);
-    expect(stores.batches.get("b1")?.tenant).toBe(DEFAULT_TENANT);
+    expect((await stores.batches.get("b1"))?.tenant).toBe(DEFAULT_TENANT);
     // The cascade still holds on the rebuilt table.
-    expect(stores.sessions.delete("a")).toBe(true);
+    expect(await stores.sessions.delete("a")).toBe(true);
     expect(db.prepare("SELECT COUNT(*) AS n FROM session_inputs").get()).toEqual({ n: 0 });
     expect(db.prepare("SELECT COUNT(*) AS n FROM artifacts").get()).toEqual({ n: 0 });
   });

@@ -154,7 +154,7 @@ async function run(
     }),
     inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, fromJson(ValueSchema, v)])),
   });
-  store.create(session, {});
+  await store.create(session, {});
   const control: RunControl = {
     abort: new AbortController(),
     pauseRequested: false,

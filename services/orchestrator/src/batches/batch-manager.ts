@@ -57,6 +57,8 @@ export class BatchManager {
   /** Per running batch, each item's grouping profile (specs do not change; resolved once). */
   private readonly profiles = new Map<string, UnetProfile[]>();
   private readonly saveListeners = new Set<(batch: Batch) => void>();
+  /** Per batch (or request id being created), the last change under way: changes of one run one at a time. */
+  private readonly chains = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly store: BatchStore,
@@ -73,8 +75,36 @@ export class BatchManager {
       if (!session?.batchId) return;
       // A placement its session never used (cancelled or failed before it reached inference) is dropped.
       if (isTerminal(session.state)) this.placement?.replicas.unpin(session.requestId);
-      this.onItemChanged(session.batchId, session.id, session.state, session.error);
+      const { batchId, id, state, error } = session;
+      void this.serially(batchId, () => this.onItemChanged(batchId, id, state, error)).catch((err: unknown) =>
+        this.logger.error({ batchId, err: String(err) }, "batch item change not stored"),
+      );
     });
+  }
+
+  /**
+   * Runs `change` after the changes of `key` before it: each reads the batch, changes it and stores it, and
+   * with the store's answers awaited in between, two at once would overwrite each other.
+   */
+  private serially<T>(key: string, change: () => Promise<T>): Promise<T> {
+    const before = this.chains.get(key) ?? Promise.resolve();
+    const done = before.then(change, change);
+    const settled = done.then(
+      () => {},
+      () => {},
+    );
+    this.chains.set(key, settled);
+    void settled.then(() => {
+      if (this.chains.get(key) === settled) this.chains.delete(key);
+    });
+    return done;
+  }
+
+  /** `feed`, queued behind the batch's other changes, from a timer or an event (failures are logged). */
+  private feedLater(id: string): void {
+    void this.serially(id, () => this.feed(id)).catch((err: unknown) =>
+      this.logger.error({ batchId: id, err: String(err) }, "batch feeding failed"),
+    );
   }
 
   /** Every change of every batch, once it is on disk (mesh events follow batches this way). */
@@ -83,11 +113,15 @@ export class BatchManager {
   }
 
   /** A batch of `tenant`'s, as many items as its quota allows; idempotent by request id. */
-  create(req: CreateBatchRequest, tenant: string): Batch {
-    if (req.requestId) {
-      const existing = this.store.getByRequestId(tenant, req.requestId);
-      if (existing) return existing;
-    }
+  async create(req: CreateBatchRequest, tenant: string): Promise<Batch> {
+    if (!req.requestId) return this.createNew(req, tenant);
+    return this.serially(`request\u0000${tenant}\u0000${req.requestId}`, async () => {
+      const existing = await this.store.getByRequestId(tenant, req.requestId);
+      return existing ?? this.createNew(req, tenant);
+    });
+  }
+
+  private async createNew(req: CreateBatchRequest, tenant: string): Promise<Batch> {
     const mode = this.generateMode(req.workflowId) ?? "txt2img";
     const specs = expandBatch(req.base, req.items, req.axes);
     const { batchItems } = this.sessions.quotaOf(tenant);
@@ -112,24 +146,24 @@ export class BatchManager {
         create(BatchItemSchema, { index, spec, state: SessionState.UNSPECIFIED }),
       ),
     });
-    this.store.create(batch);
+    await this.store.create(batch);
     return batch;
   }
 
   /** The tenant's batch; another tenant's answers exactly as a missing one. */
-  get(id: string, tenant: string): Batch {
-    const batch = this.store.get(id);
+  async get(id: string, tenant: string): Promise<Batch> {
+    const batch = await this.store.get(id);
     if (!batch || batch.tenant !== tenant) throw new NotFoundError("batch_id", `no batch ${quote(id)}`);
     return batch;
   }
 
-  list(tenant: string, after: string, limit: number): Batch[] {
+  list(tenant: string, after: string, limit: number): Promise<Batch[]> {
     return this.store.list(tenant, after, limit);
   }
 
   /** Starts (or keeps running) the batch and streams its events until it finishes or the caller leaves. */
   async *execute(id: string, tenant: string, signal: AbortSignal): AsyncGenerator<BatchEvent> {
-    const batch = this.get(id, tenant);
+    const batch = await this.get(id, tenant);
     if (batch.state === BatchState.CANCELLED)
       throw new FailedPreconditionError("the batch was cancelled", "batch_id");
     const pending: BatchEvent[] = [];
@@ -145,9 +179,12 @@ export class BatchManager {
     signal.addEventListener("abort", onAbort);
     this.events.closed.addEventListener("abort", onAbort);
     try {
-      if (!this.active.has(id) && !isBatchDone(batch)) this.start(batch);
+      await this.serially(id, async () => {
+        const now = await this.store.get(id);
+        if (now && !this.active.has(id) && !isBatchDone(now)) await this.start(now);
+      });
       // The snapshot is told once on disk; a later change comes as an event, the end included.
-      const snapshot = this.get(id, tenant);
+      const snapshot = await this.get(id, tenant);
       await this.commits.sync();
       yield create(BatchEventSchema, { batch: snapshot, itemIndex: -1 });
       if (isBatchDone(snapshot)) return;
@@ -171,15 +208,19 @@ export class BatchManager {
     }
   }
 
-  control(id: string, tenant: string, action: BatchAction): Batch {
-    const batch = this.get(id, tenant);
+  control(id: string, tenant: string, action: BatchAction): Promise<Batch> {
+    return this.serially(id, () => this.controlNow(id, tenant, action));
+  }
+
+  private async controlNow(id: string, tenant: string, action: BatchAction): Promise<Batch> {
+    const batch = await this.get(id, tenant);
     if (action === BatchAction.CANCEL) {
       batch.state = BatchState.CANCELLED;
-      this.save(batch, -1);
+      await this.save(batch, -1);
       for (const item of batch.items) {
         if (item.sessionId && !isTerminal(item.state)) {
           try {
-            this.sessions.control(item.sessionId, tenant, SessionAction.CANCEL);
+            await this.sessions.control(item.sessionId, tenant, SessionAction.CANCEL);
           } catch (err) {
             this.logger.debug({ batchId: id, err: String(err) }, "item already finished");
           }
@@ -197,23 +238,25 @@ export class BatchManager {
         }
       }
       batch.state = BatchState.CREATED;
-      this.save(batch, -1);
-      this.start(batch);
+      await this.save(batch, -1);
+      await this.start(batch);
       return this.get(id, tenant);
     }
     throw new FailedPreconditionError("action must be CANCEL or RETRY_FAILED", "action");
   }
 
   async delete(id: string, tenant: string): Promise<void> {
-    const batch = this.get(id, tenant);
+    const batch = await this.get(id, tenant);
     if (batch.state !== BatchState.CANCELLED && !isBatchDone(batch))
-      this.control(id, tenant, BatchAction.CANCEL);
-    for (const item of this.get(id, tenant).items) {
+      await this.control(id, tenant, BatchAction.CANCEL);
+    for (const item of (await this.get(id, tenant)).items) {
       if (item.sessionId) await this.sessions.delete(item.sessionId, tenant).catch(() => {});
     }
-    this.active.delete(id);
-    this.profiles.delete(id);
-    this.store.delete(id);
+    await this.serially(id, async () => {
+      this.active.delete(id);
+      this.profiles.delete(id);
+      await this.store.delete(id);
+    });
   }
 
   /**
@@ -221,12 +264,14 @@ export class BatchManager {
    * session manager's recover); the items are first brought in line with them, since a crash can fall
    * between a session's change and its batch's save, then the feeding restarts.
    */
-  recover(): void {
-    for (const batch of this.store.list(undefined, "", 10_000)) {
+  async recover(): Promise<void> {
+    for (const batch of await this.store.list(undefined, "", 10_000)) {
       if (batch.state !== BatchState.RUNNING) continue;
-      this.reconcile(batch);
-      if (isBatchDone(batch)) this.save(batch, -1);
-      else this.start(batch);
+      await this.serially(batch.id, async () => {
+        await this.reconcile(batch);
+        if (isBatchDone(batch)) await this.save(batch, -1);
+        else await this.start(batch);
+      });
     }
   }
 
@@ -234,10 +279,10 @@ export class BatchManager {
    * Items take the state of their sessions; an item without one adopts an unfinished session of this batch
    * made for its index (submitted just before a crash, its batch save lost) instead of getting a second one.
    */
-  private reconcile(batch: Batch): void {
+  private async reconcile(batch: Batch): Promise<void> {
     const claimed = new Set(batch.items.map((i) => i.sessionId).filter(Boolean));
     const orphans = new Map<number, string>();
-    for (const session of this.sessions.list(batch.tenant, [], batch.id, MAX_BATCH_ITEMS * 10, "")) {
+    for (const session of await this.sessions.list(batch.tenant, [], batch.id, MAX_BATCH_ITEMS * 10, "")) {
       const index = itemIndexOf(batch.id, session.requestId);
       if (index !== undefined && !claimed.has(session.id) && !isTerminal(session.state))
         orphans.set(index, session.id);
@@ -246,7 +291,7 @@ export class BatchManager {
       item.sessionId ||= orphans.get(item.index) ?? "";
       if (!item.sessionId) continue;
       try {
-        const session = this.sessions.get(item.sessionId, batch.tenant);
+        const session = await this.sessions.get(item.sessionId, batch.tenant);
         item.state = session.state;
         item.error = session.error;
       } catch {
@@ -257,20 +302,21 @@ export class BatchManager {
     this.count(batch);
   }
 
-  private start(batch: Batch): void {
+  /** Call in the batch's turn (`serially`): it stores the batch, and its feeding comes next in line. */
+  private async start(batch: Batch): Promise<void> {
     this.active.add(batch.id);
     batch.state = BatchState.RUNNING;
-    this.save(batch, -1);
-    this.feed(batch.id);
+    await this.save(batch, -1);
+    this.feedLater(batch.id);
   }
 
   /**
    * Submits unsubmitted items while fewer than `window` of this batch's sessions are unfinished: a group at a
    * time, each item of a group placed on the group's replica.
    */
-  private feed(id: string): void {
+  private async feed(id: string): Promise<void> {
     if (!this.active.has(id) || this.events.closed.aborted) return;
-    const batch = this.store.get(id);
+    const batch = await this.store.get(id);
     if (!batch || batch.state !== BatchState.RUNNING) return;
     let open = batch.items.filter((i) => i.sessionId && !isTerminal(i.state)).length;
     const profiles = this.profilesOf(batch);
@@ -294,7 +340,7 @@ export class BatchManager {
         const requestId = `${batch.id}/${item.index}/${randomUUID()}`;
         if (placement) this.placement?.replicas.pin(requestId, placement.address);
         try {
-          const { session } = this.sessions.submit({
+          const { session } = await this.sessions.submit({
             tenant: batch.tenant,
             workflowId: batch.workflowId,
             spec: item.spec,
@@ -319,14 +365,14 @@ export class BatchManager {
           }
           // A full queue: the next change of one of this batch's sessions feeds again, or, with none of them
           // in the queue to change, a timer does.
-          if (open === 0) setTimeout(() => this.feed(id), QUEUE_FULL_RETRY_MS).unref();
+          if (open === 0) setTimeout(() => this.feedLater(id), QUEUE_FULL_RETRY_MS).unref();
           this.logger.debug({ batchId: id, err: (err as Error).message }, "batch item not submitted yet");
           break feeding;
         }
       }
     }
     this.finishIfDone(batch);
-    this.save(batch, -1);
+    await this.save(batch, -1);
   }
 
   /** Each item's grouping profile, by index; undefined when the workflow generates nothing. */
@@ -348,16 +394,21 @@ export class BatchManager {
     return firstGenerationMode(this.workflows.get(workflowId).definition);
   }
 
-  private onItemChanged(batchId: string, sessionId: string, state: SessionState, error: string): void {
-    const batch = this.store.get(batchId);
+  private async onItemChanged(
+    batchId: string,
+    sessionId: string,
+    state: SessionState,
+    error: string,
+  ): Promise<void> {
+    const batch = await this.store.get(batchId);
     if (!batch) return;
     const item = batch.items.find((i) => i.sessionId === sessionId);
     if (!item || item.state === state) return;
     item.state = state;
     item.error = error;
     this.finishIfDone(batch);
-    this.save(batch, item.index);
-    if (isTerminal(state)) setImmediate(() => this.feed(batchId));
+    await this.save(batch, item.index);
+    if (isTerminal(state)) setImmediate(() => this.feedLater(batchId));
   }
 
   private count(batch: Batch): void {
@@ -376,14 +427,17 @@ export class BatchManager {
     }
   }
 
-  private save(batch: Batch, itemIndex: number): void {
+  /** Stores the batch (the next change of it reads what this one wrote) and tells its listeners once on disk. */
+  private async save(batch: Batch, itemIndex: number): Promise<void> {
     batch.updatedAt = timestampNow();
-    this.store.save(batch);
+    const saved = this.store.save(batch);
+    this.commits.track(saved);
     const event = create(BatchEventSchema, { batch: clone(BatchSchema, batch), itemIndex });
     this.commits.afterSync(() => {
       for (const listener of this.listeners.get(batch.id) ?? []) listener(event);
       if (event.batch) for (const listener of this.saveListeners) listener(event.batch);
     });
+    await saved;
   }
 }
 

@@ -186,11 +186,12 @@ export class ReplicaStepMesh implements StepMesh {
       const images: Image[] = [];
       const seeds: bigint[] = [];
       let model = "";
+      const resumeFrom = await deps.store.checkpoint(session.id);
       const stream = replica.client.generate(
         {
           generationId: session.id,
           spec,
-          resumeFrom: deps.store.checkpoint(session.id),
+          resumeFrom,
           checkpointIntervalSteps: deps.checkpointIntervalSteps,
         },
         {
@@ -220,7 +221,7 @@ export class ReplicaStepMesh implements StepMesh {
           }
           case "checkpoint":
             session.denoiseStep = event.value.step;
-            deps.store.saveWithCheckpoint(session, event.value);
+            await deps.store.saveWithCheckpoint(session, event.value);
             break;
           case "image":
             if (event.value.image) images.push(event.value.image);
@@ -233,7 +234,7 @@ export class ReplicaStepMesh implements StepMesh {
             break;
         }
       }
-      deps.store.dropCheckpoint(session.id);
+      await deps.store.dropCheckpoint(session.id);
       return { images, seeds, model };
     } finally {
       watchdog.stop();

@@ -1,8 +1,13 @@
-import { randomUUID } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow, type Value } from "@bufbuild/protobuf/wkt";
-import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import {
+  type GenerationSpec,
+  GenerationSpecSchema,
+  HyperparametersSchema,
+} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
   SessionAction,
@@ -21,10 +26,12 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from "@dmesh/runtime";
+import { validateGenerationSpec } from "@dmesh/spec";
 import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
+import { encodingOf } from "./media-type.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
@@ -81,6 +88,10 @@ export class SessionManager {
   private readonly live = new Map<string, Session>();
   /** Sessions with a cached state change not yet stored or told (see `commit`). */
   private readonly held = new Set<Session>();
+  /** Submits between their checks and their enqueue, by tenant: they count against the queue's limits. */
+  private readonly admitting = new Map<string, number>();
+  /** Submits under way by tenant and request id: a second one with the same id joins the first. */
+  private readonly submitting = new Map<string, Promise<{ session: Session; existing: boolean }>>();
   private closed = false;
   private readonly traces = new SessionTraces();
 
@@ -99,10 +110,10 @@ export class SessionManager {
   }
 
   /** Re-queues what was queued or running when the process stopped; running ones resume from checkpoints. */
-  recover(): { requeued: number } {
+  async recover(): Promise<{ requeued: number }> {
     let requeued = 0;
     for (const state of [SessionState.RUNNING, SessionState.QUEUED]) {
-      for (const session of this.deps.store.listByState(state)) {
+      for (const session of await this.deps.store.listByState(state)) {
         session.state = SessionState.QUEUED;
         this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
@@ -124,22 +135,42 @@ export class SessionManager {
     );
   }
 
-  submit(req: SubmitRequest): { session: Session; existing: boolean } {
+  async submit(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
-    if (req.requestId) {
-      const existing = this.deps.store.getByRequestId(req.tenant, req.requestId);
-      if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
+    if (!req.requestId) return this.submitNew(req);
+    const key = `${req.tenant}\u0000${req.requestId}`;
+    const under = this.submitting.get(key);
+    if (under) {
+      const { session } = await under;
+      return { session, existing: true };
     }
+    const submitted = (async () => {
+      const existing = await this.deps.store.getByRequestId(req.tenant, req.requestId);
+      if (existing) return { session: this.live.get(existing.id) ?? existing, existing: true };
+      return this.submitNew(req);
+    })();
+    this.submitting.set(key, submitted);
+    try {
+      return await submitted;
+    } finally {
+      this.submitting.delete(key);
+    }
+  }
+
+  private async submitNew(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
     const workflow = this.workflows.get(req.workflowId);
-    const { spec, images, values } = checkSubmit(workflow.definition, req, this.deps.artifacts);
-    if (this.queue.size >= this.limits.maxQueued) {
+    const { spec, images, values } = await checkSubmit(workflow.definition, req, this.deps.artifacts);
+    if (this.closed)
+      throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
+    const admitting = this.admittingOf(req.tenant);
+    if (this.queue.size + this.admittingOf() >= this.limits.maxQueued) {
       throw new ResourceExhaustedError(
         `the queue is full (${this.limits.maxQueued} sessions waiting), try again later`,
       );
     }
     const { queued } = this.quotaOf(req.tenant);
-    if (this.queue.sizeOf(req.tenant) >= queued) {
+    if (this.queue.sizeOf(req.tenant) + admitting >= queued) {
       throw new ResourceExhaustedError(
         `tenant "${req.tenant}" has ${queued} sessions waiting, its quota (TENANT_QUOTAS queued=${queued}); try again later`,
       );
@@ -159,7 +190,12 @@ export class SessionManager {
       inputs: values,
       callbackUrl: req.callbackUrl ?? "",
     });
-    this.deps.store.create(session, images);
+    this.admit(req.tenant, 1);
+    try {
+      await this.deps.store.create(session, images);
+    } finally {
+      this.admit(req.tenant, -1);
+    }
     this.live.set(session.id, session);
     const event = create(SessionEventSchema, {
       kind: SessionEventKind.STATE,
@@ -173,21 +209,49 @@ export class SessionManager {
     return { session, existing: false };
   }
 
+  /** Submits of `tenant` (all tenants' when undefined) being admitted. */
+  private admittingOf(tenant?: string): number {
+    return this.admitting.get(tenant ?? "") ?? 0;
+  }
+
+  private admit(tenant: string, n: number): void {
+    for (const key of [tenant, ""]) {
+      const left = this.admittingOf(key) + n;
+      if (left > 0) this.admitting.set(key, left);
+      else this.admitting.delete(key);
+    }
+  }
+
   /** The tenant's session; another tenant's answers exactly as a missing one. */
-  get(id: string, tenant: string): Session {
-    const session = this.find(id);
+  async get(id: string, tenant: string): Promise<Session> {
+    const session = await this.find(id);
     if (!session || session.tenant !== tenant)
       throw new NotFoundError("session_id", `no session ${quote(id)}`);
     return session;
   }
 
-  private find(id: string): Session | undefined {
-    return this.live.get(id) ?? this.deps.store.get(id);
+  /**
+   * The live session, or the stored one made live: whoever asks for an unfinished session while another
+   * read of it is under way gets the same object, so that changes made meanwhile are never lost or doubled.
+   */
+  private async find(id: string): Promise<Session | undefined> {
+    const live = this.live.get(id);
+    if (live) return live;
+    const stored = await this.deps.store.get(id);
+    const now = this.live.get(id);
+    if (now) return now;
+    if (stored && !isTerminal(stored.state)) this.live.set(id, stored);
+    return stored;
   }
 
   /** Snapshot, then events until the session ends (or pauses, when `untilPaused`), or the signal aborts. */
-  watch(id: string, tenant: string, signal: AbortSignal, untilPaused = false): AsyncGenerator<SessionEvent> {
-    const snapshot = this.get(id, tenant);
+  async watch(
+    id: string,
+    tenant: string,
+    signal: AbortSignal,
+    untilPaused = false,
+  ): Promise<AsyncGenerator<SessionEvent>> {
+    const snapshot = await this.get(id, tenant);
     const isLast = (e: SessionEvent) => {
       const state = e.session?.state ?? SessionState.UNSPECIFIED;
       return isTerminal(state) || (untilPaused && state === SessionState.PAUSED);
@@ -196,11 +260,11 @@ export class SessionManager {
     return this.events.watch(snapshot, signal, isLast, () => this.commits.sync());
   }
 
-  control(id: string, tenant: string, action: SessionAction): Session {
+  async control(id: string, tenant: string, action: SessionAction): Promise<Session> {
     // While shutting down nothing changes: running sessions are left for the next start to resume.
+    const session = await this.get(id, tenant);
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
-    const session = this.get(id, tenant);
     const control = this.running.get(id);
     const refuse = (what: string) => {
       throw new FailedPreconditionError(
@@ -245,8 +309,9 @@ export class SessionManager {
       case SessionAction.RESTART:
         if (control) refuse("restart (cancel it first)");
         this.dequeue(id);
-        this.deps.store.resetProgress(id);
+        // Marked QUEUED before the reset is awaited, so that a second RESTART meanwhile is not a second run.
         session.state = SessionState.QUEUED;
+        await this.deps.store.resetProgress(id);
         session.error = "";
         session.progress = 0;
         session.denoiseStep = 0;
@@ -264,7 +329,7 @@ export class SessionManager {
 
   /** Deletes the session, its inputs, checkpoint and artifacts (files no other session shares). */
   async delete(id: string, tenant: string): Promise<number> {
-    this.get(id, tenant);
+    await this.get(id, tenant);
     const control = this.running.get(id);
     if (control) {
       control.cancelRequested = true;
@@ -273,18 +338,24 @@ export class SessionManager {
       while (this.running.has(id) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
     this.dequeue(id);
-    const artifactIds = this.deps.artifacts.idsOfSession(id);
-    this.deps.store.delete(id);
+    const artifactIds = await this.deps.artifacts.idsOfSession(id);
+    const deleted = this.deps.store.delete(id);
     this.live.delete(id);
+    await deleted;
     // Files go once their rows' deletion is on disk: a crash never leaves a row without its file.
     await this.commits.sync();
     return this.deps.artifacts.removeUnreferenced(artifactIds);
   }
 
-  list(tenant: string, states: SessionState[], batchId: string, limit: number, after: string): Session[] {
-    return this.deps.store
-      .list({ tenant, states, batchId, limit, after })
-      .map((s) => this.live.get(s.id) ?? s);
+  async list(
+    tenant: string,
+    states: SessionState[],
+    batchId: string,
+    limit: number,
+    after: string,
+  ): Promise<Session[]> {
+    const stored = await this.deps.store.list({ tenant, states, batchId, limit, after });
+    return stored.map((s) => this.live.get(s.id) ?? s);
   }
 
   counts(): { queued: number; running: number } {
@@ -309,13 +380,14 @@ export class SessionManager {
     const persist = options.persist ?? "durable";
     if (isTerminal(session.state)) this.live.delete(session.id);
     else this.live.set(session.id, session);
-    // A state change that a restart redoes is held to the end of the turn: when the session changes again in
-    // the same turn (RUNNING, then its step, then its replica), one save and one event carry it all.
+    // A state change that a restart redoes is held to the end of the turn (its microtasks included: the store
+    // answers reads by promise): when the session changes again in the same turn (RUNNING, then its step,
+    // then its replica), one save and one event carry it all.
     if (this.held.delete(session) && kind !== SessionEventKind.STATE)
       this.record(session, SessionEventKind.STATE, "cached");
     if (kind === SessionEventKind.STATE && persist === "cached") {
       this.held.add(session);
-      queueMicrotask(() => {
+      setImmediate(() => {
         if (this.held.delete(session)) this.record(session, SessionEventKind.STATE, "cached");
       });
     } else this.record(session, kind, persist, options);
@@ -330,7 +402,8 @@ export class SessionManager {
   ) {
     session.sequence += 1n;
     session.updatedAt = timestampNow();
-    if (persist !== "none") this.deps.store.save(session);
+    // The write is applied in call order; the group commit waits for it before it tells anyone.
+    if (persist !== "none") this.commits.track(this.deps.store.save(session));
     // Watchers get a copy: the live session keeps changing while their events wait to be sent.
     const event = create(SessionEventSchema, {
       kind,
@@ -376,7 +449,9 @@ export class SessionManager {
   }
 
   private async execute(id: string): Promise<void> {
-    const session = this.find(id);
+    // What is queued is live (submit, resume, restart and recover make it so): taken without waiting, so
+    // that pump counts it running at once.
+    const session = this.live.get(id);
     if (!session) return;
     const control: RunControl = {
       abort: new AbortController(),

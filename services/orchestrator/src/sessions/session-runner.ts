@@ -97,7 +97,7 @@ export async function runSession(
 ): Promise<RunOutcome> {
   const log = deps.logger.child({ sessionId: session.id, requestId: session.requestId || session.id });
   const policy = retryPolicy(deps.maxAttempts, deps.retryBackoffMs);
-  const inputs = deps.store.inputs(session.id);
+  const inputs = await deps.store.inputs(session.id);
   const outputs = new Map<string, WorkflowImage[]>();
   for (const [name, input] of Object.entries(inputs)) {
     if (name.startsWith(STEP_OUTPUT) && input.source.case === "image") {
@@ -122,7 +122,7 @@ export async function runSession(
     const position = { index, total: order.length };
     const mesh =
       deps.stepMesh?.(position) ?? new ReplicaStepMesh(session, control, deps, policy, position, log);
-    const ctx = stepContext(step, mesh);
+    const ctx = stepContext(step, mesh, await resolvePorts(step));
     let images: WorkflowImage[];
     try {
       const run = STEP_RUNNERS[step.kind];
@@ -152,12 +152,26 @@ export async function runSession(
           source: { case: "image", value: image.image },
         });
       });
-      deps.store.putInputs(session.id, inputs);
+      await deps.store.putInputs(session.id, inputs);
     }
   }
   return "completed";
 
-  function stepContext(step: StepDefinition, mesh: StepMesh & { workers?: Set<string> }): StepContext {
+  /** The images wired into each of the step's ports, read before it runs. */
+  async function resolvePorts(step: StepDefinition): Promise<Map<string, WorkflowImage[]>> {
+    const ports = new Map<string, WorkflowImage[]>();
+    for (const [port, spec] of Object.entries(STEP_KINDS[step.kind]?.ports ?? {})) {
+      const source = step.inputs[port];
+      if (source !== undefined && spec.type !== "spec") ports.set(port, await resolveImages(source));
+    }
+    return ports;
+  }
+
+  function stepContext(
+    step: StepDefinition,
+    mesh: StepMesh & { workers?: Set<string> },
+    ports: ReadonlyMap<string, WorkflowImage[]>,
+  ): StepContext {
     const kind = STEP_KINDS[step.kind];
     return {
       session,
@@ -166,10 +180,7 @@ export async function runSession(
       mesh,
       modelUsed,
       has: (port) => step.inputs[port] !== undefined,
-      images: (port) => {
-        const source = step.inputs[port];
-        return source === undefined ? [] : resolveImages(source);
-      },
+      images: (port) => ports.get(port) ?? [],
       param: (name) => {
         if (step.params[name] !== undefined) return step.params[name];
         const bound = step.inputs[name];
@@ -204,7 +215,7 @@ export async function runSession(
     };
   }
 
-  function resolveImages(source: string): WorkflowImage[] {
+  async function resolveImages(source: string): Promise<WorkflowImage[]> {
     const ref = parseReference(source);
     if (!ref) return [];
     if (ref.from === "step") return outputs.get(ref.step) ?? [];
@@ -213,12 +224,12 @@ export async function runSession(
     if (input.source.case === "image") return [{ image: input.source.value, notes: {} }];
     if (input.source.case === "artifactId") {
       const artifactId = input.source.value;
-      const artifact = deps.artifacts.get(artifactId, session.tenant);
+      const artifact = await deps.artifacts.get(artifactId, session.tenant);
       if (!artifact)
         throw new FailedPreconditionError(`artifact ${artifactId} no longer exists`, `images.${ref.name}`);
       const image = create(ImageSchema, {
         encoding: encodingOf(artifact.mediaType),
-        data: deps.artifacts.read(artifactId),
+        data: await deps.artifacts.read(artifactId),
       });
       return [{ image, notes: {} }];
     }

@@ -35,7 +35,7 @@ export interface SubmitInputs {
  * its image that way); it is kept once, as an input, and the spec is validated as the first generation will
  * send it. A scalar bound to a step parameter is checked against that parameter's range.
  */
-export function checkSubmit(
+export async function checkSubmit(
   workflow: WorkflowDefinition,
   req: {
     tenant: string;
@@ -44,7 +44,7 @@ export function checkSubmit(
     inputs?: Record<string, Value>;
   },
   artifacts: ArtifactStore,
-): SubmitInputs {
+): Promise<SubmitInputs> {
   const declared = new Map(workflow.inputs.map((i) => [i.name, i]));
   const images = { ...req.images };
   const spec = req.spec ? clone(GenerationSpecSchema, req.spec) : undefined;
@@ -79,7 +79,7 @@ export function checkSubmit(
       const given = images[input.name];
       if (input.required && !given)
         throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
-      if (given?.source.case === "artifactId" && !artifacts.get(given.source.value, req.tenant))
+      if (given?.source.case === "artifactId" && !(await artifacts.get(given.source.value, req.tenant)))
         throw new NotFoundError(
           `images.${input.name}.artifact_id`,
           `no artifact ${quote(given.source.value)}`,
@@ -100,7 +100,8 @@ export function checkSubmit(
   if (!mode && !spec) return { spec, images, values };
   const view = spec ? clone(GenerationSpecSchema, spec) : undefined;
   if (view)
-    for (const { input, field } of SPEC_IMAGES) view[field] = imageOf(images[input], req.tenant, artifacts);
+    for (const { input, field } of SPEC_IMAGES)
+      view[field] = await imageOf(images[input], req.tenant, artifacts);
   try {
     validateGenerationSpec(view, "spec", mode ?? "txt2img");
   } catch (err) {
@@ -144,12 +145,16 @@ export function firstGenerationMode(workflow: WorkflowDefinition): GenerationMod
   return step.inputs.mask ? "inpaint" : step.inputs.image ? "img2img" : "txt2img";
 }
 
-function imageOf(input: ImageInput | undefined, tenant: string, artifacts: ArtifactStore): Image | undefined {
+async function imageOf(
+  input: ImageInput | undefined,
+  tenant: string,
+  artifacts: ArtifactStore,
+): Promise<Image | undefined> {
   if (input?.source.case === "image") return input.source.value;
   if (input?.source.case !== "artifactId") return undefined;
-  const artifact = artifacts.get(input.source.value, tenant);
+  const artifact = await artifacts.get(input.source.value, tenant);
   return (
     artifact &&
-    create(ImageSchema, { encoding: encodingOf(artifact.mediaType), data: artifacts.read(artifact.id) })
+    create(ImageSchema, { encoding: encodingOf(artifact.mediaType), data: await artifacts.read(artifact.id) })
   );
 }

@@ -7,12 +7,12 @@ import {
   fsync,
   mkdirSync,
   openSync,
-  readFileSync,
   renameSync,
   statSync,
   unlinkSync,
   writeFile,
 } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -76,7 +76,7 @@ export class ArtifactStore {
     try {
       const { n } = this.stmts.refs.get(id) as { n: number };
       if (n === 0 || !existsSync(this.pathOf(id))) await this.writeDurably(id, bytes);
-      return this.index(id, bytes.length, meta);
+      return await this.index(id, bytes.length, meta);
     } finally {
       const n = (this.putting.get(id) ?? 1) - 1;
       if (n > 0) this.putting.set(id, n);
@@ -113,7 +113,7 @@ export class ArtifactStore {
     }
   }
 
-  private index(id: string, sizeBytes: number, meta: ArtifactMeta): Artifact {
+  private async index(id: string, sizeBytes: number, meta: ArtifactMeta): Promise<Artifact> {
     const { tenant, ...fields } = meta;
     const artifact = create(ArtifactSchema, {
       ...fields,
@@ -131,18 +131,18 @@ export class ArtifactStore {
       Date.now(),
       toBinary(ArtifactSchema, artifact),
     );
-    if (replaced && replaced !== id) this.removeUnreferenced([replaced]);
+    if (replaced && replaced !== id) await this.removeUnreferenced([replaced]);
     return artifact;
   }
 
   /** The tenant's reference to these bytes; another tenant's answers as a missing one. */
-  get(id: string, tenant: string): Artifact | undefined {
+  async get(id: string, tenant: string): Promise<Artifact | undefined> {
     const row = this.stmts.byId.get(id, tenant) as { data: Buffer } | undefined;
     return row ? fromBinary(ArtifactSchema, row.data) : undefined;
   }
 
   /** The tenant's artifacts of a session (none for another tenant's session, as for a missing one). */
-  listBySession(sessionId: string, tenant: string): Artifact[] {
+  async listBySession(sessionId: string, tenant: string): Promise<Artifact[]> {
     return (this.stmts.bySession.all(sessionId, tenant) as { data: Buffer }[]).map((r) =>
       fromBinary(ArtifactSchema, r.data),
     );
@@ -152,8 +152,8 @@ export class ArtifactStore {
     return createReadStream(this.pathOf(id), { highWaterMark: chunkBytes });
   }
 
-  read(id: string): Buffer {
-    return readFileSync(this.pathOf(id));
+  async read(id: string): Promise<Buffer> {
+    return readFile(this.pathOf(id));
   }
 
   pathOf(id: string): string {
@@ -164,7 +164,7 @@ export class ArtifactStore {
    * Call after the session's rows are gone (DELETE cascades): removes files no other session references.
    * Returns the bytes freed.
    */
-  removeUnreferenced(ids: string[]): number {
+  async removeUnreferenced(ids: string[]): Promise<number> {
     let freed = 0;
     for (const id of ids) {
       const { n } = this.stmts.refs.get(id) as { n: number };
@@ -177,7 +177,7 @@ export class ArtifactStore {
     return freed;
   }
 
-  idsOfSession(sessionId: string): string[] {
+  async idsOfSession(sessionId: string): Promise<string[]> {
     return (this.stmts.idsOfSession.all(sessionId) as { id: string }[]).map((r) => r.id);
   }
 }

@@ -3,6 +3,7 @@ import { type Batch, BatchSchema } from "@dmesh/contracts/dmesh/processing/v1/ba
 import { DEFAULT_TENANT } from "@dmesh/runtime";
 import type { Db } from "./database.js";
 
+/** Batches as rows; promises as the session store's, writes applied in call order. */
 export class BatchStore {
   private readonly stmts;
 
@@ -20,7 +21,7 @@ export class BatchStore {
     };
   }
 
-  create(batch: Batch): void {
+  async create(batch: Batch): Promise<void> {
     batch.tenant ||= DEFAULT_TENANT;
     this.stmts.insert.run(
       batch.id,
@@ -31,29 +32,29 @@ export class BatchStore {
     );
   }
 
-  save(batch: Batch): void {
+  async save(batch: Batch): Promise<void> {
     this.stmts.update.run(toBinary(BatchSchema, batch), batch.id);
   }
 
   /** Any tenant's batch: its owner is checked by whoever answers a caller. */
-  get(id: string): Batch | undefined {
+  async get(id: string): Promise<Batch | undefined> {
     return batchOf(this.stmts.get.get(id) as Row | undefined);
   }
 
   /** The tenant's batch made for this request id: request ids are unique per tenant. */
-  getByRequestId(tenant: string, requestId: string): Batch | undefined {
+  async getByRequestId(tenant: string, requestId: string): Promise<Batch | undefined> {
     return batchOf(this.stmts.byRequest.get(tenant, requestId) as Row | undefined);
   }
 
   /** One tenant's batches by id, after `after`; every tenant's with `tenant` undefined (recovery). */
-  list(tenant: string | undefined, after: string, limit: number): Batch[] {
+  async list(tenant: string | undefined, after: string, limit: number): Promise<Batch[]> {
     const rows = (
       tenant === undefined ? this.stmts.list.all(after, limit) : this.stmts.listOf.all(tenant, after, limit)
     ) as Row[];
     return rows.map((r) => batchOf(r) as Batch);
   }
 
-  delete(id: string): boolean {
+  async delete(id: string): Promise<boolean> {
     return this.stmts.delete.run(id).changes > 0;
   }
 }

@@ -32,12 +32,31 @@ export class GroupCommit {
   private syncing = false;
   private closed = false;
   private walFd: number | undefined;
+  /** Writes made and not yet applied: a sync covers them only once they are. */
+  private readonly writes = new Set<Promise<unknown>>();
 
   constructor(
     private readonly db: Db,
     private readonly logger: Logger,
   ) {
     this.wal = db.memory ? undefined : `${db.name}-wal`;
+  }
+
+  /**
+   * A write whose promise a caller does not await: the next sync waits for it to be applied, so that what
+   * is told after that sync includes it. A failed write is logged (its caller has moved on).
+   */
+  track(write: Promise<unknown>): void {
+    const settled: Promise<void> = write.then(
+      () => {
+        this.writes.delete(settled);
+      },
+      (err: unknown) => {
+        this.writes.delete(settled);
+        this.logger.error({ err: String(err) }, "a store write failed");
+      },
+    );
+    this.writes.add(settled);
   }
 
   /** Runs `then` once everything written so far is on disk. */
@@ -79,6 +98,7 @@ export class GroupCommit {
     const number = ++this.started;
     this.syncing = true;
     try {
+      if (this.writes.size > 0) await Promise.all([...this.writes]);
       const fd = this.walFile();
       if (fd !== undefined) {
         const started = performance.now();

@@ -12,7 +12,11 @@ import {
 import { DEFAULT_TENANT } from "@dmesh/runtime";
 import type { Db } from "./database.js";
 
-/** Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database. */
+/**
+ * Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database.
+ * Every method answers a promise (a server database answers over the network); a write is applied in call
+ * order, with the values the arguments held at the call (here, SQLite, before the call returns).
+ */
 export class SessionStore {
   private readonly stmts;
 
@@ -46,7 +50,7 @@ export class SessionStore {
   }
 
   /** Inserts the session with its inputs in one transaction: it exists whole or not at all. */
-  create(session: Session, inputs: Record<string, ImageInput>): void {
+  async create(session: Session, inputs: Record<string, ImageInput>): Promise<void> {
     session.tenant ||= DEFAULT_TENANT;
     this.db.transaction(() => {
       const now = Date.now();
@@ -67,32 +71,36 @@ export class SessionStore {
     })();
   }
 
-  save(session: Session): void {
+  async save(session: Session): Promise<void> {
+    this.saveNow(session);
+  }
+
+  private saveNow(session: Session): void {
     this.stmts.update.run(session.state, Date.now(), toBinary(SessionSchema, session), session.id);
   }
 
   /** Any tenant's session: its owner is checked by whoever answers a caller. */
-  get(id: string): Session | undefined {
+  async get(id: string): Promise<Session | undefined> {
     return sessionOf(this.stmts.get.get(id) as Row | undefined);
   }
 
   /** The tenant's session made for this request id: request ids are unique per tenant. */
-  getByRequestId(tenant: string, requestId: string): Session | undefined {
+  async getByRequestId(tenant: string, requestId: string): Promise<Session | undefined> {
     return sessionOf(this.stmts.byRequest.get(tenant, requestId) as Row | undefined);
   }
 
-  listByState(state: SessionState): Session[] {
+  async listByState(state: SessionState): Promise<Session[]> {
     return (this.stmts.byState.all(state) as Row[]).map((r) => sessionOf(r) as Session);
   }
 
   /** One tenant's sessions by id, after `after`; all tenants' with `tenant` undefined (recovery, batches). */
-  list(filter: {
+  async list(filter: {
     tenant: string | undefined;
     states: SessionState[];
     batchId: string;
     limit: number;
     after: string;
-  }): Session[] {
+  }): Promise<Session[]> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (filter.tenant !== undefined) {
@@ -117,7 +125,7 @@ export class SessionStore {
   }
 
   /** Adds or replaces named inputs (also a step's stored outputs) of an existing session. */
-  putInputs(id: string, inputs: Record<string, ImageInput>): void {
+  async putInputs(id: string, inputs: Record<string, ImageInput>): Promise<void> {
     this.db.transaction(() => {
       for (const [name, input] of Object.entries(inputs)) {
         this.stmts.putInput.run(id, name, toBinary(ImageInputSchema, input));
@@ -126,14 +134,14 @@ export class SessionStore {
   }
 
   /** Forgets stored step outputs and the checkpoint: a restart begins from nothing but the request. */
-  resetProgress(id: string): void {
+  async resetProgress(id: string): Promise<void> {
     this.db.transaction(() => {
       this.db.prepare("DELETE FROM session_inputs WHERE session_id = ? AND name LIKE 'step.%'").run(id);
       this.stmts.dropCheckpoint.run(id);
     })();
   }
 
-  inputs(id: string): Record<string, ImageInput> {
+  async inputs(id: string): Promise<Record<string, ImageInput>> {
     const out: Record<string, ImageInput> = {};
     for (const row of this.stmts.inputs.all(id) as { name: string; data: Buffer }[]) {
       out[row.name] = fromBinary(ImageInputSchema, row.data);
@@ -142,42 +150,42 @@ export class SessionStore {
   }
 
   /** Stores the session's state and its newest checkpoint together, so they never disagree after a crash. */
-  saveWithCheckpoint(session: Session, checkpoint: DenoiseCheckpoint): void {
+  async saveWithCheckpoint(session: Session, checkpoint: DenoiseCheckpoint): Promise<void> {
     this.db.transaction(() => {
       this.stmts.putCheckpoint.run(
         session.id,
         checkpoint.step,
         toBinary(DenoiseCheckpointSchema, checkpoint),
       );
-      this.save(session);
+      this.saveNow(session);
     })();
   }
 
-  checkpoint(id: string): DenoiseCheckpoint | undefined {
+  async checkpoint(id: string): Promise<DenoiseCheckpoint | undefined> {
     const row = this.stmts.checkpoint.get(id) as { data: Buffer } | undefined;
     return row ? fromBinary(DenoiseCheckpointSchema, row.data) : undefined;
   }
 
-  dropCheckpoint(id: string): void {
+  async dropCheckpoint(id: string): Promise<void> {
     this.stmts.dropCheckpoint.run(id);
   }
 
-  delete(id: string): boolean {
+  async delete(id: string): Promise<boolean> {
     return this.stmts.delete.run(id).changes > 0;
   }
 
   /** Finished sessions last changed before `time`, every tenant's. */
-  finishedBefore(time: number): { id: string; tenant: string }[] {
+  async finishedBefore(time: number): Promise<{ id: string; tenant: string }[]> {
     return this.stmts.finishedBefore.all(time) as { id: string; tenant: string }[];
   }
 
-  counts(): Map<SessionState, number> {
+  async counts(): Promise<Map<SessionState, number>> {
     const rows = this.stmts.counts.all() as { state: SessionState; n: number }[];
     return new Map(rows.map((r) => [r.state, r.n]));
   }
 
   /** Sessions stored, by state and tenant. */
-  countsByTenant(): { state: SessionState; tenant: string; count: number }[] {
+  async countsByTenant(): Promise<{ state: SessionState; tenant: string; count: number }[]> {
     return this.stmts.countsByTenant.all() as { state: SessionState; tenant: string; count: number }[];
   }
 }
