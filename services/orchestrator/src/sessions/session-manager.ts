@@ -1,13 +1,8 @@
-import { randomInt, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow, type Value } from "@bufbuild/protobuf/wkt";
-import {
-  type GenerationSpec,
-  GenerationSpecSchema,
-  HyperparametersSchema,
-} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
   SessionAction,
@@ -26,12 +21,10 @@ import {
   ResourceExhaustedError,
   UnavailableError,
 } from "@dmesh/runtime";
-import { validateGenerationSpec } from "@dmesh/spec";
 import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
-import { encodingOf } from "./media-type.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
