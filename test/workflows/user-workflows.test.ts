@@ -182,6 +182,16 @@ describe("a user-defined workflow", () => {
     const { workflows } = await mesh.clients.processing.listWorkflows({});
     const chain = workflows.find((w) => w.id === "sr-chain");
     expect([chain?.version, chain?.usageCount, chain?.categories]).toEqual([2, 4, ["generation"]]);
+    // Estimates: after these runs the duration is measured, with the models and memory a session needs.
+    const estimated = await mesh.clients.processing.getWorkflow({
+      workflowId: "sr-chain",
+      spec: tinySpec({ steps: 2 }),
+    });
+    const estimate = estimated.workflow?.estimate;
+    expect(estimate?.estimateSource).toBe("measured");
+    expect(estimate?.estimatedSeconds).toBeGreaterThan(0);
+    expect(estimate?.models).toEqual(["tiny-sdxl", "tiny-x2"]);
+    expect(estimate?.activationBytes).toBeGreaterThan(0n);
     await mesh.clients.processing.deleteWorkflow({ workflowId: "tenant-chain" });
     const gone = await mesh.clients.processing
       .getWorkflow({ workflowId: "tenant-chain" })

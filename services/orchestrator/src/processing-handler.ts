@@ -1,5 +1,6 @@
 import { clone } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { BatchAction } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
@@ -36,12 +37,17 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   }
 
   async getWorkflow(
-    req: { workflowId: string; size?: { width: number; height: number }; version: number },
+    req: {
+      workflowId: string;
+      size?: { width: number; height: number };
+      version: number;
+      spec?: GenerationSpec;
+    },
     ctx: HandlerContext,
   ) {
     const id = checkId(req.workflowId, "workflow_id");
     if (req.version < 0) throw new InvalidArgumentError("version", "must be 0 (the newest) or a version");
-    return { workflow: await this.describe(this.workflows.get(id, req.version), req.size, ctx) };
+    return { workflow: await this.describe(this.workflows.get(id, req.version), req.size, ctx, req.spec) };
   }
 
   // Workflow definitions are mesh-wide: the door lets only admin keys call these when API keys are on.
@@ -196,9 +202,10 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     entry: CatalogEntry,
     size: { width: number; height: number } | undefined,
     ctx: HandlerContext,
+    spec?: GenerationSpec,
   ) {
     const workflow = workflowToProto(entry, this.workflows.usageOf(entry.definition.id));
-    workflow.estimate = await this.estimator.estimate(entry.definition, size, ctx.signal);
+    workflow.estimate = await this.estimator.estimate(entry.definition, size, ctx.signal, spec);
     return workflow;
   }
 }

@@ -39,6 +39,7 @@ import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
 import { GroupCommit } from "./store/group-commit.js";
 import { SessionStore } from "./store/session-store.js";
+import { StepTimingStore } from "./store/step-timing-store.js";
 import { WorkflowStore } from "./store/workflow-store.js";
 import { BUILTIN_WORKFLOWS } from "./workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
@@ -88,6 +89,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const inference = await pool("inference", InferenceService, config.inferenceUrls, inferenceTelemetry);
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
+  const stepTimings = new StepTimingStore(db);
   const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS, new WorkflowStore(db));
   await workflows.load();
   const quotas = parseTenantQuotas(config.tenantQuotas);
@@ -110,6 +112,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       retryBackoffMs: config.retryBackoffMs,
       callTimeoutMs: config.callTimeoutMs,
       streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+      timings: stepTimings,
     },
     events,
     commits,
@@ -154,7 +157,13 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
 
   const handlers = {
-    processing: new ProcessingHandler(workflows, new WorkflowEstimator(inference), sessions, batches, logger),
+    processing: new ProcessingHandler(
+      workflows,
+      new WorkflowEstimator(inference, stepTimings),
+      sessions,
+      batches,
+      logger,
+    ),
     mesh: new MeshHandler(
       inference,
       postprocess,

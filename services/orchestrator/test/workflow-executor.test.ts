@@ -19,6 +19,8 @@ import type { StepMesh } from "../src/sessions/steps/step-context.js";
 import { ArtifactStore } from "../src/store/artifact-store.js";
 import { type Db, openDatabase } from "../src/store/database.js";
 import { newSession, SessionStore } from "../src/store/session-store.js";
+import { StepTimingStore } from "../src/store/step-timing-store.js";
+import { estimateDuration, recordTiming } from "../src/workflows/duration-estimate.js";
 import { compileWorkflow } from "../src/workflows/validate-definition.js";
 import type { CatalogEntry } from "../src/workflows/workflow-catalog.js";
 import type { StepDefinition, WorkflowDefinition } from "../src/workflows/workflow-definition.js";
@@ -140,6 +142,7 @@ async function run(
   workflow: CatalogEntry,
   mesh: FakeMesh,
   inputs: Record<string, number> = {},
+  extra: Partial<RunnerDeps> = {},
 ): Promise<Session> {
   const session = newSession({
     id: "s1",
@@ -174,6 +177,7 @@ async function run(
     streamIdleTimeoutMs: 1000,
     commit: () => {},
     stepMesh: () => mesh,
+    ...extra,
   } as unknown as RunnerDeps;
   expect(await runSession(session, workflow, control, deps)).toBe("completed");
   return session;
@@ -267,5 +271,35 @@ describe("the workflow executor", () => {
       "gen0.0(noise)",
       "gen0.1(noise)",
     ]);
+  });
+
+  it("gives the session an ETA from the measured estimate before its first step reports, and measures each step", async () => {
+    const timings = new StepTimingStore(db);
+    const workflow = entry([
+      step("generate", "generate", { spec: "input.spec" }),
+      step("encode", "encode", { image: "generate.images" }),
+    ]);
+    const shape = { model: "", width: 64, height: 64, steps: 20, scheduler: 0, count: 2 };
+    await recordTiming(timings, workflow.definition.steps[0] as StepDefinition, shape, 3);
+    await recordTiming(timings, workflow.definition.steps[1] as StepDefinition, shape, 1);
+    const etas: [string, number][] = [];
+    await run(
+      workflow,
+      new FakeMesh(),
+      {},
+      {
+        timings,
+        commit: (s) => {
+          etas.push([s.currentStep, s.etaSeconds]);
+        },
+      },
+    );
+    // 3 s for generate and 1 s for encode measured: 4 s before the first step, 1 s before the last.
+    expect(etas[0]).toEqual(["generate", 4]);
+    expect(etas.find(([stepId]) => stepId === "encode")).toEqual(["encode", 1]);
+    // This run's own durations (the fake mesh is quick) joined the measurements.
+    const after = await estimateDuration(workflow.definition, shape, timings);
+    expect(after.source).toBe("measured");
+    expect(after.seconds).toBeLessThan(4);
   });
 });

@@ -18,6 +18,12 @@ import type { ReplicaPool } from "../mesh/replica-pool.js";
 import { workflowStepSeconds } from "../orchestrator-metrics.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
+import {
+  estimateDuration,
+  recordTiming,
+  shapeOf,
+  type TimingSource,
+} from "../workflows/duration-estimate.js";
 import { STEP_KINDS } from "../workflows/step-kinds.js";
 import { parseReference } from "../workflows/validate-definition.js";
 import type { CatalogEntry } from "../workflows/workflow-catalog.js";
@@ -72,6 +78,8 @@ export interface RunnerDeps {
   streamIdleTimeoutMs: number;
   /** Bumps the sequence, stores (when asked) and tells watchers. */
   commit(session: Session, kind: SessionEventKind, options?: CommitOptions): void;
+  /** Where measured step durations go, and the estimates that give a session its ETA come from. */
+  timings?: TimingSource & { record(key: string, seconds: number): Promise<void> };
   /** The mesh the steps call; the replica pools when unset (tests give a fake). */
   stepMesh?: (position: {
     index: number;
@@ -108,6 +116,9 @@ export async function runSession(
   const { definition, order } = workflow.compiled;
   const steps = new Map(definition.steps.map((s) => [s.id, s]));
   const spec = session.spec ?? create(GenerationSpecSchema);
+  // Until a generation reports its own, the ETA is the estimate of the steps still to run.
+  const shape = shapeOf(session.spec);
+  const estimate = await estimateDuration(definition, shape, deps.timings);
   // The model the inference replica actually used (the default when the spec names none), for the infotext.
   let modelUsed = session.spec?.models?.base ?? "";
   for (const [index, stepId] of order.entries()) {
@@ -117,6 +128,7 @@ export async function runSession(
     if (control.pauseRequested) return "paused";
     session.currentStep = stepId;
     session.progress = index / order.length;
+    session.etaSeconds = order.slice(index).reduce((sum, id) => sum + (estimate.steps.get(id) ?? 0), 0);
     deps.commit(session, SessionEventKind.STATE, { persist: "cached" });
     const started = performance.now();
     const position = { index, total: order.length };
@@ -137,6 +149,7 @@ export async function runSession(
     modelUsed = ctx.modelUsed;
     const seconds = (performance.now() - started) / 1000;
     workflowStepSeconds.observe({ operation: step.kind }, seconds);
+    if (deps.timings) await recordTiming(deps.timings, step, shape, seconds);
     session.timings.push(
       create(StepTimingSchema, {
         stepId,

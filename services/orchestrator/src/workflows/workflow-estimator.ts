@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import {
@@ -8,40 +9,60 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
+import { estimateDuration, shapeOf, type TimingSource } from "./duration-estimate.js";
 import type { WorkflowDefinition } from "./workflow-definition.js";
 
+const GENERATING = new Set(["generate", "hires", "refine"]);
+
 /**
- * Resource estimates from the inference service's model metadata (component file sizes, native size) and
- * the requested size. Without a reachable replica the model part is 0 and says so by being 0.
+ * Resource estimates from the inference service's model metadata (component file sizes, native size), the
+ * requested size, the shared activation estimate, and the step timings measured on this mesh. Without a
+ * reachable replica the model part is 0 and says so by being 0.
  */
 export class WorkflowEstimator {
-  constructor(private readonly inference: ReplicaPool<typeof InferenceService>) {}
+  constructor(
+    private readonly inference: ReplicaPool<typeof InferenceService>,
+    private readonly timings?: TimingSource,
+  ) {}
 
   async estimate(
     workflow: WorkflowDefinition,
     size: { width: number; height: number } | undefined,
     signal: AbortSignal,
+    spec?: GenerationSpec,
   ): Promise<ResourceEstimate> {
-    const generates = workflow.steps.filter((s) => ["generate", "hires", "refine"].includes(s.kind));
-    if (generates.length === 0) return create(ResourceEstimateSchema);
+    const generates = workflow.steps.filter((s) => GENERATING.has(s.kind));
+    const models = new Set<string>();
     let modelBytes = 0n;
     let native = 1024;
-    try {
-      const replica = this.inference.pick();
-      const models = createClient(ModelService, replica.transport);
-      const { model } = await models.getModel({ id: "" }, { signal, timeoutMs: 2000 });
-      modelBytes = (model?.components ?? []).reduce((n, c) => n + c.fileBytes, 0n);
-      native = model?.nativeSize || native;
-    } catch {
-      // No replica or no default model: the estimate covers what can be known.
+    if (generates.length > 0) {
+      try {
+        const replica = this.inference.pick();
+        const client = createClient(ModelService, replica.transport);
+        const { model } = await client.getModel({ id: "" }, { signal, timeoutMs: 2000 });
+        modelBytes = (model?.components ?? []).reduce((n, c) => n + c.fileBytes, 0n);
+        native = model?.nativeSize || native;
+        if (model?.id) models.add(model.id);
+      } catch {
+        // No replica or no default model: the estimate covers what can be known.
+      }
     }
-    const width = size?.width || native;
-    const height = size?.height || native;
-    const evaluations = generates.length * DEFAULTS.steps * 2;
+    for (const step of workflow.steps) {
+      const { upscaler, model } = step.params;
+      if (typeof upscaler === "string" && upscaler !== "lanczos") models.add(upscaler);
+      if (step.kind === "refine" && typeof model === "string") models.add(model);
+    }
+    const shape = shapeOf(spec, size);
+    const width = shape.width || native;
+    const height = shape.height || native;
+    const duration = await estimateDuration(workflow, shape, this.timings, native);
     return create(ResourceEstimateSchema, {
       modelBytes,
-      activationBytes: BigInt(estimateActivationBytes(width, height)),
-      unetEvaluations: evaluations,
+      activationBytes: generates.length > 0 ? BigInt(estimateActivationBytes(width, height)) : 0n,
+      unetEvaluations: generates.length * DEFAULTS.steps * 2,
+      estimatedSeconds: duration.seconds,
+      estimateSource: duration.source,
+      models: [...models],
     });
   }
 }
