@@ -16,7 +16,11 @@ import {
 const hiresWorkflow = BUILTIN_WORKFLOWS.find((w) => w.definition.id === "txt2img-hires")?.definition;
 if (!hiresWorkflow) throw new Error("no txt2img-hires");
 const steps = new Map(hiresWorkflow.steps.map((s) => [s.id, s]));
-const at = (id: string) => steps.get(id) ?? hiresWorkflow.steps[0]!;
+const at = (id: string) => {
+  const step = steps.get(id);
+  if (!step) throw new Error(`no step ${id}`);
+  return step;
+};
 const shape: RequestShape = {
   model: "",
   width: 64,
