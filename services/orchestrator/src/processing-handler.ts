@@ -14,6 +14,7 @@ import { checkId, checkName, requiredId } from "@dmesh/spec";
 import { audit } from "./audit-log.js";
 import type { BatchManager } from "./batches/batch-manager.js";
 import { isTerminal, type SessionManager } from "./sessions/session-manager.js";
+import type { WebhookPolicy } from "./webhooks/webhook-policy.js";
 import { definitionFromProto, workflowToProto } from "./workflows/definition-proto.js";
 import type { CatalogEntry, WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import type { WorkflowEstimator } from "./workflows/workflow-estimator.js";
@@ -28,6 +29,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     private readonly estimator: WorkflowEstimator,
     private readonly sessions: SessionManager,
     private readonly batches: BatchManager,
+    private readonly webhooks: WebhookPolicy,
     private readonly logger: Logger,
   ) {}
 
@@ -87,7 +89,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
       requestId: req.requestId || scopeFrom(ctx, this.logger).requestId,
       priority: req.priority,
       inputs: req.inputs,
-      callbackUrl: req.callbackUrl,
+      callbackUrl: this.webhooks.check(req.callbackUrl, tenant),
     });
     let ended = false;
     try {
@@ -167,7 +169,9 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   ) {
     checkId(req.workflowId, "workflow_id");
     checkId(req.requestId, "request_id");
-    const batch = await this.batches.create(req, tenantOf(ctx));
+    const tenant = tenantOf(ctx);
+    req.callbackUrl = this.webhooks.check(req.callbackUrl, tenant);
+    const batch = await this.batches.create(req, tenant);
     await this.sessions.durable();
     return { batch };
   }

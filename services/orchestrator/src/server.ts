@@ -40,7 +40,11 @@ import { openDatabase } from "./store/database.js";
 import { GroupCommit } from "./store/group-commit.js";
 import { SessionStore } from "./store/session-store.js";
 import { StepTimingStore } from "./store/step-timing-store.js";
+import { WebhookStore } from "./store/webhook-store.js";
 import { WorkflowStore } from "./store/workflow-store.js";
+import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
+import { parseTenantSecrets, WebhookPolicy } from "./webhooks/webhook-policy.js";
+import { webhookTriggers } from "./webhooks/webhook-triggers.js";
 import { BUILTIN_WORKFLOWS } from "./workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import { WorkflowEstimator } from "./workflows/workflow-estimator.js";
@@ -140,6 +144,27 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const lifecycle = new LifecycleEvents(meshEvents);
   events.onStateChange(lifecycle.onSession);
   batches.onSave(lifecycle.onBatch);
+  const webhookPolicy = new WebhookPolicy({
+    allowedUrls: config.webhookAllowedUrls,
+    meshSecret: config.webhookSecret,
+    tenantSecrets: parseTenantSecrets(config.webhookTenantSecrets),
+    keysOn: config.apiKeysFile !== "",
+  });
+  const webhooks = new WebhookDispatcher(
+    new WebhookStore(db),
+    webhookPolicy,
+    {
+      maxAttempts: config.webhookMaxAttempts,
+      initialBackoffMs: config.webhookRetryMs,
+      maxBackoffMs: 300_000,
+      timeoutMs: config.webhookTimeoutMs,
+    },
+    logger,
+  );
+  const triggers = webhookTriggers(webhooks, logger);
+  events.onStateChange(triggers.onSession);
+  batches.onSave(triggers.onBatch);
+  webhooks.start();
   countSessionsWith(() => sessionStore.countsByTenant());
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
@@ -162,6 +187,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       new WorkflowEstimator(inference, stepTimings),
       sessions,
       batches,
+      webhookPolicy,
       logger,
     ),
     mesh: new MeshHandler(
@@ -220,6 +246,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await server.close();
       await metrics?.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
+      await webhooks.close();
       commits.close();
       db.close();
       door.close();

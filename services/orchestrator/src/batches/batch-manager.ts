@@ -140,6 +140,8 @@ export class BatchManager {
       state: BatchState.CREATED,
       priority: req.priority,
       requestId: req.requestId,
+      // Checked by the handler against the allow-list.
+      callbackUrl: req.callbackUrl,
       createdAt: timestampNow(),
       updatedAt: timestampNow(),
       items: specs.map((spec, index) =>
