@@ -1,5 +1,4 @@
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { fromJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BatchSchema, BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
@@ -36,10 +35,6 @@ class Receiver {
     });
     const server = this.server;
     await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  }
-
-  get port(): number {
-    return (this.server?.address() as AddressInfo).port;
   }
 
   async close(): Promise<void> {
