@@ -6,6 +6,7 @@ import { GENERATE_HELP, generate } from "./commands/generate.js";
 import { SESSIONS_HELP, sessions } from "./commands/sessions.js";
 import { STATUS_HELP, status } from "./commands/status.js";
 import { UP_HELP, up } from "./commands/up.js";
+import { WORKFLOW_HELP, workflow } from "./commands/workflow.js";
 import { WORKFLOWS_HELP, workflows } from "./commands/workflows.js";
 
 const HELP = `dmesh: diffusion mesh command line
@@ -19,6 +20,8 @@ ${GENERATE_HELP}
 ${STATUS_HELP}
 
 ${WORKFLOWS_HELP}
+
+${WORKFLOW_HELP}
 
 ${SESSIONS_HELP}
 
@@ -38,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return status(rest);
     case "workflows":
       return workflows(rest);
+    case "workflow":
+      return workflow(rest);
     case "sessions":
     case "session":
     case "pause":
