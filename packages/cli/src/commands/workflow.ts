@@ -6,11 +6,12 @@ import { type Workflow, WorkflowSchema } from "@dmesh/contracts/dmesh/processing
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 
-export const WORKFLOW_HELP = `dmesh workflow create FILE | update FILE | show NAME [--version N] [--json] | delete NAME
-    [--url ${DEFAULT_URL}]
+export const WORKFLOW_HELP = `dmesh workflow create FILE | update FILE | delete NAME
+    | show NAME [--version N] [--width W --height H --steps N] [--json]   [--url ${DEFAULT_URL}]
   Defines a workflow from a JSON or YAML file (the Workflow message: id, inputs, steps with kind, params and
   inputs wired as "input.<name>" or "<step>.<output>"), updates it (a new version), shows one with its
-  version, usage and estimate, or deletes it. Defining workflows takes an admin key when API keys are on.`;
+  version, usage and its estimate for a request of that size and steps, or deletes it. Defining workflows
+  takes an admin key when API keys are on.`;
 
 export async function workflow(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -20,6 +21,9 @@ export async function workflow(argv: string[]): Promise<number> {
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
       version: { type: "string", default: "0" },
+      width: { type: "string" },
+      height: { type: "string" },
+      steps: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
@@ -42,8 +46,16 @@ export async function workflow(argv: string[]): Promise<number> {
       return 0;
     }
     case "show": {
+      const int = (v: string | undefined) => (v === undefined ? 0 : Number.parseInt(v, 10) || 0);
       const res = await processing.getWorkflow(
-        { workflowId: target, version: Number.parseInt(values.version, 10) || 0 },
+        {
+          workflowId: target,
+          version: int(values.version),
+          spec: {
+            size: { width: int(values.width), height: int(values.height) },
+            ...(values.steps ? { scheduler: { steps: int(values.steps) } } : {}),
+          },
+        },
         options,
       );
       if (!res.workflow) return 1;

@@ -7,7 +7,7 @@ import {
   type ResourceEstimate,
   ResourceEstimateSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
-import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
+import { estimateActivationBytes } from "@dmesh/spec";
 import type { ReplicaPool } from "../mesh/replica-pool.js";
 import { estimateDuration, shapeOf, type TimingSource } from "./duration-estimate.js";
 import type { WorkflowDefinition } from "./workflow-definition.js";
@@ -53,13 +53,25 @@ export class WorkflowEstimator {
       if (step.kind === "refine" && typeof model === "string") models.add(model);
     }
     const shape = shapeOf(spec, size);
-    const width = shape.width || native;
-    const height = shape.height || native;
+    // The largest image a generation works on: a hires pass denoises at its scale.
+    const scale = Math.max(
+      1,
+      ...generates.map((s) =>
+        s.kind === "hires" ? (typeof s.params.scale === "number" ? s.params.scale : 2) : 1,
+      ),
+    );
+    const width = (shape.width || native) * scale;
+    const height = (shape.height || native) * scale;
     const duration = await estimateDuration(workflow, shape, this.timings, native);
+    // UNet runs: each generating step's denoising steps, twice each (classifier-free guidance).
+    const evaluations = generates.reduce(
+      (n, s) => n + 2 * (typeof s.params.steps === "number" ? s.params.steps : shape.steps),
+      0,
+    );
     return create(ResourceEstimateSchema, {
       modelBytes,
       activationBytes: generates.length > 0 ? BigInt(estimateActivationBytes(width, height)) : 0n,
-      unetEvaluations: generates.length * DEFAULTS.steps * 2,
+      unetEvaluations: evaluations,
       estimatedSeconds: duration.seconds,
       estimateSource: duration.source,
       models: [...models],
