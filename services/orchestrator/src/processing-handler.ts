@@ -80,6 +80,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     checkId(req.workflowId, "workflow_id");
     checkId(req.requestId, "request_id");
     for (const name of Object.keys(req.images)) checkName(name, "images");
+    for (const name of Object.keys(req.inputs)) checkName(name, "inputs");
     // Without an explicit request_id the call's x-request-id is the session's: one id in every hop's logs.
     const { session } = await this.sessions.submit({
       tenant,

@@ -80,8 +80,19 @@ export function readWorkflowFile(file: string): Workflow {
   return fromJson(WorkflowSchema, parsed);
 }
 
-/** YAML (the file's own form, so that `show` output can be edited and updated) or JSON. */
+/**
+ * YAML (the file's own form, so that `show` output can be edited and updated) under a one-line summary as a
+ * YAML comment, or JSON.
+ */
 export function showWorkflow(w: Workflow, json: boolean): string {
   const value = toJson(WorkflowSchema, w, { alwaysEmitImplicit: false });
-  return json ? `${JSON.stringify(value, null, 2)}\n` : stringifyYaml(value);
+  if (json) return `${JSON.stringify(value, null, 2)}\n`;
+  const e = w.estimate;
+  const mib = Number(e?.activationBytes ?? 0n) / (1 << 20);
+  const summary = [
+    `# workflow ${w.id} version ${w.version}${w.builtin ? " (built in)" : ""}: ${w.usageCount} session(s)`,
+    `estimate ${(e?.estimatedSeconds ?? 0).toFixed(1)} s (${e?.estimateSource || "static"})`,
+    `${mib.toFixed(0)} MiB of activations, models ${e?.models.join(", ") || "none"}`,
+  ].join("; ");
+  return `${summary}\n${stringifyYaml(value)}`;
 }

@@ -11,6 +11,7 @@ import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/proces
 import { InvalidArgumentError, NotFoundError, quote } from "@dmesh/runtime";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
 import type { ArtifactStore } from "../store/artifact-store.js";
+import { valueJson } from "../workflows/definition-proto.js";
 import { STEP_KINDS } from "../workflows/step-kinds.js";
 import { checkParam, parseReference, typeOfValue } from "../workflows/validate-definition.js";
 import type { JsonValue, WorkflowDefinition } from "../workflows/workflow-definition.js";
@@ -63,7 +64,7 @@ export async function checkSubmit(
         `inputs.${name}`,
         `is not a scalar input of workflow ${quote(workflow.id)}`,
       );
-    const json = toJson(ValueSchema, value) as JsonValue;
+    const json = valueJson(value, `inputs.${name}`);
     const got = typeOfValue(json);
     const fits = got === input.type || (input.type === "number" && got === "integer");
     if (!fits)
@@ -130,7 +131,7 @@ function checkBoundParams(workflow: WorkflowDefinition, values: Record<string, V
       const ref = parseReference(source);
       if (!param || ref?.from !== "input") continue;
       const value = values[ref.name];
-      if (value) checkParam(toJson(ValueSchema, value) as JsonValue, param, `inputs.${ref.name}`);
+      if (value) checkParam(valueJson(value, `inputs.${ref.name}`), param, `inputs.${ref.name}`);
     }
   }
 }

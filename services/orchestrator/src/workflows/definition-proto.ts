@@ -1,5 +1,5 @@
 import { create, fromJson, type JsonValue as ProtoJson, toJson } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   type Workflow,
   WorkflowSchema,
@@ -18,12 +18,12 @@ export function definitionFromProto(w: Workflow | undefined): WorkflowDefinition
     name: w.name || w.id,
     description: w.description,
     categories: [...w.categories],
-    inputs: w.inputs.map((i) => ({
+    inputs: w.inputs.map((i, n) => ({
       name: i.name,
       type: (i.type || (i.name === "spec" ? "spec" : "image")) as ValueType,
       required: i.required,
       description: i.description,
-      ...(i.defaultValue ? { default: toJson(ValueSchema, i.defaultValue) as JsonValue } : {}),
+      ...(i.defaultValue ? { default: valueJson(i.defaultValue, `inputs[${n}].default_value`) } : {}),
     })),
     steps: w.steps.map((s) => ({
       id: s.id,
@@ -33,6 +33,15 @@ export function definitionFromProto(w: Workflow | undefined): WorkflowDefinition
       dependsOn: [...s.dependsOn],
     })),
   };
+}
+
+/** A google.protobuf.Value as JSON; one JSON cannot carry (NaN, infinity) is refused at `field`. */
+export function valueJson(value: Value, field: string): JsonValue {
+  try {
+    return toJson(ValueSchema, value) as JsonValue;
+  } catch {
+    throw new InvalidArgumentError(field, "is not a JSON value (NaN or infinity)");
+  }
 }
 
 /** A definition from before step kinds named its operation instead ("generate:img2img", "upscale"). */

@@ -122,6 +122,7 @@ export function compileWorkflow(definition: WorkflowDefinition): CompiledWorkflo
     checkParams(step.params, kind, `${path}.params`);
     const before = new Set<string>();
     for (const [name, source] of Object.entries(step.inputs)) {
+      if (!ID.test(name)) throw new InvalidArgumentError(`${path}.inputs`, `${quote(name)} is not an input name`);
       const where = `${path}.inputs.${name}`;
       const port = kind.ports[name];
       const param = kind.params[name];
@@ -231,6 +232,7 @@ function checkParams(params: Readonly<Record<string, JsonValue>>, kind: StepKind
   if (names.length > WORKFLOW_LIMITS.paramsPerStep)
     throw new InvalidArgumentError(path, `has more than ${WORKFLOW_LIMITS.paramsPerStep} parameters`);
   for (const name of names) {
+    if (!ID.test(name)) throw new InvalidArgumentError(path, `${quote(name)} is not a parameter name`);
     const spec = kind.params[name];
     if (!spec)
       throw new InvalidArgumentError(
@@ -287,7 +289,8 @@ function checkId(value: string, path: string): void {
 export function typeOfValue(value: JsonValue): ValueType | undefined {
   if (typeof value === "boolean") return "boolean";
   if (typeof value === "string") return "string";
-  if (typeof value === "number") return Number.isInteger(value) ? "integer" : "number";
+  if (typeof value === "number")
+    return !Number.isFinite(value) ? undefined : Number.isInteger(value) ? "integer" : "number";
   return undefined;
 }
 
