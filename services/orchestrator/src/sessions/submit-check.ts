@@ -1,5 +1,5 @@
 import { randomInt } from "node:crypto";
-import { clone, create, fromJson, type JsonValue as ProtoJson, toJson } from "@bufbuild/protobuf";
+import { clone, create, fromJson, type JsonValue as ProtoJson } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   type GenerationSpec,
@@ -14,7 +14,7 @@ import type { ArtifactStore } from "../store/artifact-store.js";
 import { valueJson } from "../workflows/definition-proto.js";
 import { STEP_KINDS } from "../workflows/step-kinds.js";
 import { checkParam, parseReference, typeOfValue } from "../workflows/validate-definition.js";
-import type { JsonValue, WorkflowDefinition } from "../workflows/workflow-definition.js";
+import type { WorkflowDefinition } from "../workflows/workflow-definition.js";
 import { encodingOf } from "./media-type.js";
 
 /** Spec fields that carry a workflow's image inputs. */

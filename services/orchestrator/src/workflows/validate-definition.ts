@@ -122,7 +122,8 @@ export function compileWorkflow(definition: WorkflowDefinition): CompiledWorkflo
     checkParams(step.params, kind, `${path}.params`);
     const before = new Set<string>();
     for (const [name, source] of Object.entries(step.inputs)) {
-      if (!ID.test(name)) throw new InvalidArgumentError(`${path}.inputs`, `${quote(name)} is not an input name`);
+      if (!ID.test(name))
+        throw new InvalidArgumentError(`${path}.inputs`, `${quote(name)} is not an input name`);
       const where = `${path}.inputs.${name}`;
       const port = kind.ports[name];
       const param = kind.params[name];
