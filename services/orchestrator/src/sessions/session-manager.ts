@@ -25,11 +25,11 @@ import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
+import { SessionCommitter } from "./session-committer.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
   markFinished,
-  type Persistence,
   type RunControl,
   type RunnerDeps,
   runSession,
@@ -68,23 +68,22 @@ export function isTerminal(state: SessionState): boolean {
 }
 
 /**
- * The session lifecycle: submit (idempotent by request id), a bounded queue fair across tenants, bounded
- * concurrency and per-tenant quotas, pause/resume/cancel/restart, and recovery of whatever a crash
- * interrupted. All state changes go through `commit`, which stores them and tells watchers what a restart
- * must find only once it is on disk. Every session belongs to a tenant; asked for by another, it answers as
- * one that does not exist.
+ * The session lifecycle: submit (idempotent by request id; its checks in submit-check.ts), a bounded queue
+ * fair across tenants (fair-queue.ts), bounded concurrency and per-tenant quotas, pause/resume/cancel/restart,
+ * and recovery of whatever a crash interrupted. All state changes go through `commit` (session-committer.ts),
+ * which stores them and tells watchers what a restart must find only once it is on disk. Every session
+ * belongs to a tenant; asked for by another, it answers as one that does not exist.
  */
 export class SessionManager {
   private readonly queue = new FairQueue();
   private readonly running = new Map<string, RunControl>();
   private readonly runningPerTenant = new Map<string, number>();
   private readonly live = new Map<string, Session>();
-  /** Sessions with a cached state change not yet stored or told (see `commit`). */
-  private readonly held = new Set<Session>();
   /** Submits between their checks and their enqueue, by tenant: they count against the queue's limits. */
   private readonly admitting = new Map<string, number>();
   /** Submits under way by tenant and request id: a second one with the same id joins the first. */
   private readonly submitting = new Map<string, Promise<{ session: Session; existing: boolean }>>();
+  private readonly committer: SessionCommitter;
   private closed = false;
   private readonly traces = new SessionTraces();
 
@@ -95,7 +94,9 @@ export class SessionManager {
     private readonly workflows: WorkflowCatalog,
     private readonly limits: SessionLimits,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.committer = new SessionCommitter(deps.store, commits, events, this.live);
+  }
 
   /** Resolves once every change made so far is on disk: await it before acknowledging one to a client. */
   durable(): Promise<void> {
@@ -370,42 +371,7 @@ export class SessionManager {
   }
 
   private commit(session: Session, kind: SessionEventKind, options: CommitOptions = {}): void {
-    const persist = options.persist ?? "durable";
-    if (isTerminal(session.state)) this.live.delete(session.id);
-    else this.live.set(session.id, session);
-    // A state change that a restart redoes is held to the end of the turn (its microtasks included: the store
-    // answers reads by promise): when the session changes again in the same turn (RUNNING, then its step,
-    // then its replica), one save and one event carry it all.
-    if (this.held.delete(session) && kind !== SessionEventKind.STATE)
-      this.record(session, SessionEventKind.STATE, "cached");
-    if (kind === SessionEventKind.STATE && persist === "cached") {
-      this.held.add(session);
-      setImmediate(() => {
-        if (this.held.delete(session)) this.record(session, SessionEventKind.STATE, "cached");
-      });
-    } else this.record(session, kind, persist, options);
-  }
-
-  /** Bumps the sequence, stores (unless "none") and tells watchers, durable changes once they are on disk. */
-  private record(
-    session: Session,
-    kind: SessionEventKind,
-    persist: Persistence,
-    options: CommitOptions = {},
-  ) {
-    session.sequence += 1n;
-    session.updatedAt = timestampNow();
-    // The write is applied in call order; the group commit waits for it before it tells anyone.
-    if (persist !== "none") this.commits.track(this.deps.store.save(session));
-    // Watchers get a copy: the live session keeps changing while their events wait to be sent.
-    const event = create(SessionEventSchema, {
-      kind,
-      session: clone(SessionSchema, session),
-      artifactId: options.artifactId ?? "",
-      ...(options.preview ? { preview: options.preview } : {}),
-    });
-    if (persist === "durable") this.commits.afterSync(() => this.events.publish(event));
-    else this.commits.inOrder(() => this.events.publish(event));
+    this.committer.commit(session, kind, options);
   }
 
   private enqueue(session: Session): void {
