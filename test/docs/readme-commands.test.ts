@@ -38,6 +38,13 @@ const PLANS: Record<string, Plan> = {
   'npx dmesh generate "a red fox in snow" --seed 7 --steps 20 --width 512 --height 512 --out fox.png': {
     scale: [["--steps 20 --width 512 --height 512", "--steps 4 --width 64 --height 64"]],
   },
+  // ControlNet: the tiny residual model and ControlNet land in the mesh's MODELS_DIR, found when first asked for.
+  "npx dmesh-tiny-model .dmesh/models/tiny-sdxl-cn --control-residuals": {},
+  "npx dmesh-tiny-model .dmesh/models/controlnet/tiny-edges --artifact controlnet": {},
+  'npx dmesh generate "a red fox in snow" --model tiny-sdxl-cn --seed 7 --steps 20 --width 512 --height 512 --control tiny-edges:fox.png:0.8 --control-preprocess canny --out fox-edges.png':
+    {
+      scale: [["--steps 20 --width 512 --height 512", "--steps 4 --width 64 --height 64"]],
+    },
   "npx dmesh status": {
     check: ({ output }) => {
       expect(output).toMatch(/^inference\s+\S+\s+SERVING\s/m);
@@ -63,6 +70,14 @@ const PLANS: Record<string, Plan> = {
     check: ({ output }) => {
       expect(output).toMatch(/REPLICA_UP\s+inference /);
       expect(output).toMatch(/REPLICA_UP\s+postprocess /);
+    },
+  },
+  // Into the models directory of the README's own `npm start` (its --data is this test's .dmesh).
+  "npx dmesh-tiny-model .dmesh/models/loras --artifact lora --layout kohya-sdxl": {},
+  "npx dmesh models": {
+    check: ({ output }) => {
+      expect(output).toMatch(/^tiny-sdxl\s+model\s+sdxl\s+-\s/m);
+      expect(output).toMatch(/^tiny-kohya-sdxl\s+lora\s+sdxl\s+[0-9a-f]{12}\s/m);
     },
   },
   "curl -s -H 'content-type: application/json' -d '{}' http://127.0.0.1:50051/dmesh.processing.v1.ProcessingService/ListWorkflows":

@@ -17,6 +17,13 @@ export {
   type TinyModelOptions,
 } from "./options.js";
 export {
+  CONTROLNET_ARTIFACT,
+  resolveTinyControlNetOptions,
+  type TinyControlNetManifest,
+  type TinyControlNetOptions,
+  writeTinyControlNet,
+} from "./write-tiny-controlnet.js";
+export {
   DIFFUSION_ARTIFACT,
   ensureTinyModel,
   findTinyModel,

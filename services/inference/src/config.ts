@@ -10,6 +10,27 @@ export const inferenceSettings = {
     default: ".dmesh/models",
     parse: parse.string,
   },
+  lorasDir: {
+    env: "LORAS_DIR",
+    description:
+      "LoRA files (`<name>.safetensors`), named in prompts as `<lora:name:weight>` (empty = MODELS_DIR/loras)",
+    default: "",
+    parse: parse.string,
+  },
+  embeddingsDir: {
+    env: "EMBEDDINGS_DIR",
+    description:
+      "textual-inversion embeddings (`<name>.safetensors`), used where a prompt writes their name (empty = MODELS_DIR/embeddings)",
+    default: "",
+    parse: parse.string,
+  },
+  controlNetDir: {
+    env: "CONTROLNET_DIR",
+    description:
+      "directory of ControlNets (`<name>/model.onnx`, split export); empty = MODELS_DIR/controlnet",
+    default: "",
+    parse: parse.string,
+  },
   defaultModel: {
     env: "DEFAULT_MODEL",
     description: "model used when a request names none (empty = first found)",
@@ -47,9 +68,17 @@ export const inferenceSettings = {
   },
   intraOpThreads: {
     env: "INTRA_OP_THREADS",
-    description: "onnxruntime intra-op threads (0 = one per core)",
+    description:
+      "onnxruntime intra-op threads per model run (0 = one per core): a process runs one model at a time, so one per core uses the machine without oversubscribing it",
     default: 0,
     parse: parse.int(0, 1024),
+  },
+  ortThreads: {
+    env: "ORT_THREADS",
+    description:
+      "run each onnxruntime session on a worker thread of its own, so that health, cancel and progress are answered while a model computes (0 = on the event loop, which every model run blocks: only for comparing)",
+    default: true,
+    parse: parse.bool,
   },
   graphOptimization: {
     env: "GRAPH_OPTIMIZATION",

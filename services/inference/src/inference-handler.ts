@@ -13,12 +13,12 @@ import {
   type InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
+import { AsyncChannel, InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
+import type { DeviceMemoryReader } from "./clients/device-memory.js";
+import { controlNetInfotext } from "./control/control-net-infotext.js";
 import { generationEnded, generations } from "./inference-metrics.js";
-import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
-import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
 import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
@@ -73,7 +73,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
     const pause = { paused: false };
     this.pauses.set(id, pause);
-    const channel = new EventChannel<Response>();
+    const channel = new AsyncChannel<Response>();
     const work = this.queue
       .run(ctx.signal, async () => {
         channel.push({
@@ -157,6 +157,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
+                infotext: controlNetInfotext(result.controlUnits),
               },
             },
           });

@@ -1,14 +1,17 @@
+import { join } from "node:path";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
-import { ClientTls, startGrpcService } from "@dmesh/runtime";
+import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
+import { AdapterCatalog } from "./adapters/index.js";
+import { createDeviceMemoryReader } from "./clients/device-memory.js";
+import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
+import { ControlNetRegistry } from "./control/control-net-registry.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
-import { createDeviceMemoryReader } from "./models/device-memory.js";
 import { ModelRegistry } from "./models/model-registry.js";
-import { resolveProviderChain } from "./models/provider-chain.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
 import { routes } from "./routes.js";
@@ -26,6 +29,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     intraOpThreads: config.intraOpThreads,
     graphOptimization: config.graphOptimization,
     memoryArena: config.memoryArena,
+    thread: config.ortThreads ? ("worker" as const) : ("main" as const),
   };
   const models = new ModelRegistry(
     config.modelsDir,
@@ -57,25 +61,35 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     modelsLoaded: () => models.loadedIds().length,
   });
   const control = new ControlMapper();
+  // What ListAdapters shows: the directories the pipeline reads adapters from.
+  const adapters = new AdapterCatalog(
+    {
+      loras: config.lorasDir || join(config.modelsDir, "loras"),
+      embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
+      controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
+    },
+    logger,
+  );
+  const controlNets = new ControlNetRegistry(
+    config.controlNetDir || join(config.modelsDir, "controlnet"),
+    sessionSettings,
+    config.maxLoadedModels,
+    logger,
+  );
   const service = await startGrpcService({
     name: "inference",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
     registrations: routes({
       inference: new InferenceHandler(
         models,
         queue,
-        createPipelineResources(),
+        createPipelineResources({ registry: controlNets, mapper: control }),
         config.maxUnetBatch,
         logger,
         deviceMemory,
       ),
-      models: new ModelHandler(models),
+      models: new ModelHandler(models, adapters),
       conditioning: new ConditioningHandler(models, control),
       schedulers: new SchedulerHandler(models),
     }),
@@ -99,6 +113,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       deviceMemory?.close();
       deviceTls?.close();
       await control.close();
+      await controlNets.close();
       await models.close();
     },
   };

@@ -13,7 +13,7 @@ import {
 import type { Session } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { createLogger, DEFAULT_TENANT } from "@dmesh/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ReplicaPool } from "../src/mesh/replica-pool.js";
+import type { ReplicaPool } from "../src/clients/replica-pool.js";
 import { type RunControl, type RunnerDeps, runSession } from "../src/sessions/session-runner.js";
 import type { StepMesh } from "../src/sessions/steps/step-context.js";
 import { ArtifactStore } from "../src/store/artifact-store.js";
@@ -62,6 +62,7 @@ class FakeMesh implements StepMesh {
       images: Array.from({ length: count }, (_, i) => tagged(`gen${n}.${i}(${from})`, size)),
       seeds: Array.from({ length: count }, (_, i) => (spec.params?.seed ?? 0n) + BigInt(i)),
       model: "tiny-sdxl",
+      infotext: [],
     };
   }
   async upscale(image: Image, upscale: Parameters<StepMesh["upscale"]>[1]) {

@@ -1,11 +1,14 @@
 import { readFileSync } from "node:fs";
-import { extname } from "node:path";
 import { parseArgs } from "node:util";
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
-import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
+import { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { CONTROL_FLAG_HELP, CONTROL_FLAGS, controlNetsFromFlags } from "../control-options.js";
+import { encodingOf } from "../image-file.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
@@ -13,10 +16,12 @@ export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed 
     [--guidance G] [--scheduler NAME] [--count N] [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--input NAME=VALUE ...] [--image FILE]
     [--mask FILE] [--strength S]
+    [--control NAME:IMAGE[:SCALE[:START:END]]] [--control-preprocess canny|none]
     [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
   Runs a workflow through the orchestrator, shows its progress and saves the images. --input sets one of
   the workflow's scalar inputs (a number, true/false, or text).
-  ${SCHEDULER_FLAG_HELP}.`;
+  ${SCHEDULER_FLAG_HELP}.
+  ${CONTROL_FLAG_HELP}.`;
 
 export async function generate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -24,6 +29,7 @@ export async function generate(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...SPEC_FLAGS,
+      ...CONTROL_FLAGS,
       out: { type: "string", default: ".dmesh/out" },
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
@@ -36,7 +42,11 @@ export async function generate(argv: string[]): Promise<number> {
     },
   });
   const prompt = positionals.join(" ");
-  const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
+  const spec = create(
+    GenerationSpecSchema,
+    specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 }),
+  );
+  spec.controlNets = controlNetsFromFlags(values).map((unit) => create(ControlNetUnitSchema, unit));
   const images: Record<
     string,
     { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }
@@ -87,18 +97,4 @@ export function workflowInputs(pairs: readonly string[]): Record<string, Value> 
     inputs[pair.slice(0, eq)] = fromJson(ValueSchema, value);
   }
   return inputs;
-}
-
-function encodingOf(file: string): ImageEncoding {
-  switch (extname(file).toLowerCase()) {
-    case ".jpg":
-    case ".jpeg":
-      return ImageEncoding.JPEG;
-    case ".webp":
-      return ImageEncoding.WEBP;
-    case ".avif":
-      return ImageEncoding.AVIF;
-    default:
-      return ImageEncoding.PNG;
-  }
 }

@@ -6,6 +6,7 @@ import {
   type SessionSettings,
   type TensorSpec,
 } from "@dmesh/onnx";
+import { type ResidualLayout, unetResidualLayout } from "../control/residual-layout.js";
 import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
 import { type ComponentName, isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
 
@@ -40,6 +41,8 @@ export interface ModelContract {
   readonly maxTokens: number | undefined;
   readonly vaeDecoderOutput: string;
   readonly vaeEncoderOutput: string | undefined;
+  /** The UNet's ControlNet residual inputs (a split export's), or undefined when it takes none. */
+  readonly controlResiduals: ResidualLayout | undefined;
 }
 
 export interface LoadedModel {
@@ -246,6 +249,7 @@ function modelContract(
     maxTokens: dim(hidden, 1),
     vaeDecoderOutput,
     vaeEncoderOutput,
+    controlResiduals: unetResidualLayout(dir, unet),
   };
 }
 

@@ -1,6 +1,8 @@
 import { RunClock } from "@dmesh/onnx";
-import { AbortedError, InvalidArgumentError, type Logger } from "@dmesh/runtime";
+import { AbortedError, InvalidArgumentError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { ResolvedSpec } from "@dmesh/spec";
+import { type ControlUnitReport, RequestControlNets } from "../control/request-control-nets.js";
 import { denoiseStepSeconds } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { isSdxlFamily } from "../models/pipeline-directory.js";
@@ -45,6 +47,8 @@ export interface GenerateResult {
   readonly timings: GenerationTimings;
   /** Denoising steps whose UNet run was shared with other requests. */
   readonly sharedSteps: number;
+  /** The ControlNet units as they ran (for the infotext). */
+  readonly controlUnits: readonly ControlUnitReport[];
 }
 
 /** One image of a UNet batch, with everything that is its own: seed, generator, scheduler, latents. */
@@ -96,6 +100,7 @@ class Generation {
   private stepsAtAbort: number | undefined;
   /** Steps whose UNet run also carried other requests' rows. */
   private sharedSteps = 0;
+  private control = RequestControlNets.none;
 
   constructor(
     private readonly models: SuiteModels,
@@ -135,6 +140,13 @@ class Generation {
         this.progress("encoding_image", 0, 0);
         inputs = await readInputImages(base, spec, this.clock);
       }
+      if (spec.controlNets.length > 0) this.progress("encoding_image", 0, 0);
+      this.control = await RequestControlNets.prepare(
+        base,
+        spec,
+        options.resources.controlNets,
+        options.signal,
+      );
       this.timings.encodeSeconds += seconds(encodeStart);
       this.phases = planPhases(this.models, spec, basePrompts, refinerPrompts, (model) => {
         const scheduler = schedulerFor(options.resources.schedulers, model, spec);
@@ -146,10 +158,10 @@ class Generation {
       this.batches = planBatches(spec.count, this.imagesPerRun(), point);
       for (const [b, batch] of this.batches.entries()) {
         if ((await this.runBatch(b, batch, inputs, batch.resume ? point : undefined)) === "paused") {
-          return { paused: true, timings: this.finishedTimings(), sharedSteps: this.sharedSteps };
+          return this.result(true);
         }
       }
-      return { paused: false, timings: this.finishedTimings(), sharedSteps: this.sharedSteps };
+      return this.result(false);
     } catch (err) {
       if (err instanceof AbortedError) {
         options.logger.info(
@@ -159,9 +171,19 @@ class Generation {
       }
       throw err;
     } finally {
+      this.control.release();
       options.signal.removeEventListener("abort", onAbort);
       options.resources.schedulers.give(this.borrowed);
     }
+  }
+
+  private result(paused: boolean): GenerateResult {
+    return {
+      paused,
+      timings: this.finishedTimings(),
+      sharedSteps: this.sharedSteps,
+      controlUnits: this.control.reports,
+    };
   }
 
   private get totalSteps(): number {
@@ -245,6 +267,15 @@ class Generation {
       this.latentWidth,
       options.maxUnetBatch,
     );
+    // The base's ControlNet residuals (zeros on steps no unit acts on, and for a refiner taking residuals).
+    const residuals = this.control.forBatch(
+      phase.model,
+      phase.name === "base",
+      unet.rows,
+      this.latentHeight,
+      this.latentWidth,
+      options.resources.buffers,
+    );
     const etaKey = this.etaKey(p, slots.length);
     const { timesteps } = phase;
     try {
@@ -260,6 +291,7 @@ class Generation {
           slots.map((s) => [s.scheduler.scaleModelInput(s.latents, t), ...s.init.extraChannels]),
           t,
           this.clock,
+          residuals && ((feeds) => residuals.feeds(feeds, phase.offset + k, total, this.clock)),
         );
         slots.forEach((slot, i) => {
           const noise = guidedNoise(prediction, i, slots.length, guidance);
@@ -305,6 +337,7 @@ class Generation {
         }
       }
     } finally {
+      residuals?.release();
       unet.release();
     }
     return "done";

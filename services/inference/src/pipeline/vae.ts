@@ -1,10 +1,10 @@
 import type { RunClock } from "@dmesh/onnx";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { LATENT_CHANNELS, type LoadedModel } from "../models/loaded-model.js";
 import type { NoiseSource } from "../random/index.js";
 import type { BufferPool } from "./buffer-pool.js";
 import { modelRun } from "./model-run-span.js";
-import { vaeOutputToRgb8 } from "./pixels.js";
+import { vaeOutputToRgb8InTurns } from "./pixels.js";
 
 /** What the VAE encoder says about one image: the posterior mean, and its log-variance when the export returns it. */
 export interface LatentDistribution {
@@ -79,7 +79,7 @@ export async function decodeLatents(
     );
     const sample = decoded[output];
     if (!sample) throw new Error(`vae_decoder did not return ${output}`);
-    return vaeOutputToRgb8(sample.data, height, width);
+    return await vaeOutputToRgb8InTurns(sample.data, height, width);
   } finally {
     buffers.give([scaled]);
   }

@@ -8,7 +8,8 @@ import { a1111Names, schedulerChoiceOf } from "@dmesh/spec";
 
 /**
  * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
- * `denoisingStrength` is given when the image came from an image-to-image pass.
+ * `denoisingStrength` is given when the image came from an image-to-image pass; `generated` are the fields
+ * inference reported (a ControlNet unit's model hash is known only where the model is).
  */
 export function infotextParameters(
   spec: GenerationSpec,
@@ -16,6 +17,8 @@ export function infotextParameters(
   size: { width: number; height: number },
   model: string,
   denoisingStrength?: number,
+  /** Fields the generation reported (its ControlNet units), after A1111's own, in order. */
+  generated: readonly { key: string; value: string }[] = [],
 ): MessageInitShape<typeof GenerationParametersSchema> {
   const scheduler = spec.scheduler;
   // The names AUTOMATIC1111 writes (`packages/spec`'s scheduler table), so tools that read its images
@@ -24,6 +27,7 @@ export function infotextParameters(
   const extra: Record<string, string> = {};
   if (spec.params?.clipSkip) extra["Clip skip"] = String(spec.params.clipSkip + 1);
   if (denoisingStrength !== undefined) extra["Denoising strength"] = String(denoisingStrength);
+  for (const { key, value } of generated) extra[key] = value;
   return {
     prompt: spec.conditioning?.prompt ?? "",
     negativePrompt: spec.conditioning?.negativePrompt ?? "",

@@ -15,12 +15,12 @@ import {
 import {
   FailedPreconditionError,
   InvalidArgumentError,
-  type Logger,
   NotFoundError,
   quote,
   ResourceExhaustedError,
   UnavailableError,
-} from "@dmesh/runtime";
+} from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";

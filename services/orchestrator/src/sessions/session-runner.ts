@@ -13,8 +13,12 @@ import {
   SessionState as State,
   StepTimingSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { FailedPreconditionError, inSpan, type Logger } from "@dmesh/runtime";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
+import { FailedPreconditionError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
+import { inSpan } from "@dmesh/runtime/tracing";
+import type { ReplicaPool } from "../clients/replica-pool.js";
+import { ReplicaStepMesh } from "../clients/replica-step-mesh.js";
+import { retryPolicy } from "../clients/retry-policy.js";
 import { workflowStepSeconds } from "../orchestrator-metrics.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import type { SessionStore } from "../store/session-store.js";
@@ -29,8 +33,6 @@ import { parseReference } from "../workflows/validate-definition.js";
 import type { CatalogEntry } from "../workflows/workflow-catalog.js";
 import type { JsonValue, StepDefinition } from "../workflows/workflow-definition.js";
 import { encodingOf, mediaTypeOf } from "./media-type.js";
-import { ReplicaStepMesh } from "./replica-step-mesh.js";
-import { retryPolicy } from "./retry-policy.js";
 import {
   type StepContext,
   StepInterrupted,

@@ -8,7 +8,7 @@ import {
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { InvalidArgumentError, NotFoundError, quote } from "@dmesh/runtime";
+import { InvalidArgumentError, NotFoundError, quote } from "@dmesh/runtime/errors";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import { valueJson } from "../workflows/definition-proto.js";

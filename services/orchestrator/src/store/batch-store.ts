@@ -1,6 +1,6 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Batch, BatchSchema } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 import type { Db } from "./database.js";
 
 /** Batches as rows; promises as the session store's, writes applied in call order. */

@@ -1,4 +1,4 @@
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { PendingDelivery, WebhookStore } from "../store/webhook-store.js";
 import type { WebhookPolicy } from "./webhook-policy.js";
 import { DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, signBody } from "./webhook-signature.js";

@@ -1,4 +1,4 @@
-import { FailedPreconditionError, InvalidArgumentError, quote } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, quote } from "@dmesh/runtime/errors";
 
 const MAX_URL_CHARS = 2048;
 

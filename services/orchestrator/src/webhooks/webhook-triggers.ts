@@ -5,7 +5,7 @@ import {
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { WebhookDispatcher } from "./webhook-dispatcher.js";
 
 const SESSION_ENDS = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);

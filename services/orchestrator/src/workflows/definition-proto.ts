@@ -5,7 +5,7 @@ import {
   WorkflowSchema,
   type WorkflowStep,
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { STEP_KINDS } from "./step-kinds.js";
 import type { CatalogEntry } from "./workflow-catalog.js";
 import type { JsonValue, ValueType, WorkflowDefinition } from "./workflow-definition.js";

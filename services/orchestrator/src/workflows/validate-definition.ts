@@ -1,4 +1,4 @@
-import { InvalidArgumentError, quote } from "@dmesh/runtime";
+import { InvalidArgumentError, quote } from "@dmesh/runtime/errors";
 import { accepts, type ParamSpec, STEP_KINDS, type StepKind } from "./step-kinds.js";
 import {
   type JsonValue,

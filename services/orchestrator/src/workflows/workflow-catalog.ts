@@ -1,4 +1,4 @@
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError, quote } from "@dmesh/runtime";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError, quote } from "@dmesh/runtime/errors";
 import type { WorkflowStore } from "../store/workflow-store.js";
 import { type CompiledWorkflow, compileWorkflow } from "./validate-definition.js";
 import type { WorkflowDefinition, WorkflowVersion } from "./workflow-definition.js";

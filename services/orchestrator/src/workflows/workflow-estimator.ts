@@ -1,14 +1,13 @@
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
 import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import {
   type ResourceEstimate,
   ResourceEstimateSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { estimateActivationBytes } from "@dmesh/spec";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
+import { defaultModel } from "../clients/model-service.js";
+import type { ReplicaPool } from "../clients/replica-pool.js";
 import { estimateDuration, shapeOf, type TimingSource } from "./duration-estimate.js";
 import type { WorkflowDefinition } from "./workflow-definition.js";
 
@@ -37,9 +36,7 @@ export class WorkflowEstimator {
     let native = 1024;
     if (generates.length > 0) {
       try {
-        const replica = this.inference.pick();
-        const client = createClient(ModelService, replica.transport);
-        const { model } = await client.getModel({ id: "" }, { signal, timeoutMs: 2000 });
+        const model = await defaultModel(this.inference, signal, 2000);
         modelBytes = (model?.components ?? []).reduce((n, c) => n + c.fileBytes, 0n);
         native = model?.nativeSize || native;
         if (model?.id) models.add(model.id);

@@ -1,5 +1,5 @@
 import { ModelCache, modelDirectoryIn } from "@dmesh/onnx";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import sharp from "sharp";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { resizeImage } from "../resize/resize-image.js";
@@ -9,6 +9,8 @@ import { upscaleTiled } from "./upscale-tiled.js";
 export interface ModelUpscalerOptions {
   /** onnxruntime threads; 0 or none: one per core. */
   readonly intraOpThreads?: number;
+  /** Where the models run: their own worker threads (the default), or the event loop. */
+  readonly thread?: "worker" | "main";
   /** Each subdirectory is a model a request may name. */
   readonly modelsDir: string;
   /** Models kept loaded. */

@@ -30,6 +30,7 @@ export const runEncode: StepRunner = async (ctx) => {
       { width: image.width, height: image.height },
       ctx.modelUsed,
       strength,
+      source.generated ?? [],
     );
     const parameters = { ...base, extra: { ...base.extra, ...source.notes } };
     const encode = { encoding, quality, embedMetadata: metadata };

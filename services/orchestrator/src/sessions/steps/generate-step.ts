@@ -10,7 +10,7 @@ import {
   SchedulerSpecSchema,
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { FailedPreconditionError } from "@dmesh/runtime";
+import { FailedPreconditionError } from "@dmesh/runtime/errors";
 import { num, type StepContext, type StepRunner, str, type WorkflowImage } from "./step-context.js";
 
 /** Spec overrides a generating step makes. */
@@ -75,7 +75,12 @@ export async function generateOver(
     if (result.model) ctx.modelUsed = result.model;
     result.images.forEach((image, k) => {
       const seed = result.seeds[k];
-      out.push({ image, notes: { ...source?.notes, ...notes }, ...(seed !== undefined ? { seed } : {}) });
+      out.push({
+        image,
+        notes: { ...source?.notes, ...notes },
+        generated: result.infotext,
+        ...(seed !== undefined ? { seed } : {}),
+      });
     });
     seeds.push(...result.seeds);
   }

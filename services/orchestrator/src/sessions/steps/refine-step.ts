@@ -1,4 +1,4 @@
-import { FailedPreconditionError } from "@dmesh/runtime";
+import { FailedPreconditionError } from "@dmesh/runtime/errors";
 import { generateOver } from "./generate-step.js";
 import { num, type StepRunner, str } from "./step-context.js";
 

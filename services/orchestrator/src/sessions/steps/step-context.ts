@@ -19,6 +19,8 @@ export interface WorkflowImage {
   readonly seed?: bigint;
   /** Infotext fields for its encode: a hires pass, a safety verdict. */
   readonly notes: Readonly<Record<string, string>>;
+  /** Infotext fields the generation that made it reported (its ControlNet units), in order. */
+  readonly generated?: readonly { key: string; value: string }[];
   /** A safety step has judged it: encode applies no policy of its own. */
   readonly safetyChecked?: boolean;
 }
@@ -28,6 +30,8 @@ export interface GenerateResult {
   readonly seeds: bigint[];
   /** The model the replica used (the default when the spec names none). */
   readonly model: string;
+  /** Infotext fields the generation reported (its ControlNet units). */
+  readonly infotext: readonly { key: string; value: string }[];
 }
 
 /**

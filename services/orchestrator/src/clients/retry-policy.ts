@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DomainError } from "@dmesh/runtime";
+import { DomainError } from "@dmesh/runtime/errors";
 
 /**
  * How calls to domain services are retried, in one declarative object (after Temporal's RetryPolicy): how

@@ -4,9 +4,11 @@ import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
-import { type ClientTls, createGrpcTransport, type Logger, UnavailableError } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport } from "@dmesh/runtime";
+import { UnavailableError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
+import { type DeviceMemory, usableBytes } from "../mesh/device-memory.js";
 import { AbortableTransport } from "./abortable-transport.js";
-import { type DeviceMemory, usableBytes } from "./device-memory.js";
 
 /** How long health checks may fail to reach a replica before its calls in flight are aborted, by default. */
 export const DEFAULT_LOST_AFTER_MS = 15_000;
@@ -237,8 +239,8 @@ export class ReplicaPool<S extends DescService> {
   /**
    * Aborts the calls in flight to a replica that health checks have not reached for `lostAfterMs` (a cut link
    * or a frozen process): their callers retry elsewhere instead of waiting for keepalive. A replica answering
-   * NOT_SERVING is draining and keeps its calls; `lostAfterMs` stays above the longest model run, during which
-   * an inference process answers nothing.
+   * NOT_SERVING is draining and keeps its calls. Model runs leave an inference process answering (they run
+   * on worker threads); `lostAfterMs` stays above the longest JavaScript work that still holds its loop.
    */
   private abandonIfLost(r: Replica<S>, checkStarted: number): void {
     r.unreachableSince ??= checkStarted;

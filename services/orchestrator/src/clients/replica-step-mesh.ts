@@ -5,13 +5,14 @@ import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { ConditioningService } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { type Session, SessionEventKind } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { REQUEST_ID_HEADER } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import { estimateActivationBytes } from "@dmesh/spec";
-import type { CallNeed, Replica, ReplicaPool } from "../mesh/replica-pool.js";
 import { replicaFailovers, replicaRetries } from "../orchestrator-metrics.js";
+import type { RunControl, RunnerDeps } from "../sessions/session-runner.js";
+import { type GenerateResult, StepInterrupted, type StepMesh } from "../sessions/steps/step-context.js";
+import type { CallNeed, Replica, ReplicaPool } from "./replica-pool.js";
 import { describeFailure, type RetryPolicy, waitBeforeRetry } from "./retry-policy.js";
-import type { RunControl, RunnerDeps } from "./session-runner.js";
-import { type GenerateResult, StepInterrupted, type StepMesh } from "./steps/step-context.js";
 import { StreamWatchdog } from "./stream-watchdog.js";
 
 /** Where the session is in its workflow, for progress. */
@@ -186,6 +187,7 @@ export class ReplicaStepMesh implements StepMesh {
       const images: Image[] = [];
       const seeds: bigint[] = [];
       let model = "";
+      let infotext: readonly { key: string; value: string }[] = [];
       const resumeFrom = await deps.store.checkpoint(session.id);
       const stream = replica.client.generate(
         {
@@ -229,13 +231,14 @@ export class ReplicaStepMesh implements StepMesh {
             break;
           case "done":
             if (event.value.model) model = event.value.model;
+            infotext = event.value.infotext;
             this.sharedUnetSteps += event.value.sharedSteps;
             if (event.value.paused) return "paused";
             break;
         }
       }
       await deps.store.dropCheckpoint(session.id);
-      return { images, seeds, model };
+      return { images, seeds, model, infotext };
     } finally {
       watchdog.stop();
       control.replica = undefined;
