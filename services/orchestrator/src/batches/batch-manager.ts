@@ -138,6 +138,7 @@ export class BatchManager {
       id: randomUUID(),
       tenant,
       workflowId: req.workflowId,
+      workflowVersion: this.workflows.get(req.workflowId).version,
       state: BatchState.CREATED,
       priority: req.priority,
       requestId: req.requestId,
@@ -336,6 +337,7 @@ export class BatchManager {
           const { session } = await this.sessions.submit({
             tenant: batch.tenant,
             workflowId: batch.workflowId,
+            workflowVersion: batch.workflowVersion,
             spec: item.spec,
             images: {},
             requestId,

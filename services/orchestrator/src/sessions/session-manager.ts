@@ -58,6 +58,8 @@ export interface SubmitRequest {
   batchId?: string;
   /** The workflow's scalar inputs. */
   inputs?: Record<string, Value>;
+  /** A version to run (a batch's); 0 or unset = the newest. */
+  workflowVersion?: number;
   callbackUrl?: string;
 }
 
@@ -153,7 +155,7 @@ export class SessionManager {
   }
 
   private async submitNew(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
-    const workflow = this.workflows.get(req.workflowId);
+    const workflow = this.workflows.get(req.workflowId, req.workflowVersion ?? 0);
     const { spec, images, values } = await checkSubmit(workflow.definition, req, this.deps.artifacts);
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
