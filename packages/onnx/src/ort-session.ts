@@ -20,6 +20,8 @@ export interface SessionSettings {
    * blocks (kept for comparing: ORT_THREADS=0).
    */
   readonly thread?: "worker" | "main";
+  /** The device id given to the cuda, tensorrt and dml providers (onnxruntime-node carries only this option). */
+  readonly deviceId?: number;
 }
 
 /** A tensor input or output as the model declares it; symbolic dimensions are strings. */
@@ -80,6 +82,9 @@ export class SessionLoadError extends Error {
   }
 }
 
+/** The providers that take a device id. */
+const DEVICE_PROVIDERS = new Set(["cuda", "tensorrt", "dml"]);
+
 /**
  * Creates a session for component `name` from a file or from model bytes. Tries the provider chain, then
  * falls back provider by provider: a GPU provider missing its libraries must not stop the model from loading
@@ -102,7 +107,11 @@ export async function createOrtSession(
   for (let i = 0; i < chain.length && !session; i++) {
     used = chain.slice(i);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: used,
+      executionProviders: used.map((provider) =>
+        settings.deviceId !== undefined && DEVICE_PROVIDERS.has(provider)
+          ? ({ name: provider, deviceId: settings.deviceId } as ort.InferenceSession.ExecutionProviderConfig)
+          : provider,
+      ),
       ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
       graphOptimizationLevel: settings.graphOptimization,
       enableCpuMemArena: settings.memoryArena,

@@ -4,6 +4,7 @@ import { CONTROLNET_ARTIFACT } from "./write-tiny-controlnet.js";
 import { DIFFUSION_ARTIFACT } from "./write-tiny-model.js";
 import { SAFETY_CLASSIFIER_ARTIFACT } from "./write-tiny-safety-classifier.js";
 import { UPSCALER_ARTIFACT } from "./write-tiny-upscaler.js";
+import { VAE_ARTIFACT } from "./write-tiny-vae.js";
 
 export const USAGE = `usage: dmesh-tiny-model <dir> [options]
 
@@ -21,9 +22,12 @@ Skips a directory that already holds the same complete model.
   --external-data                      weights in model.onnx_data beside each model.onnx
   --layers-per-block 1|2               UNet resnets per down block (default 1; SDXL has 2)
   --control-residuals                  the UNet takes ControlNet residuals (down_block_<i>_additional_residual, ...)
-  --artifact diffusion-pipeline|upscaler|safety-classifier|controlnet   what to write (default diffusion-pipeline);
-                                       controlnet: a ControlNet for the tiny model of --kind sdxl|sd15|sd2
-                                       (default seed 5) and --layers-per-block, into <dir>/model.onnx
+  --taesd                              also a TAESD-layout preview decoder (taesd_decoder/)
+  --artifact diffusion-pipeline|upscaler|safety-classifier|controlnet|vae   what to write (default
+                                       diffusion-pipeline); controlnet: a ControlNet for the tiny model of
+                                       --kind sdxl|sd15|sd2 (default seed 5) and --layers-per-block, into
+                                       <dir>/model.onnx; vae: a separate VAE suite for ModelSuite.vae,
+                                       --kind sdxl|sd15
   --scale 2|4                          upscaler factor (default 2)
   --force                              rewrite even if complete, or write into a foreign non-empty dir
   --help`;
@@ -40,7 +44,8 @@ export type Artifact =
   | typeof DIFFUSION_ARTIFACT
   | typeof UPSCALER_ARTIFACT
   | typeof SAFETY_CLASSIFIER_ARTIFACT
-  | typeof CONTROLNET_ARTIFACT;
+  | typeof CONTROLNET_ARTIFACT
+  | typeof VAE_ARTIFACT;
 
 export interface CliRequest {
   readonly dir: string;
@@ -68,7 +73,13 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
   }
   const { values, positionals } = parsed;
   const artifact = (values.artifact ?? DIFFUSION_ARTIFACT) as Artifact;
-  const artifacts = [DIFFUSION_ARTIFACT, UPSCALER_ARTIFACT, SAFETY_CLASSIFIER_ARTIFACT, CONTROLNET_ARTIFACT];
+  const artifacts = [
+    DIFFUSION_ARTIFACT,
+    UPSCALER_ARTIFACT,
+    SAFETY_CLASSIFIER_ARTIFACT,
+    CONTROLNET_ARTIFACT,
+    VAE_ARTIFACT,
+  ];
   if (!artifacts.includes(artifact)) {
     throw new UsageError(`--artifact must be one of ${artifacts.join(", ")}`);
   }
@@ -93,6 +104,7 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
       vaeEncoderOutput: values["vae-encoder-output"] as TinyModelOptions["vaeEncoderOutput"] | undefined,
       naming: values.naming as TinyModelOptions["naming"] | undefined,
       externalData: values["external-data"],
+      taesd: values.taesd,
       layersPerBlock: integer("layers-per-block", values["layers-per-block"]) as
         | TinyModelOptions["layersPerBlock"]
         | undefined,
@@ -116,6 +128,7 @@ function parse(argv: readonly string[]) {
       "vae-encoder-output": { type: "string" },
       naming: { type: "string" },
       "external-data": { type: "boolean" },
+      taesd: { type: "boolean" },
       "layers-per-block": { type: "string" },
       "control-residuals": { type: "boolean" },
       artifact: { type: "string" },

@@ -43,3 +43,9 @@ export {
   type TinyUpscalerOptions,
   writeTinyUpscaler,
 } from "./write-tiny-upscaler.js";
+export {
+  resolveTinyVaeOptions,
+  type TinyVaeManifest,
+  type TinyVaeOptions,
+  writeTinyVae,
+} from "./write-tiny-vae.js";

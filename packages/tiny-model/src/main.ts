@@ -21,6 +21,7 @@ import {
   writeTinySafetyClassifier,
 } from "./write-tiny-safety-classifier.js";
 import { resolveTinyUpscalerOptions, UPSCALER_ARTIFACT, writeTinyUpscaler } from "./write-tiny-upscaler.js";
+import { resolveTinyVaeOptions, VAE_ARTIFACT, writeTinyVae } from "./write-tiny-vae.js";
 
 type Outcome = { manifest: GeneratedModelManifest<unknown, unknown>; written: boolean; what: string };
 
@@ -50,6 +51,13 @@ async function generate(request: CliRequest, dir: string): Promise<Outcome> {
     const write = () => writeTinyControlNet(dir, options, { force });
     const done = await ensureModelDirectory(dir, artifact, options, write, force);
     return { ...done, what: `tiny ${options.kind} ControlNet (seed ${options.seed})` };
+  }
+  if (artifact === VAE_ARTIFACT) {
+    const kind = request.diffusion.kind === "sd15" || request.diffusion.kind === "sd2" ? "sd15" : "sdxl";
+    const options = resolveTinyVaeOptions({ kind, seed });
+    const write = () => writeTinyVae(dir, options, { force });
+    const done = await ensureModelDirectory(dir, artifact, options, write, force);
+    return { ...done, what: `tiny ${kind} VAE suite (seed ${options.seed})` };
   }
   const done = await ensureTinyModel(dir, request.diffusion, { force });
   const o = done.manifest.options;

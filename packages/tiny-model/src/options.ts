@@ -34,6 +34,8 @@ export interface TinyModelOptions {
    * connection, and `mid_block_additional_residual`), added where diffusers adds them, as a split export does.
    */
   readonly controlResiduals: boolean;
+  /** Also a TAESD-layout preview decoder in `taesd_decoder/` (AutoencoderTiny's decoder I/O). */
+  readonly taesd: boolean;
 }
 
 export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
@@ -49,6 +51,7 @@ export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
   externalData: false,
   layersPerBlock: 1,
   controlResiduals: false,
+  taesd: false,
 });
 
 /** An option value out of range; `field` names the option. */
@@ -74,6 +77,7 @@ const choices: { readonly [K in keyof TinyModelOptions]?: readonly TinyModelOpti
   externalData: [false, true],
   layersPerBlock: [1, 2],
   controlResiduals: [false, true],
+  taesd: [false, true],
 };
 
 /** Fills in defaults and validates every field, naming the first bad one. */
@@ -103,7 +107,7 @@ export function checkSeed(seed: number): number {
 }
 
 /** Options a manifest leaves out at their defaults, so the default model's manifest stays what it was. */
-type StorageOptions = "naming" | "externalData" | "layersPerBlock" | "controlResiduals";
+type StorageOptions = "naming" | "externalData" | "layersPerBlock" | "controlResiduals" | "taesd";
 export type ManifestOptions = Omit<TinyModelOptions, StorageOptions> &
   Partial<Pick<TinyModelOptions, StorageOptions>>;
 
@@ -123,5 +127,6 @@ export function canonicalOptions(o: TinyModelOptions): ManifestOptions {
     ...(o.externalData !== d.externalData && { externalData: o.externalData }),
     ...(o.layersPerBlock !== d.layersPerBlock && { layersPerBlock: o.layersPerBlock }),
     ...(o.controlResiduals !== d.controlResiduals && { controlResiduals: o.controlResiduals }),
+    ...(o.taesd !== d.taesd && { taesd: o.taesd }),
   };
 }

@@ -13,7 +13,7 @@ import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
-    [--guidance G] [--scheduler NAME] [--count N] [--out FILE|DIR]
+    [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--input NAME=VALUE ...] [--image FILE]
     [--mask FILE] [--strength S]
     [--control NAME:IMAGE[:SCALE[:START:END]]] [--control-preprocess canny|none]

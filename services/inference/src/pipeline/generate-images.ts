@@ -5,21 +5,20 @@ import type { ResolvedSpec } from "@dmesh/spec";
 import { type ControlUnitReport, RequestControlNets } from "../control/request-control-nets.js";
 import { denoiseStepSeconds } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/pipeline-directory.js";
 import { createGenerator, type Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
+import { stepPreview } from "../vae/step-preview.js";
 import { encodeSchedulerStates } from "./checkpoint-codec.js";
 import type { DenoiseState, GenerationSink, GenerationTimings } from "./generation-types.js";
 import { guidedNoise } from "./guidance.js";
 import { type InitialLatents, type InputImages, initialLatents, readInputImages } from "./initial-latents.js";
-import { latentPreview } from "./latent-preview.js";
 import { type DenoisePhase, planPhases, schedulerFor } from "./phase-plan.js";
 import type { PipelineResources } from "./pipeline-resources.js";
 import { encodePrompts } from "./prompt-encoder.js";
 import { type BatchPlan, planBatches, type ResumePoint, readResume } from "./resume-point.js";
 import { specDigest } from "./spec-digest.js";
 import { UnetBatch } from "./unet-batch.js";
-import { decodeLatents } from "./vae.js";
+import { decodeLatents, type RequestVae } from "./vae.js";
 
 /** The models a request runs: its base, and the refiner that continues after `denoising_end`. */
 export interface SuiteModels {
@@ -40,6 +39,8 @@ export interface GenerateOptions {
   readonly pauseRequested: () => boolean;
   readonly resources: PipelineResources;
   readonly logger: Logger;
+  /** A `models.vae` suite and the VAE's tiling; unset = the model's own VAE, untiled. */
+  readonly vae?: RequestVae;
 }
 
 export interface GenerateResult {
@@ -138,7 +139,7 @@ class Generation {
       let inputs: InputImages | undefined;
       if (spec.mode !== "txt2img") {
         this.progress("encoding_image", 0, 0);
-        inputs = await readInputImages(base, spec, this.clock);
+        inputs = await readInputImages(base, spec, this.clock, options.vae);
       }
       if (spec.controlNets.length > 0) this.progress("encoding_image", 0, 0);
       this.control = await RequestControlNets.prepare(
@@ -235,12 +236,13 @@ class Generation {
     for (const slot of slots) {
       const decodeStart = performance.now();
       const rgb = await decodeLatents(
-        decoder,
+        this.options.vae?.vae ?? decoder.vae,
         slot.latents,
         spec.height,
         spec.width,
         this.clock,
         this.options.resources.buffers,
+        this.options.vae?.tiling,
       );
       this.timings.decodeSeconds += seconds(decodeStart);
       this.sink.image({ index: slot.index, seed: slot.seed, width: spec.width, height: spec.height, rgb });
@@ -312,16 +314,7 @@ class Generation {
         const first = slots[0] as ImageSlot;
         const preview =
           spec.previewInterval > 0 && step % spec.previewInterval === 0
-            ? {
-                width: this.latentWidth,
-                height: this.latentHeight,
-                rgb: latentPreview(
-                  first.latents,
-                  this.latentHeight,
-                  this.latentWidth,
-                  isSdxlFamily(phase.model.dir.family),
-                ),
-              }
+            ? await stepPreview(phase.model, first.latents, this.latentHeight, this.latentWidth, this.clock)
             : undefined;
         this.sink.progress({
           stage: "denoising",

@@ -1,6 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, createClient } from "@connectrpc/connect";
-import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { GenerationSpec, SchedulerSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { ConditioningService } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
@@ -188,6 +188,7 @@ export class ReplicaStepMesh implements StepMesh {
       const seeds: bigint[] = [];
       let model = "";
       let infotext: readonly { key: string; value: string }[] = [];
+      let scheduler: SchedulerSpec | undefined;
       const resumeFrom = await deps.store.checkpoint(session.id);
       const stream = replica.client.generate(
         {
@@ -232,13 +233,14 @@ export class ReplicaStepMesh implements StepMesh {
           case "done":
             if (event.value.model) model = event.value.model;
             infotext = event.value.infotext;
+            if (event.value.scheduler) scheduler = event.value.scheduler;
             this.sharedUnetSteps += event.value.sharedSteps;
             if (event.value.paused) return "paused";
             break;
         }
       }
       await deps.store.dropCheckpoint(session.id);
-      return { images, seeds, model, infotext };
+      return { images, seeds, model, infotext, ...(scheduler ? { scheduler } : {}) };
     } finally {
       watchdog.stop();
       control.replica = undefined;

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { GenerationSpec, SchedulerSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type {
   GenerationParameters,
   GenerationParametersSchema,
@@ -9,7 +9,8 @@ import { a1111Names, schedulerChoiceOf } from "@dmesh/spec";
 /**
  * What the encode step embeds in each image: the spec as AUTOMATIC1111's infotext fields.
  * `denoisingStrength` is given when the image came from an image-to-image pass; `generated` are the fields
- * inference reported (a ControlNet unit's model hash is known only where the model is).
+ * inference reported (a ControlNet unit's model hash is known only where the model is); `schedulerUsed` is
+ * what the inference replica reported it ran (the model's own scheduler when the spec names none).
  */
 export function infotextParameters(
   spec: GenerationSpec,
@@ -19,8 +20,9 @@ export function infotextParameters(
   denoisingStrength?: number,
   /** Fields the generation reported (its ControlNet units), after A1111's own, in order. */
   generated: readonly { key: string; value: string }[] = [],
+  schedulerUsed?: SchedulerSpec,
 ): MessageInitShape<typeof GenerationParametersSchema> {
-  const scheduler = spec.scheduler;
+  const scheduler = schedulerUsed ?? spec.scheduler;
   // The names AUTOMATIC1111 writes (`packages/spec`'s scheduler table), so tools that read its images
   // recognise ours.
   const names = a1111Names(schedulerChoiceOf(scheduler));
@@ -31,7 +33,7 @@ export function infotextParameters(
   return {
     prompt: spec.conditioning?.prompt ?? "",
     negativePrompt: spec.conditioning?.negativePrompt ?? "",
-    steps: scheduler?.steps ?? 20,
+    steps: spec.scheduler?.steps ?? 20,
     sampler: names.sampler,
     scheduleType: names.scheduleType,
     cfgScale: spec.params?.guidanceScale ?? 7,

@@ -156,7 +156,12 @@ export class SessionManager {
 
   private async submitNew(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
     const workflow = this.workflows.get(req.workflowId, req.workflowVersion ?? 0);
-    const { spec, images, values } = await checkSubmit(workflow.definition, req, this.deps.artifacts);
+    const { spec, images, values } = await checkSubmit(
+      workflow.definition,
+      req,
+      this.deps.artifacts,
+      this.deps.inference.all(),
+    );
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
     const admitting = this.admittingOf(req.tenant);

@@ -7,15 +7,18 @@ import {
   HyperparametersSchema,
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { InvalidArgumentError, NotFoundError, quote } from "@dmesh/runtime/errors";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
+import type { Replica } from "../clients/replica-pool.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import { valueJson } from "../workflows/definition-proto.js";
 import { STEP_KINDS } from "../workflows/step-kinds.js";
 import { checkParam, parseReference, typeOfValue } from "../workflows/validate-definition.js";
 import type { WorkflowDefinition } from "../workflows/workflow-definition.js";
 import { encodingOf } from "./media-type.js";
+import { checkOwnSchedulerOptions } from "./own-scheduler-check.js";
 
 /** Spec fields that carry a workflow's image inputs. */
 const SPEC_IMAGES = [
@@ -45,6 +48,8 @@ export async function checkSubmit(
     inputs?: Record<string, Value>;
   },
   artifacts: ArtifactStore,
+  /** Inference replicas to ask for a model's own scheduler (see own-scheduler-check.ts). */
+  replicas: readonly Replica<typeof InferenceService>[] = [],
 ): Promise<SubmitInputs> {
   const declared = new Map(workflow.inputs.map((i) => [i.name, i]));
   const images = { ...req.images };
@@ -115,6 +120,7 @@ export async function checkSubmit(
       (err as InvalidArgumentError).message.slice(`spec.${sent.protoName}: `.length),
     );
   }
+  await checkOwnSchedulerOptions(view, replicas);
   if (spec) {
     // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
     spec.params = create(HyperparametersSchema, spec.params ?? {});

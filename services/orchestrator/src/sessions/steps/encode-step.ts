@@ -31,6 +31,7 @@ export const runEncode: StepRunner = async (ctx) => {
       ctx.modelUsed,
       strength,
       source.generated ?? [],
+      source.scheduler,
     );
     const parameters = { ...base, extra: { ...base.extra, ...source.notes } };
     const encode = { encoding, quality, embedMetadata: metadata };

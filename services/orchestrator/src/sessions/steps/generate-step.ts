@@ -79,6 +79,7 @@ export async function generateOver(
         image,
         notes: { ...source?.notes, ...notes },
         generated: result.infotext,
+        ...(result.scheduler ? { scheduler: result.scheduler } : {}),
         ...(seed !== undefined ? { seed } : {}),
       });
     });

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { GenerationSpec, SchedulerSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import type {
   EncodeRequestSchema,
@@ -21,6 +21,8 @@ export interface WorkflowImage {
   readonly notes: Readonly<Record<string, string>>;
   /** Infotext fields the generation that made it reported (its ControlNet units), in order. */
   readonly generated?: readonly { key: string; value: string }[];
+  /** The scheduler that made it, when the replica said. */
+  readonly scheduler?: SchedulerSpec;
   /** A safety step has judged it: encode applies no policy of its own. */
   readonly safetyChecked?: boolean;
 }
@@ -32,6 +34,8 @@ export interface GenerateResult {
   readonly model: string;
   /** Infotext fields the generation reported (its ControlNet units). */
   readonly infotext: readonly { key: string; value: string }[];
+  /** The scheduler it ran (the model's own when the spec names no kind), when the replica says. */
+  readonly scheduler?: SchedulerSpec;
 }
 
 /**
