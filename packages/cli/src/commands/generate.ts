@@ -3,17 +3,19 @@ import { parseArgs } from "node:util";
 import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
-import { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { AdapterRefSchema, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { CONTROL_FLAG_HELP, CONTROL_FLAGS, controlNetsFromFlags } from "../control-options.js";
 import { encodingOf } from "../image-file.js";
+import { adaptersFromFlag, LORA_FLAG, LORA_FLAG_HELP } from "../lora-flag.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
-    [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--out FILE|DIR]
+    [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--lora NAME:WEIGHT ...]
+    [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--input NAME=VALUE ...] [--image FILE]
     [--mask FILE] [--strength S]
     [--control NAME:IMAGE[:SCALE[:START:END]]] [--control-preprocess canny|none]
@@ -21,7 +23,8 @@ export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed 
   Runs a workflow through the orchestrator, shows its progress and saves the images. --input sets one of
   the workflow's scalar inputs (a number, true/false, or text).
   ${SCHEDULER_FLAG_HELP}.
-  ${CONTROL_FLAG_HELP}.`;
+  ${CONTROL_FLAG_HELP}.
+  ${LORA_FLAG_HELP}.`;
 
 export async function generate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -30,6 +33,7 @@ export async function generate(argv: string[]): Promise<number> {
     options: {
       ...SPEC_FLAGS,
       ...CONTROL_FLAGS,
+      ...LORA_FLAG,
       out: { type: "string", default: ".dmesh/out" },
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
@@ -47,6 +51,7 @@ export async function generate(argv: string[]): Promise<number> {
     specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 }),
   );
   spec.controlNets = controlNetsFromFlags(values).map((unit) => create(ControlNetUnitSchema, unit));
+  spec.adapters = adaptersFromFlag(values.lora).map((ref) => create(AdapterRefSchema, ref));
   const images: Record<
     string,
     { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }

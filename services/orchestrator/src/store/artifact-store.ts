@@ -61,6 +61,7 @@ export class ArtifactStore {
       refs: db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE id = ?"),
       idsOfSession: db.prepare("SELECT DISTINCT id FROM artifacts WHERE session_id = ?"),
       idAt: db.prepare("SELECT id FROM artifacts WHERE session_id = ? AND image_index = ?"),
+      removeOfTenant: db.prepare("DELETE FROM artifacts WHERE id = ? AND tenant = ? RETURNING session_id"),
     };
   }
 
@@ -175,6 +176,16 @@ export class ArtifactStore {
       unlinkSync(path);
     }
     return freed;
+  }
+
+  /**
+   * Deletes the tenant's references to these bytes (one per session and image that made them) and returns
+   * the sessions they were in, none when the tenant has none. Other tenants' references stay; the file is
+   * left for `removeUnreferenced`, once the deletion is on disk.
+   */
+  async removeReferences(id: string, tenant: string): Promise<string[]> {
+    const rows = this.stmts.removeOfTenant.all(id, tenant) as { session_id: string }[];
+    return [...new Set(rows.map((r) => r.session_id))];
   }
 
   async idsOfSession(sessionId: string): Promise<string[]> {

@@ -32,7 +32,7 @@ export interface GenerateResult {
   readonly seeds: bigint[];
   /** The model the replica used (the default when the spec names none). */
   readonly model: string;
-  /** Infotext fields the generation reported (its ControlNet units). */
+  /** Infotext fields the generation reported (its ControlNet units, LoRA and embedding hashes). */
   readonly infotext: readonly { key: string; value: string }[];
   /** The scheduler it ran (the model's own when the spec names no kind), when the replica says. */
   readonly scheduler?: SchedulerSpec;
