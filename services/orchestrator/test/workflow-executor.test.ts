@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { create, fromJson } from "@bufbuild/protobuf";
+import { create, fromJson, type MessageInitShape } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
 import { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageEncoding, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import {
@@ -10,6 +11,7 @@ import {
   SafetyResultSchema,
   UpscaleKernel,
 } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
+import { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import type { Session } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { createLogger, DEFAULT_TENANT } from "@dmesh/runtime";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -23,7 +25,11 @@ import { StepTimingStore } from "../src/store/step-timing-store.js";
 import { estimateDuration, recordTiming } from "../src/workflows/duration-estimate.js";
 import { compileWorkflow } from "../src/workflows/validate-definition.js";
 import type { CatalogEntry } from "../src/workflows/workflow-catalog.js";
-import type { StepDefinition, WorkflowDefinition } from "../src/workflows/workflow-definition.js";
+import type {
+  InputDeclaration,
+  StepDefinition,
+  WorkflowDefinition,
+} from "../src/workflows/workflow-definition.js";
 
 // The executor over a fake mesh: every call a step makes is recorded, and images are tagged bytes, so
 // what flows along which edge can be read off. The stores are real (SQLite in a temp dir).
@@ -55,6 +61,10 @@ class FakeMesh implements StepMesh {
   async generate(spec: Parameters<StepMesh["generate"]>[0]) {
     const n = this.generations++;
     const from = spec.initImage ? tagOf(spec.initImage) : "noise";
+    for (const unit of spec.controlNets)
+      this.calls.push(
+        `control ${unit.model} ${unit.image ? tagOf(unit.image) : "-"} ${unit.preprocessor?.name ?? "-"}`,
+      );
     this.calls.push(`generate ${from} strength=${spec.params?.strength ?? "-"} seed=${spec.params?.seed}`);
     const size = spec.size?.width ?? 64;
     const count = spec.output?.count || 1;
@@ -124,7 +134,7 @@ const step = (
   dependsOn: [],
 });
 
-function entry(steps: StepDefinition[]): CatalogEntry {
+function entry(steps: StepDefinition[], more: InputDeclaration[] = []): CatalogEntry {
   const definition: WorkflowDefinition = {
     id: "w",
     name: "w",
@@ -133,6 +143,7 @@ function entry(steps: StepDefinition[]): CatalogEntry {
     inputs: [
       { name: "spec", type: "spec", required: true, description: "" },
       { name: "scale", type: "integer", required: false, description: "", default: 2 },
+      ...more,
     ],
     steps,
   };
@@ -144,6 +155,8 @@ async function run(
   mesh: FakeMesh,
   inputs: Record<string, number> = {},
   extra: Partial<RunnerDeps> = {},
+  images: Record<string, Image> = {},
+  controlNets: MessageInitShape<typeof ControlNetUnitSchema>[] = [],
 ): Promise<Session> {
   const session = newSession({
     id: "s1",
@@ -155,10 +168,19 @@ async function run(
       size: { width: 64, height: 64 },
       params: { seed: 100n, strength: 0.75 },
       output: { count: 2 },
+      controlNets,
     }),
     inputs: Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, fromJson(ValueSchema, v)])),
   });
-  await store.create(session, {});
+  await store.create(
+    session,
+    Object.fromEntries(
+      Object.entries(images).map(([k, image]) => [
+        k,
+        create(ImageInputSchema, { source: { case: "image", value: image } }),
+      ]),
+    ),
+  );
   const control: RunControl = {
     abort: new AbortController(),
     pauseRequested: false,
@@ -302,5 +324,24 @@ describe("the workflow executor", () => {
     const after = await estimateDuration(workflow.definition, shape, timings);
     expect(after.source).toBe("measured");
     expect(after.seconds).toBeLessThan(4);
+  });
+
+  it("runs ControlNet preprocessing as a step: the control maps reach the spec's units, already preprocessed", async () => {
+    const mesh = new FakeMesh();
+    const workflow = entry(
+      [
+        step("edges", "control", { image: "input.photo" }, { preprocessor: "canny" }),
+        step("generate", "generate", { spec: "input.spec", control: "edges.images" }),
+        step("encode", "encode", { image: "generate.images" }),
+      ],
+      [{ name: "photo", type: "image", required: true, description: "" }],
+    );
+    await run(workflow, mesh, {}, {}, { photo: tagged("photo") }, [
+      { model: "tiny-canny", preprocessor: { name: "canny" } },
+    ]);
+    expect(mesh.calls).toEqual([
+      "control tiny-canny canny(photo) -",
+      "generate noise strength=0.75 seed=100",
+    ]);
   });
 });
