@@ -5,27 +5,21 @@ import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation
 import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
-  SessionAction,
+  type SessionAction,
   type SessionEvent,
   SessionEventKind,
   SessionEventSchema,
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-  quote,
-  ResourceExhaustedError,
-  UnavailableError,
-} from "@dmesh/runtime/errors";
+import { NotFoundError, quote, ResourceExhaustedError, UnavailableError } from "@dmesh/runtime/errors";
 import type { Logger } from "@dmesh/runtime/logger";
 import type { GroupCommit } from "../store/group-commit.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
 import { SessionCommitter } from "./session-committer.js";
+import { decideControl } from "./session-control.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
@@ -267,48 +261,39 @@ export class SessionManager {
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
     const control = this.running.get(id);
-    const refuse = (what: string) => {
-      throw new FailedPreconditionError(
-        `cannot ${what} a session that is ${SessionState[session.state].toLowerCase()}`,
-        "action",
-      );
-    };
-    switch (action) {
-      case SessionAction.PAUSE:
-        if (session.state === SessionState.QUEUED) {
-          this.dequeue(id);
-          session.state = SessionState.PAUSED;
-          this.commit(session, SessionEventKind.STATE, { persist: "durable" });
-        } else if (control) {
-          control.pauseRequested = true;
-          if (control.replica) {
-            const replica = this.deps.inference.all().find((r) => r.address === control.replica);
-            void replica?.client.pauseGeneration({ generationId: id }).catch((err: unknown) => {
-              this.logger.warn({ sessionId: id, err: String(err) }, "pause request failed");
-            });
-          }
-        } else refuse("pause");
-        return session;
-      case SessionAction.RESUME:
-        if (session.state !== SessionState.PAUSED) refuse("resume");
+    switch (decideControl(session.state, action, control !== undefined)) {
+      case "pause-queued":
+        this.dequeue(id);
+        session.state = SessionState.PAUSED;
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+        break;
+      case "pause-running":
+        if (!control) break;
+        control.pauseRequested = true;
+        if (control.replica) {
+          const replica = this.deps.inference.all().find((r) => r.address === control.replica);
+          void replica?.client.pauseGeneration({ generationId: id }).catch((err: unknown) => {
+            this.logger.warn({ sessionId: id, err: String(err) }, "pause request failed");
+          });
+        }
+        break;
+      case "resume":
         session.state = SessionState.QUEUED;
         this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         this.pump();
-        return session;
-      case SessionAction.CANCEL:
-        if (isTerminal(session.state)) refuse("cancel");
-        if (control) {
-          control.cancelRequested = true;
-          control.abort.abort(new Error("cancelled by request"));
-        } else {
-          this.dequeue(id);
-          markFinished(session, SessionState.CANCELLED);
-          this.commit(session, SessionEventKind.STATE, { persist: "durable" });
-        }
-        return session;
-      case SessionAction.RESTART:
-        if (control) refuse("restart (cancel it first)");
+        break;
+      case "cancel-running":
+        if (!control) break;
+        control.cancelRequested = true;
+        control.abort.abort(new Error("cancelled by request"));
+        break;
+      case "cancel-idle":
+        this.dequeue(id);
+        markFinished(session, SessionState.CANCELLED);
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+        break;
+      case "restart":
         this.dequeue(id);
         // Marked QUEUED before the reset is awaited, so that a second RESTART meanwhile is not a second run.
         session.state = SessionState.QUEUED;
@@ -319,13 +304,13 @@ export class SessionManager {
         session.attempts = 0;
         session.artifactIds = [];
         session.timings = [];
+        session.rejections = [];
         this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         this.pump();
-        return session;
-      default:
-        throw new InvalidArgumentError("action", "must be PAUSE, RESUME, CANCEL or RESTART");
+        break;
     }
+    return session;
   }
 
   /** Deletes the session, its inputs, checkpoint and artifacts (files no other session shares). */
