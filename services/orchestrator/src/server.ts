@@ -42,7 +42,13 @@ import { BatchStore } from "./store/batch-store.js";
 import { openDatabase } from "./store/database.js";
 import { GroupCommit } from "./store/group-commit.js";
 import { SessionStore } from "./store/session-store.js";
-import { BUILTIN_WORKFLOWS } from "./workflows/templates.js";
+import { StepTimingStore } from "./store/step-timing-store.js";
+import { WebhookStore } from "./store/webhook-store.js";
+import { WorkflowStore } from "./store/workflow-store.js";
+import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
+import { parseTenantSecrets, WebhookPolicy } from "./webhooks/webhook-policy.js";
+import { webhookTriggers } from "./webhooks/webhook-triggers.js";
+import { BUILTIN_WORKFLOWS } from "./workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 
@@ -90,7 +96,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const inference = await pool("inference", InferenceService, config.inferenceUrls, inferenceTelemetry);
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
-  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
+  const stepTimings = new StepTimingStore(db);
+  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS, new WorkflowStore(db));
+  await workflows.load();
   const quotas = parseTenantQuotas(config.tenantQuotas);
   const mesh = {
     running: config.maxConcurrentSessions,
@@ -111,6 +119,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       retryBackoffMs: config.retryBackoffMs,
       callTimeoutMs: config.callTimeoutMs,
       streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+      timings: stepTimings,
     },
     events,
     commits,
@@ -138,6 +147,27 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const lifecycle = new LifecycleEvents(meshEvents);
   events.onStateChange(lifecycle.onSession);
   batches.onSave(lifecycle.onBatch);
+  const webhookPolicy = new WebhookPolicy({
+    allowedUrls: config.webhookAllowedUrls,
+    meshSecret: config.webhookSecret,
+    tenantSecrets: parseTenantSecrets(config.webhookTenantSecrets),
+    keysOn: config.apiKeysFile !== "",
+  });
+  const webhooks = new WebhookDispatcher(
+    new WebhookStore(db),
+    webhookPolicy,
+    {
+      maxAttempts: config.webhookMaxAttempts,
+      initialBackoffMs: config.webhookRetryMs,
+      maxBackoffMs: 300_000,
+      timeoutMs: config.webhookTimeoutMs,
+    },
+    logger,
+  );
+  const triggers = webhookTriggers(webhooks, logger);
+  events.onStateChange(triggers.onSession);
+  batches.onSave(triggers.onBatch);
+  webhooks.start();
   countSessionsWith(() => sessionStore.countsByTenant());
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
@@ -155,7 +185,14 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
 
   const handlers = {
-    processing: new ProcessingHandler(workflows, new WorkflowEstimator(inference), sessions, batches, logger),
+    processing: new ProcessingHandler(
+      workflows,
+      new WorkflowEstimator(inference, stepTimings),
+      sessions,
+      batches,
+      webhookPolicy,
+      logger,
+    ),
     mesh: new MeshHandler(
       inference,
       postprocess,
@@ -214,6 +251,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await server.close();
       await metrics?.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
+      await webhooks.close();
       commits.close();
       db.close();
       door.close();

@@ -23,7 +23,7 @@ import { ArtifactStore } from "../src/store/artifact-store.js";
 import { type Db, openDatabase } from "../src/store/database.js";
 import { GroupCommit } from "../src/store/group-commit.js";
 import { SessionStore } from "../src/store/session-store.js";
-import { BUILTIN_WORKFLOWS } from "../src/workflows/templates.js";
+import { BUILTIN_WORKFLOWS } from "../src/workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "../src/workflows/workflow-catalog.js";
 
 // A session manager over a real SQLite file, a real inference service (the tiny model) and a real
