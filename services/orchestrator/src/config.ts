@@ -34,6 +34,13 @@ export const orchestratorSettings = {
     default: ".dmesh/data",
     parse: parse.string,
   },
+  databaseUrl: {
+    env: "DATABASE_URL",
+    description:
+      "postgres://user:password@host:port/db: state in PostgreSQL, shared by every replica (artifact files stay in DATA_DIR: a volume every replica mounts); empty = SQLite in DATA_DIR",
+    default: "",
+    parse: parse.string,
+  },
   maxConcurrentSessions: {
     env: "MAX_CONCURRENT_SESSIONS",
     description: "sessions executing at once",

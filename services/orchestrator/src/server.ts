@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
 import { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
@@ -34,11 +33,7 @@ import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
 import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
 import { createStaticFiles, playgroundDir } from "./static-files.js";
-import { ArtifactStore } from "./store/artifact-store.js";
-import { BatchStore } from "./store/batch-store.js";
-import { openDatabase } from "./store/database.js";
-import { GroupCommit } from "./store/group-commit.js";
-import { SessionStore } from "./store/session-store.js";
+import { openStores } from "./store/open-stores.js";
 import { BUILTIN_WORKFLOWS } from "./workflows/templates.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import { WorkflowEstimator } from "./workflows/workflow-estimator.js";
@@ -54,9 +49,8 @@ export interface Orchestrator {
 /** Builds the orchestrator's dependencies, recovers interrupted work and starts listening. */
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
   const door = openDoor(config, logger);
-  const db = openDatabase(join(config.dataDir, "dmesh.sqlite"));
-  const sessionStore = new SessionStore(db);
-  const artifacts = new ArtifactStore(db, join(config.dataDir, "artifacts"));
+  const stores = await openStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, logger);
+  const { sessions: sessionStore, artifacts, commits } = stores;
   const max = config.maxMessageBytes;
   // Replica lists may name DNS entries (a headless Service per domain): resolved now, and again periodically.
   const discoveries: AddressDiscovery[] = [];
@@ -95,7 +89,6 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     batchItems: MAX_BATCH_ITEMS,
   };
   const events = new SessionEvents();
-  const commits = new GroupCommit(db, logger);
   const sessions = new SessionManager(
     {
       store: sessionStore,
@@ -120,7 +113,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     logger,
   );
   const batches = new BatchManager(
-    new BatchStore(db),
+    stores.batches,
     sessions,
     events,
     commits,
@@ -209,8 +202,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await server.close();
       await metrics?.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
-      commits.close();
-      db.close();
+      await stores.close();
       door.close();
     },
   };

@@ -1,0 +1,72 @@
+import { join } from "node:path";
+import type { Logger } from "@dmesh/runtime";
+import { ArtifactStore } from "./artifact-store.js";
+import type { BatchStore } from "./batch-store.js";
+import { openDatabase } from "./database.js";
+import { GroupCommit } from "./group-commit.js";
+import { PgArtifactIndex } from "./postgres/pg-artifact-index.js";
+import { PgBatchStore } from "./postgres/pg-batch-store.js";
+import { PgDatabase } from "./postgres/pg-database.js";
+import { PgSessionStore } from "./postgres/pg-session-store.js";
+import type { SessionStore } from "./session-store.js";
+import { SqliteArtifactIndex } from "./sqlite-artifact-index.js";
+import { SqliteBatchStore } from "./sqlite-batch-store.js";
+import { SqliteSessionStore } from "./sqlite-session-store.js";
+
+/** The orchestrator's state: sessions, batches and artifacts, and when what was written is durable. */
+export interface Stores {
+  readonly kind: "sqlite" | "postgres";
+  readonly sessions: SessionStore;
+  readonly batches: BatchStore;
+  readonly artifacts: ArtifactStore;
+  /** What is told waits for it (see GroupCommit): on disk, for either database. */
+  readonly commits: GroupCommit;
+  /** The PostgreSQL database, for the replica primitives; undefined on SQLite. */
+  readonly postgres: PgDatabase | undefined;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** postgres://… for PostgreSQL; empty for SQLite in `dataDir`. */
+  databaseUrl: string;
+  dataDir: string;
+  /** This replica's id, owner of the sessions it creates (PostgreSQL). */
+  replicaId?: string;
+}
+
+/** Opens SQLite in `dataDir`, or PostgreSQL at `databaseUrl`; migrates either to the latest schema. */
+export async function openStores(options: StoreOptions, logger: Logger): Promise<Stores> {
+  const artifactDir = join(options.dataDir, "artifacts");
+  if (/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
+    const db = await PgDatabase.open(options.databaseUrl, logger);
+    const commits = new GroupCommit(undefined, logger);
+    return {
+      kind: "postgres",
+      sessions: new PgSessionStore(db, options.replicaId),
+      batches: new PgBatchStore(db),
+      artifacts: new ArtifactStore(new PgArtifactIndex(db), artifactDir),
+      commits,
+      postgres: db,
+      async close() {
+        commits.close();
+        await db.close();
+      },
+    };
+  }
+  if (options.databaseUrl)
+    throw new Error(`DATABASE_URL must start with postgres:// or postgresql://, or be empty for SQLite`);
+  const db = openDatabase(join(options.dataDir, "dmesh.sqlite"));
+  const commits = new GroupCommit(db, logger);
+  return {
+    kind: "sqlite",
+    sessions: new SqliteSessionStore(db),
+    batches: new SqliteBatchStore(db),
+    artifacts: new ArtifactStore(new SqliteArtifactIndex(db), artifactDir),
+    commits,
+    postgres: undefined,
+    async close() {
+      commits.close();
+      db.close();
+    },
+  };
+}
