@@ -35,6 +35,8 @@ interface Row {
 export class PgSessionStore implements SessionStore {
   /** Sessions this replica owns, with the lease epoch its writes of them must still match. */
   private readonly epochs = new Map<string, number>();
+  /** Sessions this replica owned and another has taken since: its writes of them are refused from now on. */
+  private readonly lost = new Set<string>();
 
   /** `owner`: this replica's id, made the owner of the sessions it creates (undefined: no owner). */
   constructor(
@@ -44,15 +46,28 @@ export class PgSessionStore implements SessionStore {
 
   /** From now on this replica's writes of the session are fenced by `epoch`. */
   own(id: string, epoch: number): void {
+    this.lost.delete(id);
     this.epochs.set(id, epoch);
   }
 
+  /** No longer this replica's (finished, or released to another): its writes of it are no longer fenced. */
   disown(id: string): void {
     this.epochs.delete(id);
   }
 
+  /** Taken by another replica: this replica's writes of it are refused until it owns it again. */
+  markLost(id: string): void {
+    this.epochs.delete(id);
+    this.lost.add(id);
+  }
+
   epochOf(id: string): number | undefined {
     return this.epochs.get(id);
+  }
+
+  /** The sessions this replica owns, with their lease epochs. */
+  owned(): IterableIterator<[string, number]> {
+    return this.epochs.entries();
   }
 
   async create(session: Session, inputs: Record<string, ImageInput>): Promise<void> {
@@ -90,7 +105,12 @@ export class PgSessionStore implements SessionStore {
     const { id, state } = session;
     const data = bytea(toBinary(SessionSchema, session));
     const epoch = this.epochs.get(id);
-    return this.db.write(id, (q) => this.update(q, id, state, data, epoch));
+    return this.db.write(id, async (q) => {
+      this.refuseLost(id);
+      await this.update(q, id, state, data, epoch);
+      // A finished session is nobody's to run: its lease is no longer checked.
+      if (FINISHED_STATES.includes(state) && this.epochs.get(id) === epoch) this.epochs.delete(id);
+    });
   }
 
   async get(id: string): Promise<Session | undefined> {
@@ -139,6 +159,7 @@ export class PgSessionStore implements SessionStore {
     ]);
     const epoch = this.epochs.get(id);
     return this.db.transaction(id, async (q) => {
+      this.refuseLost(id);
       await this.fence(q, id, epoch);
       for (const [name, input] of rows) await putInput(q, id, name as string, input as Buffer);
     });
@@ -147,6 +168,7 @@ export class PgSessionStore implements SessionStore {
   resetProgress(id: string): Promise<void> {
     const epoch = this.epochs.get(id);
     return this.db.transaction(id, async (q) => {
+      this.refuseLost(id);
       await this.fence(q, id, epoch);
       await q.query("DELETE FROM session_inputs WHERE session_id = $1 AND name LIKE 'step.%'", [id]);
       await q.query("DELETE FROM checkpoints WHERE session_id = $1", [id]);
@@ -170,6 +192,7 @@ export class PgSessionStore implements SessionStore {
     const saved = bytea(toBinary(DenoiseCheckpointSchema, checkpoint));
     const epoch = this.epochs.get(id);
     return this.db.transaction(id, async (q) => {
+      this.refuseLost(id);
       await this.update(q, id, state, data, epoch);
       await q.query(
         `INSERT INTO checkpoints (session_id, step, data) VALUES ($1, $2, $3)
@@ -191,6 +214,7 @@ export class PgSessionStore implements SessionStore {
   dropCheckpoint(id: string): Promise<void> {
     const epoch = this.epochs.get(id);
     return this.db.transaction(id, async (q) => {
+      this.refuseLost(id);
       await this.fence(q, id, epoch);
       await q.query("DELETE FROM checkpoints WHERE session_id = $1", [id]);
     });
@@ -198,6 +222,7 @@ export class PgSessionStore implements SessionStore {
 
   async delete(id: string): Promise<boolean> {
     this.epochs.delete(id);
+    this.lost.delete(id);
     const deleted = await this.db.write(id, (q) => q.query("DELETE FROM sessions WHERE id = $1", [id]));
     return (deleted.rowCount ?? 0) > 0;
   }
@@ -260,9 +285,13 @@ export class PgSessionStore implements SessionStore {
     );
     const current = rows[0] && Number(rows[0].lease_epoch);
     if (current !== undefined && current !== epoch) {
-      this.epochs.delete(id);
+      this.markLost(id);
       throw new FencedError(id);
     }
+  }
+
+  private refuseLost(id: string): void {
+    if (this.lost.has(id)) throw new FencedError(id);
   }
 }
 
