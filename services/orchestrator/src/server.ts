@@ -26,7 +26,7 @@ import { LifecycleEvents } from "./mesh-events/lifecycle-events.js";
 import { MeshEventHub } from "./mesh-events/mesh-event-hub.js";
 import { ReplicaWatch } from "./mesh-events/replica-watch.js";
 import { MeshHandler } from "./mesh-handler.js";
-import { countSessionsWith } from "./orchestrator-metrics.js";
+import { countInFlightWith, countSessionsWith } from "./orchestrator-metrics.js";
 import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { SessionEvents } from "./sessions/session-events.js";
@@ -129,6 +129,10 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   events.onStateChange(lifecycle.onSession);
   batches.onSave(lifecycle.onBatch);
   countSessionsWith(() => sessionStore.countsByTenant());
+  countInFlightWith(() => {
+    const { queued, running } = sessions.counts();
+    return queued + running;
+  });
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
   const refreshReadiness = async () => {
