@@ -13,7 +13,7 @@ import {
   type InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
+import { InvalidArgumentError, type Logger, ResourceExhaustedError, scopeFrom } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import { generationEnded, generations } from "./inference-metrics.js";
 import type { DeviceMemoryReader } from "./models/device-memory.js";
@@ -69,8 +69,12 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     // A request without a seed resumes with the one its first run chose, which the checkpoint carries.
     const seed = resume?.seed ?? spec.seed ?? BigInt(randomInt(0, 2 ** 32));
     const id = req.generationId || scope.requestId;
+    // A session's new owner (another orchestrator replica, after the old one froze past its lease) asks again
+    // while the old run still ends here: busy, so it retries (RESOURCE_EXHAUSTED), rather than failing.
     if (this.pauses.has(id))
-      throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
+      throw new ResourceExhaustedError(
+        `generation_id: generation "${id}" is already running here (an earlier run of it); try again once it ends`,
+      );
     const pause = { paused: false };
     this.pauses.set(id, pause);
     const channel = new EventChannel<Response>();

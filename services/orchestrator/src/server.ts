@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { DescService } from "@bufbuild/protobuf";
 import { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
 import { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
@@ -29,11 +31,15 @@ import { MeshHandler } from "./mesh-handler.js";
 import { countInFlightWith, countSessionsWith } from "./orchestrator-metrics.js";
 import { ProcessingHandler } from "./processing-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
+import { ReplicaCoordinator } from "./sessions/replica-coordinator.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
 import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
 import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { openStores } from "./store/open-stores.js";
+import type { PgSessionStore } from "./store/postgres/pg-session-store.js";
+import { ReplicaLeases } from "./store/postgres/replica-leases.js";
+import { SessionEventBus } from "./store/postgres/session-event-bus.js";
 import { BUILTIN_WORKFLOWS } from "./workflows/templates.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import { WorkflowEstimator } from "./workflows/workflow-estimator.js";
@@ -49,8 +55,35 @@ export interface Orchestrator {
 /** Builds the orchestrator's dependencies, recovers interrupted work and starts listening. */
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
   const door = openDoor(config, logger);
-  const stores = await openStores({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }, logger);
+  // Unique per process: a restarted replica's old sessions are adopted like a dead one's.
+  const replicaId = `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const stores = await openStores(
+    {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      replicaId,
+      leaseMs: config.orchestratorLeaseMs,
+    },
+    logger,
+  );
   const { sessions: sessionStore, artifacts, commits } = stores;
+  // Several replicas on PostgreSQL: leases, claims and events between them (SQLite: this one owns all).
+  const coordinator = stores.postgres
+    ? new ReplicaCoordinator(
+        new ReplicaLeases(
+          stores.postgres,
+          replicaId,
+          config.orchestratorLeaseMs,
+          sessionStore as PgSessionStore,
+        ),
+        sessionStore as PgSessionStore,
+        config.orchestratorLeaseMs,
+        logger,
+      )
+    : undefined;
+  const bus = stores.postgres
+    ? new SessionEventBus(stores.postgres, config.databaseUrl, replicaId, sessionStore, logger)
+    : undefined;
   const max = config.maxMessageBytes;
   // Replica lists may name DNS entries (a headless Service per domain): resolved now, and again periodically.
   const discoveries: AddressDiscovery[] = [];
@@ -111,7 +144,16 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       quotaOf: (tenant) => quotaOf(quotas, mesh, tenant),
     },
     logger,
+    coordinator,
   );
+  if (bus) {
+    events.onPublish((event) => {
+      bus.publish(event).catch((err: unknown) => {
+        logger.warn({ err: String(err) }, "session event not sent to the other replicas");
+      });
+    });
+    await bus.subscribe((event) => events.deliver(event));
+  }
   const batches = new BatchManager(
     stores.batches,
     sessions,
@@ -144,9 +186,15 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const readinessTimer = setInterval(() => void refreshReadiness(), config.healthIntervalMs);
   readinessTimer.unref();
 
-  const recovered = await sessions.recover();
-  await batches.recover();
-  if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
+  if (coordinator) {
+    // What stopped with a replica is claimed once that replica's lease is over, by whichever has room.
+    await coordinator.start(sessions);
+    logger.info({ replicaId }, "orchestrator replica on PostgreSQL");
+  } else {
+    const recovered = await sessions.recover();
+    await batches.recover();
+    if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
+  }
 
   const handlers = {
     processing: new ProcessingHandler(workflows, new WorkflowEstimator(inference), sessions, batches, logger),
@@ -200,6 +248,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       // Sessions first: running ones stop where a restart resumes them, and their watchers' streams end
       // (UNAVAILABLE, watch again) instead of keeping the server's drain waiting.
       await sessions.close();
+      // Its sessions go to the other replicas at once rather than after the lease.
+      await coordinator?.stop();
+      await bus?.close();
       meshEvents.close(
         new UnavailableError("the orchestrator is shutting down, watch again once it is back"),
       );

@@ -28,11 +28,13 @@ import {
 } from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { GroupCommit } from "../store/group-commit.js";
+import { FencedError } from "../store/postgres/pg-session-store.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
 import { encodingOf } from "./media-type.js";
+import type { Ownership } from "./ownership.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
@@ -71,6 +73,9 @@ const SPEC_IMAGES = [
   { input: "mask", field: "maskImage", protoName: "mask_image" },
 ] as const;
 
+// See `adopt`.
+const ADOPTED_SEQUENCE_GAP = 1000n;
+
 const TERMINAL = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);
 
 export function isTerminal(state: SessionState): boolean {
@@ -95,6 +100,8 @@ export class SessionManager {
   private readonly admitting = new Map<string, number>();
   /** Submits under way by tenant and request id: a second one with the same id joins the first. */
   private readonly submitting = new Map<string, Promise<{ session: Session; existing: boolean }>>();
+  /** Sessions this replica is taking over from another (one take per session at a time). */
+  private readonly taking = new Map<string, Promise<boolean>>();
   private closed = false;
   private readonly traces = new SessionTraces();
 
@@ -105,6 +112,8 @@ export class SessionManager {
     private readonly workflows: WorkflowCatalog,
     private readonly limits: SessionLimits,
     private readonly logger: Logger,
+    /** Several replicas on one database: which sessions are this one's to run (all of them without). */
+    private readonly ownership?: Ownership,
   ) {}
 
   /** Resolves once every change made so far is on disk: await it before acknowledging one to a client. */
@@ -313,8 +322,61 @@ export class SessionManager {
     const stored = await this.deps.store.get(id);
     const now = this.live.get(id);
     if (now) return now;
-    if (stored && !isTerminal(stored.state)) this.live.set(id, stored);
+    // Another replica's session is only read here: it runs, changes and tells it there.
+    if (stored && !isTerminal(stored.state) && (this.ownership?.owns(id) ?? true)) this.live.set(id, stored);
     return stored;
+  }
+
+  /**
+   * A session this replica claimed after its owner's lease ran out: queued here, to resume from its stored
+   * steps and checkpoint. Its events are numbered past anything the dead owner may have told without
+   * storing (progress), so that watchers take them as newer.
+   */
+  adopt(session: Session): void {
+    if (this.closed || this.running.has(session.id) || this.live.has(session.id)) return;
+    session.state = SessionState.QUEUED;
+    session.sequence += ADOPTED_SEQUENCE_GAP;
+    this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+    this.enqueue(session);
+    this.pump();
+  }
+
+  /** Another replica owns the session now: stop running or queueing it here, without a word or a write. */
+  abandon(id: string): void {
+    const control = this.running.get(id);
+    if (control) {
+      control.lost = true;
+      control.abort.abort(new Error("another orchestrator replica owns this session now"));
+    }
+    this.dequeue(id);
+    this.live.delete(id);
+  }
+
+  /** How many more sessions this replica could start now (what it may claim from others). */
+  room(): number {
+    if (this.closed) return 0;
+    return Math.max(0, this.limits.maxConcurrent - this.running.size - this.queue.size);
+  }
+
+  /**
+   * The session, made this replica's when another replica left it (paused or finished there, or its lease
+   * over); refused while another live replica runs or queues it.
+   */
+  private async ownedHere(session: Session): Promise<Session> {
+    const id = session.id;
+    if (!this.ownership || this.ownership.owns(id)) return session;
+    let taking = this.taking.get(id);
+    if (!taking) {
+      taking = this.ownership.take(id).finally(() => this.taking.delete(id));
+      this.taking.set(id, taking);
+    }
+    if (!(await taking))
+      throw new UnavailableError(
+        `session ${quote(id)} is running on another orchestrator replica; send the command again in a moment`,
+      );
+    const taken = this.live.get(id) ?? (await this.deps.store.get(id)) ?? session;
+    if (!isTerminal(taken.state)) this.live.set(id, this.live.get(id) ?? taken);
+    return this.live.get(id) ?? taken;
   }
 
   /** Snapshot, then events until the session ends (or pauses, when `untilPaused`), or the signal aborts. */
@@ -335,7 +397,7 @@ export class SessionManager {
 
   async control(id: string, tenant: string, action: SessionAction): Promise<Session> {
     // While shutting down nothing changes: running sessions are left for the next start to resume.
-    const session = await this.get(id, tenant);
+    const session = await this.ownedHere(await this.get(id, tenant));
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
     const control = this.running.get(id);
@@ -549,6 +611,14 @@ export class SessionManager {
       else if (outcome === "paused") session.state = SessionState.PAUSED;
       else markFinished(session, SessionState.CANCELLED);
     } catch (err) {
+      if (control.lost || err instanceof FencedError) {
+        // Adopted by another replica (this one was cut off or frozen past its lease): it carries on there.
+        this.logger.warn({ sessionId: id, err: String(err) }, "session taken over by another replica");
+        this.stopRunning(session);
+        this.live.delete(id);
+        this.pump();
+        return;
+      }
       if (this.closed && !control.cancelRequested) {
         // Shutting down: leave it RUNNING in the database; recover() resumes it.
         this.stopRunning(session);
@@ -562,6 +632,11 @@ export class SessionManager {
       }
     }
     this.stopRunning(session);
+    if (control.lost) {
+      this.live.delete(id);
+      this.pump();
+      return;
+    }
     this.commit(session, SessionEventKind.STATE, { persist: "durable" });
     this.pump();
   }

@@ -25,6 +25,7 @@ import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
 import type { CallNeed, Replica, ReplicaPool } from "../mesh/replica-pool.js";
 import { replicaFailovers, replicaRetries, workflowStepSeconds } from "../orchestrator-metrics.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
+import { FencedError } from "../store/postgres/pg-session-store.js";
 import type { SessionStore } from "../store/session-store.js";
 import type { StepTemplate, WorkflowTemplate } from "../workflows/templates.js";
 import { infotextParameters } from "./infotext-parameters.js";
@@ -37,6 +38,8 @@ export interface RunControl {
   cancelRequested: boolean;
   /** Inference replica generating for it now. */
   replica: string | undefined;
+  /** Another orchestrator replica owns the session now: this one stops without a word or a write. */
+  lost?: boolean;
 }
 
 /**
@@ -322,7 +325,8 @@ export async function runSession(
         return { value: await call(replica), worker: replica.address };
       } catch (err) {
         if (control.cancelRequested) return "cancelled";
-        if (control.abort.signal.aborted) throw err;
+        // Another orchestrator replica owns the session now: nothing to retry here.
+        if (control.abort.signal.aborted || err instanceof FencedError) throw err;
         const failure = describeFailure(err);
         const where = replica ? ` on ${replica.address}` : "";
         if (!RETRYABLE.has(failure.code) || attempt >= deps.maxAttempts) {

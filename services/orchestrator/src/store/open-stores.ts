@@ -32,13 +32,20 @@ export interface StoreOptions {
   dataDir: string;
   /** This replica's id, owner of the sessions it creates (PostgreSQL). */
   replicaId?: string;
+  /** How long a replica's sessions stay its own without a heartbeat (PostgreSQL). */
+  leaseMs?: number;
 }
 
 /** Opens SQLite in `dataDir`, or PostgreSQL at `databaseUrl`; migrates either to the latest schema. */
 export async function openStores(options: StoreOptions, logger: Logger): Promise<Stores> {
   const artifactDir = join(options.dataDir, "artifacts");
   if (/^postgres(ql)?:\/\//.test(options.databaseUrl)) {
-    const db = await PgDatabase.open(options.databaseUrl, logger);
+    const db = await PgDatabase.open(
+      options.databaseUrl,
+      logger,
+      20,
+      Math.max(200, Math.floor((options.leaseMs ?? 10_000) / 2)),
+    );
     const commits = new GroupCommit(undefined, logger);
     return {
       kind: "postgres",

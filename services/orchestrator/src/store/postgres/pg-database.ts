@@ -18,15 +18,23 @@ export class PgDatabase {
   readonly pool: pg.Pool;
   private readonly tails = new Map<string, Promise<void>>();
 
-  private constructor(url: string, logger: Logger, max: number) {
-    this.pool = new pg.Pool({ connectionString: url, max, application_name: "dmesh-orchestrator" });
+  private constructor(url: string, logger: Logger, max: number, idleInTransactionMs: number) {
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max,
+      application_name: "dmesh-orchestrator",
+      // A replica frozen inside a transaction would hold its rows' locks, and claims skip locked rows: the
+      // server ends such a transaction (and its connection) well within the lease, so that its sessions can
+      // be adopted, and the frozen replica's commit fails when it wakes.
+      options: `-c idle_in_transaction_session_timeout=${idleInTransactionMs}`,
+    });
     // An idle client's connection dropping is reported here; the pool replaces it on the next use.
     this.pool.on("error", (err) => logger.warn({ err: String(err) }, "postgres connection lost"));
   }
 
   /** Connects and brings the schema up to date. */
-  static async open(url: string, logger: Logger, max = 20): Promise<PgDatabase> {
-    const db = new PgDatabase(url, logger, max);
+  static async open(url: string, logger: Logger, max = 20, idleInTransactionMs = 5_000): Promise<PgDatabase> {
+    const db = new PgDatabase(url, logger, max, idleInTransactionMs);
     try {
       await db.migrate();
     } catch (err) {
@@ -99,6 +107,12 @@ export class PgDatabase {
 export async function inTransaction<T>(pool: pg.Pool, work: (q: Queryable) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: unknown;
+  // The server may end the connection meanwhile (idle_in_transaction_session_timeout after this replica was
+  // frozen): the query fails, and the client is dropped instead of returned.
+  const onError = (err: Error) => {
+    broken = err;
+  };
+  client.on("error", onError);
   try {
     await client.query("BEGIN");
     const result = await work(client);
@@ -110,6 +124,7 @@ export async function inTransaction<T>(pool: pg.Pool, work: (q: Queryable) => Pr
     });
     throw err;
   } finally {
+    client.off("error", onError);
     // A client whose rollback failed has a broken connection: the pool drops it.
     client.release(broken instanceof Error ? broken : undefined);
   }

@@ -90,6 +90,27 @@ export class ReplicaLeases {
     });
   }
 
+  /**
+   * Takes one session over: one that no live replica queues or runs (paused, finished, or its owner's lease
+   * over). False when another live replica owns it and it is queued or running, or this replica's lease is
+   * over.
+   */
+  async take(id: string): Promise<boolean> {
+    const { rows } = await this.db.pool.query<{ lease_epoch: string }>(
+      `UPDATE sessions s SET owner = $1, lease_epoch = s.lease_epoch + 1
+       WHERE s.id = $2
+         AND EXISTS (SELECT 1 FROM replicas me WHERE me.id = $1 AND me.lease_until > now())
+         AND (s.state <> ALL($3::int[]) OR s.owner IS NULL OR s.owner = $1
+              OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = s.owner AND r.lease_until > now()))
+       RETURNING s.lease_epoch`,
+      [this.replicaId, id, UNFINISHED],
+    );
+    const row = rows[0];
+    if (!row) return false;
+    this.sessions.own(id, Number(row.lease_epoch));
+    return true;
+  }
+
   /** Gives the sessions up (a clean shutdown): another replica claims them at once, not after the lease. */
   async release(ids: string[]): Promise<void> {
     for (const id of ids) {

@@ -20,6 +20,8 @@ const CHANNEL = "dmesh_session_events";
  */
 export class SessionEventBus {
   private readonly channel: PgChannel;
+  /** One notification at a time: sent on different connections, two could arrive in either order. */
+  private sending = Promise.resolve();
 
   constructor(
     private readonly db: PgDatabase,
@@ -32,9 +34,11 @@ export class SessionEventBus {
   }
 
   /** Tells the other replicas; call once the event may be told (it is on disk). */
-  async publish(event: SessionEvent): Promise<void> {
+  publish(event: SessionEvent): Promise<void> {
     const payload = encodeEvent(this.replicaId, event);
-    await PgChannel.notify(this.db.pool, CHANNEL, payload);
+    const sent = this.sending.then(() => PgChannel.notify(this.db.pool, CHANNEL, payload));
+    this.sending = sent.catch(() => {});
+    return sent;
   }
 
   /** Every other replica's events, in the order each sent them. */

@@ -1,0 +1,13 @@
+/**
+ * Which sessions this orchestrator replica runs, when several share one database (PostgreSQL). Without it
+ * (SQLite) the one replica owns every session.
+ */
+export interface Ownership {
+  /** This replica owns the session: it created, claimed or took it, and no other has taken it since. */
+  owns(id: string): boolean;
+  /**
+   * Makes this replica the owner of a session no live replica runs (paused, finished, or its owner's lease
+   * over); false when another live replica owns it and it is queued or running there.
+   */
+  take(id: string): Promise<boolean>;
+}
