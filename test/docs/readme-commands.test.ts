@@ -65,6 +65,14 @@ const PLANS: Record<string, Plan> = {
       expect(output).toMatch(/REPLICA_UP\s+postprocess /);
     },
   },
+  // Into the models directory of the README's own `npm start` (its --data is this test's .dmesh).
+  "npx dmesh-tiny-model .dmesh/models/loras --artifact lora --layout kohya-sdxl": {},
+  "npx dmesh models": {
+    check: ({ output }) => {
+      expect(output).toMatch(/^tiny-sdxl\s+model\s+sdxl\s+-\s/m);
+      expect(output).toMatch(/^tiny-kohya-sdxl\s+lora\s+sdxl\s+[0-9a-f]{12}\s/m);
+    },
+  },
   "curl -s -H 'content-type: application/json' -d '{}' http://127.0.0.1:50051/dmesh.processing.v1.ProcessingService/ListWorkflows":
     {
       check: ({ output }) => {

@@ -1,5 +1,7 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
+import { ConditioningService } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
+import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
@@ -20,6 +22,9 @@ const SERVICES: DescService[] = [
   ProcessingService,
   MeshService,
   ArtifactService,
+  // Forwarded to an inference replica: its answers to bad input come back through the door.
+  ModelService,
+  ConditioningService,
   Health,
   ServerReflection,
   ServerReflectionAlpha,

@@ -1,5 +1,6 @@
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
@@ -8,6 +9,7 @@ export interface OrchestratorClients {
   processing: Client<typeof ProcessingService>;
   mesh: Client<typeof MeshService>;
   artifacts: Client<typeof ArtifactService>;
+  models: Client<typeof ModelService>;
 }
 
 export const DEFAULT_URL = "http://127.0.0.1:50051";
@@ -39,5 +41,6 @@ export function orchestratorClients(
     processing: createClient(ProcessingService, transport),
     mesh: createClient(MeshService, transport),
     artifacts: createClient(ArtifactService, transport),
+    models: createClient(ModelService, transport),
   };
 }

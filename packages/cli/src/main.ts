@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { BATCH_HELP, batch, batchStatus } from "./commands/batch.js";
 import { EVENTS_HELP, events } from "./commands/events.js";
 import { GENERATE_HELP, generate } from "./commands/generate.js";
+import { MODELS_HELP, models } from "./commands/models.js";
 import { SESSIONS_HELP, sessions } from "./commands/sessions.js";
 import { STATUS_HELP, status } from "./commands/status.js";
 import { UP_HELP, up } from "./commands/up.js";
@@ -19,6 +20,8 @@ ${GENERATE_HELP}
 ${STATUS_HELP}
 
 ${WORKFLOWS_HELP}
+
+${MODELS_HELP}
 
 ${SESSIONS_HELP}
 
@@ -38,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return status(rest);
     case "workflows":
       return workflows(rest);
+    case "models":
+      return models(rest);
     case "sessions":
     case "session":
     case "pause":

@@ -5,6 +5,7 @@ export * from "./float16.js";
 export * from "./model-cache.js";
 export * from "./model-contract-error.js";
 export * from "./model-directory.js";
+export * from "./onnx-graph-io.js";
 export * from "./onnx-model.js";
 export * from "./onnx-session.js";
 export * from "./patched-session.js";

@@ -1,4 +1,4 @@
-import { FailedPreconditionError } from "@dmesh/runtime";
+import { FailedPreconditionError } from "@dmesh/runtime/errors";
 
 /**
  * A model that does not meet the contract its loader works by: a missing or corrupt file, an input, output

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { InvalidArgumentError, NotFoundError } from "@dmesh/runtime";
+import { InvalidArgumentError, NotFoundError } from "@dmesh/runtime/errors";
 import { ModelContractError } from "./model-contract-error.js";
 
 // Reading model directories: a model named by a request, its ONNX file, its JSON files and its size. What

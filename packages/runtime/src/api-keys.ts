@@ -2,19 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type FileWatch, watchFiles } from "./file-watch.js";
 import type { Logger } from "./logger.js";
-
-/** The tenant that owns everything when no API keys are configured. */
-export const DEFAULT_TENANT = "default";
-
-/** Who a call comes from. */
-export interface Caller {
-  readonly tenant: string;
-  /** May run mesh-wide operations (Cleanup). */
-  readonly admin: boolean;
-}
-
-/** Tenant names: short, and safe in logs, SQL parameters and `SAFETY_POLICY` entries. */
-export const TENANT_PATTERN = /^[\w.:@-]{1,64}$/;
+import { type Caller, TENANT_PATTERN } from "./tenants.js";
 
 interface KeyEntry extends Caller {
   readonly hash: Buffer;

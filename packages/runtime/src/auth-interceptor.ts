@@ -1,8 +1,9 @@
 import type { HandlerContext, Interceptor } from "@connectrpc/connect";
 import { createContextKey } from "@connectrpc/connect";
-import { type ApiKeys, type Caller, DEFAULT_TENANT } from "./api-keys.js";
+import type { ApiKeys } from "./api-keys.js";
 import { PermissionDeniedError, UnauthenticatedError } from "./errors.js";
 import { requestHeaderValue } from "./grpc-server.js";
+import { type Caller, DEFAULT_TENANT } from "./tenants.js";
 
 /** Who calls when no keys are configured: the one default tenant, allowed everything (the laptop default). */
 const OPEN_DOOR: Caller = { tenant: DEFAULT_TENANT, admin: true };

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { cors } from "@connectrpc/connect";
-import { FIELD_TRAILER } from "./errors.js";
+import { FIELD_TRAILER } from "./error-table.js";
 import { REQUEST_ID_HEADER } from "./request-scope.js";
 
 type Handler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;

@@ -1,9 +1,31 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+/**
+ * The gRPC status codes (the numbers every gRPC and Connect implementation shares: Connect's `Code` has the
+ * same values), so that domain code names a code without importing a transport.
+ */
+export const ErrorCode = {
+  Canceled: 1,
+  Unknown: 2,
+  InvalidArgument: 3,
+  DeadlineExceeded: 4,
+  NotFound: 5,
+  AlreadyExists: 6,
+  PermissionDenied: 7,
+  ResourceExhausted: 8,
+  FailedPrecondition: 9,
+  Aborted: 10,
+  OutOfRange: 11,
+  Unimplemented: 12,
+  Internal: 13,
+  Unavailable: 14,
+  DataLoss: 15,
+  Unauthenticated: 16,
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** A domain error: a stable gRPC code, a message for the caller and, for bad input, the offending field. */
 export class DomainError extends Error {
   constructor(
-    readonly code: Code,
+    readonly code: ErrorCode,
     message: string,
     readonly field?: string,
     options?: { cause?: unknown },
@@ -15,63 +37,54 @@ export class DomainError extends Error {
 
 export class InvalidArgumentError extends DomainError {
   constructor(field: string, message: string, options?: { cause?: unknown }) {
-    super(Code.InvalidArgument, message, field, options);
+    super(ErrorCode.InvalidArgument, message, field, options);
   }
 }
 
 export class NotFoundError extends DomainError {
   constructor(field: string, message: string) {
-    super(Code.NotFound, message, field);
+    super(ErrorCode.NotFound, message, field);
   }
 }
 
 export class FailedPreconditionError extends DomainError {
   constructor(message: string, field?: string) {
-    super(Code.FailedPrecondition, message, field);
+    super(ErrorCode.FailedPrecondition, message, field);
   }
 }
 
 export class ResourceExhaustedError extends DomainError {
   constructor(message: string) {
-    super(Code.ResourceExhausted, message);
+    super(ErrorCode.ResourceExhausted, message);
   }
 }
 
 export class UnauthenticatedError extends DomainError {
   constructor(message: string) {
-    super(Code.Unauthenticated, message);
+    super(ErrorCode.Unauthenticated, message);
   }
 }
 
 export class PermissionDeniedError extends DomainError {
   constructor(message: string) {
-    super(Code.PermissionDenied, message);
+    super(ErrorCode.PermissionDenied, message);
   }
 }
 
 export class UnavailableError extends DomainError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(Code.Unavailable, message, undefined, options);
+    super(ErrorCode.Unavailable, message, undefined, options);
   }
 }
 
 export class AbortedError extends DomainError {
   constructor(message: string) {
-    super(Code.Aborted, message);
+    super(ErrorCode.Aborted, message);
   }
 }
 
-/** Response trailer that names the request field an INVALID_ARGUMENT or NOT_FOUND is about. */
-export const FIELD_TRAILER = "dmesh-field";
-
 /** Most characters of a caller's value an error message quotes: an id we make (a UUID, a sha256) fits. */
 export const MAX_QUOTE_CHARS = 64;
-/**
- * Longest error message or field name sent back. Both travel in headers (`grpc-message`, the field trailer):
- * an unbounded one made clients reset the stream (a 200,000-character id came back as INTERNAL).
- */
-export const MAX_ERROR_MESSAGE_CHARS = 512;
-const MAX_FIELD_CHARS = 128;
 
 /** A caller's value as an error message quotes it: at most a short prefix, and how long it really was. */
 export function quote(value: string, max = MAX_QUOTE_CHARS): string {
@@ -79,37 +92,25 @@ export function quote(value: string, max = MAX_QUOTE_CHARS): string {
   return `${JSON.stringify(value.slice(0, max))}… (${value.length} characters)`;
 }
 
-function bounded(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
-}
+// biome-ignore lint/suspicious/noExplicitAny: a constructor of any error type, whatever its arguments
+type ErrorType<E extends Error> = abstract new (...args: any[]) => E;
+const registered: { type: ErrorType<Error>; toDomain: (err: Error) => DomainError }[] = [];
 
 /**
- * The one table from thrown errors to what a caller sees. Domain errors keep their code and field;
- * cancellation and deadlines keep theirs; anything else is our bug and becomes INTERNAL without leaking
- * its message (it stays in `cause` for the logs). Messages and field names are cut to a bounded length, since
- * they travel in headers.
+ * Adds a domain's own error type to the one error table: `toDomain` says which DomainError (code, message,
+ * field) a caller sees for it. Registered next to the error's class, so that any code that can throw it has
+ * registered it; the first registration that matches wins.
  */
-export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError {
-  if (err instanceof ConnectError) {
-    if (err.rawMessage.length <= MAX_ERROR_MESSAGE_CHARS) return err;
-    const message = bounded(err.rawMessage, MAX_ERROR_MESSAGE_CHARS);
-    const shortened = new ConnectError(message, err.code, err.metadata, undefined, err.cause ?? err);
-    return Object.assign(shortened, { details: err.details });
-  }
-  if (err instanceof DomainError) {
-    const metadata = err.field ? { [FIELD_TRAILER]: bounded(err.field, MAX_FIELD_CHARS) } : undefined;
-    return new ConnectError(
-      bounded(err.message, MAX_ERROR_MESSAGE_CHARS),
-      err.code,
-      metadata,
-      undefined,
-      err,
-    );
-  }
-  if (signal?.aborted) {
-    const reason = signal.reason;
-    if (reason instanceof ConnectError) return reason;
-    return new ConnectError("the call was cancelled", Code.Canceled, undefined, undefined, err);
-  }
-  return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
+export function registerDomainError<E extends Error>(
+  type: ErrorType<E>,
+  toDomain: (err: E) => DomainError,
+): void {
+  registered.push({ type, toDomain: toDomain as (err: Error) => DomainError });
+}
+
+/** The DomainError a thrown value stands for: itself, or what its registered type maps to; else undefined. */
+export function asDomainError(err: unknown): DomainError | undefined {
+  if (err instanceof DomainError) return err;
+  for (const { type, toDomain } of registered) if (err instanceof type) return toDomain(err);
+  return undefined;
 }

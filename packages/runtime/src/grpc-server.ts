@@ -12,7 +12,7 @@ import type {
 } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
-import { toConnectError } from "./errors.js";
+import { toConnectError } from "./error-table.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 /**

@@ -1,8 +1,10 @@
 export * from "./api-keys.js";
+export * from "./async-channel.js";
 export * from "./auth-interceptor.js";
 export * from "./config.js";
 export * from "./connect-server.js";
 export * from "./cors.js";
+export * from "./error-table.js";
 export * from "./errors.js";
 export * from "./file-watch.js";
 export * from "./grpc-server.js";
@@ -20,5 +22,6 @@ export * from "./request-scope.js";
 export * from "./rpc-metrics.js";
 export * from "./service-host.js";
 export * from "./stream-end.js";
+export * from "./tenants.js";
 export * from "./tls.js";
 export * from "./tracing.js";

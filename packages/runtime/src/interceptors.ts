@@ -1,6 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { toConnectError } from "./errors.js";
+import { toConnectError } from "./error-table.js";
 import { requestHeaderValue, setResponseHeader } from "./grpc-server.js";
 import type { Logger } from "./logger.js";
 import { loggerKey, REQUEST_ID_HEADER, requestIdFrom, requestIdKey } from "./request-scope.js";

@@ -41,6 +41,16 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** The listening part of ServiceHostOptions, as a service's config holds it (the common settings and PORT). */
+export type ListenConfig = Pick<ServiceHostOptions, "host" | "port" | "maxMessageBytes" | "shutdownGraceMs"> &
+  ServerTlsConfig & { readonly metricsPort?: number };
+
+/** A service's config as the host options it listens with: address, limits, grace, TLS and metrics port. */
+export function listenOptions(config: ListenConfig) {
+  const { host, port, maxMessageBytes, shutdownGraceMs, metricsPort } = config;
+  return { host, port, maxMessageBytes, shutdownGraceMs, tls: config, metricsPort };
+}
+
 /** Builds and starts a domain service on gRPC/HTTP2 with health, reflection and the common interceptors. */
 export async function startGrpcService(options: ServiceHostOptions): Promise<RunningService> {
   const domain: DescService[] = options.registrations.map((r) => r.service);

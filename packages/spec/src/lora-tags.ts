@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { LIMITS } from "./limits.js";
 
 // A1111's extra-network tags in prompts (modules/extra_networks.py, parse_prompt): every `<kind:args>`

@@ -1,5 +1,5 @@
 import { SchedulerKind, type SchedulerSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import {
   ALGORITHM_TYPE_NAMES,
   type AlgorithmTypeName,

@@ -1,6 +1,6 @@
 import { GenerationMode, type GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { checkName } from "./bounded-strings.js";
 import { DEFAULTS, LIMITS } from "./limits.js";
 import type { GenerationModeName, ResolvedSpec } from "./resolved-spec.js";

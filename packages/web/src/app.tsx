@@ -34,7 +34,6 @@ export function App() {
   const [draft, setDraft] = useState<GenerateDraft>(EMPTY_DRAFT);
   const [workflows, setWorkflows] = useState<Workflow[]>([]);
   const [workflowsError, setWorkflowsError] = useState<string>();
-  const [models, setModels] = useState<string[]>([]);
   const [need, setNeed] = useState<SignInNeeded>();
   // The last refusal, kept after "Not now" so that the header can offer to sign in.
   const [refused, setRefused] = useState<SignInNeeded>();
@@ -55,9 +54,16 @@ export function App() {
     [],
   );
 
+  // Every model the mesh has (ListModels), with the warm ones the Mesh page sees added as it polls.
+  const [listedModels, setListedModels] = useState<string[]>([]);
+  const [warmModels, setWarmModels] = useState<string[]>([]);
   const onStatus = useCallback((s: GetMeshStatusResponse) => {
-    setModels([...new Set(s.instructors.flatMap((i) => i.warmModels))].sort());
+    setWarmModels(s.instructors.flatMap((i) => i.warmModels));
   }, []);
+  const models = useMemo(
+    () => [...new Set([...listedModels, ...warmModels])].sort(),
+    [listedModels, warmModels],
+  );
   // Workflows and models, loaded again after signing in.
   useEffect(() => {
     const signal = AbortSignal.timeout(15_000);
@@ -68,6 +74,10 @@ export function App() {
       },
       (err) => setWorkflowsError(describe(callError(err))),
     );
+    api.models.listModels({}, { signal }).then(
+      (r) => setListedModels(r.models.map((m) => m.id)),
+      () => {},
+    );
     api.mesh.getMeshStatus({}, { signal }).then(onStatus, () => {});
   }, [authEpoch]);
 
@@ -77,6 +87,7 @@ export function App() {
       sendImage(target, file, spec) {
         const { artifact } = file;
         setDraft((d) => ({
+          ...d,
           workflowId: target,
           values: {
             ...(spec ? valuesOf(spec, d.values) : d.values),

@@ -10,11 +10,9 @@ import {
   type RecommendSettingsRequest,
   ResourceScope,
 } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
-import { InvalidArgumentError, NotFoundError, ResourceExhaustedError } from "@dmesh/runtime";
+import { InvalidArgumentError, NotFoundError, quote } from "@dmesh/runtime";
 import type { HostDetector } from "./detect/detect-host.js";
 import type { DeviceInfo, HostSummary } from "./detect/host-devices.js";
-import { InsufficientMemoryError } from "./errors/insufficient-memory-error.js";
-import { LeaseNotFoundError } from "./leases/lease-not-found-error.js";
 import {
   MAX_LEASE_TTL_SECONDS,
   type MemoryLease,
@@ -89,23 +87,21 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
     if (req.width < 0 || req.height < 0) throw new InvalidArgumentError("width", "must be >= 0");
     const host = await this.refresh(ctx.signal);
     if (req.deviceId && !host.devices.some((d) => d.id === req.deviceId)) {
-      throw new NotFoundError("device_id", `no device "${req.deviceId}" on ${host.hostname}`);
+      throw new NotFoundError("device_id", `no device ${quote(req.deviceId)} on ${host.hostname}`);
     }
     const reserved = new Map<string, number>();
     for (const lease of this.leases.leases())
       reserved.set(lease.deviceId, (reserved.get(lease.deviceId) ?? 0) + lease.bytes);
-    const rec = withDomainErrors(() =>
-      recommendExecution({
-        host,
-        estimate: {
-          weightsBytes: Number(req.modelBytes),
-          activationBytesPerImage: Number(req.activationBytesPerImage),
-          precision: "float32",
-        },
-        ...(req.deviceId ? { deviceId: req.deviceId } : {}),
-        reservedBytes: reserved,
-      }),
-    );
+    const rec = recommendExecution({
+      host,
+      estimate: {
+        weightsBytes: Number(req.modelBytes),
+        activationBytesPerImage: Number(req.activationBytesPerImage),
+        precision: "float32",
+      },
+      ...(req.deviceId ? { deviceId: req.deviceId } : {}),
+      reservedBytes: reserved,
+    });
     return {
       deviceId: rec.deviceId,
       executionProviders: [...rec.providers],
@@ -144,7 +140,8 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
 
   releaseLease(req: { leaseId: string }) {
     if (!req.leaseId) throw new InvalidArgumentError("lease_id", "is required");
-    if (!this.leases.release(req.leaseId)) throw new NotFoundError("lease_id", `no lease ${req.leaseId}`);
+    if (!this.leases.release(req.leaseId))
+      throw new NotFoundError("lease_id", `no lease ${quote(req.leaseId)}`);
     return {};
   }
 
@@ -177,7 +174,7 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
   }
 
   private leaseCall(fn: () => MemoryLease) {
-    const lease = withDomainErrors(fn);
+    const lease = fn();
     return {
       lease: create(LeaseSchema, {
         id: lease.id,
@@ -187,17 +184,6 @@ export class DeviceHandler implements ServiceImpl<typeof DeviceService> {
         expiresAt: timestampFromMs(lease.expiresAt),
       }),
     };
-  }
-}
-
-/** This service's errors as the codes callers see: too little memory is RESOURCE_EXHAUSTED, not INTERNAL. */
-function withDomainErrors<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof InsufficientMemoryError) throw new ResourceExhaustedError(err.message);
-    if (err instanceof LeaseNotFoundError) throw new NotFoundError("lease_id", err.message);
-    throw err;
   }
 }
 

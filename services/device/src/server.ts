@@ -1,4 +1,10 @@
-import { type ConfigOf, type Logger, type RunningService, startGrpcService } from "@dmesh/runtime";
+import {
+  type ConfigOf,
+  type Logger,
+  listenOptions,
+  type RunningService,
+  startGrpcService,
+} from "@dmesh/runtime";
 import type { deviceSettings } from "./config.js";
 import { createHostDetector } from "./detect/detect-host.js";
 import { DeviceHandler } from "./device-handler.js";
@@ -28,13 +34,8 @@ export async function startDevice(config: DeviceConfig, logger: Logger): Promise
   gaugeDevicesFrom(detector, leases);
   const service = await startGrpcService({
     name: "device",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
     registrations: routes(handler),
   });
   const host = await handler.refresh().catch(async (err: unknown) => {

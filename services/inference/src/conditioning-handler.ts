@@ -18,7 +18,7 @@ import { resolvePreprocessor } from "./control/preprocessors.js";
 import type { ControlResizeMode as ResizeModeName } from "./control/resize-modes.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { encodePrompts, type PromptSpec } from "./pipeline/prompt-encoder.js";
-import { PromptSyntaxError, tokenizeWeightedPrompt } from "./tokenizer/index.js";
+import { tokenizeWeightedPrompt } from "./tokenizer/index.js";
 
 const RESIZE_MODES: Partial<Record<ControlResizeMode, ResizeModeName>> = {
   [ControlResizeMode.UNSPECIFIED]: "crop-and-resize",
@@ -50,17 +50,13 @@ export class ConditioningHandler implements ServiceImpl<typeof ConditioningServi
       return {
         tokenizers: model.textEncoders.map((enc) => {
           const text = req.weighted ? req.text : req.text.replace(/([()[\]\\])/g, "\\$1");
-          try {
-            const { chunks, tokenCount } = tokenizeWeightedPrompt(enc.tokenizer, text, { field: "text" });
-            return {
-              tokenizer: enc.component.name === "text_encoder_2" ? "tokenizer_2" : "tokenizer",
-              tokenCount,
-              chunks: chunks.map((c) => ({ ids: [...c.ids], weights: [...c.weights] })),
-            };
-          } catch (err) {
-            if (err instanceof PromptSyntaxError) throw new InvalidArgumentError("text", err.message);
-            throw err;
-          }
+          // A PromptSyntaxError names the field "text": the error table answers INVALID_ARGUMENT for it.
+          const { chunks, tokenCount } = tokenizeWeightedPrompt(enc.tokenizer, text, { field: "text" });
+          return {
+            tokenizer: enc.component.name === "text_encoder_2" ? "tokenizer_2" : "tokenizer",
+            tokenCount,
+            chunks: chunks.map((c) => ({ ids: [...c.ids], weights: [...c.weights] })),
+          };
         }),
       };
     } finally {

@@ -10,6 +10,27 @@ export const inferenceSettings = {
     default: ".dmesh/models",
     parse: parse.string,
   },
+  lorasDir: {
+    env: "LORAS_DIR",
+    description:
+      "LoRA files (`<name>.safetensors`), named in prompts as `<lora:name:weight>` (empty = MODELS_DIR/loras)",
+    default: "",
+    parse: parse.string,
+  },
+  embeddingsDir: {
+    env: "EMBEDDINGS_DIR",
+    description:
+      "textual-inversion embeddings (`<name>.safetensors`), used where a prompt writes their name (empty = MODELS_DIR/embeddings)",
+    default: "",
+    parse: parse.string,
+  },
+  controlNetDir: {
+    env: "CONTROLNET_DIR",
+    description:
+      "directory of ControlNets (`<name>/model.onnx`, split export); empty = MODELS_DIR/controlnet",
+    default: "",
+    parse: parse.string,
+  },
   defaultModel: {
     env: "DEFAULT_MODEL",
     description: "model used when a request names none (empty = first found)",

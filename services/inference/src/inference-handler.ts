@@ -13,12 +13,17 @@ import {
   type InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { InvalidArgumentError, type Logger, ResourceExhaustedError, scopeFrom } from "@dmesh/runtime";
+import {
+  AsyncChannel,
+  InvalidArgumentError,
+  type Logger,
+  ResourceExhaustedError,
+  scopeFrom,
+} from "@dmesh/runtime";
 import { validateGenerationSpec } from "@dmesh/spec";
+import type { DeviceMemoryReader } from "./clients/device-memory.js";
 import { generationEnded, generations } from "./inference-metrics.js";
-import type { DeviceMemoryReader } from "./models/device-memory.js";
 import type { ModelRegistry } from "./models/model-registry.js";
-import { EventChannel } from "./pipeline/event-channel.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
 import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
@@ -77,7 +82,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       );
     const pause = { paused: false };
     this.pauses.set(id, pause);
-    const channel = new EventChannel<Response>();
+    const channel = new AsyncChannel<Response>();
     const work = this.queue
       .run(ctx.signal, async () => {
         channel.push({

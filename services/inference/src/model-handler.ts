@@ -1,7 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { ModelFamily, ModelSchema, type ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  AdapterKind,
+  type ListAdaptersRequest,
+  ModelFamily,
+  ModelSchema,
+  type ModelService,
+} from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
+import { InvalidArgumentError } from "@dmesh/runtime";
+import type { AdapterCatalog, ListedAdapter, ListedKind } from "./adapters/index.js";
 import type { ModelInfo, ModelRegistry } from "./models/model-registry.js";
 
 const FAMILIES = {
@@ -11,9 +19,19 @@ const FAMILIES = {
   sd2: ModelFamily.SD2,
 };
 
+const KINDS: Record<ListedKind, AdapterKind> = {
+  lora: AdapterKind.LORA,
+  embedding: AdapterKind.EMBEDDING,
+  controlnet: AdapterKind.CONTROLNET,
+};
+const KIND_NAMES = new Map(Object.entries(KINDS).map(([name, kind]) => [kind, name as ListedKind]));
+
 /** ModelService transport over the model registry. */
 export class ModelHandler implements ServiceImpl<typeof ModelService> {
-  constructor(private readonly models: ModelRegistry) {}
+  constructor(
+    private readonly models: ModelRegistry,
+    private readonly adapters: AdapterCatalog,
+  ) {}
 
   listModels() {
     this.models.scan();
@@ -24,8 +42,11 @@ export class ModelHandler implements ServiceImpl<typeof ModelService> {
     return { model: toProto(this.models.info(req.id)) };
   }
 
-  listAdapters(): never {
-    throw new ConnectError("ListAdapters is not served by this inference build yet", Code.Unimplemented);
+  async listAdapters(req: ListAdaptersRequest, ctx: HandlerContext) {
+    const kind = KIND_NAMES.get(req.kind);
+    if (req.kind !== AdapterKind.UNSPECIFIED && kind === undefined)
+      throw new InvalidArgumentError("kind", `unknown adapter kind ${req.kind}`);
+    return { adapters: (await this.adapters.list(kind, ctx.signal)).map(adapterToProto) };
   }
 
   async loadModel(req: { id: string }) {
@@ -55,4 +76,15 @@ function toProto(info: ModelInfo) {
       fileBytes: BigInt(bytes ?? 0),
     })),
   });
+}
+
+function adapterToProto(adapter: ListedAdapter) {
+  return {
+    name: adapter.name,
+    kind: KINDS[adapter.kind],
+    family: adapter.family === "unknown" ? ModelFamily.UNSPECIFIED : FAMILIES[adapter.family],
+    shortHash: adapter.shortHash,
+    fileBytes: BigInt(adapter.bytes),
+    sha256: adapter.sha256,
+  };
 }

@@ -5,9 +5,10 @@ import type {
   SchedulerService,
 } from "@dmesh/contracts/dmesh/scheduler/v1/scheduler_pb.js";
 import { InvalidArgumentError } from "@dmesh/runtime";
-import { familyByClassName, LIMITS, schedulerConfigOverrides, validateSchedulerSpec } from "@dmesh/spec";
+import { familyByClassName, LIMITS, validateSchedulerSpec } from "@dmesh/spec";
 import type { ModelRegistry } from "./models/model-registry.js";
-import { createScheduler, listSchedulers, SchedulerInputError } from "./schedulers/index.js";
+import { computeSchedule } from "./schedulers/compute-schedule.js";
+import { listSchedulers } from "./schedulers/index.js";
 
 /** SchedulerService: the schedulers the pipeline uses, for clients that plan or inspect schedules. */
 export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
@@ -52,26 +53,6 @@ export class SchedulerHandler implements ServiceImpl<typeof SchedulerService> {
         `must be in [${LIMITS.minSteps}, ${LIMITS.maxSteps}]`,
       );
     }
-    const kind =
-      resolved.scheduler ?? String(overrides._class_name ?? base._class_name ?? "EulerDiscreteScheduler");
-    const config: Record<string, unknown> = {
-      ...base,
-      ...overrides,
-      ...schedulerConfigOverrides(resolved, kind),
-    };
-    try {
-      const scheduler = createScheduler(kind, config);
-      scheduler.setTimesteps(steps);
-      return {
-        timesteps: scheduler.timesteps,
-        sigmas: scheduler.sigmas ? [...scheduler.sigmas] : [],
-        initNoiseSigma: scheduler.initNoiseSigma,
-        configJson: JSON.stringify({ _class_name: scheduler.kind, ...scheduler.config }),
-      };
-    } catch (err) {
-      if (err instanceof SchedulerInputError)
-        throw new InvalidArgumentError(`scheduler.${err.field}`, err.message);
-      throw err;
-    }
+    return computeSchedule(base, overrides, resolved, steps, "scheduler");
   }
 }

@@ -19,17 +19,19 @@ import {
 import { ArtifactHandler } from "./artifact-handler.js";
 import { BatchManager } from "./batches/batch-manager.js";
 import { MAX_BATCH_ITEMS } from "./batches/expand-batch.js";
+import { inferenceTelemetry } from "./clients/inference-telemetry.js";
+import { ReplicaPool, type Telemetry } from "./clients/replica-pool.js";
 import type { orchestratorSettings } from "./config.js";
 import { openDoor } from "./door.js";
 import { AddressDiscovery } from "./mesh/address-discovery.js";
-import { inferenceTelemetry } from "./mesh/inference-telemetry.js";
-import { ReplicaPool, type Telemetry } from "./mesh/replica-pool.js";
 import { LifecycleEvents } from "./mesh-events/lifecycle-events.js";
 import { MeshEventHub } from "./mesh-events/mesh-event-hub.js";
 import { ReplicaWatch } from "./mesh-events/replica-watch.js";
 import { MeshHandler } from "./mesh-handler.js";
 import { countInFlightWith, countSessionsWith } from "./orchestrator-metrics.js";
 import { ProcessingHandler } from "./processing-handler.js";
+import { PublicConditioningHandler } from "./public-conditioning-handler.js";
+import { PublicModelHandler } from "./public-model-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
 import { ReplicaCoordinator } from "./sessions/replica-coordinator.js";
 import { SessionEvents } from "./sessions/session-events.js";
@@ -209,6 +211,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       meshEvents,
     ),
     artifacts: new ArtifactHandler(artifacts),
+    models: new PublicModelHandler(inference, logger),
+    conditioning: new PublicConditioningHandler(inference, logger),
   };
   const server = await startConnectServer({
     name: "orchestrator",

@@ -1,8 +1,8 @@
 import { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import { createLogger } from "@dmesh/runtime";
 import { describe, expect, it } from "vitest";
+import { ReplicaPool } from "../src/clients/replica-pool.js";
 import { AddressDiscovery, type LookupAll } from "../src/mesh/address-discovery.js";
-import { ReplicaPool } from "../src/mesh/replica-pool.js";
 
 const logger = createLogger("test", "silent");
 

@@ -10,7 +10,7 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { createLogger } from "@dmesh/runtime";
 import { afterEach, describe, expect, it } from "vitest";
-import { ReplicaPool } from "../src/mesh/replica-pool.js";
+import { ReplicaPool } from "../src/clients/replica-pool.js";
 import { LifecycleEvents } from "../src/mesh-events/lifecycle-events.js";
 import { MeshEventHub } from "../src/mesh-events/mesh-event-hub.js";
 import { ReplicaWatch } from "../src/mesh-events/replica-watch.js";

@@ -6,7 +6,7 @@ import { inferenceSettings, startInference } from "@dmesh/inference";
 import { createLogger, loadConfig, type RunningService } from "@dmesh/runtime";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ReplicaPool } from "../src/mesh/replica-pool.js";
+import { ReplicaPool } from "../src/clients/replica-pool.js";
 
 const logger = createLogger("test", "silent");
 let dir: string;

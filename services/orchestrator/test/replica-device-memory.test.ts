@@ -11,9 +11,9 @@ import { estimateActivationBytes } from "@dmesh/spec";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { leaseAllBut } from "../../../test/support/device-leases.js";
+import { inferenceTelemetry } from "../src/clients/inference-telemetry.js";
+import { ReplicaPool } from "../src/clients/replica-pool.js";
 import { usableBytes } from "../src/mesh/device-memory.js";
-import { inferenceTelemetry } from "../src/mesh/inference-telemetry.js";
-import { ReplicaPool } from "../src/mesh/replica-pool.js";
 
 // Two real inference services, each with a real device service of its own as on two hosts. Device memory is
 // set aside the way workers do it, with memory leases on the device service, which the replica then reports.

@@ -16,7 +16,7 @@ import { postprocessSettings, startPostprocess } from "@dmesh/postprocess";
 import { createLogger, DEFAULT_TENANT, loadConfig, type RunningService } from "@dmesh/runtime";
 import { ensureTinyModel } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ReplicaPool } from "../src/mesh/replica-pool.js";
+import { ReplicaPool } from "../src/clients/replica-pool.js";
 import { SessionEvents } from "../src/sessions/session-events.js";
 import { SessionManager } from "../src/sessions/session-manager.js";
 import { ArtifactStore } from "../src/store/artifact-store.js";

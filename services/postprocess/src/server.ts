@@ -3,6 +3,7 @@ import {
   ConfigError,
   type ConfigOf,
   type Logger,
+  listenOptions,
   type RunningService,
   startGrpcService,
 } from "@dmesh/runtime";
@@ -16,6 +17,7 @@ import { routes } from "./routes.js";
 import { loadSafetyClassifier, type SafetyClassifier } from "./safety/safety-classifier.js";
 import { parseSafetyPolicyTable, policiesOf } from "./safety/safety-policy.js";
 import { SafetyStage } from "./safety/safety-stage.js";
+import { SharedMemoryIo } from "./shared-memory/shared-memory-io.js";
 import { SharedMemoryRegions } from "./shared-memory/shared-memory-regions.js";
 import { ModelUpscaler } from "./upscale/model-upscaler.js";
 
@@ -49,14 +51,15 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
   });
   const service = await startGrpcService({
     name: "postprocess",
-    host: config.host,
-    port: config.port,
+    ...listenOptions(config),
     logger,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    tls: config,
-    metricsPort: config.metricsPort,
-    registrations: routes(new PostprocessHandler(postprocessor, config.maxMessageBytes, sharedMemory)),
+    registrations: routes(
+      new PostprocessHandler(
+        postprocessor,
+        config.maxMessageBytes,
+        new SharedMemoryIo(postprocessor, sharedMemory),
+      ),
+    ),
   });
   service.health.setReady(true);
   return {

@@ -1,5 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { ConditioningService } from "@dmesh/contracts/dmesh/conditioning/v1/conditioning_pb.js";
+import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import { ArtifactService } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
@@ -18,4 +20,8 @@ export const api = {
   processing: createClient(ProcessingService, transport),
   mesh: createClient(MeshService, transport),
   artifacts: createClient(ArtifactService, transport),
+  /** Read-only here: models, LoRAs, embeddings and ControlNets the mesh has. */
+  models: createClient(ModelService, transport),
+  /** PreprocessControl only: a ControlNet unit's control map, previewed. */
+  conditioning: createClient(ConditioningService, transport),
 };

@@ -1,5 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import type { ControlUnitValues } from "./control-units.js";
 import { DEFAULT_VALUES, type SpecValues } from "./spec-form.js";
 
 /** An image chosen for a workflow input: a stored artifact or an uploaded or painted file. */
@@ -18,6 +19,13 @@ export interface GenerateDraft {
   readonly values: SpecValues;
   /** By workflow input name ("image", "mask"). */
   readonly images: Readonly<Record<string, ImageChoice>>;
+  /** ControlNet units (GenerationSpec.control_nets). */
+  readonly controls: readonly ControlUnitValues[];
 }
 
-export const EMPTY_DRAFT: GenerateDraft = { workflowId: "txt2img", values: DEFAULT_VALUES, images: {} };
+export const EMPTY_DRAFT: GenerateDraft = {
+  workflowId: "txt2img",
+  values: DEFAULT_VALUES,
+  images: {},
+  controls: [],
+};

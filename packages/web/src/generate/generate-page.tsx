@@ -1,5 +1,6 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
+import { type GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { type Session, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import type { Workflow } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
@@ -13,6 +14,10 @@ import { ArtifactView } from "../ui/artifact-view.js";
 import { controlProps, Field } from "../ui/field.js";
 import { isFinished, millis, seconds, shortId, stateName } from "../ui/format.js";
 import { Page } from "../ui/page.js";
+import { useAdapterListing } from "./adapter-listing.js";
+import { AdapterPickers } from "./adapter-pickers.js";
+import { ControlNetUnits, type UnitError } from "./control-net-units.js";
+import { controlInputFor, controlNetsOf } from "./control-units.js";
 import type { GenerateDraft, ImageChoice } from "./draft.js";
 import { ImageInputs } from "./image-inputs.js";
 import { type SpecErrors, SpecFields } from "./spec-fields.js";
@@ -43,6 +48,7 @@ export function GeneratePage(props: {
 }) {
   const { draft, onDraft } = props;
   const { authEpoch } = useContext(AppContext);
+  const listing = useAdapterListing(authEpoch);
   const [run, setRun] = useState<Run>(IDLE);
   const [formError, setFormError] = useState<CallError>();
   const controller = useRef<AbortController | undefined>(undefined);
@@ -75,15 +81,23 @@ export function GeneratePage(props: {
       return { ...d, images };
     });
   };
+  const controlAt = field?.startsWith("spec.control_nets") ? controlInputFor(field) : undefined;
+  const controlErrors: Record<number, UnitError> =
+    controlAt && formError
+      ? { [controlAt.index]: { input: controlAt.input, message: formError.message } }
+      : {};
   const workflowError = field === "workflow_id" ? formError?.message : undefined;
-  const unplaced = formError && !specInput && !imageInput && !workflowError ? formError : undefined;
+  const unplaced =
+    formError && !specInput && !imageInput && !workflowError && !controlAt ? formError : undefined;
 
   const generate = async () => {
     controller.current?.abort();
     setFormError(undefined);
     let spec: ReturnType<typeof specOf>;
     try {
-      spec = specOf(draft.values, takesImage);
+      const controlNets = controlNetsOf(draft.controls).map((u) => create(ControlNetUnitSchema, u));
+      spec = create(GenerationSpecSchema, specOf(draft.values, takesImage));
+      spec.controlNets = controlNets;
     } catch (err) {
       setFormError(callError(err));
       return;
@@ -178,6 +192,24 @@ export function GeneratePage(props: {
             onChange={setValues}
             models={props.models}
             show={{ strength: takesImage, count: true, preview: true, prompt: true }}
+          />
+          <AdapterPickers
+            idPrefix="gen"
+            listing={listing}
+            prompt={draft.values.prompt}
+            negativePrompt={draft.values.negativePrompt}
+            onPrompts={setValues}
+          />
+          <ControlNetUnits
+            idPrefix="gen"
+            units={draft.controls}
+            onUnits={(update) => onDraft((d) => ({ ...d, controls: update(d.controls) }))}
+            controlNets={listing.controlNets}
+            errors={controlErrors}
+            onEdited={(index) => {
+              if (controlAt?.index === index) setFormError(undefined);
+            }}
+            size={{ width: draft.values.width, height: draft.values.height }}
           />
           <Alert text={unplaced && describe(unplaced)} />
           <div class="actions submit-actions">

@@ -4,9 +4,8 @@ import { SAMPLERS, type SpecValues, schedulesFor } from "./spec-form.js";
 export type SpecErrors = Partial<Record<keyof SpecValues, string>>;
 
 /**
- * The inputs of a GenerationSpec, shared by Generate and Batches. Adapters (LoRA and embedding pickers,
- * ControlNet units) belong beside these as their own section once their contracts exist; LoRA tags
- * already work as prompt text.
+ * The inputs of a GenerationSpec, shared by Generate and Batches. Generate adds the adapter pickers and
+ * ControlNet units beside them (`adapter-pickers.tsx`, `control-net-units.tsx`); LoRA tags are prompt text.
  */
 export function SpecFields(props: {
   idPrefix: string;

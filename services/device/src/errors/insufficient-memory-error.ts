@@ -1,3 +1,4 @@
+import { ResourceExhaustedError, registerDomainError } from "@dmesh/runtime/errors";
 import { formatBytes } from "../units/bytes.js";
 
 /** A device cannot hold what was asked of it; says how much was asked and how much is free. */
@@ -14,3 +15,6 @@ export class InsufficientMemoryError extends Error {
     super(`${deviceId}: ${formatBytes(requestedBytes)} ${what} but only ${formatBytes(freeBytes)} free`);
   }
 }
+
+// Too little memory is the device's state, not our bug: RESOURCE_EXHAUSTED, and the caller may retry smaller.
+registerDomainError(InsufficientMemoryError, (err) => new ResourceExhaustedError(err.message));

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";
 import { type Clock, systemClock } from "./clock.js";
 import { LeaseNotFoundError } from "./lease-not-found-error.js";

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import type { ExecutionProviderName } from "../detect/execution-providers.js";
 import type { DeviceInfo, DeviceKind, HostSummary } from "../detect/host-devices.js";
 import { InsufficientMemoryError } from "../errors/insufficient-memory-error.js";

@@ -1,5 +1,5 @@
 import { basename } from "node:path";
-import { FailedPreconditionError } from "@dmesh/runtime";
+import { FailedPreconditionError } from "@dmesh/runtime/errors";
 import { SafetensorsError } from "@dmesh/safetensors";
 
 const MAX_QUOTED_KEY = 120;

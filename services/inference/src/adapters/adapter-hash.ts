@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
 import type { SafetensorsFile } from "@dmesh/safetensors";
 
 // The hashes A1111 writes into infotext, so our images name adapters as A1111's do:
@@ -9,6 +10,8 @@ import type { SafetensorsFile } from "@dmesh/safetensors";
 //   the header, so editing the metadata does not change it. `shorthash` is its first 12 hex digits.
 // - `TI hashes: "name: hash"` (modules/textual_inversion, Embedding.set_hash): SHA-256 of the whole
 //   file, first 12 hex digits.
+// - ControlNet infotext `Model: name [hash]`: the extension shows sd_models.model_hash, the old
+//   checkpoint hash: SHA-256 of the 64 KiB at offset 1 MiB (of nothing for a smaller file), 8 hex digits.
 
 export const SHORT_HASH_LENGTH = 12;
 
@@ -40,4 +43,16 @@ export async function loraHash(file: SafetensorsFile): Promise<AdapterHash> {
 /** A1111's textual-inversion hash of a file. */
 export async function embeddingHash(path: string): Promise<AdapterHash> {
   return hashOf(await sha256OfFile(path));
+}
+
+/** AUTOMATIC1111's `sd_models.model_hash` of a file: what the ControlNet extension shows beside a model. */
+export async function a1111ModelHash(path: string): Promise<string> {
+  const handle = await open(path, "r");
+  try {
+    const buffer = Buffer.alloc(0x10000);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0x100000);
+    return createHash("sha256").update(buffer.subarray(0, bytesRead)).digest("hex").slice(0, 8);
+  } finally {
+    await handle.close();
+  }
 }

@@ -1,6 +1,8 @@
+export { AdapterCatalog, type AdapterDirs, type ListedAdapter, type ListedKind } from "./adapter-catalog.js";
 export { AdapterFileError } from "./adapter-errors.js";
 export {
   type AdapterHash,
+  a1111ModelHash,
   embeddingHash,
   loraHash,
   SHORT_HASH_LENGTH,
@@ -14,6 +16,12 @@ export {
   type ComponentModules,
   type ModuleWeight,
 } from "./adapter-target.js";
+export {
+  CONTROLNET_FILE,
+  type ControlNetInfo,
+  controlNetFamily,
+  describeControlNet,
+} from "./controlnet-listing.js";
 export {
   type BaseFamily,
   type EmbeddingFile,

@@ -1,6 +1,6 @@
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import sharp from "sharp";
 import { MAX_CONTROL_PIXELS } from "./control-map.js";
 import { type RgbImage, toRgb } from "./rgb-image.js";

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { LIMITS } from "@dmesh/spec";
 import { roundHalfEven } from "../schedulers/numpy-numerics.js";
 import type { OpenCv } from "./opencv.js";

@@ -1,5 +1,5 @@
 import { Worker } from "node:worker_threads";
-import { UnavailableError } from "@dmesh/runtime";
+import { UnavailableError } from "@dmesh/runtime/errors";
 import { GenerationQueue } from "../pipeline/generation-queue.js";
 import type { ControlMap, ControlMapPlan } from "./control-map.js";
 import type { ControlJob, ControlJobResult } from "./control-worker.js";

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { cannyMap } from "./canny.js";
 import type { OpenCv } from "./opencv.js";
 import type { RgbImage } from "./rgb-image.js";

@@ -1,7 +1,8 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ModelCache, ModelContractError, type SessionSettings } from "@dmesh/onnx";
-import { FailedPreconditionError, type Logger, NotFoundError } from "@dmesh/runtime";
+import { FailedPreconditionError, NotFoundError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import { modelUnloads, observeModelLoad } from "../inference-metrics.js";
 import { type LoadedModel, loadModel } from "./loaded-model.js";
 import { type ModelDirectory, readModelDirectory } from "./pipeline-directory.js";

@@ -1,5 +1,6 @@
 import { RunClock } from "@dmesh/onnx";
-import { AbortedError, InvalidArgumentError, type Logger } from "@dmesh/runtime";
+import { AbortedError, InvalidArgumentError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { ResolvedSpec } from "@dmesh/spec";
 import { denoiseStepSeconds } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";

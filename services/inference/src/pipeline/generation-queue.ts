@@ -1,4 +1,4 @@
-import { AbortedError, ResourceExhaustedError } from "@dmesh/runtime";
+import { AbortedError, ResourceExhaustedError } from "@dmesh/runtime/errors";
 import { computeSeconds, queueWaitSeconds } from "../inference-metrics.js";
 
 /**

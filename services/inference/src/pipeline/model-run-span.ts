@@ -1,4 +1,4 @@
-import { inSpan } from "@dmesh/runtime";
+import { inSpan } from "@dmesh/runtime/tracing";
 
 /**
  * One run of a model component (a text encoder, the UNet, a VAE half) in a span of its own when tracing is

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { type ResolvedSpec, schedulerConfigOverrides } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { isSdxlFamily } from "../models/pipeline-directory.js";

@@ -1,6 +1,6 @@
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { LIMITS } from "@dmesh/spec";
 import sharp from "sharp";
 

@@ -1,5 +1,5 @@
 import type { RunClock } from "@dmesh/onnx";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel, TextEncoder } from "../models/loaded-model.js";
 import { isSdxlFamily } from "../models/pipeline-directory.js";

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import type { ResolvedSpec } from "@dmesh/spec";
 import { type Generator, GeneratorInputError, type GeneratorState } from "../random/index.js";
 import { type Scheduler, SchedulerInputError, type SchedulerState } from "../schedulers/index.js";

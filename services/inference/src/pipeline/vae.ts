@@ -1,5 +1,5 @@
 import type { RunClock } from "@dmesh/onnx";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { LATENT_CHANNELS, type LoadedModel } from "../models/loaded-model.js";
 import type { NoiseSource } from "../random/index.js";
 import type { BufferPool } from "./buffer-pool.js";

@@ -1,3 +1,5 @@
+import { InvalidArgumentError, registerDomainError } from "@dmesh/runtime/errors";
+
 /** A tokenizer file (vocab.json, merges.txt, tokenizer_config.json, ...) is missing or malformed. */
 export class TokenizerFileError extends Error {
   constructor(
@@ -14,9 +16,11 @@ export class TokenizerFileError extends Error {
 export class PromptSyntaxError extends Error {
   constructor(
     readonly field: string,
-    message: string,
+    readonly reason: string,
   ) {
-    super(`${field}: ${message}`);
+    super(`${field}: ${reason}`);
     this.name = "PromptSyntaxError";
   }
 }
+
+registerDomainError(PromptSyntaxError, (err) => new InvalidArgumentError(err.field, err.reason));

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
 import {
   type Batch,
@@ -15,16 +14,18 @@ import {
 } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { AsyncChannel } from "@dmesh/runtime/async-channel";
 import {
-  DomainError,
+  asDomainError,
+  ErrorCode,
   FailedPreconditionError,
-  type Logger,
   NotFoundError,
   quote,
   ResourceExhaustedError,
-} from "@dmesh/runtime";
+} from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
+import type { ReplicaPool } from "../clients/replica-pool.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
 import type { BatchStore } from "../store/batch-store.js";
@@ -165,18 +166,16 @@ export class BatchManager {
     const batch = await this.get(id, tenant);
     if (batch.state === BatchState.CANCELLED)
       throw new FailedPreconditionError("the batch was cancelled", "batch_id");
-    const pending: BatchEvent[] = [];
-    let wake: (() => void) | undefined;
-    const listener = (event: BatchEvent) => {
-      pending.push(event);
-      wake?.();
-    };
+    const channel = new AsyncChannel<BatchEvent>();
+    const listener = (event: BatchEvent) => channel.push(event);
     const set = this.listeners.get(id) ?? new Set();
     this.listeners.set(id, set);
     set.add(listener);
-    const onAbort = () => wake?.();
-    signal.addEventListener("abort", onAbort);
-    this.events.closed.addEventListener("abort", onAbort);
+    // The caller leaving ends the stream quietly; the orchestrator shutting down ends it with its reason.
+    const leave = () => channel.close();
+    const shutDown = () => channel.close(this.events.closed.reason);
+    signal.addEventListener("abort", leave);
+    this.events.closed.addEventListener("abort", shutDown);
     try {
       await this.serially(id, async () => {
         const now = await this.store.get(id);
@@ -186,23 +185,15 @@ export class BatchManager {
       const snapshot = await this.get(id, tenant);
       await this.commits.sync();
       yield create(BatchEventSchema, { batch: snapshot, itemIndex: -1 });
-      if (isBatchDone(snapshot)) return;
-      while (!signal.aborted) {
-        if (this.events.closed.aborted) throw this.events.closed.reason;
-        const event = pending.shift();
-        if (!event) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = undefined;
-          continue;
-        }
+      if (isBatchDone(snapshot) || signal.aborted) return;
+      if (this.events.closed.aborted) throw this.events.closed.reason;
+      for await (const event of channel) {
         yield event;
         if (event.batch && isBatchDone(event.batch)) return;
       }
     } finally {
-      signal.removeEventListener("abort", onAbort);
-      this.events.closed.removeEventListener("abort", onAbort);
+      signal.removeEventListener("abort", leave);
+      this.events.closed.removeEventListener("abort", shutDown);
       set.delete(listener);
     }
   }
@@ -354,9 +345,9 @@ export class BatchManager {
           open++;
         } catch (err) {
           this.placement?.replicas.unpin(requestId);
-          const code = err instanceof DomainError ? err.code : Code.Internal;
-          if (code === Code.Unavailable) break feeding; // shutting down: the next start feeds on
-          if (code !== Code.ResourceExhausted) {
+          const code = asDomainError(err)?.code ?? ErrorCode.Internal;
+          if (code === ErrorCode.Unavailable) break feeding; // shutting down: the next start feeds on
+          if (code !== ErrorCode.ResourceExhausted) {
             // The request itself is refused (the spec was checked at create, so this is rare): the item fails.
             item.state = SessionState.FAILED;
             item.error = err instanceof Error ? err.message : String(err);

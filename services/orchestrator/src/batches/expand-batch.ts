@@ -9,7 +9,7 @@ import {
 } from "@bufbuild/protobuf";
 import { type GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { BatchAxis } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { InvalidArgumentError, quote } from "@dmesh/runtime";
+import { InvalidArgumentError, quote } from "@dmesh/runtime/errors";
 import { checkName } from "@dmesh/spec";
 
 /** Largest number of items one batch may hold. */

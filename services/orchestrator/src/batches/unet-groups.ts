@@ -1,5 +1,5 @@
 import { estimateActivationBytes, type ResolvedSpec } from "@dmesh/spec";
-import type { GroupPlacement } from "../mesh/replica-pool.js";
+import type { GroupPlacement } from "../clients/replica-pool.js";
 
 /** What grouping needs to know of one batch item's generation. */
 export interface UnetProfile {

@@ -1,7 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { MeshEventKind } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
+import type { ReplicaPool } from "../clients/replica-pool.js";
 import { usableBytes } from "../mesh/device-memory.js";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
 import { type MeshEventHub, type MeshEventInit, meshEvent } from "./mesh-event-hub.js";
 
 /** A device with less than this share of its memory usable (free and unleased) is reported low. */

@@ -1,5 +1,5 @@
 import { lookup } from "node:dns/promises";
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 
 /** Every address a host name resolves to (node:dns `lookup` with `all: true`: /etc/hosts, then DNS). */
 export type LookupAll = (hostname: string) => Promise<{ address: string; family: number }[]>;

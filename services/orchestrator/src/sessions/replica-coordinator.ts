@@ -1,4 +1,4 @@
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { PgSessionStore } from "../store/postgres/pg-session-store.js";
 import type { ReplicaLeases } from "../store/postgres/replica-leases.js";
 import type { Ownership } from "./ownership.js";

@@ -20,12 +20,12 @@ import {
 import {
   FailedPreconditionError,
   InvalidArgumentError,
-  type Logger,
   NotFoundError,
   quote,
   ResourceExhaustedError,
   UnavailableError,
-} from "@dmesh/runtime";
+} from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
 import { validateGenerationSpec } from "@dmesh/spec";
 import type { GroupCommit } from "../store/group-commit.js";
 import { FencedError } from "../store/postgres/pg-session-store.js";

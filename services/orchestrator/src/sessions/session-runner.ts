@@ -20,9 +20,12 @@ import {
   SessionState,
   StepTimingSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DomainError, FailedPreconditionError, inSpan, type Logger, REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { REQUEST_ID_HEADER } from "@dmesh/runtime";
+import { DomainError, FailedPreconditionError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
+import { inSpan } from "@dmesh/runtime/tracing";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
-import type { CallNeed, Replica, ReplicaPool } from "../mesh/replica-pool.js";
+import type { CallNeed, Replica, ReplicaPool } from "../clients/replica-pool.js";
 import { replicaFailovers, replicaRetries, workflowStepSeconds } from "../orchestrator-metrics.js";
 import type { ArtifactStore } from "../store/artifact-store.js";
 import { FencedError } from "../store/postgres/pg-session-store.js";

@@ -1,4 +1,4 @@
-import { currentTraceContext, inSpan, type TraceContext } from "@dmesh/runtime";
+import { currentTraceContext, inSpan, type TraceContext } from "@dmesh/runtime/tracing";
 
 /**
  * Submits whose trace context is kept at most (one that never runs, cancelled in the queue, stays until pushed

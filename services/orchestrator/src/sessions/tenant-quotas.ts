@@ -1,4 +1,4 @@
-import { TENANT_PATTERN } from "@dmesh/runtime";
+import { TENANT_PATTERN } from "@dmesh/runtime/tenants";
 
 /** What one tenant may hold at once. */
 export interface TenantQuota {

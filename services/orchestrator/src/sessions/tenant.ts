@@ -1,6 +1,6 @@
 import type { Batch } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { Session } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 
 export { DEFAULT_TENANT };
 

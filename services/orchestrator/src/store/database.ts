@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 import Database from "better-sqlite3";
 
 export type Db = Database.Database;

@@ -1,7 +1,7 @@
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { promisify } from "node:util";
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import { storeCommitSeconds } from "../orchestrator-metrics.js";
 import type { Db } from "./database.js";
 

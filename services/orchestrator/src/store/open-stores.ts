@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import { ArtifactStore } from "./artifact-store.js";
 import type { BatchStore } from "./batch-store.js";
 import { openDatabase } from "./database.js";

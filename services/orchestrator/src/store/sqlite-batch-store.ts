@@ -1,6 +1,6 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { type Batch, BatchSchema } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 import { type BatchStore, batchOf } from "./batch-store.js";
 import type { Db } from "./database.js";
 

@@ -9,7 +9,7 @@ import {
   SessionSchema,
   type SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 import type { Db } from "./database.js";
 import { type SessionFilter, type SessionStore, sessionOf } from "./session-store.js";
 

@@ -1,4 +1,4 @@
-import { NotFoundError, quote } from "@dmesh/runtime";
+import { NotFoundError, quote } from "@dmesh/runtime/errors";
 import type { WorkflowTemplate } from "./templates.js";
 import { validateWorkflow } from "./validate-workflow.js";
 

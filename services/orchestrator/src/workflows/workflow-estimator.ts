@@ -1,13 +1,12 @@
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
 import type { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { ModelService } from "@dmesh/contracts/dmesh/model/v1/model_pb.js";
 import {
   type ResourceEstimate,
   ResourceEstimateSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { DEFAULTS, estimateActivationBytes } from "@dmesh/spec";
-import type { ReplicaPool } from "../mesh/replica-pool.js";
+import { defaultModel } from "../clients/model-service.js";
+import type { ReplicaPool } from "../clients/replica-pool.js";
 import type { WorkflowTemplate } from "./templates.js";
 
 /**
@@ -27,9 +26,7 @@ export class WorkflowEstimator {
     let modelBytes = 0n;
     let native = 1024;
     try {
-      const replica = this.inference.pick();
-      const models = createClient(ModelService, replica.transport);
-      const { model } = await models.getModel({ id: "" }, { signal, timeoutMs: 2000 });
+      const model = await defaultModel(this.inference, signal, 2000);
       modelBytes = (model?.components ?? []).reduce((n, c) => n + c.fileBytes, 0n);
       native = model?.nativeSize || native;
     } catch {

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import sharp, { type Sharp } from "sharp";
 import { type RawImage, sharpFromRaw } from "../image/raw-image.js";
 import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";

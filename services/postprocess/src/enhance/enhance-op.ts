@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { checkIntegerInRange, checkNumberInRange } from "../validation/check-number.js";
 
 /** One enhancement step; a list of them is applied in order. */

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import sharp, { type Sharp } from "sharp";
 import { checkIntegerInRange } from "../validation/check-number.js";
 

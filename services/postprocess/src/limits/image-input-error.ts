@@ -1,3 +1,5 @@
+import { InvalidArgumentError, ResourceExhaustedError, registerDomainError } from "@dmesh/runtime/errors";
+
 export type ImageInputErrorCode = "invalid_image" | "too_large";
 
 /**
@@ -10,8 +12,15 @@ export class ImageInputError extends Error {
   constructor(
     readonly code: ImageInputErrorCode,
     readonly field: string,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${field}: ${reason}`);
   }
 }
+
+// Too many pixels is the service's limit, not a malformed request: the caller may retry smaller.
+registerDomainError(ImageInputError, (error) =>
+  error.code === "too_large"
+    ? new ResourceExhaustedError(error.message)
+    : new InvalidArgumentError(error.field, error.reason),
+);

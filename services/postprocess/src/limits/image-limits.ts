@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { checkIntegerInRange, checkOneOf } from "../validation/check-number.js";
 
 export const INPUT_FORMATS = ["png", "jpeg", "webp", "avif"] as const;

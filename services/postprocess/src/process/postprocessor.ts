@@ -1,4 +1,5 @@
-import { FailedPreconditionError, InvalidArgumentError, inSpan } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime/errors";
+import { inSpan } from "@dmesh/runtime/tracing";
 import { type EncodedImage, encodeImage, type OutputFormat } from "../encode/encode-image.js";
 import { enhanceImage } from "../enhance/enhance-image.js";
 import type { EnhanceOp } from "../enhance/enhance-op.js";

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { checkIntegerInRange, checkNumberInRange, checkOneOf } from "../validation/check-number.js";
 

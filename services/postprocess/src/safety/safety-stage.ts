@@ -1,4 +1,5 @@
-import { FailedPreconditionError, InvalidArgumentError, inSpan } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError } from "@dmesh/runtime/errors";
+import { inSpan } from "@dmesh/runtime/tracing";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { countImage } from "../postprocess-metrics.js";
 import type { SafetyClassifier } from "./safety-classifier.js";

@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@dmesh/runtime";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "@dmesh/runtime/errors";
 
 /** Bytes in a region as a request names them. */
 export interface RegionRef {

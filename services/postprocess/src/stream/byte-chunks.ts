@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 
 /**
  * Joins streamed chunks into one buffer of the `expected` length declared up front (allocated once, no

@@ -1,5 +1,5 @@
 import { ModelCache, modelDirectoryIn } from "@dmesh/onnx";
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import sharp from "sharp";
 import { type RawImage, sharpFromRaw, toRawImage } from "../image/raw-image.js";
 import { resizeImage } from "../resize/resize-image.js";

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from "@dmesh/runtime";
+import { InvalidArgumentError } from "@dmesh/runtime/errors";
 
 /** Returns `value` when it is a finite number in [min, max]; otherwise throws naming `field`. */
 export function checkNumberInRange(field: string, value: unknown, min: number, max: number): number {

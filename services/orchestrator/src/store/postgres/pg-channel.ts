@@ -1,4 +1,4 @@
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import pg from "pg";
 
 /** PostgreSQL's NOTIFY payloads are at most 8000 bytes. */

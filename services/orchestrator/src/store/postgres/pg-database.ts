@@ -1,4 +1,4 @@
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import pg from "pg";
 import { PG_MIGRATIONS } from "./pg-migrations.js";
 

@@ -1,4 +1,4 @@
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 
 /**
  * PostgreSQL's schema changes, numbered as SQLite's (database.ts): version N is the same schema in both.

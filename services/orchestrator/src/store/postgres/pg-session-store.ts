@@ -9,7 +9,7 @@ import {
   SessionSchema,
   type SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime";
+import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
 import { FINISHED_STATES, type SessionFilter, type SessionStore, sessionOf } from "../session-store.js";
 import type { PgDatabase, Queryable } from "./pg-database.js";
 import { bytea } from "./pg-values.js";

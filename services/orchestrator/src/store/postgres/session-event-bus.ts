@@ -5,7 +5,7 @@ import {
   type SessionEventKind,
   SessionEventSchema,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import type { Logger } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import type { SessionStore } from "../session-store.js";
 import { MAX_PAYLOAD, PgChannel } from "./pg-channel.js";
 import type { PgDatabase } from "./pg-database.js";

@@ -1,6 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
-import { type ClientTls, createGrpcTransport, type Logger } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport } from "@dmesh/runtime";
+import type { Logger } from "@dmesh/runtime/logger";
 import { estimateActivationBytes } from "@dmesh/spec";
 
 /**

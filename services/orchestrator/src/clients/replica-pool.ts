@@ -4,9 +4,11 @@ import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
-import { type ClientTls, createGrpcTransport, type Logger, UnavailableError } from "@dmesh/runtime";
+import { type ClientTls, createGrpcTransport } from "@dmesh/runtime";
+import { UnavailableError } from "@dmesh/runtime/errors";
+import type { Logger } from "@dmesh/runtime/logger";
+import { type DeviceMemory, usableBytes } from "../mesh/device-memory.js";
 import { AbortableTransport } from "./abortable-transport.js";
-import { type DeviceMemory, usableBytes } from "./device-memory.js";
 
 /** How long health checks may fail to reach a replica before its calls in flight are aborted, by default. */
 export const DEFAULT_LOST_AFTER_MS = 15_000;
