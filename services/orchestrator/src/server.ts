@@ -79,6 +79,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
           sessionStore as PgSessionStore,
         ),
         sessionStore as PgSessionStore,
+        stores.postgres,
+        config.databaseUrl,
         config.orchestratorLeaseMs,
         logger,
       )
@@ -165,6 +167,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     config.batchWindow,
     logger,
     { replicas: inference, maxGroupImages: config.batchGroupMax },
+    coordinator !== undefined,
   );
   const health = new HealthRegistry([...PUBLIC_SERVICES.map((s) => s.typeName), Health.typeName]);
   const meshEvents = new MeshEventHub();

@@ -13,7 +13,11 @@ import {
   BatchState,
 } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  SessionAction,
+  type SessionEvent,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { AsyncChannel } from "@dmesh/runtime/async-channel";
 import {
   asDomainError,
@@ -69,17 +73,24 @@ export class BatchManager {
     private readonly window: number,
     private readonly logger: Logger,
     private readonly placement?: BatchPlacement,
+    /** One of several replicas on one database: a batch is kept by the replica feeding it alone. */
+    private readonly oneOfReplicas = false,
   ) {
-    events.onStateChange((event) => {
+    const follow = (event: SessionEvent, remote: boolean) => {
       const session = event.session;
       if (!session?.batchId) return;
+      // Items run on every replica, but only the one feeding the batch writes it (else one replica's save of
+      // the batch would overwrite another's).
+      if ((remote || this.oneOfReplicas) && !this.active.has(session.batchId)) return;
       // A placement its session never used (cancelled or failed before it reached inference) is dropped.
       if (isTerminal(session.state)) this.placement?.replicas.unpin(session.requestId);
       const { batchId, id, state, error } = session;
       void this.serially(batchId, () => this.onItemChanged(batchId, id, state, error)).catch((err: unknown) =>
         this.logger.error({ batchId, err: String(err) }, "batch item change not stored"),
       );
-    });
+    };
+    events.onStateChange((event) => follow(event, false));
+    events.onRemoteStateChange((event) => follow(event, true));
   }
 
   /**
@@ -338,6 +349,8 @@ export class BatchManager {
             requestId,
             priority: batch.priority,
             batchId: batch.id,
+            // Several orchestrator replicas: whichever has room runs it (the batch spreads over them).
+            offer: true,
           });
           item.sessionId = session.id;
           item.state = session.state;

@@ -10,4 +10,8 @@ export interface Ownership {
    * over); false when another live replica owns it and it is queued or running there.
    */
   take(id: string): Promise<boolean>;
+  /** Sessions were created for any replica to claim: the replicas with room claim them now. */
+  offered(): void;
+  /** A session stopped running here: room to claim an offered one. */
+  freed(): void;
 }

@@ -1,8 +1,12 @@
 import type { Logger } from "@dmesh/runtime/logger";
+import { PgChannel } from "../store/postgres/pg-channel.js";
+import type { PgDatabase } from "../store/postgres/pg-database.js";
 import type { PgSessionStore } from "../store/postgres/pg-session-store.js";
 import type { ReplicaLeases } from "../store/postgres/replica-leases.js";
 import type { Ownership } from "./ownership.js";
 import type { SessionManager } from "./session-manager.js";
+
+const OFFERS = "dmesh_sessions_offered";
 
 /**
  * This replica's part among several on one PostgreSQL database: it renews its lease every third of it,
@@ -14,13 +18,20 @@ export class ReplicaCoordinator implements Ownership {
   private ticking: Promise<void> | undefined;
   private stopped = false;
   private sessions: SessionManager | undefined;
+  /** Tells every replica that sessions were offered: they claim at once rather than at their next beat. */
+  private readonly offers: PgChannel;
+  private again = false;
 
   constructor(
     private readonly leases: ReplicaLeases,
     private readonly store: PgSessionStore,
+    private readonly db: PgDatabase,
+    databaseUrl: string,
     private readonly leaseMs: number,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.offers = new PgChannel(databaseUrl, OFFERS, logger);
+  }
 
   get replicaId(): string {
     return this.leases.replicaId;
@@ -34,9 +45,21 @@ export class ReplicaCoordinator implements Ownership {
     return this.leases.take(id);
   }
 
+  offered(): void {
+    PgChannel.notify(this.db.pool, OFFERS, this.replicaId).catch((err: unknown) => {
+      this.logger.warn({ err: String(err) }, "could not tell the replicas of offered sessions");
+    });
+  }
+
+  /** A session of this replica finished or paused: room for another one offered. */
+  freed(): void {
+    void this.tick();
+  }
+
   /** Takes the lease, claims what it can, and keeps doing so until `stop`. */
   async start(sessions: SessionManager): Promise<void> {
     this.sessions = sessions;
+    await this.offers.listen(() => void this.tick());
     await this.tick();
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
@@ -47,13 +70,19 @@ export class ReplicaCoordinator implements Ownership {
     this.stopped = true;
     clearInterval(this.timer);
     await this.ticking;
+    await this.offers.close();
     await this.leases.leave().catch((err: unknown) => {
       this.logger.warn({ err: String(err) }, "could not hand sessions over; they move after the lease");
     });
   }
 
   private tick(): Promise<void> {
-    if (this.ticking || this.stopped) return this.ticking ?? Promise.resolve();
+    if (this.ticking) {
+      // Asked again while claiming (another offer): once more right after, so that none waits for the beat.
+      this.again = true;
+      return this.ticking;
+    }
+    if (this.stopped) return Promise.resolve();
     this.ticking = (async () => {
       try {
         const { lost } = await this.leases.heartbeat();
@@ -64,7 +93,10 @@ export class ReplicaCoordinator implements Ownership {
         const room = this.sessions?.room() ?? 0;
         if (room > 0 && !this.stopped) {
           for (const { session } of await this.leases.claim(room)) {
-            this.logger.info({ sessionId: session.id }, "adopted a session whose owner's lease ran out");
+            this.logger.info(
+              { sessionId: session.id },
+              "claimed a session (offered, or its owner's lease ran out)",
+            );
             this.sessions?.adopt(session);
           }
         }
@@ -72,6 +104,10 @@ export class ReplicaCoordinator implements Ownership {
         this.logger.warn({ err: String(err) }, "replica heartbeat failed");
       } finally {
         this.ticking = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          void this.tick();
+        }
       }
     })();
     return this.ticking;

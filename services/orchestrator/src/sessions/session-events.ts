@@ -18,6 +18,7 @@ export class SessionEvents {
   private readonly watchers = new Map<string, Set<(event: SessionEvent) => void>>();
   private readonly stateListeners = new Set<(event: SessionEvent) => void>();
   private readonly publishListeners = new Set<(event: SessionEvent) => void>();
+  private readonly remoteStateListeners = new Set<(event: SessionEvent) => void>();
   private readonly shutdown = new AbortController();
 
   constructor() {
@@ -48,6 +49,13 @@ export class SessionEvents {
    */
   deliver(event: SessionEvent): void {
     for (const watcher of this.watchers.get(event.session?.id ?? "") ?? []) watcher(event);
+    if (event.kind !== SessionEventKind.PROGRESS)
+      for (const listener of this.remoteStateListeners) listener(event);
+  }
+
+  /** Non-progress events of sessions other replicas run (a batch fed here follows its items there). */
+  onRemoteStateChange(listener: (event: SessionEvent) => void): void {
+    this.remoteStateListeners.add(listener);
   }
 
   /** Every event this replica tells (`publish`), for the other replicas' watchers. */

@@ -65,6 +65,8 @@ export interface SubmitRequest {
   requestId: string;
   priority: number;
   batchId?: string;
+  /** Any orchestrator replica may run it (batch items spread this way); without replicas, ignored. */
+  offer?: boolean;
 }
 
 /** Spec fields that carry a workflow's image inputs. */
@@ -199,11 +201,22 @@ export class SessionManager {
       updatedAt: timestampNow(),
       sequence: 1n,
     });
+    const offered = req.offer === true && this.ownership !== undefined;
     this.admit(req.tenant, 1);
     try {
-      await this.deps.store.create(session, images);
+      await this.deps.store.create(session, images, { offered });
     } finally {
       this.admit(req.tenant, -1);
+    }
+    if (offered) {
+      // Whichever replica has room claims it (this one included), and tells its events from there.
+      const told = create(SessionEventSchema, {
+        kind: SessionEventKind.STATE,
+        session: clone(SessionSchema, session),
+      });
+      this.commits.afterSync(() => this.events.publish(told));
+      this.ownership?.offered();
+      return { session, existing: false };
     }
     this.live.set(session.id, session);
     const event = create(SessionEventSchema, {
@@ -639,5 +652,6 @@ export class SessionManager {
     }
     this.commit(session, SessionEventKind.STATE, { persist: "durable" });
     this.pump();
+    this.ownership?.freed();
   }
 }

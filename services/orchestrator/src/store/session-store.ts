@@ -23,8 +23,15 @@ export interface SessionFilter {
  * writes of it called before.
  */
 export interface SessionStore {
-  /** Inserts the session with its inputs in one transaction: it exists whole or not at all. */
-  create(session: Session, inputs: Record<string, ImageInput>): Promise<void>;
+  /**
+   * Inserts the session with its inputs in one transaction: it exists whole or not at all. `offered`: no
+   * replica owns it yet, whichever has room claims it (several replicas on one database; else ignored).
+   */
+  create(
+    session: Session,
+    inputs: Record<string, ImageInput>,
+    options?: { offered?: boolean },
+  ): Promise<void>;
   save(session: Session): Promise<void>;
   /** Any tenant's session: its owner is checked by whoever answers a caller. */
   get(id: string): Promise<Session | undefined>;

@@ -70,7 +70,12 @@ export class PgSessionStore implements SessionStore {
     return this.epochs.entries();
   }
 
-  async create(session: Session, inputs: Record<string, ImageInput>): Promise<void> {
+  async create(
+    session: Session,
+    inputs: Record<string, ImageInput>,
+    options: { offered?: boolean } = {},
+  ): Promise<void> {
+    const owner = options.offered ? undefined : this.owner;
     session.tenant ||= DEFAULT_TENANT;
     const now = Date.now();
     const data = bytea(toBinary(SessionSchema, session));
@@ -78,8 +83,8 @@ export class PgSessionStore implements SessionStore {
       name,
       bytea(toBinary(ImageInputSchema, input)),
     ]);
-    const epoch = this.owner ? 1 : 0;
-    if (this.owner) this.epochs.set(session.id, epoch);
+    const epoch = owner ? 1 : 0;
+    if (owner) this.epochs.set(session.id, epoch);
     await this.db.transaction(session.id, async (q) => {
       await q.query(
         `INSERT INTO sessions (id, tenant, state, request_id, batch_id, priority, created_at, updated_at, data, owner, lease_epoch)
@@ -93,7 +98,7 @@ export class PgSessionStore implements SessionStore {
           session.priority,
           now,
           data,
-          this.owner ?? null,
+          owner ?? null,
           epoch,
         ],
       );

@@ -69,17 +69,24 @@ export class ReplicaLeases {
       id: string;
       lease_epoch: string;
     }>(
+      // The owner test is a subquery, not a join, and is repeated in the UPDATE: when another replica claims a
+      // row between this statement's snapshot and its lock, PostgreSQL re-checks the conditions on the row as
+      // that claim left it, and a subquery is evaluated again there (a joined row would not be looked up again).
       `WITH claimable AS (
-         SELECT s.id FROM sessions s LEFT JOIN replicas r ON r.id = s.owner
+         SELECT s.id FROM sessions s
          WHERE s.state = ANY($2::int[])
-           AND (s.owner IS NULL OR r.id IS NULL OR r.lease_until <= now())
+           AND (s.owner IS NULL
+                OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = s.owner AND r.lease_until > now()))
            AND EXISTS (SELECT 1 FROM replicas me WHERE me.id = $1 AND me.lease_until > now())
          ORDER BY s.priority DESC, s.created_at, s.id
          LIMIT $3
          FOR UPDATE OF s SKIP LOCKED
        )
        UPDATE sessions s SET owner = $1, lease_epoch = s.lease_epoch + 1
-       FROM claimable c WHERE s.id = c.id
+       FROM claimable c
+       WHERE s.id = c.id
+         AND (s.owner IS NULL
+              OR NOT EXISTS (SELECT 1 FROM replicas r WHERE r.id = s.owner AND r.lease_until > now()))
        RETURNING s.id, s.tenant, s.data, s.lease_epoch`,
       [this.replicaId, UNFINISHED, limit],
     );
