@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   type Session,
+  SessionAction,
   type SessionEvent,
   SessionEventKind,
   SessionState,
@@ -178,6 +179,48 @@ describe.skipIf(unavailable !== undefined)(
       // One Generate call per item, whichever replica ran it (batch items' request ids carry slashes, which
       // an access log does not take as a request id: counted all together, nothing else runs meanwhile).
       expect(generateCalls() - callsBefore).toBe(16);
+    });
+
+    it("send control commands on to the replica running the session: paused there, resumed on the other to the same bytes, cancelled", async () => {
+      const expected = await referenceImage();
+      const a = mesh.clients;
+      const session = await submit(a, "paused-across", longSpec());
+      let steps = 0;
+      let paused: Session | undefined;
+      const watching = (async () => {
+        for await (const { event } of b.clients.processing.watchSession(
+          { sessionId: session.id },
+          { timeoutMs: 90_000 },
+        )) {
+          steps = Math.max(steps, event?.session?.denoiseStep ?? 0);
+          if (event?.session?.state === SessionState.PAUSED) paused = event.session;
+          if (paused && event?.session?.state !== SessionState.PAUSED) break;
+        }
+      })();
+      await eventually(() => (steps >= 4 ? true : undefined), 60_000, "denoising part-way, seen on B");
+      // B does not run it: the pause goes to A, which answers once it applied it.
+      await b.clients.processing.controlSession({ sessionId: session.id, action: SessionAction.PAUSE });
+      await eventually(() => paused, 30_000, "PAUSED, seen on B");
+      // Paused on A, resumed through B: B takes it over and finishes it from the checkpoint.
+      await b.clients.processing.controlSession({ sessionId: session.id, action: SessionAction.RESUME });
+      const done = await watchToEnd(b.clients, session.id);
+      await watching;
+      expect(SessionState[done.state]).toBe("COMPLETED");
+      expect((await imageOf(a, done)).equals(expected)).toBe(true);
+
+      const other = await submit(a, "cancelled-across", longSpec());
+      let started = false;
+      const ending = watchToEnd(b.clients, other.id, (e) => {
+        started ||= (e.session?.denoiseStep ?? 0) > 0;
+      });
+      await eventually(() => (started ? true : undefined), 60_000, "denoising, seen on B");
+      await b.clients.processing.controlSession({ sessionId: other.id, action: SessionAction.CANCEL });
+      expect(SessionState[(await ending).state]).toBe("CANCELLED");
+      // A refusal on the owner comes back as it is.
+      const refused = await b.clients.processing
+        .controlSession({ sessionId: other.id, action: SessionAction.PAUSE })
+        .catch((err: unknown) => ConnectError.from(err));
+      expect(refused instanceof ConnectError && Code[refused.code]).toBe("FailedPrecondition");
     });
 
     it("after a kill -9 of the owner mid-session, the other replica adopts it within the lease and completes it to the same bytes", async () => {

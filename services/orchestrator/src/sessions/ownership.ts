@@ -1,3 +1,5 @@
+import type { SessionAction } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+
 /**
  * Which sessions this orchestrator replica runs, when several share one database (PostgreSQL). Without it
  * (SQLite) the one replica owns every session.
@@ -14,4 +16,9 @@ export interface Ownership {
   offered(): void;
   /** A session stopped running here: room to claim an offered one. */
   freed(): void;
+  /**
+   * Sends a control command to the live replica that runs the session, and resolves once it applied it
+   * (throws its refusal, or UNAVAILABLE when none answers).
+   */
+  forward(id: string, tenant: string, action: SessionAction): Promise<void>;
 }

@@ -1,4 +1,7 @@
+import type { SessionAction } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import { UnavailableError } from "@dmesh/runtime/errors";
 import type { Logger } from "@dmesh/runtime/logger";
+import { ControlRelay } from "../store/postgres/control-relay.js";
 import { PgChannel } from "../store/postgres/pg-channel.js";
 import type { PgDatabase } from "../store/postgres/pg-database.js";
 import type { PgSessionStore } from "../store/postgres/pg-session-store.js";
@@ -20,6 +23,7 @@ export class ReplicaCoordinator implements Ownership {
   private sessions: SessionManager | undefined;
   /** Tells every replica that sessions were offered: they claim at once rather than at their next beat. */
   private readonly offers: PgChannel;
+  private readonly relay: ControlRelay;
   private again = false;
 
   constructor(
@@ -31,6 +35,16 @@ export class ReplicaCoordinator implements Ownership {
     private readonly logger: Logger,
   ) {
     this.offers = new PgChannel(databaseUrl, OFFERS, logger);
+    this.relay = new ControlRelay(db, databaseUrl, leases.replicaId, logger);
+  }
+
+  async forward(id: string, tenant: string, action: SessionAction): Promise<void> {
+    const owner = await this.leases.ownerOf(id);
+    if (!owner || owner === this.replicaId)
+      throw new UnavailableError(
+        `session ${id} is between orchestrator replicas (its owner's lease ran out); send the command again in a moment`,
+      );
+    await this.relay.send(owner, id, tenant, action);
   }
 
   get replicaId(): string {
@@ -60,6 +74,11 @@ export class ReplicaCoordinator implements Ownership {
   async start(sessions: SessionManager): Promise<void> {
     this.sessions = sessions;
     await this.offers.listen(() => void this.tick());
+    // Commands for the sessions this replica runs, sent by the replica a client reached; answered once durable.
+    await this.relay.serve(async (id, tenant, action) => {
+      await sessions.control(id, tenant, action);
+      await sessions.durable();
+    });
     await this.tick();
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.leaseMs / 3)));
     this.timer.unref();
@@ -71,6 +90,7 @@ export class ReplicaCoordinator implements Ownership {
     clearInterval(this.timer);
     await this.ticking;
     await this.offers.close();
+    await this.relay.close();
     await this.leases.leave().catch((err: unknown) => {
       this.logger.warn({ err: String(err) }, "could not hand sessions over; they move after the lease");
     });

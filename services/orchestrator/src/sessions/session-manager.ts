@@ -375,7 +375,7 @@ export class SessionManager {
    * The session, made this replica's when another replica left it (paused or finished there, or its lease
    * over); refused while another live replica runs or queues it.
    */
-  private async ownedHere(session: Session): Promise<Session> {
+  private async ownedHere(session: Session): Promise<Session | undefined> {
     const id = session.id;
     if (!this.ownership || this.ownership.owns(id)) return session;
     let taking = this.taking.get(id);
@@ -383,10 +383,7 @@ export class SessionManager {
       taking = this.ownership.take(id).finally(() => this.taking.delete(id));
       this.taking.set(id, taking);
     }
-    if (!(await taking))
-      throw new UnavailableError(
-        `session ${quote(id)} is running on another orchestrator replica; send the command again in a moment`,
-      );
+    if (!(await taking)) return undefined;
     const taken = this.live.get(id) ?? (await this.deps.store.get(id)) ?? session;
     if (!isTerminal(taken.state)) this.live.set(id, this.live.get(id) ?? taken);
     return this.live.get(id) ?? taken;
@@ -410,7 +407,14 @@ export class SessionManager {
 
   async control(id: string, tenant: string, action: SessionAction): Promise<Session> {
     // While shutting down nothing changes: running sessions are left for the next start to resume.
-    const session = await this.ownedHere(await this.get(id, tenant));
+    const found = await this.get(id, tenant);
+    const session = await this.ownedHere(found);
+    if (!session && this.ownership) {
+      // Queued or running on another live replica: the command goes there, and the answer is its outcome.
+      await this.ownership.forward(id, tenant, action);
+      return (await this.deps.store.get(id)) ?? found;
+    }
+    if (!session) throw new UnavailableError("the session's replica is not known; try again in a moment");
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
     const control = this.running.get(id);

@@ -118,6 +118,16 @@ export class ReplicaLeases {
     return true;
   }
 
+  /** The live replica that owns the session, if any. */
+  async ownerOf(id: string): Promise<string | undefined> {
+    const { rows } = await this.db.pool.query<{ owner: string }>(
+      `SELECT s.owner FROM sessions s JOIN replicas r ON r.id = s.owner
+       WHERE s.id = $1 AND r.lease_until > now()`,
+      [id],
+    );
+    return rows[0]?.owner;
+  }
+
   /** Gives the sessions up (a clean shutdown): another replica claims them at once, not after the lease. */
   async release(ids: string[]): Promise<void> {
     for (const id of ids) {
