@@ -135,13 +135,19 @@ async function imagesPerSecond(service: InferenceProcess, request: Spec): Promis
   return (rounds * Number(request.output?.count ?? 1)) / ((performance.now() - started) / 1000);
 }
 
-interface InferenceProcess {
+export interface InferenceProcess {
+  /** 127.0.0.1:port it listens on. */
+  readonly address: string;
   generate(request: Spec): Promise<GenerationTimings>;
   rssMiB(): number;
   stop(): Promise<void>;
 }
 
-async function startInferenceProcess(root: string, env: Record<string, string>): Promise<InferenceProcess> {
+/** The inference service's `main.js` in its own process over `<root>/models`, ready once it has generated. */
+export async function startInferenceProcess(
+  root: string,
+  env: Record<string, string>,
+): Promise<InferenceProcess> {
   const port = await freePort();
   const child: ChildProcess = spawn(process.execPath, [...NODE_FLAGS.inference, INFERENCE_MAIN], {
     stdio: ["ignore", "ignore", "inherit"],
@@ -168,6 +174,7 @@ async function startInferenceProcess(root: string, env: Record<string, string>):
     }
   }
   return {
+    address: `127.0.0.1:${port}`,
     generate,
     rssMiB: () => {
       const status = readFileSync(`/proc/${child.pid}/status`, "latin1");

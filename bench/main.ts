@@ -8,6 +8,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchResult } from "./bench-result.js";
 import { benchInferencePipeline } from "./inference-pipeline.js";
+import { benchInferenceResponsiveness } from "./inference-responsiveness.js";
 import { benchMeshOverhead } from "./mesh/image-overhead.js";
 import { benchObservability } from "./observability/observability-suite.js";
 import { benchOrchestratorOverhead } from "./orchestrator-overhead.js";
@@ -22,6 +23,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   postprocess: benchPostprocess,
   orchestrator: benchOrchestratorOverhead,
   inference: benchInferencePipeline,
+  responsiveness: benchInferenceResponsiveness,
   observability: benchObservability,
 };
 

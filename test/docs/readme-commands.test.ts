@@ -38,6 +38,13 @@ const PLANS: Record<string, Plan> = {
   'npx dmesh generate "a red fox in snow" --seed 7 --steps 20 --width 512 --height 512 --out fox.png': {
     scale: [["--steps 20 --width 512 --height 512", "--steps 4 --width 64 --height 64"]],
   },
+  // ControlNet: the tiny residual model and ControlNet land in the mesh's MODELS_DIR, found when first asked for.
+  "npx dmesh-tiny-model .dmesh/models/tiny-sdxl-cn --control-residuals": {},
+  "npx dmesh-tiny-model .dmesh/models/controlnet/tiny-edges --artifact controlnet": {},
+  'npx dmesh generate "a red fox in snow" --model tiny-sdxl-cn --seed 7 --steps 20 --width 512 --height 512 --control tiny-edges:fox.png:0.8 --control-preprocess canny --out fox-edges.png':
+    {
+      scale: [["--steps 20 --width 512 --height 512", "--steps 4 --width 64 --height 64"]],
+    },
   "npx dmesh status": {
     check: ({ output }) => {
       expect(output).toMatch(/^inference\s+\S+\s+SERVING\s/m);

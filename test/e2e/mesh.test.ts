@@ -27,6 +27,7 @@ import {
   HealthCheckResponse_ServingStatus as Serving,
 } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { createGrpcTransport } from "@dmesh/runtime";
+import { ensureTinyModel } from "@dmesh/tiny-model";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pngInfo } from "../support/png-info.js";
@@ -69,6 +70,31 @@ describe("one image through every hop", () => {
     );
     expect(bytesB?.equals(bytesA as Buffer)).toBe(true);
     expect(bytesC?.equals(bytesA as Buffer)).toBe(false);
+  });
+
+  it("an SD 1.x model without a scheduler kind runs its own PNDM, and the infotext says PLMS", async () => {
+    // Copied in while the mesh runs: the inference service looks at MODELS_DIR again for a model it lacks.
+    await ensureTinyModel(join(mesh.dir, "models", "tiny-sd15"), { kind: "sd15" });
+    const clients = orchestratorClients(mesh.url);
+    const run = (scheduler: Record<string, unknown>, out: string) =>
+      runWorkflow(clients, {
+        workflowId: "txt2img",
+        spec: {
+          size: { width: 64, height: 64 },
+          scheduler: { steps: 4, ...scheduler },
+          conditioning: { prompt: "a lighthouse" },
+          params: { seed: 5n },
+          models: { base: "tiny-sd15" },
+        },
+        out: join(mesh.dir, out),
+      });
+    const own = await run({}, "sd15.png");
+    const plms = await run({ kind: SchedulerKind.PNDM }, "sd15-plms.png");
+    const [ownBytes, plmsBytes] = [own, plms].map((r) => readFileSync(r.files[0] ?? ""));
+    expect(pngInfo(ownBytes as Buffer).text.parameters).toBe(
+      "a lighthouse\nSteps: 4, Sampler: PLMS, CFG scale: 7, Seed: 5, Size: 64x64, Model: tiny-sd15",
+    );
+    expect(pngInfo(plmsBytes as Buffer).text.parameters).toBe(pngInfo(ownBytes as Buffer).text.parameters);
   });
 
   it("runs the SDXL base + refiner workflow: the refiner finishes what the base started", async () => {
@@ -268,6 +294,49 @@ describe("bad requests get a clear error naming the field, and every service sta
       }
     });
   }
+
+  it("an option the model's own scheduler lacks, given without a kind, is refused at submit: no session", async () => {
+    await ensureTinyModel(join(mesh.dir, "models", "tiny-sd15"), { kind: "sd15" });
+    const clients = orchestratorClients(mesh.url);
+    const submit = (base: string) =>
+      (async () => {
+        for await (const { event } of clients.processing.executeWorkflow({
+          workflowId: "txt2img",
+          spec: {
+            ...SMALL,
+            conditioning: { prompt: "ok" },
+            scheduler: { steps: 2, karrasSigmas: true },
+            models: { base },
+          },
+        })) {
+          if (event?.session?.error) throw new Error(event.session.error);
+        }
+      })().catch((e: unknown) => e);
+    const before = (await clients.processing.listSessions({ pageSize: 1000 })).sessions.length;
+    const refused = ConnectError.from(await submit("tiny-sd15"));
+    expect(Code[refused.code]).toBe(Code[Code.InvalidArgument]);
+    expect(refused.metadata.get("dmesh-field")).toBe("spec.scheduler.karras_sigmas");
+    expect(refused.rawMessage).toContain(`model "tiny-sd15"'s own scheduler PLMS`);
+    expect((await clients.processing.listSessions({ pageSize: 1000 })).sessions.length).toBe(before);
+    // SDXL's own Euler takes Karras sigmas.
+    expect(await submit("tiny-sdxl")).toBeUndefined();
+    // A batch's items likewise, before the batch is made.
+    const batch = await clients.processing
+      .createBatch({
+        workflowId: "txt2img",
+        base: {
+          ...SMALL,
+          conditioning: { prompt: "ok" },
+          scheduler: { steps: 2, karrasSigmas: true },
+          models: { base: "tiny-sd15" },
+        },
+        axes: [{ field: "params.seed", valuesJson: ["1", "2"] }],
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect(batch instanceof ConnectError && batch.metadata.get("dmesh-field")).toBe(
+      "batch item 0.scheduler.karras_sigmas",
+    );
+  });
 
   it("a negative width is refused", async () => {
     const clients = orchestratorClients(mesh.url);

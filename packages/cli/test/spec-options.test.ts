@@ -29,8 +29,47 @@ describe("--scheduler", () => {
       /--scheduler: unknown sampler "ddim_karras"; expected euler\|euler_a\|/,
     );
   });
+  it("refuses DPM++ SDE with the reason and what to use instead", () => {
+    expect(() => specFromFlags("a cat", { scheduler: "dpmpp_sde_karras" }, defaults)).toThrow(
+      /^--scheduler: DPM\+\+ SDE .*BrownianTree.*dpmpp_2m_sde/,
+    );
+  });
   it("the generate help lists every sampler of the table", () => {
     for (const sampler of SAMPLER_NAMES.filter((s) => !s.readOnly))
       expect(GENERATE_HELP).toContain(sampler.cli);
+  });
+});
+
+describe("--sampler and --schedule (AUTOMATIC1111's names)", () => {
+  it("set the same fields as the CLI name", () => {
+    expect(
+      specFromFlags("a cat", { sampler: "DPM++ 2M SDE", schedule: "Karras" }, defaults).scheduler,
+    ).toEqual(specFromFlags("a cat", { scheduler: "dpmpp_2m_sde_karras" }, defaults).scheduler);
+    expect(specFromFlags("a cat", { sampler: "DPM++ 2M Karras" }, defaults).scheduler).toMatchObject({
+      kind: SchedulerKind.DPMPP_2M,
+      sigmaSchedule: SigmaSchedule.KARRAS,
+    });
+    expect(specFromFlags("a cat", { sampler: "plms" }, defaults).scheduler).toEqual({
+      steps: 20,
+      kind: SchedulerKind.PNDM,
+    });
+  });
+  it("refuse what they cannot honour, each with a clear message", () => {
+    const fails = (flags: Record<string, string>) => () => specFromFlags("a cat", flags, defaults);
+    expect(fails({ sampler: "DPM adaptive" })).toThrow(
+      /^--sampler: unknown sampler "DPM adaptive"; expected Euler, /,
+    );
+    expect(fails({ sampler: "DPM++ SDE", schedule: "Karras" })).toThrow(
+      /^--sampler: DPM\+\+ SDE .*BrownianTree/,
+    );
+    expect(fails({ sampler: "Euler", schedule: "Polyexponential" })).toThrow(
+      /^--schedule: unknown schedule type/,
+    );
+    expect(fails({ schedule: "Karras" })).toThrow(/^--schedule needs --sampler/);
+    expect(fails({ sampler: "Euler", scheduler: "euler" })).toThrow(/give one/);
+  });
+  it("the generate help names the A1111 samplers and schedule types", () => {
+    expect(GENERATE_HELP).toContain('--sampler "Euler"|"Euler a"');
+    expect(GENERATE_HELP).toContain('"Karras"|"Exponential"');
   });
 });

@@ -1,56 +1,47 @@
-import * as ort from "onnxruntime-node";
-import { fromFloat16, toFloat16 } from "./float16.js";
+import type * as ort from "onnxruntime-node";
 import { ModelContractError } from "./model-contract-error.js";
+import {
+  createOrtSession,
+  type OpenSessionOptions,
+  type ProviderFallback,
+  runOrtSession,
+  SessionLoadError,
+  type SessionSettings,
+  type TensorFeed,
+  type TensorResult,
+  type TensorSpec,
+  toTensor,
+} from "./ort-session.js";
+import { SessionThread } from "./session-thread.js";
 
-export interface SessionSettings {
-  /** Provider chain, most preferred first; "cpu" is always appended as the fallback. */
-  readonly executionProviders: readonly string[];
-  /** 0 lets onnxruntime use one thread per core. */
-  readonly intraOpThreads: number;
-  readonly graphOptimization: "disabled" | "basic" | "extended" | "all";
-  /**
-   * The CPU memory arena keeps its peak allocation for the life of the session: fast for fixed shapes, a
-   * waste where images and tiles of many sizes come through.
-   */
-  readonly memoryArena: boolean;
-}
+export type {
+  OpenSessionOptions,
+  ProviderFallback,
+  SessionSettings,
+  TensorFeed,
+  TensorResult,
+  TensorSpec,
+} from "./ort-session.js";
+export { firstLine } from "./ort-session.js";
 
 /** CPU only, all graph optimizations, no arena: what a service that bounds its memory wants. */
-export function cpuSessionSettings(intraOpThreads = 0): SessionSettings {
-  return { executionProviders: ["cpu"], intraOpThreads, graphOptimization: "all", memoryArena: false };
+export function cpuSessionSettings(
+  intraOpThreads = 0,
+  thread: "worker" | "main" = "worker",
+): SessionSettings {
+  return {
+    executionProviders: ["cpu"],
+    intraOpThreads,
+    graphOptimization: "all",
+    memoryArena: false,
+    thread,
+  };
 }
 
 /** Time spent inside onnxruntime `run` calls, for the pipeline-overhead figures. */
 export class RunClock {
   seconds = 0;
   calls = 0;
-}
-
-/** A tensor input or output as the model declares it; symbolic dimensions are strings. */
-export interface TensorSpec {
-  readonly name: string;
-  /** onnxruntime's type name (`float32`, `float16`, `int64`, …), or `non-tensor`. */
-  readonly type: string;
-  readonly shape: readonly (number | string)[];
-}
-
-/** A provider of the configured chain that could not be used for a model, and why. */
-export interface ProviderFallback {
-  readonly component: string;
-  readonly provider: string;
-  readonly reason: string;
-}
-
-/** A feed: float32 for float inputs (converted to float16 where the model takes it), integers for ids. */
-export interface TensorFeed {
-  readonly data: Float32Array | Int32Array | BigInt64Array;
-  readonly dims: readonly number[];
-}
-
-/** An output, always float32 whatever the model returns it as. */
-export interface TensorResult {
-  readonly data: Float32Array;
-  readonly dims: readonly number[];
 }
 
 export interface RunOptions {
@@ -60,30 +51,26 @@ export interface RunOptions {
   readonly clock?: RunClock;
 }
 
-export interface OpenSessionOptions {
-  /**
-   * For a model given as bytes: the directory its external data locations are relative to (onnxruntime's
-   * `session.model_external_initializers_file_folder_path`).
-   */
-  readonly externalDataDir?: string;
+/** Where a session's runs happen: its worker thread, or the event loop. */
+interface SessionRunner {
+  run(
+    feeds: Readonly<Record<string, TensorFeed>>,
+    outputs: readonly string[] | undefined,
+  ): Promise<{ results: Record<string, TensorResult>; seconds: number }>;
+  release(): Promise<void>;
 }
 
 /**
  * One ONNX model in onnxruntime: its session, its declared inputs and outputs, float32 in and out whatever
- * it stores. Typed arrays and dims go in and come out; no onnxruntime type crosses this API, so runs can
- * move off the event loop without changing callers.
+ * it stores. Typed arrays and dims go in and come out; no onnxruntime type crosses this API. The session
+ * lives on a worker thread of its own unless its settings say `thread: "main"`: onnxruntime-node runs a
+ * model synchronously, and on the event loop nothing else would be answered meanwhile.
  */
 export class OnnxSession {
-  /**
-   * Tensors of float32 feeds that callers pass again (the same array, rewritten in place between runs, as a
-   * denoising loop does): building an onnxruntime Tensor costs more than a tiny model's step.
-   */
-  private readonly feedTensors = new WeakMap<Float32Array, ort.Tensor>();
-
   private constructor(
     readonly model: string,
     readonly name: string,
-    private readonly session: ort.InferenceSession,
+    private readonly runner: SessionRunner,
     readonly inputs: ReadonlyMap<string, TensorSpec>,
     readonly outputs: ReadonlyMap<string, TensorSpec>,
     /** The chain the session was created with (the configured one minus the providers that failed). */
@@ -103,53 +90,38 @@ export class OnnxSession {
     settings: SessionSettings,
     options: OpenSessionOptions = {},
   ): Promise<OnnxSession> {
-    const chain = [...new Set([...settings.executionProviders, "cpu"])];
-    let session: ort.InferenceSession | undefined;
-    let used: string[] = chain;
-    const fallbacks: ProviderFallback[] = [];
-    let lastError: unknown;
-    const extra = options.externalDataDir
-      ? { extra: { session: { model_external_initializers_file_folder_path: options.externalDataDir } } }
-      : {};
-    for (let i = 0; i < chain.length && !session; i++) {
-      used = chain.slice(i);
-      const sessionOptions: ort.InferenceSession.SessionOptions = {
-        executionProviders: used,
-        ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
-        graphOptimizationLevel: settings.graphOptimization,
-        enableCpuMemArena: settings.memoryArena,
-        ...extra,
-      };
-      try {
-        session =
-          typeof source === "string"
-            ? await ort.InferenceSession.create(source, sessionOptions)
-            : await ort.InferenceSession.create(source, sessionOptions);
-      } catch (err) {
-        lastError = err;
-        fallbacks.push({ component: name, provider: chain[i] ?? "", reason: firstLine(err) });
+    try {
+      if ((settings.thread ?? "worker") === "main") {
+        const created = await createOrtSession(name, source, settings, options.externalDataDir);
+        const runner = new LoopRunner(created.session, created.inputs);
+        return new OnnxSession(
+          model,
+          name,
+          runner,
+          byName(created.inputs),
+          byName(created.outputs),
+          created.providers,
+          created.fallbacks,
+        );
       }
-    }
-    if (!session) {
-      const what = typeof source === "string" ? source : `${name} (${source.byteLength} bytes in memory)`;
-      throw new ModelContractError(
-        model,
-        `cannot load ${name}: ${what} cannot be loaded by onnxruntime: ${firstLine(lastError)}`,
+      const [thread, opened] = await SessionThread.open(
+        `model "${model}" ${name}`,
+        { name, source, settings, externalDataDir: options.externalDataDir },
+        options.transferSource ?? false,
       );
+      return new OnnxSession(
+        model,
+        name,
+        thread,
+        byName(opened.inputs),
+        byName(opened.outputs),
+        opened.providers,
+        opened.fallbacks,
+      );
+    } catch (err) {
+      if (err instanceof SessionLoadError) throw new ModelContractError(model, err.detail);
+      throw err;
     }
-    const spec = (m: ort.InferenceSession.ValueMetadata): TensorSpec =>
-      m.isTensor
-        ? { name: m.name, type: m.type, shape: m.shape }
-        : { name: m.name, type: "non-tensor", shape: [] };
-    return new OnnxSession(
-      model,
-      name,
-      session,
-      new Map(session.inputMetadata.map((m) => [m.name, spec(m)])),
-      new Map(session.outputMetadata.map((m) => [m.name, spec(m)])),
-      used,
-      fallbacks,
-    );
   }
 
   input(name: string): TensorSpec | undefined {
@@ -174,14 +146,51 @@ export class OnnxSession {
     return spec;
   }
 
-  /** Runs with float32/int feeds, converting to the stored dtype; returns float32 outputs. */
+  /**
+   * Runs with float32/int feeds, converting to the stored dtype; returns float32 outputs. The caller keeps
+   * its feed arrays (they are read, not kept); the outputs are new arrays of the caller's own.
+   */
   async run(
     feeds: Readonly<Record<string, TensorFeed>>,
     options: RunOptions = {},
   ): Promise<Record<string, TensorResult>> {
+    const { results, seconds } = await this.runner.run(feeds, options.outputs);
+    if (options.clock) {
+      options.clock.seconds += seconds;
+      options.clock.calls++;
+    }
+    return results;
+  }
+
+  /** Releases the session (and ends its thread) once the runs already asked for are done. */
+  async release(): Promise<void> {
+    await this.runner.release();
+  }
+}
+
+/** Runs on the event loop, which each run blocks (`thread: "main"`). */
+class LoopRunner implements SessionRunner {
+  /**
+   * Tensors of float32 feeds that callers pass again (the same array, rewritten in place between runs, as a
+   * denoising loop does): building an onnxruntime Tensor costs more than a tiny model's step.
+   */
+  private readonly feedTensors = new WeakMap<Float32Array, ort.Tensor>();
+  private readonly types: ReadonlyMap<string, string>;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    inputs: readonly TensorSpec[],
+  ) {
+    this.types = new Map(inputs.map((i) => [i.name, i.type]));
+  }
+
+  run(
+    feeds: Readonly<Record<string, TensorFeed>>,
+    outputs: readonly string[] | undefined,
+  ): Promise<{ results: Record<string, TensorResult>; seconds: number }> {
     const tensors: Record<string, ort.Tensor> = {};
     for (const [name, feed] of Object.entries(feeds)) {
-      const type = this.inputs.get(name)?.type ?? "float32";
+      const type = this.types.get(name) ?? "float32";
       const reusable = type === "float32" && feed.data instanceof Float32Array ? feed.data : undefined;
       const cached = reusable && this.feedTensors.get(reusable);
       if (cached && sameDims(cached.dims, feed.dims)) {
@@ -191,38 +200,11 @@ export class OnnxSession {
       tensors[name] = toTensor(feed.data, feed.dims, type);
       if (reusable) this.feedTensors.set(reusable, tensors[name]);
     }
-    const { outputs, clock } = options;
-    const started = performance.now();
-    const result = outputs ? await this.session.run(tensors, [...outputs]) : await this.session.run(tensors);
-    if (clock) {
-      clock.seconds += (performance.now() - started) / 1000;
-      clock.calls++;
-    }
-    const out: Record<string, TensorResult> = {};
-    // onnxruntime-node 1.23 returns requested fetches in the session's output order but labelled with the
-    // session's first output names: relabel by position unless they came back under their own names.
-    const entries = Object.entries(result);
-    let named = entries;
-    if (outputs && !outputs.every((n) => n in result)) {
-      const order = [...this.outputs.keys()];
-      const sorted = [...outputs].sort((a, b) => order.indexOf(a) - order.indexOf(b));
-      named = entries.map(([, t], i) => [sorted[i] ?? "", t]);
-    }
-    for (const [name, tensor] of named) {
-      const data =
-        tensor.type === "float16"
-          ? fromFloat16(tensor.data as Uint16Array)
-          : tensor.data instanceof Float32Array
-            ? tensor.data
-            : Float32Array.from(tensor.data as ArrayLike<number>, Number);
-      out[name] = { data, dims: tensor.dims };
-      tensor.dispose();
-    }
-    return out;
+    return runOrtSession(this.session, tensors, outputs);
   }
 
-  async release(): Promise<void> {
-    await this.session.release();
+  release(): Promise<void> {
+    return this.session.release();
   }
 }
 
@@ -237,43 +219,10 @@ export function openOnnxSession(
   return OnnxSession.open(model, name, source, settings, options);
 }
 
+function byName(specs: readonly TensorSpec[]): ReadonlyMap<string, TensorSpec> {
+  return new Map(specs.map((s) => [s.name, s]));
+}
+
 function sameDims(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-/** The first line of an error's message, for contract errors that quote onnxruntime. */
-export function firstLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return text.split("\n")[0]?.trim() ?? text;
-}
-
-function toTensor(
-  data: Float32Array | Int32Array | BigInt64Array,
-  dims: readonly number[],
-  type: string,
-): ort.Tensor {
-  switch (type) {
-    case "float16":
-      return new ort.Tensor("float16", toFloat16(data as Float32Array), dims);
-    case "int64":
-      return new ort.Tensor(
-        "int64",
-        data instanceof BigInt64Array
-          ? data
-          : BigInt64Array.from(data as ArrayLike<number>, (v) => BigInt(Math.round(Number(v)))),
-        dims,
-      );
-    case "int32":
-      return new ort.Tensor(
-        "int32",
-        data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>, Number),
-        dims,
-      );
-    default:
-      return new ort.Tensor(
-        "float32",
-        data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>, Number),
-        dims,
-      );
-  }
 }

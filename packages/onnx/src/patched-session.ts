@@ -81,9 +81,8 @@ export async function createPatchedSession(
       options.name,
       toBinary(ModelProtoSchema, proto),
       options.settings,
-      {
-        externalDataDir: base.dir,
-      },
+      // The bytes were built for this session alone: they move to its thread rather than being copied.
+      { externalDataDir: base.dir, transferSource: true },
     );
     return { session, directory: undefined, patchedBytes, release: () => session.release() };
   }

@@ -28,6 +28,8 @@ export const LIMITS = {
   maxAdapterNameChars: 128,
   /** Largest LoRA weight magnitude; negative weights are allowed. */
   maxAdapterWeight: 10,
+  /** ControlNet units one request may use (each runs beside the UNet at every step it acts on). */
+  maxControlNets: 4,
 } as const;
 
 export const DEFAULTS = {

@@ -1,4 +1,5 @@
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import type { ResolvedControlNetUnit } from "./validate-control-nets.js";
 import type { ResolvedScheduler } from "./validate-scheduler.js";
 
 export type GenerationModeName = "txt2img" | "img2img" | "inpaint";
@@ -36,4 +37,6 @@ export interface ResolvedSpec extends ResolvedScheduler {
   readonly previewInterval: number;
   readonly initImage: Image | undefined;
   readonly maskImage: Image | undefined;
+  /** ControlNet units, in request order (empty: none). */
+  readonly controlNets: readonly ResolvedControlNetUnit[];
 }

@@ -129,7 +129,8 @@ export const SCHEDULER_FAMILIES: readonly SchedulerFamily[] = [
 /**
  * A named sampler: an AUTOMATIC1111 "Sampler" value and our CLI value for a family, with the algorithm type
  * that the name implies. diffusers' own table (docs/source/en/api/schedulers/overview.md) is followed where it
- * has an entry; "DPM++ SDE" is the stochastic single-step solver, as A1111's is.
+ * has an entry. The stochastic single-step solver is "DPM++ 2S SDE", our own name: A1111's "DPM++ SDE" is
+ * another sampler (see UNSUPPORTED_SAMPLERS), and writing its name would claim images it does not make.
  */
 export interface SamplerName {
   readonly a1111: string;
@@ -173,15 +174,8 @@ export const SAMPLER_NAMES: readonly SamplerName[] = [
     solverOrder: 2,
   },
   {
-    a1111: "DPM++ 2S a",
-    cli: "dpmpp_2s_a",
-    kind: SchedulerKind.DPM_SOLVER_SINGLESTEP,
-    algorithmType: "dpmsolver++",
-    readOnly: true,
-  },
-  {
-    a1111: "DPM++ SDE",
-    cli: "dpmpp_sde",
+    a1111: "DPM++ 2S SDE",
+    cli: "dpmpp_2s_sde",
     kind: SchedulerKind.DPM_SOLVER_SINGLESTEP,
     algorithmType: "sde-dpmsolver++",
     solverOrder: 2,
@@ -193,6 +187,47 @@ export const SAMPLER_NAMES: readonly SamplerName[] = [
   { a1111: "LCM", cli: "lcm", kind: SchedulerKind.LCM },
   { a1111: "EDM Euler", cli: "edm_euler", kind: SchedulerKind.EDM_EULER },
 ];
+
+/** A sampler people name that the mesh refuses, with the reason and what to choose instead. */
+export interface UnsupportedSampler {
+  readonly a1111: string;
+  readonly cli: string;
+  /** The diffusers class, as a model's scheduler_config.json may name it, where there is one. */
+  readonly className?: string;
+  readonly why: string;
+}
+
+export const UNSUPPORTED_SAMPLERS: readonly UnsupportedSampler[] = [
+  {
+    a1111: "DPM++ SDE",
+    cli: "dpmpp_sde",
+    className: "DPMSolverSDEScheduler",
+    // k-diffusion's sample_dpmpp_sde, diffusers' DPMSolverSDEScheduler: its noise is torchsde's BrownianTree
+    // (a seeded binary tree of Brownian bridges over numpy SeedSequence seeds), which no sampler here
+    // reproduces; diffusers itself seeds it from torch's global RNG unless noise_sampler_seed is set.
+    why: "DPM++ SDE (diffusers' DPMSolverSDEScheduler) draws its noise from torchsde's BrownianTree, which this mesh does not reproduce; use DPM++ 2M SDE (dpmpp_2m_sde) or DPM++ 2S SDE (dpmpp_2s_sde)",
+  },
+  {
+    a1111: "DPM++ 2S a",
+    cli: "dpmpp_2s_a",
+    // k-diffusion's sample_dpmpp_2s_ancestral: diffusers has no such scheduler ("very similar to
+    // DPMSolverSinglestepScheduler", its table says), and the deterministic 2S under this name would make other
+    // images than the name promises.
+    why: "DPM++ 2S a (k-diffusion's ancestral single-step sampler) has no diffusers scheduler to follow exactly; use DPM++ 2S (dpmpp_2s) or Euler a (euler_a)",
+  },
+];
+
+/** Why a sampler name (A1111's or the CLI's, with or without a schedule suffix) is refused; undefined when it is not. */
+export function unsupportedSampler(name: string): string | undefined {
+  const sampler = splitA1111Sampler(name).sampler.toLowerCase();
+  const cli = name.trim().toLowerCase();
+  return UNSUPPORTED_SAMPLERS.find(
+    (u) =>
+      u.a1111.toLowerCase() === sampler ||
+      u.cli === cli ||
+      CLI_SCHEDULE_SUFFIXES.some((suffix) => `${u.cli}_${suffix}` === cli),
+  )?.why;
+}
 
 /** An A1111 "Schedule type" and what it sets. */
 export interface ScheduleTypeName {
@@ -403,5 +438,51 @@ export function schedulerChoiceOf(scheduler: SchedulerSpec | undefined): Partial
     ...(scheduler?.solverOrder ? { solverOrder: scheduler.solverOrder } : {}),
     ...(sigmaSchedule && sigmaSchedule !== "default" ? { sigmaSchedule } : {}),
     ...(spacing ? { spacing } : {}),
+  };
+}
+
+/**
+ * The SchedulerSpec (proto enum values) of a scheduler as it runs: its diffusers class and its whole
+ * configuration, defaults included. Only the options the family has are named, so that the A1111 names
+ * (`a1111Names(schedulerChoiceOf(spec))`) say what ran, whether the request chose it or the model's
+ * scheduler_config.json did.
+ */
+export function schedulerSpecOfConfig(
+  className: string,
+  config: Readonly<Record<string, unknown>>,
+): {
+  kind: SchedulerKind;
+  algorithmType?: AlgorithmType;
+  solverOrder?: number;
+  solverType?: SolverType;
+  sigmaSchedule?: SigmaSchedule;
+  finalSigmaType?: FinalSigmaType;
+  spacing?: TimestepSpacing;
+} {
+  const family = familyByClassName(className);
+  if (!family) return { kind: SchedulerKind.UNSPECIFIED };
+  const named = <N extends string>(value: unknown, allowed: readonly N[]): N | undefined =>
+    allowed.includes(value as N) ? (value as N) : undefined;
+  let sigma: SigmaScheduleName | undefined;
+  if (family.sigmaScheduleKey === "sigma_schedule")
+    sigma = named(config.sigma_schedule, family.sigmaSchedules);
+  else if (family.sigmaSchedules.length > 0) {
+    sigma = (["karras", "exponential", "beta"] as const).find((k) => config[`use_${k}_sigmas`] === true);
+  }
+  const algorithm = named(config.algorithm_type, family.algorithmTypes);
+  const solver = named(config.solver_type, family.solverTypes);
+  const final = named(config.final_sigmas_type, family.finalSigmaTypes);
+  const spacing = family.timestepSpacing
+    ? named(config.timestep_spacing, ["leading", "trailing", "linspace"] as const)
+    : undefined;
+  const order = Number(config.solver_order);
+  return {
+    kind: family.kind,
+    ...(algorithm ? { algorithmType: enumOf(ALGORITHM_TYPE_NAMES, algorithm) } : {}),
+    ...(family.solverOrders && Number.isInteger(order) ? { solverOrder: order } : {}),
+    ...(solver ? { solverType: enumOf(SOLVER_TYPE_NAMES, solver) } : {}),
+    ...(sigma ? { sigmaSchedule: enumOf(SIGMA_SCHEDULE_NAMES, sigma) } : {}),
+    ...(final ? { finalSigmaType: enumOf(FINAL_SIGMA_TYPE_NAMES, final) } : {}),
+    ...(spacing ? { spacing: enumOf(TIMESTEP_SPACING_NAMES, spacing) } : {}),
   };
 }

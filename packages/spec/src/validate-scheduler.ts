@@ -42,7 +42,6 @@ export function validateSchedulerSpec(spec: SchedulerSpec | undefined, prefix: s
   if (kind !== SchedulerKind.UNSPECIFIED && !family) {
     throw new InvalidArgumentError(f("kind"), `unknown scheduler ${kind}`);
   }
-  const name = family?.label ?? "";
   const choose = <T>(table: Readonly<Record<number, T | undefined>>, value: number, field: string) => {
     if (!(value in table)) throw new InvalidArgumentError(f(field), `unknown value ${value}`);
     const chosen = table[value];
@@ -69,30 +68,7 @@ export function validateSchedulerSpec(spec: SchedulerSpec | undefined, prefix: s
       `needs ${f("kind")}: the model's own scheduler is not known here`,
     );
   }
-  if (family) {
-    const offer = <T>(value: T | undefined, allowed: readonly T[], field: string) => {
-      if (value === undefined || allowed.includes(value)) return;
-      const what =
-        allowed.length === 0 ? "has none" : `takes ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
-      throw new InvalidArgumentError(f(field), `${name} ${what}, got ${JSON.stringify(value)}`);
-    };
-    offer(sigmaSchedule, family.sigmaSchedules, "sigma_schedule");
-    offer(algorithmType, family.algorithmTypes, "algorithm_type");
-    offer(solverType, family.solverTypes, "solver_type");
-    offer(finalSigmaType, family.finalSigmaTypes, "final_sigma_type");
-    if (timestepSpacing !== undefined && !family.timestepSpacing) {
-      throw new InvalidArgumentError(f("spacing"), `${name} has no timestep spacing`);
-    }
-    checkKarras(spec?.karrasSigmas, sigmaSchedule, family, f);
-    checkOrder(solverOrder, algorithmType, family, f);
-    if (algorithmType?.endsWith("++") === false && finalSigmaType === "zero") {
-      throw new InvalidArgumentError(
-        f("final_sigma_type"),
-        `zero is not supported with algorithm_type ${algorithmType}; use sigma_min`,
-      );
-    }
-  }
-  return {
+  const resolved: ResolvedScheduler = {
     scheduler: family?.className,
     karrasSigmas: spec?.karrasSigmas,
     timestepSpacing,
@@ -102,19 +78,57 @@ export function validateSchedulerSpec(spec: SchedulerSpec | undefined, prefix: s
     solverType,
     finalSigmaType,
   };
+  if (family) checkSchedulerOptions(resolved, family, prefix);
+  return resolved;
 }
 
+/**
+ * Checks a scheduler's options against the family that will run them: the request's kind, or, where the request
+ * names none, the model's own scheduler (`whose` then says so in the message: `model "sd15"'s PLMS`).
+ */
+export function checkSchedulerOptions(
+  resolved: Omit<ResolvedScheduler, "scheduler">,
+  family: SchedulerFamily,
+  prefix: string,
+  whose = "",
+): void {
+  const f = (name: string) => `${prefix}.${name}`;
+  const name = `${whose}${family.label}`;
+  const { sigmaSchedule, algorithmType, solverType, finalSigmaType, timestepSpacing, solverOrder } = resolved;
+  const offer = <T>(value: T | undefined, allowed: readonly T[], field: string) => {
+    if (value === undefined || allowed.includes(value)) return;
+    const what =
+      allowed.length === 0 ? "has none" : `takes ${allowed.map((v) => JSON.stringify(v)).join(", ")}`;
+    throw new InvalidArgumentError(f(field), `${name} ${what}, got ${JSON.stringify(value)}`);
+  };
+  offer(sigmaSchedule, family.sigmaSchedules, "sigma_schedule");
+  offer(algorithmType, family.algorithmTypes, "algorithm_type");
+  offer(solverType, family.solverTypes, "solver_type");
+  offer(finalSigmaType, family.finalSigmaTypes, "final_sigma_type");
+  if (timestepSpacing !== undefined && !family.timestepSpacing) {
+    throw new InvalidArgumentError(f("spacing"), `${name} has no timestep spacing`);
+  }
+  checkKarras(resolved.karrasSigmas, sigmaSchedule, family, name, f);
+  checkOrder(solverOrder, algorithmType, family, f);
+  if (algorithmType?.endsWith("++") === false && finalSigmaType === "zero") {
+    throw new InvalidArgumentError(
+      f("final_sigma_type"),
+      `zero is not supported with algorithm_type ${algorithmType}; use sigma_min`,
+    );
+  }
+}
 function checkKarras(
   karras: boolean | undefined,
   sigmaSchedule: SigmaScheduleName | undefined,
   family: SchedulerFamily,
+  name: string,
   f: (name: string) => string,
 ): void {
   if (karras === undefined) return;
   if (family.sigmaScheduleKey !== "use_sigmas" || !family.sigmaSchedules.includes("karras")) {
     throw new InvalidArgumentError(
       f("karras_sigmas"),
-      `${family.label} has no use_karras_sigmas; see sigma_schedule`,
+      `${name} has no use_karras_sigmas; see sigma_schedule`,
     );
   }
   if (sigmaSchedule !== undefined && (sigmaSchedule === "karras") !== karras) {

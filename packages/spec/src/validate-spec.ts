@@ -4,6 +4,7 @@ import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { checkName } from "./bounded-strings.js";
 import { DEFAULTS, LIMITS } from "./limits.js";
 import type { GenerationModeName, ResolvedSpec } from "./resolved-spec.js";
+import { validateControlNets } from "./validate-control-nets.js";
 import { validateSchedulerSpec } from "./validate-scheduler.js";
 
 const MODES: Record<GenerationMode, GenerationModeName | undefined> = {
@@ -134,6 +135,7 @@ export function validateGenerationSpec(
     previewInterval,
     initImage,
     maskImage,
+    controlNets: validateControlNets(spec.controlNets, f("control_nets"), checkInputImage),
   };
 }
 

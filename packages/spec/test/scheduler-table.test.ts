@@ -23,6 +23,8 @@ import {
   schedulerFromA1111,
   schedulerFromCli,
   schedulerSpecFields,
+  schedulerSpecOfConfig,
+  unsupportedSampler,
   validateGenerationSpec,
 } from "../src/index.js";
 
@@ -90,6 +92,56 @@ describe("the scheduler table", () => {
     });
     expect(schedulerFromA1111("PLMS")).toEqual({ kind: SchedulerKind.PNDM });
     expect(schedulerFromA1111("DPM adaptive")).toBeUndefined();
+  });
+
+  it("refuses A1111's DPM++ SDE (torchsde's Brownian tree) by every spelling, naming what runs instead", () => {
+    for (const name of ["DPM++ SDE", "DPM++ SDE Karras", "dpmpp_sde", "DPMPP_SDE_KARRAS"]) {
+      expect(unsupportedSampler(name), name).toMatch(/BrownianTree.*DPM\+\+ 2M SDE \(dpmpp_2m_sde\)/);
+    }
+    expect(schedulerFromA1111("DPM++ SDE")).toBeUndefined();
+    expect(schedulerFromCli("dpmpp_sde")).toBeUndefined();
+    expect(unsupportedSampler("DPM++ 2S a Karras")).toMatch(
+      /no diffusers scheduler.*DPM\+\+ 2S \(dpmpp_2s\)/,
+    );
+    expect(schedulerFromA1111("DPM++ 2S a")).toBeUndefined();
+    for (const name of ["DPM++ 2S SDE", "DPM++ 2M SDE Karras", "dpmpp_2s_sde", "Euler"])
+      expect(unsupportedSampler(name), name).toBeUndefined();
+    expect(
+      a1111Names({ kind: SchedulerKind.DPM_SOLVER_SINGLESTEP, algorithmType: "sde-dpmsolver++" }).sampler,
+    ).toBe("DPM++ 2S SDE");
+  });
+
+  it("names a scheduler as it runs from its class and whole config, only with the options its family has", () => {
+    expect(
+      schedulerSpecOfConfig("EulerDiscreteScheduler", {
+        use_karras_sigmas: true,
+        timestep_spacing: "trailing",
+        algorithm_type: "dpmsolver++",
+        solver_order: 2,
+        final_sigmas_type: "zero",
+      }),
+    ).toEqual({
+      kind: SchedulerKind.EULER,
+      sigmaSchedule: SigmaSchedule.KARRAS,
+      finalSigmaType: FinalSigmaType.ZERO,
+      spacing: TimestepSpacing.TRAILING,
+    });
+    expect(
+      schedulerSpecOfConfig("EDMEulerScheduler", { sigma_schedule: "karras", timestep_spacing: "x" }),
+    ).toEqual({ kind: SchedulerKind.EDM_EULER, sigmaSchedule: SigmaSchedule.KARRAS });
+    expect(
+      schedulerSpecOfConfig("UniPCMultistepScheduler", {
+        solver_order: 2,
+        solver_type: "bh2",
+        use_beta_sigmas: true,
+      }),
+    ).toEqual({
+      kind: SchedulerKind.UNIPC,
+      solverOrder: 2,
+      solverType: SolverType.BH2,
+      sigmaSchedule: SigmaSchedule.BETA,
+    });
+    expect(schedulerSpecOfConfig("DPMSolverSDEScheduler", {})).toEqual({ kind: SchedulerKind.UNSPECIFIED });
   });
 
   it("CLI values: each sampler, with a sigma-schedule suffix only where its family takes one", () => {

@@ -1,8 +1,10 @@
 import { parseArgs } from "node:util";
 import type { TinyModelOptions } from "./options.js";
+import { CONTROLNET_ARTIFACT } from "./write-tiny-controlnet.js";
 import { DIFFUSION_ARTIFACT } from "./write-tiny-model.js";
 import { SAFETY_CLASSIFIER_ARTIFACT } from "./write-tiny-safety-classifier.js";
 import { UPSCALER_ARTIFACT } from "./write-tiny-upscaler.js";
+import { VAE_ARTIFACT } from "./write-tiny-vae.js";
 
 export const USAGE = `usage: dmesh-tiny-model <dir> [options]
 
@@ -19,7 +21,13 @@ Skips a directory that already holds the same complete model.
   --naming parameters|exported         weight names: PyTorch's, or as torch.onnx exports them (default parameters)
   --external-data                      weights in model.onnx_data beside each model.onnx
   --layers-per-block 1|2               UNet resnets per down block (default 1; SDXL has 2)
-  --artifact diffusion-pipeline|upscaler|safety-classifier   what to write (default diffusion-pipeline)
+  --control-residuals                  the UNet takes ControlNet residuals (down_block_<i>_additional_residual, ...)
+  --taesd                              also a TAESD-layout preview decoder (taesd_decoder/)
+  --artifact diffusion-pipeline|upscaler|safety-classifier|controlnet|vae   what to write (default
+                                       diffusion-pipeline); controlnet: a ControlNet for the tiny model of
+                                       --kind sdxl|sd15|sd2 (default seed 5) and --layers-per-block, into
+                                       <dir>/model.onnx; vae: a separate VAE suite for ModelSuite.vae,
+                                       --kind sdxl|sd15
   --scale 2|4                          upscaler factor (default 2)
   --force                              rewrite even if complete, or write into a foreign non-empty dir
   --help`;
@@ -35,7 +43,9 @@ export class UsageError extends Error {
 export type Artifact =
   | typeof DIFFUSION_ARTIFACT
   | typeof UPSCALER_ARTIFACT
-  | typeof SAFETY_CLASSIFIER_ARTIFACT;
+  | typeof SAFETY_CLASSIFIER_ARTIFACT
+  | typeof CONTROLNET_ARTIFACT
+  | typeof VAE_ARTIFACT;
 
 export interface CliRequest {
   readonly dir: string;
@@ -63,10 +73,15 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
   }
   const { values, positionals } = parsed;
   const artifact = (values.artifact ?? DIFFUSION_ARTIFACT) as Artifact;
-  if (![DIFFUSION_ARTIFACT, UPSCALER_ARTIFACT, SAFETY_CLASSIFIER_ARTIFACT].includes(artifact)) {
-    throw new UsageError(
-      `--artifact must be ${DIFFUSION_ARTIFACT}, ${UPSCALER_ARTIFACT} or ${SAFETY_CLASSIFIER_ARTIFACT}`,
-    );
+  const artifacts = [
+    DIFFUSION_ARTIFACT,
+    UPSCALER_ARTIFACT,
+    SAFETY_CLASSIFIER_ARTIFACT,
+    CONTROLNET_ARTIFACT,
+    VAE_ARTIFACT,
+  ];
+  if (!artifacts.includes(artifact)) {
+    throw new UsageError(`--artifact must be one of ${artifacts.join(", ")}`);
   }
   if (values.help) return { dir: "", artifact, force: false, diffusion: {}, help: true };
   if (positionals.length !== 1) throw new UsageError("expected exactly one <dir>");
@@ -89,9 +104,11 @@ export function parseCliArgs(argv: readonly string[]): CliRequest {
       vaeEncoderOutput: values["vae-encoder-output"] as TinyModelOptions["vaeEncoderOutput"] | undefined,
       naming: values.naming as TinyModelOptions["naming"] | undefined,
       externalData: values["external-data"],
+      taesd: values.taesd,
       layersPerBlock: integer("layers-per-block", values["layers-per-block"]) as
         | TinyModelOptions["layersPerBlock"]
         | undefined,
+      controlResiduals: values["control-residuals"],
     },
   };
 }
@@ -111,7 +128,9 @@ function parse(argv: readonly string[]) {
       "vae-encoder-output": { type: "string" },
       naming: { type: "string" },
       "external-data": { type: "boolean" },
+      taesd: { type: "boolean" },
       "layers-per-block": { type: "string" },
+      "control-residuals": { type: "boolean" },
       artifact: { type: "string" },
       scale: { type: "string" },
       force: { type: "boolean" },

@@ -17,6 +17,13 @@ export {
   type TinyModelOptions,
 } from "./options.js";
 export {
+  CONTROLNET_ARTIFACT,
+  resolveTinyControlNetOptions,
+  type TinyControlNetManifest,
+  type TinyControlNetOptions,
+  writeTinyControlNet,
+} from "./write-tiny-controlnet.js";
+export {
   DIFFUSION_ARTIFACT,
   ensureTinyModel,
   findTinyModel,
@@ -36,3 +43,9 @@ export {
   type TinyUpscalerOptions,
   writeTinyUpscaler,
 } from "./write-tiny-upscaler.js";
+export {
+  resolveTinyVaeOptions,
+  type TinyVaeManifest,
+  type TinyVaeOptions,
+  writeTinyVae,
+} from "./write-tiny-vae.js";

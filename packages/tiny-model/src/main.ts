@@ -8,6 +8,12 @@ import {
   ModelDirectoryError,
 } from "./generated-directory.js";
 import { TinyModelOptionError } from "./options.js";
+import {
+  CONTROLNET_ARTIFACT,
+  resolveTinyControlNetOptions,
+  type TinyControlNetOptions,
+  writeTinyControlNet,
+} from "./write-tiny-controlnet.js";
 import { ensureTinyModel } from "./write-tiny-model.js";
 import {
   resolveTinySafetyClassifierOptions,
@@ -15,6 +21,7 @@ import {
   writeTinySafetyClassifier,
 } from "./write-tiny-safety-classifier.js";
 import { resolveTinyUpscalerOptions, UPSCALER_ARTIFACT, writeTinyUpscaler } from "./write-tiny-upscaler.js";
+import { resolveTinyVaeOptions, VAE_ARTIFACT, writeTinyVae } from "./write-tiny-vae.js";
 
 type Outcome = { manifest: GeneratedModelManifest<unknown, unknown>; written: boolean; what: string };
 
@@ -33,6 +40,24 @@ async function generate(request: CliRequest, dir: string): Promise<Outcome> {
     const write = () => writeTinySafetyClassifier(dir, options, { force });
     const done = await ensureModelDirectory(dir, artifact, options, write, force);
     return { ...done, what: `tiny safety classifier (seed ${options.seed})` };
+  }
+  if (artifact === CONTROLNET_ARTIFACT) {
+    const { kind, layersPerBlock } = request.diffusion;
+    const options = resolveTinyControlNetOptions({
+      seed,
+      kind: kind as TinyControlNetOptions["kind"] | undefined,
+      layersPerBlock,
+    });
+    const write = () => writeTinyControlNet(dir, options, { force });
+    const done = await ensureModelDirectory(dir, artifact, options, write, force);
+    return { ...done, what: `tiny ${options.kind} ControlNet (seed ${options.seed})` };
+  }
+  if (artifact === VAE_ARTIFACT) {
+    const kind = request.diffusion.kind === "sd15" || request.diffusion.kind === "sd2" ? "sd15" : "sdxl";
+    const options = resolveTinyVaeOptions({ kind, seed });
+    const write = () => writeTinyVae(dir, options, { force });
+    const done = await ensureModelDirectory(dir, artifact, options, write, force);
+    return { ...done, what: `tiny ${kind} VAE suite (seed ${options.seed})` };
   }
   const done = await ensureTinyModel(dir, request.diffusion, { force });
   const o = done.manifest.options;

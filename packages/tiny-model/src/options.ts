@@ -29,6 +29,13 @@ export interface TinyModelOptions {
   readonly externalData: boolean;
   /** The UNet's resnets (and transformers) per down block; 2 as SDXL and SD 1.x have. */
   readonly layersPerBlock: 1 | 2;
+  /**
+   * The UNet takes ControlNet residuals as extra inputs (`down_block_<i>_additional_residual`, one per skip
+   * connection, and `mid_block_additional_residual`), added where diffusers adds them, as a split export does.
+   */
+  readonly controlResiduals: boolean;
+  /** Also a TAESD-layout preview decoder in `taesd_decoder/` (AutoencoderTiny's decoder I/O). */
+  readonly taesd: boolean;
 }
 
 export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
@@ -43,6 +50,8 @@ export const defaultTinyModelOptions: TinyModelOptions = Object.freeze({
   naming: "parameters",
   externalData: false,
   layersPerBlock: 1,
+  controlResiduals: false,
+  taesd: false,
 });
 
 /** An option value out of range; `field` names the option. */
@@ -67,6 +76,8 @@ const choices: { readonly [K in keyof TinyModelOptions]?: readonly TinyModelOpti
   naming: ["parameters", "exported"],
   externalData: [false, true],
   layersPerBlock: [1, 2],
+  controlResiduals: [false, true],
+  taesd: [false, true],
 };
 
 /** Fills in defaults and validates every field, naming the first bad one. */
@@ -96,7 +107,7 @@ export function checkSeed(seed: number): number {
 }
 
 /** Options a manifest leaves out at their defaults, so the default model's manifest stays what it was. */
-type StorageOptions = "naming" | "externalData" | "layersPerBlock";
+type StorageOptions = "naming" | "externalData" | "layersPerBlock" | "controlResiduals" | "taesd";
 export type ManifestOptions = Omit<TinyModelOptions, StorageOptions> &
   Partial<Pick<TinyModelOptions, StorageOptions>>;
 
@@ -115,5 +126,7 @@ export function canonicalOptions(o: TinyModelOptions): ManifestOptions {
     ...(o.naming !== d.naming && { naming: o.naming }),
     ...(o.externalData !== d.externalData && { externalData: o.externalData }),
     ...(o.layersPerBlock !== d.layersPerBlock && { layersPerBlock: o.layersPerBlock }),
+    ...(o.controlResiduals !== d.controlResiduals && { controlResiduals: o.controlResiduals }),
+    ...(o.taesd !== d.taesd && { taesd: o.taesd }),
   };
 }

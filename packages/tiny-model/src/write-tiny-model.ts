@@ -1,4 +1,4 @@
-import { textEncoderConfig, unetConfig, vaeConfig } from "./configs/component-configs.js";
+import { taesdConfig, textEncoderConfig, unetConfig, vaeConfig } from "./configs/component-configs.js";
 import { modelIndex, schedulerConfig } from "./configs/pipeline-configs.js";
 import { type TextEncoderDims, type TinyModelDims, tinyModelDims } from "./dims.js";
 import {
@@ -10,6 +10,7 @@ import {
 } from "./generated-directory.js";
 import { ContentsBuilder, type GeneratedContents } from "./generated-files.js";
 import { buildClipTextEncoder } from "./models/clip-text-encoder.js";
+import { buildTaesdDecoder } from "./models/taesd.js";
 import { buildUnet } from "./models/unet.js";
 import { buildVaeDecoder, buildVaeEncoder } from "./models/vae.js";
 import {
@@ -69,6 +70,11 @@ export function generateTinyModel(options: TinyModelOptions): {
   out
     .onnx("vae_encoder/model.onnx", buildVaeEncoder(dims.vae, options), storage)
     .json("vae_encoder/config.json", vae);
+  if (options.taesd) {
+    out
+      .onnx("taesd_decoder/model.onnx", buildTaesdDecoder(dims.vae, options), storage)
+      .json("taesd_decoder/config.json", taesdConfig(dims.vae));
+  }
   out.json("scheduler/scheduler_config.json", schedulerConfig(options.kind));
   out.json("model_index.json", modelIndex(options));
   return { dims, contents: out.build() };

@@ -1,4 +1,5 @@
 import { commonSettings, parse } from "@dmesh/runtime";
+import { providerOptionSettings } from "./provider-options.js";
 
 /** Every setting of the inference service; the README's table is `configTable(inferenceSettings)`. */
 export const inferenceSettings = {
@@ -59,6 +60,7 @@ export const inferenceSettings = {
       return list;
     },
   },
+  ...providerOptionSettings,
   deviceUrl: {
     env: "DEVICE_URL",
     description:
@@ -68,9 +70,17 @@ export const inferenceSettings = {
   },
   intraOpThreads: {
     env: "INTRA_OP_THREADS",
-    description: "onnxruntime intra-op threads (0 = one per core)",
+    description:
+      "onnxruntime intra-op threads per model run (0 = one per core): a process runs one model at a time, so one per core uses the machine without oversubscribing it",
     default: 0,
     parse: parse.int(0, 1024),
+  },
+  ortThreads: {
+    env: "ORT_THREADS",
+    description:
+      "run each onnxruntime session on a worker thread of its own, so that health, cancel and progress are answered while a model computes (0 = on the event loop, which every model run blocks: only for comparing)",
+    default: true,
+    parse: parse.bool,
   },
   graphOptimization: {
     env: "GRAPH_OPTIMIZATION",
@@ -102,6 +112,25 @@ export const inferenceSettings = {
     description: "generations running at once in this process (with MAX_UNET_BATCH > 1 they share UNet runs)",
     default: 1,
     parse: parse.int(1, 64),
+  },
+  vaeTileAbove: {
+    env: "VAE_TILE_ABOVE",
+    description:
+      "images of more pixels than this decode and encode through the VAE in overlapping tiles (diffusers' enable_vae_tiling; also when the device service reports less free memory than an untiled decode needs); 0 = only then",
+    default: 1536 * 1536,
+    parse: parse.int(0, 1 << 30),
+  },
+  vaeTileSize: {
+    env: "VAE_TILE_SIZE",
+    description:
+      "side of a VAE tile in pixels, a multiple of 32 (0 = the VAE config's sample_size: 512 for SD 1.x, 1024 for SDXL)",
+    default: 0,
+    parse: (raw: string) => {
+      const n = parse.int(0, 8192)(raw);
+      if (n !== 0 && (n < 64 || n % 32 !== 0))
+        throw new Error(`must be 0 or a multiple of 32 from 64, got ${n}`);
+      return n;
+    },
   },
   maxQueued: {
     env: "MAX_QUEUED_GENERATIONS",

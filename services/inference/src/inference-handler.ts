@@ -20,14 +20,19 @@ import {
   ResourceExhaustedError,
   scopeFrom,
 } from "@dmesh/runtime";
-import { validateGenerationSpec } from "@dmesh/spec";
+import { type ResolvedSpec, validateGenerationSpec } from "@dmesh/spec";
 import type { DeviceMemoryReader } from "./clients/device-memory.js";
+import { controlNetInfotext } from "./control/control-net-infotext.js";
 import { generationEnded, generations } from "./inference-metrics.js";
 import type { ModelRegistry } from "./models/model-registry.js";
 import { generateImages } from "./pipeline/generate-images.js";
 import type { GenerationQueue } from "./pipeline/generation-queue.js";
 import type { DenoisePhaseName, DenoiseState, Stage as StageName } from "./pipeline/generation-types.js";
+import { checkRequestScheduler } from "./pipeline/model-scheduler.js";
 import type { PipelineResources } from "./pipeline/pipeline-resources.js";
+import type { Vae } from "./vae/vae.js";
+import type { VaeRegistry } from "./vae/vae-registry.js";
+import { planVaeTiling, type VaeTiling, type VaeTilingSettings } from "./vae/vae-tiling.js";
 
 type Response = MessageInitShape<typeof GenerateResponseSchema>;
 
@@ -57,6 +62,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     private readonly logger: Logger,
     /** The memory of the device the models run on, from this host's device service (DEVICE_URL). */
     private readonly deviceMemory?: DeviceMemoryReader,
+    /** VAE suites (`models.vae`) and when the VAE runs in tiles. */
+    private readonly vaes?: { registry: VaeRegistry; tiling: VaeTilingSettings },
   ) {}
 
   async *generate(req: GenerateRequest, ctx: HandlerContext): AsyncGenerator<Response> {
@@ -80,6 +87,14 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       throw new ResourceExhaustedError(
         `generation_id: generation "${id}" is already running here (an earlier run of it); try again once it ends`,
       );
+    // Before any work: a scheduler the models cannot run as asked is the caller's INVALID_ARGUMENT.
+    const ran = this.checkScheduler(spec);
+    if (spec.vae) this.vaes?.registry.check(spec.vae);
+    if (ran?.substituted)
+      scope.logger.warn(
+        { model: spec.model, why: ran.substituted },
+        "model's own scheduler replaced by Euler",
+      );
     const pause = { paused: false };
     this.pauses.set(id, pause);
     const channel = new AsyncChannel<Response>();
@@ -96,6 +111,11 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
             : undefined;
           if (refiner) releases.push(refiner.release);
           const model = base.model;
+          const suite = spec.vae ? await this.vaes?.registry.acquire(spec.vae, model) : undefined;
+          if (suite) releases.push(suite.release);
+          const vae = await this.requestVae(spec, suite?.vae ?? model.vae);
+          if (vae.tiling)
+            scope.logger.info({ vae: (suite?.vae ?? model.vae).id, ...vae.tiling }, "VAE runs in tiles");
           const result = await generateImages(
             { base: model, refiner: refiner?.model },
             {
@@ -108,6 +128,7 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
               pauseRequested: () => pause.paused,
               resources: this.resources,
               logger: scope.logger,
+              vae: { vae: suite?.vae, tiling: vae.tiling },
             },
             {
               progress: (p) =>
@@ -166,6 +187,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
+                infotext: controlNetInfotext(result.controlUnits),
+                ...(ran ? { scheduler: ran.scheduler } : {}),
               },
             },
           });
@@ -196,6 +219,21 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       this.pauses.delete(id);
       await work;
     }
+  }
+
+  /** How a request's VAE runs: in tiles above VAE_TILE_ABOVE, or when the device's free memory is short. */
+  private async requestVae(spec: ResolvedSpec, vae: Vae): Promise<{ tiling: VaeTiling | undefined }> {
+    if (!this.vaes) return { tiling: undefined };
+    const free = (await this.deviceMemory?.read())?.freeBytes;
+    return { tiling: planVaeTiling(spec.width, spec.height, vae, this.vaes.tiling, free) };
+  }
+
+  /** The scheduler the base will run (undefined when a model directory is unusable: acquiring it says why). */
+  private checkScheduler(spec: ResolvedSpec) {
+    const base = this.models.info(spec.model, "models.base").dir;
+    const refiner = spec.refiner ? this.models.info(spec.refiner, "models.refiner").dir : undefined;
+    if (!base) return undefined;
+    return checkRequestScheduler(this.resources.schedulers, { base, refiner }, spec);
   }
 
   pauseGeneration(req: { generationId: string }) {

@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { SessionSettings } from "@dmesh/onnx";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
 import { AdapterCatalog } from "./adapters/index.js";
@@ -7,14 +8,17 @@ import { resolveProviderChain } from "./clients/provider-chain.js";
 import { ConditioningHandler } from "./conditioning-handler.js";
 import type { inferenceSettings } from "./config.js";
 import { ControlMapper } from "./control/control-mapper.js";
+import { ControlNetRegistry } from "./control/control-net-registry.js";
 import { InferenceHandler } from "./inference-handler.js";
 import { gaugeInferenceFrom } from "./inference-metrics.js";
 import { ModelHandler } from "./model-handler.js";
 import { ModelRegistry } from "./models/model-registry.js";
 import { GenerationQueue } from "./pipeline/generation-queue.js";
 import { createPipelineResources } from "./pipeline/pipeline-resources.js";
+import { providerSetup } from "./provider-options.js";
 import { routes } from "./routes.js";
 import { SchedulerHandler } from "./scheduler-handler.js";
+import { VaeRegistry } from "./vae/vae-registry.js";
 
 export type InferenceConfig = ConfigOf<typeof inferenceSettings>;
 
@@ -23,11 +27,12 @@ export type InferenceConfig = ConfigOf<typeof inferenceSettings>;
  * nothing to preload), so that Kubernetes sends no request before a model can serve it.
  */
 export async function startInference(config: InferenceConfig, logger: Logger): Promise<RunningService> {
-  const sessionSettings = {
+  const sessionSettings: { -readonly [K in keyof SessionSettings]: SessionSettings[K] } = {
     executionProviders: config.executionProviders,
     intraOpThreads: config.intraOpThreads,
     graphOptimization: config.graphOptimization,
     memoryArena: config.memoryArena,
+    thread: config.ortThreads ? ("worker" as const) : ("main" as const),
   };
   const models = new ModelRegistry(
     config.modelsDir,
@@ -40,7 +45,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const defaultDir = models.defaultId ? models.info(models.defaultId).dir : undefined;
   // TLS (TLS_CA_FILE) for the calls to the device service.
   const deviceTls = config.deviceUrl ? ClientTls.from(config, logger) : undefined;
-  sessionSettings.executionProviders = await resolveProviderChain(
+  const resolved = await resolveProviderChain(
     { ...config, deviceTls },
     {
       bytes: Object.values(defaultDir?.fileBytes ?? {}).reduce((n: number, b) => n + (b ?? 0), 0),
@@ -49,6 +54,11 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     },
     logger,
   );
+  sessionSettings.executionProviders = resolved.chain;
+  // Provider options that cannot take effect stop the start here, naming their variables.
+  const providers = providerSetup(resolved.chain, config, resolved.device);
+  if (providers.deviceId !== undefined) sessionSettings.deviceId = providers.deviceId;
+  logger.info({ chain: resolved.chain, options: providers.applied }, "execution provider options");
   const deviceMemory = config.deviceUrl
     ? createDeviceMemoryReader(config.deviceUrl, sessionSettings.executionProviders, logger, 1000, deviceTls)
     : undefined;
@@ -59,6 +69,7 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
     modelsLoaded: () => models.loadedIds().length,
   });
   const control = new ControlMapper();
+  const vaes = new VaeRegistry(config.modelsDir, () => sessionSettings, config.maxLoadedModels, logger);
   // What ListAdapters shows: the directories the pipeline reads adapters from.
   const adapters = new AdapterCatalog(
     {
@@ -66,6 +77,12 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
       controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
     },
+    logger,
+  );
+  const controlNets = new ControlNetRegistry(
+    config.controlNetDir || join(config.modelsDir, "controlnet"),
+    sessionSettings,
+    config.maxLoadedModels,
     logger,
   );
   const service = await startGrpcService({
@@ -76,10 +93,14 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       inference: new InferenceHandler(
         models,
         queue,
-        createPipelineResources(),
+        createPipelineResources({ registry: controlNets, mapper: control }),
         config.maxUnetBatch,
         logger,
         deviceMemory,
+        {
+          registry: vaes,
+          tiling: { tileAbovePixels: config.vaeTileAbove, tileSize: config.vaeTileSize },
+        },
       ),
       models: new ModelHandler(models, adapters),
       conditioning: new ConditioningHandler(models, control),
@@ -105,6 +126,8 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
       deviceMemory?.close();
       deviceTls?.close();
       await control.close();
+      await controlNets.close();
+      await vaes.close();
       await models.close();
     },
   };

@@ -100,7 +100,7 @@ export const orchestratorSettings = {
   replicaLostAfterMs: {
     env: "REPLICA_LOST_AFTER_MS",
     description:
-      "a replica that health checks cannot reach for this long has its calls in flight aborted, so that their sessions retry elsewhere (a cut link otherwise holds them until keepalive, ~45 s); keep it above the longest single model run, during which an inference process answers nothing",
+      "a replica that health checks cannot reach for this long has its calls in flight aborted, so that their sessions retry elsewhere (a cut link otherwise holds them until keepalive, ~45 s); model runs no longer hold a replica's event loop (they run on worker threads), but keep it above the longest JavaScript work that still does (merging a large LoRA set: seconds)",
     default: 15_000,
     parse: parse.int(100, 3_600_000),
   },

@@ -3,6 +3,7 @@ import {
   AlgorithmType,
   GenerationSpecSchema,
   SchedulerKind,
+  SchedulerSpecSchema,
   SigmaSchedule,
 } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { describe, expect, it } from "vitest";
@@ -26,7 +27,7 @@ describe("infotext sampler names", () => {
         algorithmType: AlgorithmType.SDE_DPMSOLVER_PLUS_PLUS,
         sigmaSchedule: SigmaSchedule.EXPONENTIAL,
       }),
-    ).toEqual({ sampler: "DPM++ SDE", scheduleType: "Exponential" });
+    ).toEqual({ sampler: "DPM++ 2S SDE", scheduleType: "Exponential" });
     expect(names({ kind: SchedulerKind.KDPM2_ANCESTRAL, sigmaSchedule: SigmaSchedule.BETA })).toEqual({
       sampler: "DPM2 a",
       scheduleType: "Beta",
@@ -37,5 +38,20 @@ describe("infotext sampler names", () => {
       scheduleType: "",
     });
     expect(names({})).toEqual({ sampler: "Euler", scheduleType: "" });
+  });
+});
+
+describe("the infotext names the scheduler that ran", () => {
+  it("takes the replica's report over the spec: the model's own PLMS when the spec names no kind", () => {
+    const spec = create(GenerationSpecSchema, { conditioning: { prompt: "a cat" }, scheduler: { steps: 9 } });
+    const ran = create(SchedulerSpecSchema, { kind: SchedulerKind.PNDM, steps: 9 });
+    const written = infotextParameters(spec, 1n, { width: 64, height: 64 }, "sd15", undefined, [], ran);
+    expect([written.sampler, written.scheduleType, written.steps]).toEqual(["PLMS", "", 9]);
+    const karras = create(SchedulerSpecSchema, {
+      kind: SchedulerKind.EULER,
+      sigmaSchedule: SigmaSchedule.KARRAS,
+    });
+    const sdxl = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, [], karras);
+    expect([sdxl.sampler, sdxl.scheduleType]).toEqual(["Euler", "Karras"]);
   });
 });

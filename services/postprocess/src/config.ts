@@ -103,8 +103,16 @@ export const postprocessSettings = {
   },
   intraOpThreads: {
     env: "INTRA_OP_THREADS",
-    description: "onnxruntime intra-op threads per model run (0 = one per core)",
+    description:
+      "onnxruntime intra-op threads per model run (0 = one per core): a process runs one model at a time, so one per core uses the machine without oversubscribing it",
     default: 0,
     parse: parse.int(0, 1024),
+  },
+  ortThreads: {
+    env: "ORT_THREADS",
+    description:
+      "run each onnxruntime session on a worker thread of its own, so that health, cancel and progress are answered while a model computes (0 = on the event loop, which every model run blocks: only for comparing)",
+    default: true,
+    parse: parse.bool,
   },
 };

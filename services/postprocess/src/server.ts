@@ -38,6 +38,7 @@ export async function startPostprocess(config: PostprocessConfig, logger: Logger
         tileSize: config.upscaleTileSize,
         tileOverlap: config.upscaleTileOverlap,
         intraOpThreads: config.intraOpThreads,
+        thread: config.ortThreads ? "worker" : "main",
       })
     : undefined;
   const budget = new PixelBudget(config.pixelBudget);
@@ -90,6 +91,7 @@ async function createSafetyStage(config: PostprocessConfig, logger: Logger): Pro
           .map((l) => l.trim())
           .filter(Boolean),
         intraOpThreads: config.intraOpThreads,
+        thread: config.ortThreads ? "worker" : "main",
       });
     } catch (error) {
       if (!(error instanceof ModelContractError)) throw error;

@@ -1,18 +1,24 @@
 import { readFileSync } from "node:fs";
-import { extname } from "node:path";
 import { parseArgs } from "node:util";
-import { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
+import { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { CONTROL_FLAG_HELP, CONTROL_FLAGS, controlNetsFromFlags } from "../control-options.js";
+import { encodingOf } from "../image-file.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
-    [--guidance G] [--scheduler NAME] [--count N] [--out FILE|DIR]
+    [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--image FILE] [--mask FILE] [--strength S]
+    [--control NAME:IMAGE[:SCALE[:START:END]]] [--control-preprocess canny|none]
     [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
   Runs a workflow through the orchestrator, shows its progress and saves the images.
-  ${SCHEDULER_FLAG_HELP}.`;
+  ${SCHEDULER_FLAG_HELP}.
+  ${CONTROL_FLAG_HELP}.`;
 
 export async function generate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -20,6 +26,7 @@ export async function generate(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...SPEC_FLAGS,
+      ...CONTROL_FLAGS,
       out: { type: "string", default: ".dmesh/out" },
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
@@ -31,7 +38,11 @@ export async function generate(argv: string[]): Promise<number> {
     },
   });
   const prompt = positionals.join(" ");
-  const spec = specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 });
+  const spec = create(
+    GenerationSpecSchema,
+    specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 }),
+  );
+  spec.controlNets = controlNetsFromFlags(values).map((unit) => create(ControlNetUnitSchema, unit));
   const images: Record<
     string,
     { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }
@@ -62,18 +73,4 @@ export async function generate(argv: string[]): Promise<number> {
   for (const file of files) process.stdout.write(`${file}\n`);
   process.stderr.write(`session ${session?.id ?? "?"}: ${describeEnd(session)}\n`);
   return session?.state === SessionState.COMPLETED || session?.state === SessionState.PAUSED ? 0 : 1;
-}
-
-function encodingOf(file: string): ImageEncoding {
-  switch (extname(file).toLowerCase()) {
-    case ".jpg":
-    case ".jpeg":
-      return ImageEncoding.JPEG;
-    case ".webp":
-      return ImageEncoding.WEBP;
-    case ".avif":
-      return ImageEncoding.AVIF;
-    default:
-      return ImageEncoding.PNG;
-  }
 }

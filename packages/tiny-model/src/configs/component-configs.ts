@@ -113,3 +113,18 @@ export function vaeConfig(d: VaeDims, kind: TinyModelOptions["kind"]): Record<st
     up_block_types: Array(levels).fill("UpDecoderBlock2D"),
   };
 }
+
+/** diffusers' AutoencoderTiny config, as a TAESD decoder's directory carries it (latents go in unscaled). */
+export function taesdConfig(d: VaeDims): Record<string, unknown> {
+  return {
+    _class_name: "AutoencoderTiny",
+    _diffusers_version: DIFFUSERS_VERSION,
+    in_channels: 3,
+    out_channels: 3,
+    latent_channels: d.latentChannels,
+    latent_magnitude: 3,
+    latent_shift: 0.5,
+    scaling_factor: 1.0,
+    upsampling_scaling_factor: 2,
+  };
+}

@@ -30,13 +30,13 @@ export type UnetOptions = Pick<
   TinyModelOptions,
   "seed" | "timestepType" | "timestepShape" | "unetPrecision"
 > &
-  Partial<Pick<TinyModelOptions, "naming">>;
+  Partial<Pick<TinyModelOptions, "naming" | "controlResiduals">>;
 
 const RESNET_EPS = 1e-5; // norm_eps
 const TRANSFORMER_NORM_EPS = 1e-6; // Transformer2DModel's GroupNorm
 
 /** diffusers' get_timestep_embedding with flip_sin_to_cos=True, downscale_freq_shift=0: [n] → [n, dim]. */
-function sinusoidalEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
+export function sinusoidalEmbedding(g: GraphBuilder, t: Value, dim: number): Value {
   const half = dim / 2;
   const freqs = Array.from({ length: half }, (_, k) => Math.exp((-Math.log(10000) * k) / half));
   const args = g.op("Mul", [g.op("Unsqueeze", [t, g.int64([1])]), g.float(freqs, [1, half])]);
@@ -49,14 +49,14 @@ function timestepEmbedding(net: NetContext, x: Value, name: string, inDim: numbe
   return linear(net, hidden, `${name}.linear_2`, outDim, outDim, { input2d: true });
 }
 
-interface Block {
+export interface Block {
   readonly net: NetContext;
   readonly d: UnetDims;
   readonly emb: Value;
   readonly context: Value;
 }
 
-function resnet(b: Block, x: Value, name: string, inC: number, outC: number): Value {
+export function resnet(b: Block, x: Value, name: string, inC: number, outC: number): Value {
   const { net, d } = b;
   const { g } = net;
   let h = silu(g, groupNorm(net, x, `${name}.norm1`, inC, d.normGroups, RESNET_EPS));
@@ -109,7 +109,7 @@ function transformerBlock(b: Block, x: Value, name: string, dim: number, heads: 
 }
 
 /** Transformer2DModel: NCHW ↔ tokens around one transformer block; proj_in/out Linear (SDXL) or 1×1 Conv (SD 1.x). */
-function transformer2d(b: Block, x: Value, name: string, dim: number, heads: number): Value {
+export function transformer2d(b: Block, x: Value, name: string, dim: number, heads: number): Value {
   const { net, d } = b;
   const { g } = net;
   const project = (v: Value, proj: string, spatial: boolean): Value => {
@@ -176,19 +176,22 @@ function noiseStdAt(g: GraphBuilder, t: Value): Value {
   return g.op("Add", [a, g.op("Mul", [g.op("Sub", [b, a]), w])]);
 }
 
-interface Skip {
+export interface Skip {
   readonly value: Value;
   readonly channels: number;
 }
 
-export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
-  const naming = options.naming ?? "parameters";
-  const g = new GraphBuilder("unet", naming === "exported" ? "torch" : "dotted");
-  const net: NetContext = { g, w: createWeightInit(options.seed), naming };
-  const [c0] = d.blockOutChannels as [number];
-  const levels = d.blockOutChannels.length;
+/** The float inputs a UNet (or a ControlNet) shares: `sample`, `timestep`, the text and added conditioning. */
+export interface UnetInputs {
+  readonly sample: Value;
+  readonly timestep: Value;
+  readonly context: Value;
+  readonly textEmbeds: Value | undefined;
+  readonly timeIds: Value | undefined;
+}
 
-  // An fp16 export takes and returns float16; the tiny net computes in float32 between two casts.
+/** Declares the UNet's inputs as optimum's UNetOnnxConfig names them; an fp16 export casts them to float32. */
+export function unetInputs(g: GraphBuilder, d: UnetDims, options: UnetOptions): UnetInputs {
   const io = options.unetPrecision;
   const floatInput = (name: string, dims: Parameters<GraphBuilder["input"]>[2]) =>
     io === "float16"
@@ -201,31 +204,45 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
     options.timestepShape === "scalar" ? [] : ["steps"],
   );
   const context = floatInput("encoder_hidden_states", ["batch_size", "sequence_length", d.crossAttentionDim]);
-  const added =
-    d.addition === undefined
-      ? undefined
-      : {
-          textEmbeds: floatInput("text_embeds", ["batch_size", d.addition.textEmbedsDim]),
-          timeIds: floatInput("time_ids", ["batch_size", d.addition.timeIdsSize]),
-          ...d.addition,
-        };
+  const a = d.addition;
+  return {
+    sample,
+    timestep,
+    context,
+    textEmbeds: a && floatInput("text_embeds", ["batch_size", a.textEmbedsDim]),
+    timeIds: a && floatInput("time_ids", ["batch_size", a.timeIdsSize]),
+  };
+}
 
+/**
+ * The time embedding (plus SDXL's text_time added embedding) of each row: `emb`, and the timestep broadcast
+ * over the batch (`batched`, [batch]).
+ */
+export function timeConditioning(
+  net: NetContext,
+  d: UnetDims,
+  inputs: UnetInputs,
+): { emb: Value; batched: Value } {
+  const { g } = net;
+  const [c0] = d.blockOutChannels as [number];
   // Time conditioning: the timestep (1 or one per sample) is broadcast over the batch, as diffusers does.
   const batched = g.scoped("time_proj", () => {
-    const t = g.op("Reshape", [g.op("Cast", [timestep], { to: 1 }), g.int64([-1])]);
-    return g.op("Expand", [t, g.op("Shape", [sample], { start: 0, end: 1 })]);
+    const t = g.op("Reshape", [g.op("Cast", [inputs.timestep], { to: 1 }), g.int64([-1])]);
+    return g.op("Expand", [t, g.op("Shape", [inputs.sample], { start: 0, end: 1 })]);
   });
   const tProj = g.scoped("time_proj", () => sinusoidalEmbedding(g, batched, c0));
   let emb = timestepEmbedding(net, tProj, "time_embedding", c0, d.timeEmbedDim);
-  if (added !== undefined) {
+  const added = d.addition;
+  const { textEmbeds, timeIds } = inputs;
+  if (added !== undefined && textEmbeds !== undefined && timeIds !== undefined) {
     const timeIdsDim = added.timeIdsSize * added.timeEmbedDim;
     const addIn = g.scoped("add_time_proj", () => {
-      const flat = g.op("Reshape", [added.timeIds, g.int64([-1])]);
+      const flat = g.op("Reshape", [timeIds, g.int64([-1])]);
       const proj = g.op("Reshape", [
         sinusoidalEmbedding(g, flat, added.timeEmbedDim),
         g.int64([-1, timeIdsDim]),
       ]);
-      return g.op("Concat", [added.textEmbeds, proj], { axis: 1 });
+      return g.op("Concat", [textEmbeds, proj], { axis: 1 });
     });
     const aug = timestepEmbedding(
       net,
@@ -236,9 +253,18 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
     );
     emb = g.op("Add", [emb, aug]);
   }
-  const b: Block = { net, d, emb, context };
+  return { emb, batched };
+}
 
-  let x = conv2d(net, sample, "conv_in", d.inChannels, c0);
+/**
+ * conv_in's output (already computed) through the down blocks: every skip connection in diffusers' order
+ * (`down_block_res_samples`), and the features that go on to the mid block.
+ */
+export function downBlocks(b: Block, first: Value): { skips: Skip[]; x: Value } {
+  const { net, d } = b;
+  const [c0] = d.blockOutChannels as [number];
+  const levels = d.blockOutChannels.length;
+  let x = first;
   const skips: Skip[] = [{ value: x, channels: c0 }];
   for (let i = 0; i < levels; i++) {
     const inC = d.blockOutChannels[i - 1] ?? c0;
@@ -254,12 +280,59 @@ export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
       skips.push({ value: x, channels: outC });
     }
   }
+  return { skips, x };
+}
 
+/** UNetMidBlock2DCrossAttn: resnet, transformer, resnet. */
+export function midBlock(b: Block, x: Value): Value {
+  const { d } = b;
+  const levels = d.blockOutChannels.length;
   const cMid = d.blockOutChannels[levels - 1] as number;
   const midHeads = d.attentionHeads[levels - 1] as number;
-  x = resnet(b, x, "mid_block.resnets.0", cMid, cMid);
-  x = transformer2d(b, x, "mid_block.attentions.0", cMid, midHeads);
-  x = resnet(b, x, "mid_block.resnets.1", cMid, cMid);
+  let h = resnet(b, x, "mid_block.resnets.0", cMid, cMid);
+  h = transformer2d(b, h, "mid_block.attentions.0", cMid, midHeads);
+  return resnet(b, h, "mid_block.resnets.1", cMid, cMid);
+}
+
+/** The name of a split export's ControlNet residual for skip `i` (UNet input, ControlNet output). */
+export const downResidualName = (i: number) => `down_block_${i}_additional_residual`;
+export const MID_RESIDUAL_NAME = "mid_block_additional_residual";
+
+export function buildUnet(d: UnetDims, options: UnetOptions): ModelProto {
+  const naming = options.naming ?? "parameters";
+  const g = new GraphBuilder("unet", naming === "exported" ? "torch" : "dotted");
+  const net: NetContext = { g, w: createWeightInit(options.seed), naming };
+  const [c0] = d.blockOutChannels as [number];
+  const levels = d.blockOutChannels.length;
+  const io = options.unetPrecision;
+  const inputs = unetInputs(g, d, options);
+  const { sample, context } = inputs;
+  const { emb, batched } = timeConditioning(net, d, inputs);
+  const b: Block = { net, d, emb, context };
+
+  const down = downBlocks(b, conv2d(net, sample, "conv_in", d.inChannels, c0));
+  let skips = down.skips;
+  const cMid = d.blockOutChannels[levels - 1] as number;
+  let x = midBlock(b, down.x);
+  if (options.controlResiduals) {
+    // diffusers' UNet2DConditionModel: each skip plus its residual, then the mid block's output plus the mid
+    // residual; float inputs as the UNet's other inputs are (an fp16 export takes fp16 residuals).
+    const residual = (name: string, channels: number, size: string) =>
+      io === "float16"
+        ? g.op(
+            "Cast",
+            [g.input(name, "float16", ["batch_size", channels, `${size}_height`, `${size}_width`])],
+            {
+              to: TensorType.float32,
+            },
+          )
+        : g.input(name, "float32", ["batch_size", channels, `${size}_height`, `${size}_width`]);
+    skips = skips.map((skip, i) => ({
+      channels: skip.channels,
+      value: g.op("Add", [skip.value, residual(downResidualName(i), skip.channels, `down_${i}`)]),
+    }));
+    x = g.op("Add", [x, residual(MID_RESIDUAL_NAME, cMid, "mid")]);
+  }
 
   const reversed = [...d.blockOutChannels].reverse();
   const reversedAttention = [...d.crossAttention].reverse();

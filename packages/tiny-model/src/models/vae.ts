@@ -18,7 +18,7 @@ const CENTER = 4;
 const BLUR = [1, 2, 1, 2, 4, 2, 1, 2, 1].map((v) => v / 16);
 
 /** latent (raw, as the decoder receives it) → RGB: rgb = A·z + bias, A[c][i] = factors[i][c]·scaling. */
-function latentToRgb(d: VaeDims): number[][] {
+export function latentToRgb(d: VaeDims): number[][] {
   return [0, 1, 2].map((c) => d.latentRgbFactors.map((row) => (row[c] as number) * d.scalingFactor));
 }
 
@@ -60,7 +60,7 @@ function pseudoInverse(a: number[][]): number[][] {
  * A conv weight [out, in, 3, 3] (or 1×1 when `taps` is 1): `structure(o, i, tap)` plus seeded noise of
  * standard deviation `noise(o)` for output channel o, so each seed still gives its own model.
  */
-function structuredWeight(
+export function structuredWeight(
   w: WeightInit,
   name: string,
   outC: number,
@@ -81,7 +81,7 @@ function structuredWeight(
   return values;
 }
 
-const identity1x1 = (o: number, i: number): number => (o === i ? 1 : 0);
+export const identity1x1 = (o: number, i: number): number => (o === i ? 1 : 0);
 
 export function buildVaeDecoder(d: VaeDims, options: Pick<TinyModelOptions, "seed">): ModelProto {
   const g = new GraphBuilder("vae_decoder");

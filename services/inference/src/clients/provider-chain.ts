@@ -7,18 +7,18 @@ import { estimateActivationBytes } from "@dmesh/spec";
 /**
  * The onnxruntime provider chain this process uses: the configured one, else what the device service on
  * this host recommends for the default model from what it detected (GPUs, installed provider libraries),
- * else CPU.
+ * else CPU; with the device it recommended (`cuda:1`), whose index becomes the providers' device id.
  */
 export async function resolveProviderChain(
   config: { executionProviders: string[]; deviceUrl: string; deviceTls?: ClientTls | undefined },
   model: { bytes: number; width: number; height: number },
   logger: Logger,
-): Promise<string[]> {
+): Promise<{ chain: string[]; device?: string }> {
   if (config.executionProviders.length > 0) {
     logger.info({ chain: config.executionProviders, from: "EXECUTION_PROVIDERS" }, "provider chain");
-    return config.executionProviders;
+    return { chain: config.executionProviders };
   }
-  if (!config.deviceUrl) return ["cpu"];
+  if (!config.deviceUrl) return { chain: ["cpu"] };
   const transport = createGrpcTransport({
     address: config.deviceUrl,
     ...(config.deviceTls ? { tls: config.deviceTls } : {}),
@@ -38,13 +38,13 @@ export async function resolveProviderChain(
       { chain, from: config.deviceUrl, device: rec.deviceId, reason: rec.reason },
       "provider chain",
     );
-    return chain;
+    return { chain, device: rec.deviceId };
   } catch (err) {
     logger.warn(
       { from: config.deviceUrl, err: String(err) },
       "device service unavailable; provider chain is cpu",
     );
-    return ["cpu"];
+    return { chain: ["cpu"] };
   } finally {
     transport.close();
   }

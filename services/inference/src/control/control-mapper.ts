@@ -46,11 +46,13 @@ export class ControlMapper {
   private post(image: RgbImage, plan: ControlMapPlan): Promise<ControlMap> {
     const worker = this.ensureWorker();
     const id = this.nextId++;
-    // Transfer needs a buffer of its own: a view into a larger (e.g. pooled) buffer is copied first.
+    // Transfer needs a buffer of its own: a view into a larger (e.g. pooled) buffer is copied first, into a
+    // new one (a Node Buffer's slice() is another view of the same memory, whose transfer would detach the
+    // rest of the request it came in).
     const data =
       image.data.byteOffset === 0 && image.data.byteLength === image.data.buffer.byteLength
         ? image.data
-        : image.data.slice();
+        : new Uint8Array(image.data);
     const job: ControlJob = { id, image: { ...image, data }, plan };
     return new Promise<ControlMap>((resolve, reject) => {
       const timer = setTimeout(() => {

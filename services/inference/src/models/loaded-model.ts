@@ -6,7 +6,10 @@ import {
   type SessionSettings,
   type TensorSpec,
 } from "@dmesh/onnx";
+import { type ResidualLayout, unetResidualLayout } from "../control/residual-layout.js";
 import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
+import { type PreviewDecoder, previewDecoderContract } from "../vae/preview-decoder.js";
+import { LATENT_CHANNELS, type Vae, vaeContract } from "../vae/vae.js";
 import { type ComponentName, isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
 
 const FLOATS = ["float32", "float16"];
@@ -40,6 +43,8 @@ export interface ModelContract {
   readonly maxTokens: number | undefined;
   readonly vaeDecoderOutput: string;
   readonly vaeEncoderOutput: string | undefined;
+  /** The UNet's ControlNet residual inputs (a split export's), or undefined when it takes none. */
+  readonly controlResiduals: ResidualLayout | undefined;
 }
 
 export interface LoadedModel {
@@ -48,6 +53,10 @@ export interface LoadedModel {
   readonly unet: OnnxSession;
   readonly vaeDecoder: OnnxSession;
   readonly vaeEncoder: OnnxSession | undefined;
+  /** The suite's own VAE, as the pipeline runs it (a request's `models.vae` may name another). */
+  readonly vae: Vae;
+  /** A TAESD-layout decoder for live previews (`taesd_decoder/`), when the suite has one. */
+  readonly previewDecoder: PreviewDecoder | undefined;
   readonly contract: ModelContract;
   readonly providers: string[];
   /** Configured providers this model could not use, and why (logged once by the registry). */
@@ -55,8 +64,7 @@ export interface LoadedModel {
   release(): Promise<void>;
 }
 
-/** The latent channels of every SD/SDXL VAE. */
-export const LATENT_CHANNELS = 4;
+export { LATENT_CHANNELS };
 
 /** Opens one component's session (a patched one, for an adapter set); `OnnxSession.open` by default. */
 export type OpenComponent = (
@@ -103,12 +111,25 @@ export async function loadModel(
     const vaeEncoder = await load("vae_encoder");
     if (!unet || !vaeDecoder) throw new ModelContractError(dir.id, "unet and vae_decoder are required");
     const contract = modelContract(dir, textEncoders, unet, vaeDecoder, vaeEncoder);
+    const taesd = await load("taesd_decoder");
+    const previewDecoder = taesd && previewDecoderContract(dir, taesd);
     return {
       dir,
       textEncoders,
       unet,
       vaeDecoder,
       vaeEncoder,
+      vae: {
+        id: dir.id,
+        field: "spec.models.base",
+        decoder: vaeDecoder,
+        encoder: vaeEncoder,
+        decoderOutput: contract.vaeDecoderOutput,
+        encoderOutput: contract.vaeEncoderOutput,
+        scalingFactor: dir.vaeScalingFactor,
+        sampleSize: dir.vaeSampleSize,
+      },
+      previewDecoder,
       contract,
       providers: unet.providers,
       fallbacks: loaded.flatMap((c) => c.fallbacks),
@@ -212,28 +233,11 @@ function modelContract(
     LATENT_CHANNELS,
     "the VAE's latent channels",
   );
-  const latentSample = vaeDecoder.requireInput("latent_sample", FLOATS);
-  mismatch(
-    'the channels of vae_decoder input "latent_sample"',
-    dim(latentSample, 1),
-    LATENT_CHANNELS,
-    "the UNet's latent channels",
+  const { decoderOutput: vaeDecoderOutput, encoderOutput: vaeEncoderOutput } = vaeContract(
+    dir.id,
+    vaeDecoder,
+    vaeEncoder,
   );
-  const vaeDecoderOutput = vaeDecoder.outputs.has("sample") ? "sample" : [...vaeDecoder.outputs.keys()][0];
-  if (!vaeDecoderOutput) throw new ModelContractError(dir.id, "vae_decoder has no outputs");
-  let vaeEncoderOutput: string | undefined;
-  if (vaeEncoder) {
-    vaeEncoder.requireInput("sample", FLOATS);
-    vaeEncoderOutput = ["latent_parameters", "latent_sample", "latent_dist"].find((n) =>
-      vaeEncoder.outputs.has(n),
-    );
-    if (!vaeEncoderOutput) {
-      throw new ModelContractError(
-        dir.id,
-        `vae_encoder returns ${[...vaeEncoder.outputs.keys()].join(", ")}; expected latent_parameters or latent_sample`,
-      );
-    }
-  }
   return {
     unetOutput,
     timestepType: timestep.type,
@@ -246,6 +250,7 @@ function modelContract(
     maxTokens: dim(hidden, 1),
     vaeDecoderOutput,
     vaeEncoderOutput,
+    controlResiduals: unetResidualLayout(dir, unet),
   };
 }
 

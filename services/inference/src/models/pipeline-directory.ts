@@ -9,7 +9,15 @@ export function isSdxlFamily(family: ModelFamilyName): boolean {
   return family === "sdxl" || family === "sdxl-refiner";
 }
 
-export const COMPONENTS = ["text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder"] as const;
+export const COMPONENTS = [
+  "text_encoder",
+  "text_encoder_2",
+  "unet",
+  "vae_decoder",
+  "vae_encoder",
+  // Optional: a TAESD-layout decoder (diffusers' AutoencoderTiny decoder I/O) that live previews use.
+  "taesd_decoder",
+] as const;
 export type ComponentName = (typeof COMPONENTS)[number];
 
 /** What a diffusers/optimum ONNX pipeline directory holds, read from its files without loading any model. */
@@ -22,6 +30,10 @@ export interface ModelDirectory {
   readonly tokenizers: ("tokenizer" | "tokenizer_2")[];
   readonly schedulerConfig: Record<string, unknown>;
   readonly vaeScalingFactor: number;
+  /** The VAE config's `sample_size` (diffusers' tile_sample_min_size): 512 for SD 1.x, 768 SD 2.x, 1024 SDXL. */
+  readonly vaeSampleSize: number;
+  /** `taesd_decoder/config.json`'s scaling_factor (AutoencoderTiny's is 1: the latents go in as they are). */
+  readonly taesdScalingFactor: number;
   /** UNet `sample_size` x 8: the size the model was trained at. */
   readonly nativeSize: number;
   /** SDXL's `force_zeros_for_empty_prompt`: an empty negative prompt is a zero embedding. */
@@ -83,6 +95,10 @@ export function readModelDirectory(id: string, path: string): ModelDirectory {
     tokenizers,
     schedulerConfig,
     vaeScalingFactor: Number(vaeConfig.scaling_factor) || (isSdxlFamily(family) ? 0.13025 : 0.18215),
+    taesdScalingFactor:
+      Number(optionalModelJson(join(path, "taesd_decoder", "config.json")).scaling_factor) || 1,
+    vaeSampleSize:
+      Number(vaeConfig.sample_size) || (isSdxlFamily(family) ? 1024 : family === "sd2" ? 768 : 512),
     nativeSize: sampleSize * 8,
     forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false && isSdxlFamily(family),
     requiresAestheticsScore: index.requires_aesthetics_score === true || family === "sdxl-refiner",

@@ -2,23 +2,23 @@ import { RunClock } from "@dmesh/onnx";
 import { AbortedError, InvalidArgumentError } from "@dmesh/runtime/errors";
 import type { Logger } from "@dmesh/runtime/logger";
 import type { ResolvedSpec } from "@dmesh/spec";
+import { type ControlUnitReport, RequestControlNets } from "../control/request-control-nets.js";
 import { denoiseStepSeconds } from "../inference-metrics.js";
 import type { LoadedModel } from "../models/loaded-model.js";
-import { isSdxlFamily } from "../models/pipeline-directory.js";
 import { createGenerator, type Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
+import { stepPreview } from "../vae/step-preview.js";
 import { encodeSchedulerStates } from "./checkpoint-codec.js";
 import type { DenoiseState, GenerationSink, GenerationTimings } from "./generation-types.js";
 import { guidedNoise } from "./guidance.js";
 import { type InitialLatents, type InputImages, initialLatents, readInputImages } from "./initial-latents.js";
-import { latentPreview } from "./latent-preview.js";
 import { type DenoisePhase, planPhases, schedulerFor } from "./phase-plan.js";
 import type { PipelineResources } from "./pipeline-resources.js";
 import { encodePrompts } from "./prompt-encoder.js";
 import { type BatchPlan, planBatches, type ResumePoint, readResume } from "./resume-point.js";
 import { specDigest } from "./spec-digest.js";
 import { UnetBatch } from "./unet-batch.js";
-import { decodeLatents } from "./vae.js";
+import { decodeLatents, type RequestVae } from "./vae.js";
 
 /** The models a request runs: its base, and the refiner that continues after `denoising_end`. */
 export interface SuiteModels {
@@ -39,6 +39,8 @@ export interface GenerateOptions {
   readonly pauseRequested: () => boolean;
   readonly resources: PipelineResources;
   readonly logger: Logger;
+  /** A `models.vae` suite and the VAE's tiling; unset = the model's own VAE, untiled. */
+  readonly vae?: RequestVae;
 }
 
 export interface GenerateResult {
@@ -46,6 +48,8 @@ export interface GenerateResult {
   readonly timings: GenerationTimings;
   /** Denoising steps whose UNet run was shared with other requests. */
   readonly sharedSteps: number;
+  /** The ControlNet units as they ran (for the infotext). */
+  readonly controlUnits: readonly ControlUnitReport[];
 }
 
 /** One image of a UNet batch, with everything that is its own: seed, generator, scheduler, latents. */
@@ -97,6 +101,7 @@ class Generation {
   private stepsAtAbort: number | undefined;
   /** Steps whose UNet run also carried other requests' rows. */
   private sharedSteps = 0;
+  private control = RequestControlNets.none;
 
   constructor(
     private readonly models: SuiteModels,
@@ -134,8 +139,15 @@ class Generation {
       let inputs: InputImages | undefined;
       if (spec.mode !== "txt2img") {
         this.progress("encoding_image", 0, 0);
-        inputs = await readInputImages(base, spec, this.clock);
+        inputs = await readInputImages(base, spec, this.clock, options.vae);
       }
+      if (spec.controlNets.length > 0) this.progress("encoding_image", 0, 0);
+      this.control = await RequestControlNets.prepare(
+        base,
+        spec,
+        options.resources.controlNets,
+        options.signal,
+      );
       this.timings.encodeSeconds += seconds(encodeStart);
       this.phases = planPhases(this.models, spec, basePrompts, refinerPrompts, (model) => {
         const scheduler = schedulerFor(options.resources.schedulers, model, spec);
@@ -147,10 +159,10 @@ class Generation {
       this.batches = planBatches(spec.count, this.imagesPerRun(), point);
       for (const [b, batch] of this.batches.entries()) {
         if ((await this.runBatch(b, batch, inputs, batch.resume ? point : undefined)) === "paused") {
-          return { paused: true, timings: this.finishedTimings(), sharedSteps: this.sharedSteps };
+          return this.result(true);
         }
       }
-      return { paused: false, timings: this.finishedTimings(), sharedSteps: this.sharedSteps };
+      return this.result(false);
     } catch (err) {
       if (err instanceof AbortedError) {
         options.logger.info(
@@ -160,9 +172,19 @@ class Generation {
       }
       throw err;
     } finally {
+      this.control.release();
       options.signal.removeEventListener("abort", onAbort);
       options.resources.schedulers.give(this.borrowed);
     }
+  }
+
+  private result(paused: boolean): GenerateResult {
+    return {
+      paused,
+      timings: this.finishedTimings(),
+      sharedSteps: this.sharedSteps,
+      controlUnits: this.control.reports,
+    };
   }
 
   private get totalSteps(): number {
@@ -214,12 +236,13 @@ class Generation {
     for (const slot of slots) {
       const decodeStart = performance.now();
       const rgb = await decodeLatents(
-        decoder,
+        this.options.vae?.vae ?? decoder.vae,
         slot.latents,
         spec.height,
         spec.width,
         this.clock,
         this.options.resources.buffers,
+        this.options.vae?.tiling,
       );
       this.timings.decodeSeconds += seconds(decodeStart);
       this.sink.image({ index: slot.index, seed: slot.seed, width: spec.width, height: spec.height, rgb });
@@ -246,6 +269,15 @@ class Generation {
       this.latentWidth,
       options.maxUnetBatch,
     );
+    // The base's ControlNet residuals (zeros on steps no unit acts on, and for a refiner taking residuals).
+    const residuals = this.control.forBatch(
+      phase.model,
+      phase.name === "base",
+      unet.rows,
+      this.latentHeight,
+      this.latentWidth,
+      options.resources.buffers,
+    );
     const etaKey = this.etaKey(p, slots.length);
     const { timesteps } = phase;
     try {
@@ -261,6 +293,7 @@ class Generation {
           slots.map((s) => [s.scheduler.scaleModelInput(s.latents, t), ...s.init.extraChannels]),
           t,
           this.clock,
+          residuals && ((feeds) => residuals.feeds(feeds, phase.offset + k, total, this.clock)),
         );
         slots.forEach((slot, i) => {
           const noise = guidedNoise(prediction, i, slots.length, guidance);
@@ -281,16 +314,7 @@ class Generation {
         const first = slots[0] as ImageSlot;
         const preview =
           spec.previewInterval > 0 && step % spec.previewInterval === 0
-            ? {
-                width: this.latentWidth,
-                height: this.latentHeight,
-                rgb: latentPreview(
-                  first.latents,
-                  this.latentHeight,
-                  this.latentWidth,
-                  isSdxlFamily(phase.model.dir.family),
-                ),
-              }
+            ? await stepPreview(phase.model, first.latents, this.latentHeight, this.latentWidth, this.clock)
             : undefined;
         this.sink.progress({
           stage: "denoising",
@@ -306,6 +330,7 @@ class Generation {
         }
       }
     } finally {
+      residuals?.release();
       unet.release();
     }
     return "done";

@@ -5,7 +5,7 @@ import type { LoadedModel } from "../models/loaded-model.js";
 import type { Generator } from "../random/index.js";
 import type { Scheduler } from "../schedulers/index.js";
 import { binarizeMask, decodeInputImage, maskToLatentGrid, rgb8ToVaeInput } from "./pixels.js";
-import { encodeImage, type LatentDistribution, sampleLatents } from "./vae.js";
+import { encodeImage, type LatentDistribution, type RequestVae, sampleLatents } from "./vae.js";
 
 /**
  * A request's input images, decoded and VAE-encoded once: every image of the request samples its own latents
@@ -17,6 +17,8 @@ export interface InputImages {
   readonly latentMask: Float32Array | undefined;
   /** 9-channel inpainting UNets: the encoding of the image with the masked part blacked out. */
   readonly maskedImage: LatentDistribution | undefined;
+  /** The scaling factor of the VAE that encoded them (a `models.vae` suite's, or the model's own). */
+  readonly scalingFactor: number;
 }
 
 /** One image's starting point. */
@@ -35,22 +37,23 @@ export async function readInputImages(
   model: LoadedModel,
   spec: ResolvedSpec,
   clock: RunClock,
+  requestVae: RequestVae = { vae: undefined, tiling: undefined },
 ): Promise<InputImages> {
   const { width, height } = spec;
+  const vae = requestVae.vae ?? model.vae;
+  const { tiling } = requestVae;
   if (!spec.initImage) throw new InvalidArgumentError("spec.init_image", "is required for this mode");
-  if (!model.vaeEncoder) {
-    throw new InvalidArgumentError(
-      "spec.models.base",
-      `${spec.mode} needs a vae_encoder, which model "${model.dir.id}" lacks`,
-    );
+  if (!vae.encoder) {
+    throw new InvalidArgumentError(vae.field, `${spec.mode} needs a vae_encoder, which "${vae.id}" lacks`);
   }
   const pixels = rgb8ToVaeInput(
     await decodeInputImage(spec.initImage, width, height, 3, "spec.init_image"),
     height,
     width,
   );
-  const image = await encodeImage(model, pixels, height, width, clock);
-  if (spec.mode !== "inpaint") return { image, latentMask: undefined, maskedImage: undefined };
+  const image = await encodeImage(vae, pixels, height, width, clock, tiling);
+  const scalingFactor = vae.scalingFactor;
+  if (spec.mode !== "inpaint") return { image, latentMask: undefined, maskedImage: undefined, scalingFactor };
   if (!spec.maskImage) throw new InvalidArgumentError("spec.mask_image", "is required for inpainting");
   const mask = binarizeMask(await decodeInputImage(spec.maskImage, width, height, 1, "spec.mask_image"));
   const latentMask = maskToLatentGrid(mask, height, width, height / 8, width / 8);
@@ -59,9 +62,9 @@ export async function readInputImages(
     // diffusers: masked_image = init_image * (mask < 0.5)
     const plane = width * height;
     const masked = pixels.map((v, i) => ((mask[i % plane] as number) < 0.5 ? v : 0));
-    maskedImage = await encodeImage(model, masked, height, width, clock);
+    maskedImage = await encodeImage(vae, masked, height, width, clock, tiling);
   }
-  return { image, latentMask, maskedImage };
+  return { image, latentMask, maskedImage, scalingFactor };
 }
 
 /**
@@ -79,7 +82,7 @@ export function initialLatents(
 ): InitialLatents {
   const size = 4 * (spec.height / 8) * (spec.width / 8);
   const sigma = Math.fround(scheduler.initNoiseSigma);
-  const scaling = model.dir.vaeScalingFactor;
+  const scaling = inputs?.scalingFactor ?? model.dir.vaeScalingFactor;
   if (!inputs)
     return { latents: generator.randn(size).map((v) => v * sigma), blend: undefined, extraChannels: [] };
   if (spec.mode === "img2img") {

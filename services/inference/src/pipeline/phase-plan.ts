@@ -1,10 +1,11 @@
 import { InvalidArgumentError } from "@dmesh/runtime/errors";
-import { type ResolvedSpec, schedulerConfigOverrides } from "@dmesh/spec";
+import type { ResolvedSpec } from "@dmesh/spec";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { isSdxlFamily } from "../models/pipeline-directory.js";
-import { type Scheduler, SchedulerInputError } from "../schedulers/index.js";
+import type { Scheduler } from "../schedulers/index.js";
 import { clientDecimal } from "./client-decimal.js";
 import type { DenoisePhaseName } from "./generation-types.js";
+import { modelScheduler, takeScheduler } from "./model-scheduler.js";
 import type { EncodedPrompts } from "./prompt-encoder.js";
 import { baseStepCount, refinerTimesteps } from "./refiner-handoff.js";
 import type { SchedulerPool } from "./scheduler-pool.js";
@@ -142,23 +143,7 @@ function timeIdsFor(model: LoadedModel, spec: ResolvedSpec): TimeIds | undefined
   return { positive: ids, negative: ids };
 }
 
-/**
- * The request's scheduler, or the model's own (scheduler_config.json), with the request's options on top
- * (`packages/spec`'s scheduler table maps them to config keys), set to the request's steps.
- */
+/** The request's scheduler on `model` (see `modelScheduler`), set to the request's steps. */
 export function schedulerFor(pool: SchedulerPool, model: LoadedModel, spec: ResolvedSpec): Scheduler {
-  const kind = spec.scheduler ?? String(model.dir.schedulerConfig._class_name ?? "");
-  const config = { ...model.dir.schedulerConfig, ...schedulerConfigOverrides(spec, kind) };
-  try {
-    return pool.take(kind as Parameters<SchedulerPool["take"]>[0], config, spec.steps);
-  } catch (err) {
-    if (!spec.scheduler && err instanceof SchedulerInputError && err.field === "kind") {
-      // A model shipping a scheduler class we lack (e.g. DPMSolverSDEScheduler) still runs, with Euler,
-      // unless the request named one.
-      return pool.take("EulerDiscreteScheduler", config, spec.steps);
-    }
-    if (err instanceof SchedulerInputError)
-      throw new InvalidArgumentError(`spec.scheduler (${err.field})`, err.message);
-    throw err;
-  }
+  return takeScheduler(pool, modelScheduler(model.dir, spec), spec.steps);
 }

@@ -1,3 +1,4 @@
+import type { ControlNetResources } from "../control/request-control-nets.js";
 import type { LoadedModel } from "../models/loaded-model.js";
 import { BufferPool } from "./buffer-pool.js";
 import { EtaEstimator } from "./eta-estimator.js";
@@ -14,10 +15,12 @@ export interface PipelineResources {
   readonly schedulers: SchedulerPool;
   readonly prompts: PromptCache;
   readonly buffers: BufferPool;
+  /** ControlNets and the control-map worker; a process without them refuses ControlNet requests. */
+  readonly controlNets?: ControlNetResources;
   batcherFor(model: LoadedModel): UnetBatcher;
 }
 
-export function createPipelineResources(): PipelineResources {
+export function createPipelineResources(controlNets?: ControlNetResources): PipelineResources {
   const buffers = new BufferPool();
   const batchers = new WeakMap<LoadedModel, UnetBatcher>();
   return {
@@ -25,6 +28,7 @@ export function createPipelineResources(): PipelineResources {
     schedulers: new SchedulerPool(),
     prompts: new PromptCache(),
     buffers,
+    ...(controlNets ? { controlNets } : {}),
     batcherFor: (model) => {
       let batcher = batchers.get(model);
       if (!batcher) {

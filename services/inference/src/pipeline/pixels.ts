@@ -9,21 +9,54 @@ import sharp from "sharp";
  * `(x * 0.5 + 0.5).clamp(0, 1)` in float32, then numpy's `(x * 255).round()`, which rounds half to even.
  */
 export function vaeOutputToRgb8(sample: Float32Array, height: number, width: number): Uint8Array {
-  const f32 = Math.fround;
+  const plane = height * width;
+  const out = new Uint8Array(plane * 3);
+  for (let c = 0; c < 3; c++) toRgb8(sample, out, c, plane, 0, plane);
+  return out;
+}
+
+/**
+ * Values converted before the event loop gets a turn: a 1024² image is 3M values, tens of milliseconds of
+ * JavaScript that would otherwise delay health checks and cancels as long.
+ */
+const VALUES_PER_TURN = 1 << 18;
+
+/** `vaeOutputToRgb8`, letting the event loop turn between slices of the image. */
+export async function vaeOutputToRgb8InTurns(
+  sample: Float32Array,
+  height: number,
+  width: number,
+): Promise<Uint8Array> {
   const plane = height * width;
   const out = new Uint8Array(plane * 3);
   for (let c = 0; c < 3; c++) {
-    let o = c;
-    for (let i = c * plane, end = i + plane; i < end; i++, o += 3) {
-      let v = f32((sample[i] as number) * 0.5 + 0.5);
-      v = Math.min(1, Math.max(0, v));
-      const scaled = f32(v * 255);
-      let rounded = Math.round(scaled);
-      if (rounded - scaled === 0.5 && (rounded & 1) === 1) rounded--;
-      out[o] = rounded;
+    for (let from = 0; from < plane; from += VALUES_PER_TURN) {
+      if (c > 0 || from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      toRgb8(sample, out, c, plane, from, Math.min(plane, from + VALUES_PER_TURN));
     }
   }
   return out;
+}
+
+/** Channel `c`'s pixels [from, to) of planar `sample` into interleaved `out`. */
+function toRgb8(
+  sample: Float32Array,
+  out: Uint8Array,
+  c: number,
+  plane: number,
+  from: number,
+  to: number,
+): void {
+  const f32 = Math.fround;
+  let o = from * 3 + c;
+  for (let i = c * plane + from, end = c * plane + to; i < end; i++, o += 3) {
+    let v = f32((sample[i] as number) * 0.5 + 0.5);
+    v = Math.min(1, Math.max(0, v));
+    const scaled = f32(v * 255);
+    let rounded = Math.round(scaled);
+    if (rounded - scaled === 0.5 && (rounded & 1) === 1) rounded--;
+    out[o] = rounded;
+  }
 }
 
 /** Decodes an input image (raw or encoded) to `channels` interleaved 8-bit channels at width x height. */

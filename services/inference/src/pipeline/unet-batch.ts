@@ -66,11 +66,13 @@ export class UnetBatch {
   /**
    * The UNet's prediction for every row at timestep `t`. `inputs[i]` is image i's model input as channel
    * groups to concatenate: its scaled latents, then an inpainting UNet's mask and masked-image latents.
+   * `residuals`, for a UNet with ControlNet residual inputs, gives them from this run's other inputs.
    */
   async predict(
     inputs: readonly (readonly Float32Array[])[],
     t: number,
     clock: RunClock,
+    residuals?: (feeds: Readonly<Record<string, UnetFeed>>) => Promise<Record<string, UnetFeed>>,
   ): Promise<UnetResult> {
     for (let i = 0; i < this.images; i++) {
       let offset = i * this.rowSize;
@@ -82,15 +84,17 @@ export class UnetBatch {
     }
     this.timestep[0] = t;
     const { contract } = this.model;
-    return this.batcher.run({
-      feeds: {
-        sample: {
-          data: this.sample,
-          dims: [this.rows, contract.unetInChannels, this.latentHeight, this.latentWidth],
-        },
-        timestep: { data: this.timestep, dims: contract.timestepRank === 0 ? [] : [1] },
-        ...this.conditioning,
+    const feeds: Record<string, UnetFeed> = {
+      sample: {
+        data: this.sample,
+        dims: [this.rows, contract.unetInChannels, this.latentHeight, this.latentWidth],
       },
+      timestep: { data: this.timestep, dims: contract.timestepRank === 0 ? [] : [1] },
+      ...this.conditioning,
+    };
+    if (residuals) Object.assign(feeds, await residuals(feeds));
+    return this.batcher.run({
+      feeds,
       rows: this.rows,
       timestep: t,
       maxRows: Math.max(this.rows, this.maxImages * (this.guided ? 2 : 1)),

@@ -37,8 +37,8 @@ interface Pending {
 /**
  * Runs a model's UNet for every request that uses it, merging the calls that arrive together into one batch:
  * requests denoising in step with each other (same latent size and prompt length; the same timestep unless
- * the export takes one per row) share each run, as diffusers would batch them. onnxruntime-node runs a session
- * on the main thread, so concurrent generations otherwise only take turns; merged, they share the work.
+ * the export takes one per row) share each run, as diffusers would batch them. A process runs one model at a
+ * time (@dmesh/onnx's run gate), so concurrent generations otherwise only take turns; merged, they share the work.
  */
 export class UnetBatcher {
   private pending: Pending[] = [];

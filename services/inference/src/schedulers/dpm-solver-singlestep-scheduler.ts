@@ -81,7 +81,7 @@ export type DpmSolverSinglestepConfig = ConfigOf<typeof dpmSolverSinglestepOptio
 /**
  * diffusers' DPMSolverSinglestepScheduler (arXiv:2206.00927, 2211.01095): steps are grouped by the order
  * list (1, 2, 1, 2, … for order 2); a group of order k starts from the sample at its first step and uses the
- * model outputs of its k evaluations. With the defaults, DPM++ 2S; with sde-dpmsolver++, DPM++ SDE.
+ * model outputs of its k evaluations. With the defaults, DPM++ 2S; with sde-dpmsolver++, DPM++ 2S SDE (not A1111's "DPM++ SDE").
  */
 export class DpmSolverSinglestepScheduler extends SolverSchedulerBase<DpmSolverSinglestepConfig> {
   readonly kind = "DPMSolverSinglestepScheduler";

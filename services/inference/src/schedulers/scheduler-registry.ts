@@ -103,7 +103,7 @@ const ENTRIES: readonly SchedulerEntry[] = [
   },
   {
     kind: "DPMSolverSinglestepScheduler",
-    description: "DPM-Solver single-step (DPM++ 2S by default; DPM++ SDE with sde-dpmsolver++).",
+    description: "DPM-Solver single-step (DPM++ 2S by default; DPM++ 2S SDE with sde-dpmsolver++).",
     stochastic: false,
     options: dpmSolverSinglestepOptions,
     create: (config) => new DpmSolverSinglestepScheduler(config),

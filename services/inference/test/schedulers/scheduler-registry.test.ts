@@ -48,7 +48,7 @@ describe("createScheduler", () => {
     expect(karras.config.use_karras_sigmas).toBe(true);
     expect(createScheduler("dpmpp_2m_sde").config.algorithm_type).toBe("sde-dpmsolver++");
     expect(createScheduler("plms", sdxlConfig).config.skip_prk_steps).toBe(true);
-    expect(createScheduler("dpmpp_sde").config.algorithm_type).toBe("sde-dpmsolver++");
+    expect(createScheduler("dpmpp_2s_sde").config.algorithm_type).toBe("sde-dpmsolver++");
     expect(createScheduler("dpm2_a_beta").config.use_beta_sigmas).toBe(true);
     expect(createScheduler("edm_euler_exponential").config.sigma_schedule).toBe("exponential");
     expect(createScheduler("unipc").kind).toBe("UniPCMultistepScheduler");

@@ -24,7 +24,7 @@ const kinds: [string, Record<string, unknown>, StepOptions][] = [
   ["plms", {}, {}],
   ["PNDMScheduler", { skip_prk_steps: false }, {}],
   ["dpmpp_2s", {}, {}],
-  ["dpmpp_sde_karras", {}, {}],
+  ["dpmpp_2s_sde_karras", {}, {}],
   ["DPMSolverSinglestepScheduler", { solver_order: 3 }, {}],
   ["unipc", {}, {}],
   ["UniPCMultistepScheduler", { solver_order: 3, solver_type: "bh1", disable_corrector: [2] }, {}],

@@ -61,6 +61,22 @@ describe("SD 1.x", () => {
     const [euler] = await imagesOf(service, spec("sd15", { kind: SchedulerKind.EULER }));
     expect(same(events.images[0]?.image?.data, explicit)).toBe(true);
     expect(same(explicit, euler)).toBe(false);
+    // The stream reports what ran (the infotext's "Sampler: PLMS"), not the empty request.
+    expect(events.done?.scheduler).toMatchObject({ kind: SchedulerKind.PNDM, steps: 6 });
+  });
+
+  it("refuses an option PLMS lacks, given without a kind, before any work: INVALID_ARGUMENT naming the field and model", async () => {
+    const seen: Stage[] = [];
+    const refused = await failure(
+      generate(
+        service,
+        { spec: spec("sd15", { karrasSigmas: true }) },
+        { onProgress: (p) => seen.push(p.stage) },
+      ),
+    );
+    expect([refused.code, refused.field]).toEqual([Code.InvalidArgument, "spec.scheduler.karras_sigmas"]);
+    expect(refused.message).toContain(`model "sd15"'s own scheduler PLMS`);
+    expect(seen).toEqual([]);
   });
 });
 
@@ -82,12 +98,14 @@ describe("SD 2.x", () => {
     expect(v?.length).toBe(64 * 64 * 3);
     expect(same(v, again)).toBe(true);
     expect(same(v, epsilon)).toBe(false);
+    const events = await generate(service, { spec: spec("sd2") });
+    expect(events.done?.scheduler).toMatchObject({ kind: SchedulerKind.DDIM, steps: 6 });
   });
 
   it.each([
     ["UniPC bh1, order 3", { kind: SchedulerKind.UNIPC, solverType: SolverType.BH1, solverOrder: 3 }],
     [
-      "DPM++ SDE Karras",
+      "DPM++ 2S SDE Karras",
       {
         kind: SchedulerKind.DPM_SOLVER_SINGLESTEP,
         algorithmType: AlgorithmType.SDE_DPMSOLVER_PLUS_PLUS,

@@ -30,6 +30,7 @@ import {
 import type { Logger } from "@dmesh/runtime/logger";
 import { type GenerationModeName, validateGenerationSpec } from "@dmesh/spec";
 import type { ReplicaPool } from "../clients/replica-pool.js";
+import { checkItemsOwnSchedulerOptions } from "../sessions/own-scheduler-check.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
 import type { BatchStore } from "../store/batch-store.js";
@@ -141,9 +142,9 @@ export class BatchManager {
         `a batch of ${specs.length} items is over tenant "${tenant}"'s quota (TENANT_QUOTAS batch_items=${batchItems})`,
       );
     }
-    for (const [i, spec] of specs.entries()) {
-      validateGenerationSpec(spec, req.items.length > 0 ? `items[${i}]` : `batch item ${i}`, mode);
-    }
+    const prefix = (i: number) => (req.items.length > 0 ? `items[${i}]` : `batch item ${i}`);
+    for (const [i, spec] of specs.entries()) validateGenerationSpec(spec, prefix(i), mode);
+    await checkItemsOwnSchedulerOptions(specs, this.placement?.replicas.all() ?? [], prefix);
     const batch = create(BatchSchema, {
       id: randomUUID(),
       tenant,

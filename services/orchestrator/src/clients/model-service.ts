@@ -17,3 +17,21 @@ export async function defaultModel(
   const { model } = await modelServiceOf(inference.pick()).getModel({ id: "" }, { signal, timeoutMs });
   return model;
 }
+
+/**
+ * A model's metadata from the first healthy replica of `replicas`; undefined when none is healthy, or it does not
+ * answer within `timeoutMs` or knows no such model (callers then leave the question to the replica that runs it).
+ */
+export async function modelFromAnyReplica(
+  replicas: readonly Replica<typeof InferenceService>[],
+  id: string,
+  timeoutMs: number,
+): Promise<Model | undefined> {
+  const replica = replicas.find((r) => r.healthy);
+  if (!replica) return undefined;
+  try {
+    return (await modelServiceOf(replica).getModel({ id }, { timeoutMs })).model;
+  } catch {
+    return undefined;
+  }
+}

@@ -239,8 +239,8 @@ export class ReplicaPool<S extends DescService> {
   /**
    * Aborts the calls in flight to a replica that health checks have not reached for `lostAfterMs` (a cut link
    * or a frozen process): their callers retry elsewhere instead of waiting for keepalive. A replica answering
-   * NOT_SERVING is draining and keeps its calls; `lostAfterMs` stays above the longest model run, during which
-   * an inference process answers nothing.
+   * NOT_SERVING is draining and keeps its calls. Model runs leave an inference process answering (they run
+   * on worker threads); `lostAfterMs` stays above the longest JavaScript work that still holds its loop.
    */
   private abandonIfLost(r: Replica<S>, checkStarted: number): void {
     r.unreachableSince ??= checkStarted;

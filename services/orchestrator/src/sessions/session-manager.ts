@@ -34,6 +34,7 @@ import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
 import { encodingOf } from "./media-type.js";
+import { checkOwnSchedulerOptions } from "./own-scheduler-check.js";
 import type { Ownership } from "./ownership.js";
 import type { SessionEvents } from "./session-events.js";
 import {
@@ -296,6 +297,7 @@ export class SessionManager {
         (err as InvalidArgumentError).message.slice(`spec.${sent.protoName}: `.length),
       );
     }
+    await checkOwnSchedulerOptions(view, this.deps.inference.all());
     if (spec) {
       // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
       spec.params = create(HyperparametersSchema, spec.params ?? {});

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { clone, create, type DescService } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { GenerationSpec, SchedulerSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import {
   DimensionsSchema,
   GenerationMode,
@@ -117,6 +117,10 @@ export async function runSession(
   const steps = new Map(template.steps.map((s) => [s.id, s]));
   // The model the inference replica actually used (the default when the spec names none), for the infotext.
   let modelUsed = session.spec?.models?.base ?? "";
+  /** Infotext fields the last generate step reported (its ControlNet units). */
+  let infotextFields: readonly { key: string; value: string }[] = [];
+  // Likewise the scheduler it ran (the model's own when the spec names no kind); unset = the spec's.
+  let schedulerUsed: SchedulerSpec | undefined;
   // Denoising steps of the current step whose UNet runs other sessions' images shared (batch groups).
   let sharedUnetSteps = 0;
   for (const [index, stepId] of order.entries()) {
@@ -253,6 +257,8 @@ export async function runSession(
                   { width: image.width, height: image.height },
                   modelUsed,
                   strength,
+                  infotextFields,
+                  schedulerUsed,
                 ),
                 // The tenant's own policy (postprocess's SAFETY_POLICY) decides.
                 safety: SafetyPolicy.UNSPECIFIED,
@@ -426,6 +432,8 @@ export async function runSession(
             break;
           case "done":
             if (event.value.model) modelUsed = event.value.model;
+            infotextFields = event.value.infotext;
+            if (event.value.scheduler) schedulerUsed = event.value.scheduler;
             sharedUnetSteps += event.value.sharedSteps;
             if (event.value.paused) return "paused";
             break;

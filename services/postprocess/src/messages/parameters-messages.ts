@@ -1,5 +1,7 @@
 import type { GenerationParameters as ParametersMessage } from "@dmesh/contracts/dmesh/postprocess/v1/postprocess_pb.js";
+import { controlNetUnitsFromInfotext } from "../infotext/control-net-units.js";
 import type { GenerationParameters } from "../infotext/generation-parameters.js";
+import { controlNetUnitMessage } from "./control-net-messages.js";
 
 /** The generation parameters an Encode embeds, from their message (unset fields left out). */
 export function parametersFromMessage(p: ParametersMessage): GenerationParameters {
@@ -18,7 +20,7 @@ export function parametersFromMessage(p: ParametersMessage): GenerationParameter
   };
 }
 
-/** Parameters read back from an image's infotext, as their message. */
+/** Parameters read back from an image's infotext, as their message; its ControlNet units typed too. */
 export function parametersMessage(p: GenerationParameters) {
   const extra: Record<string, string> = {};
   for (const [k, v] of Object.entries(p.extra ?? {})) extra[k] = String(v);
@@ -35,5 +37,6 @@ export function parametersMessage(p: GenerationParameters) {
     model: p.model ?? "",
     modelHash: p.modelHash ?? "",
     extra,
+    controlNets: controlNetUnitsFromInfotext(p.extra ?? {}).map(controlNetUnitMessage),
   };
 }

@@ -30,6 +30,8 @@ export interface SafetyClassifier {
 export interface SafetyClassifierOptions {
   /** onnxruntime threads; 0 or none: one per core. */
   readonly intraOpThreads?: number;
+  /** Where the model runs: its own worker thread (the default), or the event loop. */
+  readonly thread?: "worker" | "main";
   /** Label names (any case) that count as unsafe; at least one of the model's labels must be one. */
   readonly unsafeLabels: readonly string[];
 }
@@ -59,7 +61,7 @@ export async function loadSafetyClassifier(
     name,
     "safety classifier",
     await findOnnxFile(dir, name),
-    cpuSessionSettings(options.intraOpThreads),
+    cpuSessionSettings(options.intraOpThreads, options.thread),
   );
   try {
     const inputs = [...session.inputs.values()];

@@ -9,6 +9,8 @@ import { upscaleTiled } from "./upscale-tiled.js";
 export interface ModelUpscalerOptions {
   /** onnxruntime threads; 0 or none: one per core. */
   readonly intraOpThreads?: number;
+  /** Where the models run: their own worker threads (the default), or the event loop. */
+  readonly thread?: "worker" | "main";
   /** Each subdirectory is a model a request may name. */
   readonly modelsDir: string;
   /** Models kept loaded. */

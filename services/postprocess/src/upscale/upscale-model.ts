@@ -32,11 +32,16 @@ const PROBE_SIDE = 32;
 export async function loadUpscaleModel(
   dir: string,
   name: string,
-  options: { readonly intraOpThreads?: number } = {},
+  options: { readonly intraOpThreads?: number; readonly thread?: "worker" | "main" } = {},
 ): Promise<UpscaleModel> {
   const config = (await readModelJson(dir, "config.json", name, false)) ?? {};
   const file = await findOnnxFile(dir, name);
-  const session = await OnnxSession.open(name, "upscaler", file, cpuSessionSettings(options.intraOpThreads));
+  const session = await OnnxSession.open(
+    name,
+    "upscaler",
+    file,
+    cpuSessionSettings(options.intraOpThreads, options.thread),
+  );
   try {
     const input = pickTensor(name, [...session.inputs.values()], config.input_name, "input", "input_name");
     const output = pickTensor(

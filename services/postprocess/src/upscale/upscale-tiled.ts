@@ -36,14 +36,14 @@ export async function upscaleTiled(
   const band = new FloatBand(Math.max(...rows.map((r) => r.length)) * s, outW, out);
   for (const [j, row] of rows.entries()) {
     // Rows above this tile row get no more contributions.
-    band.flushTo(row.start * s);
+    await band.flushTo(row.start * s);
     for (const [i, col] of cols.entries()) {
       options.signal?.throwIfAborted();
       const padH = paddedSide(row.length, model.fixedSize?.height, model.sizeMultiple);
       const padW = paddedSide(col.length, model.fixedSize?.width, model.sizeMultiple);
       const data = await model.runTile(readTile(image, col, row, padW, padH), padH, padW);
       const tile = { data, width: padW * s, height: padH * s };
-      band.add(
+      await band.add(
         tile,
         col.start * s,
         row.start * s,
@@ -52,9 +52,17 @@ export async function upscaleTiled(
       );
     }
   }
-  band.flushTo(outH);
+  await band.flushTo(outH);
   return { data: out, width: outW, height: outH, channels: 3 };
 }
+
+/**
+ * Values a blend or a flush handles before it lets the event loop turn (a few milliseconds of work): a wide
+ * output's band is tens of millions of values, and the service must answer health and cancels meanwhile.
+ */
+const VALUES_PER_TURN = 1 << 20;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Accumulates weighted tile outputs for the output rows still open, in a ring of rows. */
 class FloatBand {
@@ -73,16 +81,18 @@ class FloatBand {
   }
 
   /** Adds a planar RGB tile output at (x0, y0) weighted by wx × wy, which also span its unpadded part. */
-  add(
+  async add(
     tile: { data: Float32Array; width: number; height: number },
     x0: number,
     y0: number,
     wx: Float32Array,
     wy: Float32Array,
-  ): void {
+  ): Promise<void> {
     const { data, width: tileW } = tile;
     const plane = tileW * tile.height;
+    const rowsPerTurn = Math.max(1, Math.floor(VALUES_PER_TURN / (wx.length * 3)));
     for (let y = 0; y < wy.length; y++) {
+      if (y > 0 && y % rowsPerTurn === 0) await nextTurn();
       const ring = ((y0 + y) % this.rows) * this.width;
       const weightY = wy[y] as number;
       for (let x = 0; x < wx.length; x++) {
@@ -98,9 +108,11 @@ class FloatBand {
   }
 
   /** Writes the finished output rows [flushed, end) as 8-bit pixels and frees their ring slots. */
-  flushTo(end: number): void {
+  async flushTo(end: number): Promise<void> {
     const rowValues = this.width * 3;
+    const rowsPerTurn = Math.max(1, Math.floor(VALUES_PER_TURN / rowValues));
     for (let y = this.flushed; y < end; y++) {
+      if (y > this.flushed && (y - this.flushed) % rowsPerTurn === 0) await nextTurn();
       const from = (y % this.rows) * rowValues;
       const to = y * rowValues;
       for (let k = 0; k < rowValues; k++) this.pixels[to + k] = (this.sums[from + k] as number) * 255;

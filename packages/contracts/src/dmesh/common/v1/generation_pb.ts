@@ -928,7 +928,8 @@ export enum SchedulerKind {
   PNDM = 9,
 
   /**
-   * DPMSolverSinglestepScheduler ("DPM++ 2S", "DPM++ SDE" with algorithm_type SDE_DPMSOLVER_PLUS_PLUS).
+   * DPMSolverSinglestepScheduler ("DPM++ 2S", "DPM++ 2S SDE" with algorithm_type SDE_DPMSOLVER_PLUS_PLUS;
+   * A1111's "DPM++ SDE" is torchsde's BrownianTree sampler, DPMSolverSDEScheduler, which is not offered).
    *
    * @generated from enum value: SCHEDULER_KIND_DPM_SOLVER_SINGLESTEP = 10;
    */

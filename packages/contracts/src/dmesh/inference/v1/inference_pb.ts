@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { GenerationSpec, GenerationSpecJson } from "../../common/v1/generation_pb.js";
+import type { GenerationSpec, GenerationSpecJson, SchedulerSpec, SchedulerSpecJson } from "../../common/v1/generation_pb.js";
 import { file_dmesh_common_v1_generation } from "../../common/v1/generation_pb.js";
 import type { Image, ImageJson } from "../../common/v1/image_pb.js";
 import { file_dmesh_common_v1_image } from "../../common/v1/image_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/inference/v1/inference.proto.
  */
 export const file_dmesh_inference_v1_inference: GenFile = /*@__PURE__*/
-  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKaAQoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCRIUCgxzaGFyZWRfc3RlcHMYBSABKAUi8wEKEEdlbmVyYXRlUmVzcG9uc2USMAoIcHJvZ3Jlc3MYASABKAsyHC5kbWVzaC5pbmZlcmVuY2UudjEuUHJvZ3Jlc3NIABI7CgpjaGVja3BvaW50GAIgASgLMiUuZG1lc2guaW5mZXJlbmNlLnYxLkRlbm9pc2VDaGVja3BvaW50SAASMwoFaW1hZ2UYAyABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVkSW1hZ2VIABIyCgRkb25lGAQgASgLMiIuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRpb25Eb25lSABCBwoFZXZlbnQiLwoWUGF1c2VHZW5lcmF0aW9uUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJIigKF1BhdXNlR2VuZXJhdGlvblJlc3BvbnNlEg0KBWZvdW5kGAEgASgIIhEKD0dldFF1ZXVlUmVxdWVzdCLGAQoQR2V0UXVldWVSZXNwb25zZRIPCgdydW5uaW5nGAEgASgFEg4KBnF1ZXVlZBgCIAEoBRIWCg5tYXhfY29uY3VycmVudBgDIAEoBRIRCgltYXhfcXVldWUYBCABKAUSFQoNbG9hZGVkX21vZGVscxgFIAMoCRI3Cg1kZXZpY2VfbWVtb3J5GAYgASgLMiAuZG1lc2guaW5mZXJlbmNlLnYxLkRldmljZU1lbW9yeRIWCg5tYXhfdW5ldF9iYXRjaBgHIAEoBSJgCgxEZXZpY2VNZW1vcnkSEQoJZGV2aWNlX2lkGAEgASgJEhMKC3RvdGFsX2J5dGVzGAIgASgEEhIKCmZyZWVfYnl0ZXMYAyABKAQSFAoMbGVhc2VkX2J5dGVzGAQgASgEKqcBCgVTdGFnZRIVChFTVEFHRV9VTlNQRUNJRklFRBAAEhAKDFNUQUdFX1FVRVVFRBABEhcKE1NUQUdFX0xPQURJTkdfTU9ERUwQAhIZChVTVEFHRV9FTkNPRElOR19QUk9NUFQQAxIYChRTVEFHRV9FTkNPRElOR19JTUFHRRAEEhMKD1NUQUdFX0RFTk9JU0lORxAFEhIKDlNUQUdFX0RFQ09ESU5HEAYqYAoMRGVub2lzZVBoYXNlEh0KGURFTk9JU0VfUEhBU0VfVU5TUEVDSUZJRUQQABIWChJERU5PSVNFX1BIQVNFX0JBU0UQARIZChVERU5PSVNFX1BIQVNFX1JFRklORVIQAjKzAgoQSW5mZXJlbmNlU2VydmljZRJXCghHZW5lcmF0ZRIjLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlcXVlc3QaJC5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGVSZXNwb25zZTABEmoKD1BhdXNlR2VuZXJhdGlvbhIqLmRtZXNoLmluZmVyZW5jZS52MS5QYXVzZUdlbmVyYXRpb25SZXF1ZXN0GisuZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlc3BvbnNlEloKCEdldFF1ZXVlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZXRRdWV1ZVJlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
+  fileDesc("CiJkbWVzaC9pbmZlcmVuY2UvdjEvaW5mZXJlbmNlLnByb3RvEhJkbWVzaC5pbmZlcmVuY2UudjEitgEKD0dlbmVyYXRlUmVxdWVzdBIVCg1nZW5lcmF0aW9uX2lkGAEgASgJEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSOgoLcmVzdW1lX2Zyb20YAyABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnQSIQoZY2hlY2twb2ludF9pbnRlcnZhbF9zdGVwcxgEIAEoBSLfAQoIUHJvZ3Jlc3MSKAoFc3RhZ2UYASABKA4yGS5kbWVzaC5pbmZlcmVuY2UudjEuU3RhZ2USDAoEc3RlcBgCIAEoBRITCgt0b3RhbF9zdGVwcxgDIAEoBRITCgtldGFfc2Vjb25kcxgEIAEoAhIXCg9lbGFwc2VkX3NlY29uZHMYBSABKAISJwoHcHJldmlldxgGIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZRIvCgVwaGFzZRgHIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2Ui/wEKEURlbm9pc2VDaGVja3BvaW50EgwKBHN0ZXAYASABKAUSEwoLdG90YWxfc3RlcHMYAiABKAUSKAoHbGF0ZW50cxgDIAEoCzIXLmRtZXNoLmNvbW1vbi52MS5UZW5zb3ISHAoUc2NoZWR1bGVyX3N0YXRlX2pzb24YBCABKAkSFgoOcm5nX3N0YXRlX2pzb24YBSABKAkSDAoEc2VlZBgGIAEoBBITCgtzcGVjX2RpZ2VzdBgHIAEoCRITCgtpbWFnZV9pbmRleBgIIAEoBRIvCgVwaGFzZRgJIAEoDjIgLmRtZXNoLmluZmVyZW5jZS52MS5EZW5vaXNlUGhhc2UiVAoOR2VuZXJhdGVkSW1hZ2USDQoFaW5kZXgYASABKAUSDAoEc2VlZBgCIAEoBBIlCgVpbWFnZRgDIAEoCzIWLmRtZXNoLmNvbW1vbi52MS5JbWFnZSKfAQoRR2VuZXJhdGlvblRpbWluZ3MSFQoNdG90YWxfc2Vjb25kcxgBIAEoAhIUCgxvbm54X3NlY29uZHMYAiABKAISFgoOZW5jb2RlX3NlY29uZHMYAyABKAISFwoPZGVub2lzZV9zZWNvbmRzGAQgASgCEhYKDmRlY29kZV9zZWNvbmRzGAUgASgCEhQKDHN0ZXBfc2Vjb25kcxgGIAMoAiKCAgoOR2VuZXJhdGlvbkRvbmUSNgoHdGltaW5ncxgBIAEoCzIlLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0aW9uVGltaW5ncxIbChNleGVjdXRpb25fcHJvdmlkZXJzGAIgAygJEg4KBnBhdXNlZBgDIAEoCBINCgVtb2RlbBgEIAEoCRIUCgxzaGFyZWRfc3RlcHMYBSABKAUSMQoJc2NoZWR1bGVyGAcgASgLMh4uZG1lc2guY29tbW9uLnYxLlNjaGVkdWxlclNwZWMSMwoIaW5mb3RleHQYBiADKAsyIS5kbWVzaC5pbmZlcmVuY2UudjEuSW5mb3RleHRGaWVsZCIrCg1JbmZvdGV4dEZpZWxkEgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCSLzAQoQR2VuZXJhdGVSZXNwb25zZRIwCghwcm9ncmVzcxgBIAEoCzIcLmRtZXNoLmluZmVyZW5jZS52MS5Qcm9ncmVzc0gAEjsKCmNoZWNrcG9pbnQYAiABKAsyJS5kbWVzaC5pbmZlcmVuY2UudjEuRGVub2lzZUNoZWNrcG9pbnRIABIzCgVpbWFnZRgDIAEoCzIiLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZWRJbWFnZUgAEjIKBGRvbmUYBCABKAsyIi5kbWVzaC5pbmZlcmVuY2UudjEuR2VuZXJhdGlvbkRvbmVIAEIHCgVldmVudCIvChZQYXVzZUdlbmVyYXRpb25SZXF1ZXN0EhUKDWdlbmVyYXRpb25faWQYASABKAkiKAoXUGF1c2VHZW5lcmF0aW9uUmVzcG9uc2USDQoFZm91bmQYASABKAgiEQoPR2V0UXVldWVSZXF1ZXN0IsYBChBHZXRRdWV1ZVJlc3BvbnNlEg8KB3J1bm5pbmcYASABKAUSDgoGcXVldWVkGAIgASgFEhYKDm1heF9jb25jdXJyZW50GAMgASgFEhEKCW1heF9xdWV1ZRgEIAEoBRIVCg1sb2FkZWRfbW9kZWxzGAUgAygJEjcKDWRldmljZV9tZW1vcnkYBiABKAsyIC5kbWVzaC5pbmZlcmVuY2UudjEuRGV2aWNlTWVtb3J5EhYKDm1heF91bmV0X2JhdGNoGAcgASgFImAKDERldmljZU1lbW9yeRIRCglkZXZpY2VfaWQYASABKAkSEwoLdG90YWxfYnl0ZXMYAiABKAQSEgoKZnJlZV9ieXRlcxgDIAEoBBIUCgxsZWFzZWRfYnl0ZXMYBCABKAQqpwEKBVN0YWdlEhUKEVNUQUdFX1VOU1BFQ0lGSUVEEAASEAoMU1RBR0VfUVVFVUVEEAESFwoTU1RBR0VfTE9BRElOR19NT0RFTBACEhkKFVNUQUdFX0VOQ09ESU5HX1BST01QVBADEhgKFFNUQUdFX0VOQ09ESU5HX0lNQUdFEAQSEwoPU1RBR0VfREVOT0lTSU5HEAUSEgoOU1RBR0VfREVDT0RJTkcQBipgCgxEZW5vaXNlUGhhc2USHQoZREVOT0lTRV9QSEFTRV9VTlNQRUNJRklFRBAAEhYKEkRFTk9JU0VfUEhBU0VfQkFTRRABEhkKFURFTk9JU0VfUEhBU0VfUkVGSU5FUhACMrMCChBJbmZlcmVuY2VTZXJ2aWNlElcKCEdlbmVyYXRlEiMuZG1lc2guaW5mZXJlbmNlLnYxLkdlbmVyYXRlUmVxdWVzdBokLmRtZXNoLmluZmVyZW5jZS52MS5HZW5lcmF0ZVJlc3BvbnNlMAESagoPUGF1c2VHZW5lcmF0aW9uEiouZG1lc2guaW5mZXJlbmNlLnYxLlBhdXNlR2VuZXJhdGlvblJlcXVlc3QaKy5kbWVzaC5pbmZlcmVuY2UudjEuUGF1c2VHZW5lcmF0aW9uUmVzcG9uc2USWgoIR2V0UXVldWUSIy5kbWVzaC5pbmZlcmVuY2UudjEuR2V0UXVldWVSZXF1ZXN0GiQuZG1lc2guaW5mZXJlbmNlLnYxLkdldFF1ZXVlUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_common_v1_tensor]);
 
 /**
  * @generated from message dmesh.inference.v1.GenerateRequest
@@ -498,6 +498,23 @@ export type GenerationDone = Message<"dmesh.inference.v1.GenerationDone"> & {
    * @generated from field: int32 shared_steps = 5;
    */
   sharedSteps: number;
+
+  /**
+   * The scheduler the base model ran: the request's, or the model's own scheduler_config.json (with the
+   * request's options on top) when the request named no kind. Only the options its family has are set, and
+   * steps is the request's. The infotext's sampler and schedule type are written from it.
+   *
+   * @generated from field: dmesh.common.v1.SchedulerSpec scheduler = 7;
+   */
+  scheduler?: SchedulerSpec | undefined;
+
+  /**
+   * Infotext fields this generation adds (AUTOMATIC1111's extra_generation_params), in order: one
+   * `ControlNet <i>` per ControlNet unit, written as the ControlNet extension writes it.
+   *
+   * @generated from field: repeated dmesh.inference.v1.InfotextField infotext = 6;
+   */
+  infotext: InfotextField[];
 };
 
 /**
@@ -533,6 +550,23 @@ export type GenerationDoneJson = {
    * @generated from field: int32 shared_steps = 5;
    */
   sharedSteps?: number;
+
+  /**
+   * The scheduler the base model ran: the request's, or the model's own scheduler_config.json (with the
+   * request's options on top) when the request named no kind. Only the options its family has are set, and
+   * steps is the request's. The infotext's sampler and schedule type are written from it.
+   *
+   * @generated from field: dmesh.common.v1.SchedulerSpec scheduler = 7;
+   */
+  scheduler?: SchedulerSpecJson;
+
+  /**
+   * Infotext fields this generation adds (AUTOMATIC1111's extra_generation_params), in order: one
+   * `ControlNet <i>` per ControlNet unit, written as the ControlNet extension writes it.
+   *
+   * @generated from field: repeated dmesh.inference.v1.InfotextField infotext = 6;
+   */
+  infotext?: InfotextFieldJson[];
 };
 
 /**
@@ -541,6 +575,47 @@ export type GenerationDoneJson = {
  */
 export const GenerationDoneSchema: GenMessage<GenerationDone, {jsonType: GenerationDoneJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_inference_v1_inference, 5);
+
+/**
+ * One `Key: value` of an image's infotext.
+ *
+ * @generated from message dmesh.inference.v1.InfotextField
+ */
+export type InfotextField = Message<"dmesh.inference.v1.InfotextField"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: string value = 2;
+   */
+  value: string;
+};
+
+/**
+ * One `Key: value` of an image's infotext.
+ *
+ * @generated from message dmesh.inference.v1.InfotextField
+ */
+export type InfotextFieldJson = {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key?: string;
+
+  /**
+   * @generated from field: string value = 2;
+   */
+  value?: string;
+};
+
+/**
+ * Describes the message dmesh.inference.v1.InfotextField.
+ * Use `create(InfotextFieldSchema)` to create a new message.
+ */
+export const InfotextFieldSchema: GenMessage<InfotextField, {jsonType: InfotextFieldJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_inference_v1_inference, 6);
 
 /**
  * @generated from message dmesh.inference.v1.GenerateResponse
@@ -606,7 +681,7 @@ export type GenerateResponseJson = {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse, {jsonType: GenerateResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 6);
+  messageDesc(file_dmesh_inference_v1_inference, 7);
 
 /**
  * @generated from message dmesh.inference.v1.PauseGenerationRequest
@@ -633,7 +708,7 @@ export type PauseGenerationRequestJson = {
  * Use `create(PauseGenerationRequestSchema)` to create a new message.
  */
 export const PauseGenerationRequestSchema: GenMessage<PauseGenerationRequest, {jsonType: PauseGenerationRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 7);
+  messageDesc(file_dmesh_inference_v1_inference, 8);
 
 /**
  * @generated from message dmesh.inference.v1.PauseGenerationResponse
@@ -664,7 +739,7 @@ export type PauseGenerationResponseJson = {
  * Use `create(PauseGenerationResponseSchema)` to create a new message.
  */
 export const PauseGenerationResponseSchema: GenMessage<PauseGenerationResponse, {jsonType: PauseGenerationResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 8);
+  messageDesc(file_dmesh_inference_v1_inference, 9);
 
 /**
  * @generated from message dmesh.inference.v1.GetQueueRequest
@@ -683,7 +758,7 @@ export type GetQueueRequestJson = {
  * Use `create(GetQueueRequestSchema)` to create a new message.
  */
 export const GetQueueRequestSchema: GenMessage<GetQueueRequest, {jsonType: GetQueueRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 9);
+  messageDesc(file_dmesh_inference_v1_inference, 10);
 
 /**
  * @generated from message dmesh.inference.v1.GetQueueResponse
@@ -786,7 +861,7 @@ export type GetQueueResponseJson = {
  * Use `create(GetQueueResponseSchema)` to create a new message.
  */
 export const GetQueueResponseSchema: GenMessage<GetQueueResponse, {jsonType: GetQueueResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 10);
+  messageDesc(file_dmesh_inference_v1_inference, 11);
 
 /**
  * One device's memory, as a replica's device service reported it moments ago.
@@ -859,7 +934,7 @@ export type DeviceMemoryJson = {
  * Use `create(DeviceMemorySchema)` to create a new message.
  */
 export const DeviceMemorySchema: GenMessage<DeviceMemory, {jsonType: DeviceMemoryJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_inference_v1_inference, 11);
+  messageDesc(file_dmesh_inference_v1_inference, 12);
 
 /**
  * @generated from enum dmesh.inference.v1.Stage
