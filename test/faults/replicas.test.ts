@@ -156,10 +156,19 @@ describe.skipIf(unavailable !== undefined)(
         requestId: "spread-batch",
       });
       const batchId = batch?.id ?? "";
-      let last: import("@dmesh/contracts/dmesh/processing/v1/batch_pb.js").Batch | undefined;
-      for await (const res of a.processing.executeBatch({ batchId }, { timeoutMs: 90_000 }))
-        last = res.event?.batch ?? last;
+      type Batch = import("@dmesh/contracts/dmesh/processing/v1/batch_pb.js").Batch;
+      const follow = async (clients: OrchestratorClients) => {
+        let last: Batch | undefined;
+        for await (const res of clients.processing.executeBatch({ batchId }, { timeoutMs: 90_000 }))
+          last = res.event?.batch ?? last;
+        return last;
+      };
+      // Executed on both at once: one feeds it (A, asked first), the other follows it in the database.
+      const onA = follow(a);
+      await new Promise((r) => setTimeout(r, 100));
+      const [last, seenOnB] = await Promise.all([onA, follow(b.clients)]);
       expect(last?.completed).toBe(16);
+      expect(seenOnB?.completed).toBe(16);
       const items = (await b.clients.processing.listSessions({ batchId, pageSize: 100 })).sessions;
       expect(items).toHaveLength(16);
       // Which replica ran each item: the one that logged claiming it.
@@ -221,6 +230,36 @@ describe.skipIf(unavailable !== undefined)(
         .controlSession({ sessionId: other.id, action: SessionAction.PAUSE })
         .catch((err: unknown) => ConnectError.from(err));
       expect(refused instanceof ConnectError && Code[refused.code]).toBe("FailedPrecondition");
+    });
+
+    it("after a kill -9 of the replica feeding a batch, the other takes the feeding over and finishes it, each item once", async () => {
+      const { batch } = await mesh.clients.processing.createBatch({
+        workflowId: "txt2img",
+        base: tinySpec({ size: 128, steps: 16 }),
+        axes: [{ field: "params.seed", valuesJson: Array.from({ length: 12 }, (_, i) => String(300 + i)) }],
+        requestId: "orphaned-batch",
+      });
+      const batchId = batch?.id ?? "";
+      let completed = 0;
+      const feeding = (async () => {
+        try {
+          for await (const res of mesh.clients.processing.executeBatch({ batchId }))
+            completed = res.event?.batch?.completed ?? completed;
+        } catch {
+          // the feeder is killed
+        }
+      })();
+      await eventually(() => (completed >= 2 ? true : undefined), 60_000, "two items completed");
+      await mesh.orchestrator.kill("SIGKILL");
+      await feeding;
+      let last: import("@dmesh/contracts/dmesh/processing/v1/batch_pb.js").Batch | undefined;
+      for await (const res of b.clients.processing.executeBatch({ batchId }, { timeoutMs: 90_000 }))
+        last = res.event?.batch ?? last;
+      expect(last?.completed).toBe(12);
+      const items = (await b.clients.processing.listSessions({ batchId, pageSize: 100 })).sessions;
+      expect(items).toHaveLength(12);
+      expect(new Set(items.map((s) => s.spec?.params?.seed)).size).toBe(12);
+      await mesh.startOrchestrator();
     });
 
     it("after a kill -9 of the owner mid-session, the other replica adopts it within the lease and completes it to the same bytes", async () => {

@@ -39,6 +39,7 @@ import { SessionManager } from "./sessions/session-manager.js";
 import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
 import { createStaticFiles, playgroundDir } from "./static-files.js";
 import { openStores } from "./store/open-stores.js";
+import { BatchFeeders } from "./store/postgres/batch-feeders.js";
 import type { PgSessionStore } from "./store/postgres/pg-session-store.js";
 import { ReplicaLeases } from "./store/postgres/replica-leases.js";
 import { SessionEventBus } from "./store/postgres/session-event-bus.js";
@@ -167,7 +168,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     config.batchWindow,
     logger,
     { replicas: inference, maxGroupImages: config.batchGroupMax },
-    coordinator !== undefined,
+    stores.postgres ? new BatchFeeders(stores.postgres, replicaId) : undefined,
   );
   const health = new HealthRegistry([...PUBLIC_SERVICES.map((s) => s.typeName), Health.typeName]);
   const meshEvents = new MeshEventHub();

@@ -98,6 +98,11 @@ export const MIGRATIONS: readonly string[] = [
      started_at INTEGER NOT NULL,
      lease_until INTEGER NOT NULL
    );`,
+  // The replica feeding each running batch (one feeder at a time on a server database; unused here).
+  `CREATE TABLE batch_feeders (
+     batch_id TEXT PRIMARY KEY REFERENCES batches(id) ON DELETE CASCADE,
+     replica TEXT NOT NULL
+   );`,
 ];
 
 /**

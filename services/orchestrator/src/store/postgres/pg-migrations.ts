@@ -77,4 +77,12 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
        lease_until TIMESTAMPTZ NOT NULL
      );`,
   },
+  {
+    version: 5,
+    name: "batch feeders: the one replica that feeds each running batch",
+    sql: `CREATE TABLE batch_feeders (
+       batch_id TEXT PRIMARY KEY REFERENCES batches(id) ON DELETE CASCADE,
+       replica TEXT NOT NULL
+     );`,
+  },
 ];
