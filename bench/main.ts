@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchAdapters } from "./adapters.js";
 import type { BenchResult } from "./bench-result.js";
 import { benchInferencePipeline } from "./inference-pipeline.js";
 import { benchInferenceResponsiveness } from "./inference-responsiveness.js";
@@ -25,6 +26,7 @@ const SUITES: Record<string, () => Promise<BenchResult[]>> = {
   inference: benchInferencePipeline,
   responsiveness: benchInferenceResponsiveness,
   observability: benchObservability,
+  adapters: benchAdapters,
 };
 
 const only = process.argv.slice(2);

@@ -63,6 +63,16 @@ const PLANS: Record<string, Plan> = {
   'id=$(npx dmesh generate "a slow one" --steps 200 --detach)': {
     scale: [["--steps 200", "--steps 200 --width 256 --height 256"]],
   },
+  // LoRAs and embeddings: the tiny model's demo files, then a generation and a batch over a LoRA's weight.
+  "npx dmesh-tiny-model .dmesh/models/loras --artifact lora --layout kohya-sdxl --name ink": {},
+  "npx dmesh-tiny-model .dmesh/models/embeddings --artifact embedding --name shiny": {},
+  'npx dmesh generate "a shiny red fox in snow" --lora ink:-0.5 --seed 7 --out fox-shiny.png': {
+    scale: [["--seed 7", "--seed 7 --steps 4 --width 64 --height 64"]],
+    check: ({ output }) => expect(output).not.toMatch(/failed/),
+  },
+  'npx dmesh batch "a red fox" --lora-weights ink=0,0.5,1 --steps 8 --width 256 --height 256': {
+    scale: [["--steps 8 --width 256 --height 256", "--steps 4 --width 64 --height 64"]],
+  },
   "npx dmesh pause $id": {},
   "npx dmesh resume $id": {},
   "npx dmesh watch $id": {},

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { GenerationSpec, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import {
   SAMPLER_NAMES,
   SCHEDULE_TYPE_NAMES,
@@ -82,7 +82,7 @@ export function specFromFlags(
   prompt: string,
   flags: Partial<Record<keyof typeof SPEC_FLAGS, string>>,
   defaults: { width: number; height: number; steps: number },
-): MessageInitShape<typeof GenerationSpecSchema> {
+): Exclude<MessageInitShape<typeof GenerationSpecSchema>, GenerationSpec> {
   const int = (name: string, raw: string | undefined, fallback?: number) => {
     if (raw === undefined) return fallback;
     const n = Number(raw);

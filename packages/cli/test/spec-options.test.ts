@@ -6,6 +6,7 @@ import {
 import { SAMPLER_NAMES } from "@dmesh/spec";
 import { describe, expect, it } from "vitest";
 import { GENERATE_HELP } from "../src/commands/generate.js";
+import { adaptersFromFlag } from "../src/lora-flag.js";
 import { specFromFlags } from "../src/spec-options.js";
 
 const defaults = { width: 512, height: 512, steps: 20 };
@@ -71,5 +72,21 @@ describe("--sampler and --schedule (AUTOMATIC1111's names)", () => {
   it("the generate help names the A1111 samplers and schedule types", () => {
     expect(GENERATE_HELP).toContain('--sampler "Euler"|"Euler a"');
     expect(GENERATE_HELP).toContain('"Karras"|"Exponential"');
+  });
+});
+
+describe("--lora", () => {
+  it("takes NAME or NAME:WEIGHT, repeatable, negative weights allowed", () => {
+    expect(adaptersFromFlag(["ink:0.5", "style", "detail:-1", "v1:2:0.5"])).toEqual([
+      { name: "ink", weight: 0.5 },
+      { name: "style" },
+      { name: "detail", weight: -1 },
+      { name: "v1:2", weight: 0.5 },
+    ]);
+    expect(adaptersFromFlag(undefined)).toEqual([]);
+    expect(() => adaptersFromFlag(["ink:heavy"])).toThrow(
+      '--lora expects NAME or NAME:WEIGHT, got "ink:heavy"',
+    );
+    expect(() => adaptersFromFlag([":1"])).toThrow("--lora expects NAME or NAME:WEIGHT");
   });
 });

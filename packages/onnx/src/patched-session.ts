@@ -1,7 +1,7 @@
 import { link, mkdir, mkdtemp, open, rm, symlink } from "node:fs/promises";
 import { basename, join, relative } from "node:path";
 import { toBinary } from "@bufbuild/protobuf";
-import { ModelProtoSchema, type TensorProto } from "@dmesh/contracts/onnx/onnx_pb.js";
+import { type GraphProto, ModelProtoSchema, type TensorProto } from "@dmesh/contracts/onnx/onnx_pb.js";
 import { externalTensor, shallowCopy, writeAtomically } from "./encode-onnx-model.js";
 import type { OnnxModel } from "./onnx-model.js";
 import { OnnxSession, type SessionSettings } from "./onnx-session.js";
@@ -19,6 +19,12 @@ export interface PatchedSessionOptions {
   readonly maxInMemoryBytes?: number;
   /** Where larger patched models are written (a directory each, removed when the session is released). */
   readonly cacheDir?: string;
+  /**
+   * Changes to the graph besides new tensor values (nodes inserted before a consumer, with their constants
+   * as inline initializers), applied to a copy whose initializers are already resolved. It must return new
+   * arrays rather than change the ones it is given, which the base model shares.
+   */
+  readonly transformGraph?: (graph: GraphProto) => GraphProto;
 }
 
 export interface PatchedSession {
@@ -69,7 +75,7 @@ export async function createPatchedSession(
     if (!stored.has(name) && info.location.kind === "memory") inline += info.location.bytes.byteLength;
 
   if (inline <= (options.maxInMemoryBytes ?? DEFAULT_MAX_IN_MEMORY_BYTES)) {
-    const proto = patchedProto(base, (name, tensor) => {
+    const proto = patchedProto(base, options.transformGraph, (name, tensor) => {
       const patch = stored.get(name);
       if (patch) return withData(tensor, patch.dims, patch.bytes);
       const location = base.initializer(name).location;
@@ -132,7 +138,7 @@ export async function createPatchedSession(
       file,
       toBinary(
         ModelProtoSchema,
-        patchedProto(base, (name) => tensors.get(name) as TensorProto),
+        patchedProto(base, options.transformGraph, (name) => tensors.get(name) as TensorProto),
       ),
     );
     const session = await OnnxSession.open(base.id, options.name, file, options.settings);
@@ -151,12 +157,16 @@ export async function createPatchedSession(
   }
 }
 
-/** The base's model with each main-graph initializer replaced by `tensor(name, skeleton)`. */
-function patchedProto(base: OnnxModel, tensor: (name: string, skeleton: TensorProto) => TensorProto) {
+/** The base's model with each main-graph initializer replaced by `tensor(name, skeleton)`, then `transform`ed. */
+function patchedProto(
+  base: OnnxModel,
+  transform: ((graph: GraphProto) => GraphProto) | undefined,
+  tensor: (name: string, skeleton: TensorProto) => TensorProto,
+) {
   const model = shallowCopy(base.proto);
   const graph = shallowCopy(model.graph as NonNullable<typeof model.graph>);
   graph.initializer = graph.initializer.map((t) => tensor(t.name, t));
-  model.graph = graph;
+  model.graph = transform === undefined ? graph : transform(graph);
   return model;
 }
 

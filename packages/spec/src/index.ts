@@ -2,6 +2,7 @@ export * from "./activation-estimate.js";
 export * from "./bounded-strings.js";
 export * from "./limits.js";
 export * from "./lora-tags.js";
+export * from "./resolve-adapters.js";
 export * from "./resolved-spec.js";
 export * from "./scheduler-table.js";
 export * from "./validate-control-nets.js";

@@ -1,4 +1,5 @@
 import type { Image } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
+import type { ResolvedAdapter } from "./resolve-adapters.js";
 import type { ResolvedControlNetUnit } from "./validate-control-nets.js";
 import type { ResolvedScheduler } from "./validate-scheduler.js";
 
@@ -25,6 +26,8 @@ export interface ResolvedSpec extends ResolvedScheduler {
   readonly prompt2: string;
   readonly negativePrompt2: string;
   readonly plainPrompt: boolean;
+  /** LoRAs to apply: `adapters`, then the prompts' `<lora:…>` tags (already cut from the prompts above). */
+  readonly adapters: readonly ResolvedAdapter[];
   readonly width: number;
   readonly height: number;
   readonly originalSize: { width: number; height: number };

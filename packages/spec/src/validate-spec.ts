@@ -3,6 +3,7 @@ import { type Image, ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/imag
 import { InvalidArgumentError } from "@dmesh/runtime/errors";
 import { checkName } from "./bounded-strings.js";
 import { DEFAULTS, LIMITS } from "./limits.js";
+import { resolveAdapters } from "./resolve-adapters.js";
 import type { GenerationModeName, ResolvedSpec } from "./resolved-spec.js";
 import { validateControlNets } from "./validate-control-nets.js";
 import { validateSchedulerSpec } from "./validate-scheduler.js";
@@ -44,6 +45,9 @@ export function validateGenerationSpec(
       );
     }
   }
+
+  // LoRA tags are cut from the prompts here: the text encoders never see them.
+  const texts = resolveAdapters(spec.adapters, c, prefix);
 
   for (const name of ["base", "refiner", "vae"] as const)
     checkName(spec.models?.[name] ?? "", f(`models.${name}`));
@@ -118,10 +122,11 @@ export function validateGenerationSpec(
     guidanceRescale: p?.guidanceRescale ?? 0,
     clipSkip: p?.clipSkip ?? 0,
     denoisingEnd,
-    prompt,
-    negativePrompt: c?.negativePrompt ?? "",
-    prompt2: c?.prompt2 || prompt,
-    negativePrompt2: c?.negativePrompt2 || (c?.negativePrompt ?? ""),
+    prompt: texts.prompt,
+    negativePrompt: texts.negativePrompt,
+    prompt2: c?.prompt2 ? texts.prompt2 : texts.prompt,
+    negativePrompt2: c?.negativePrompt2 ? texts.negativePrompt2 : texts.negativePrompt,
+    adapters: texts.adapters,
     plainPrompt: c?.plainPrompt ?? false,
     width,
     height,

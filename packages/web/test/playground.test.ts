@@ -281,22 +281,6 @@ describe.skipIf(missing !== undefined)("the web playground in Chromium, against 
     ).toBe("inpaint");
   }, 180_000);
 
-  it("deletes an image's session from the Gallery", async () => {
-    await openPage("Gallery");
-    const gallery = region("Gallery");
-    const thumb = gallery.getByRole("button", {
-      name: /^Open image 1 of session [0-9a-f]{8}: a red fox in snow, a hat$/,
-    });
-    await thumb.click();
-    const detail = gallery.getByLabel("Selected image");
-    const id = /session ([0-9a-f]{8})/.exec((await thumb.getAttribute("aria-label")) ?? "")?.[1] ?? "";
-    await detail.getByRole("button", { name: `Delete session ${id} and its 1 image` }).click();
-    await detail.getByRole("button", { name: `Confirm delete session ${id} and its 1 image` }).click();
-    await poll(() => thumb.count()).toBe(0);
-    const { sessions } = await client.listSessions({});
-    expect(sessions.some((s) => s.id.startsWith(id))).toBe(false);
-  }, 60_000);
-
   it("creates a batch from axes, shows each item's state, cancels it and retries", async () => {
     await openPage("Batches");
     const batches = region("Batches");

@@ -21,6 +21,14 @@ import {
   scopeFrom,
 } from "@dmesh/runtime";
 import { type ResolvedSpec, validateGenerationSpec } from "@dmesh/spec";
+import type { AdapterDirectory } from "./adapters/adapter-directory.js";
+import {
+  adapterInfotext,
+  adapterVariant,
+  embeddingsUsed,
+  loraUses,
+  usedAdapterHashes,
+} from "./adapters/request-adapters.js";
 import type { DeviceMemoryReader } from "./clients/device-memory.js";
 import { controlNetInfotext } from "./control/control-net-infotext.js";
 import { generationEnded, generations } from "./inference-metrics.js";
@@ -64,6 +72,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     private readonly deviceMemory?: DeviceMemoryReader,
     /** VAE suites (`models.vae`) and when the VAE runs in tiles. */
     private readonly vaes?: { registry: VaeRegistry; tiling: VaeTilingSettings },
+    /** LoRA and embedding files, and where patched models too large for memory go. */
+    private readonly adapters?: { readonly directory: AdapterDirectory; readonly cacheDir: string },
   ) {}
 
   async *generate(req: GenerateRequest, ctx: HandlerContext): AsyncGenerator<Response> {
@@ -80,6 +90,11 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
     }
     // A request without a seed resumes with the one its first run chose, which the checkpoint carries.
     const seed = resume?.seed ?? spec.seed ?? BigInt(randomInt(0, 2 ** 32));
+    // Every LoRA's file is found before the request is queued: an unknown name is NOT_FOUND at once.
+    const adapters = this.adapters;
+    if (spec.adapters.length > 0 && adapters === undefined)
+      throw new InvalidArgumentError("spec.adapters", "this inference process has no LoRA directory");
+    const loras = adapters === undefined ? [] : loraUses(spec, adapters.directory);
     const id = req.generationId || scope.requestId;
     // A session's new owner (another orchestrator replica, after the old one froze past its lease) asks again
     // while the old run still ends here: busy, so it retries (RESOURCE_EXHAUSTED), rather than failing.
@@ -106,11 +121,26 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
         const base = await this.models.acquire(spec.model, "models.base");
         const releases = [base.release];
         try {
+          const set = {
+            loras,
+            embeddings: adapters === undefined ? [] : embeddingsUsed(base.model, spec, adapters.directory),
+          };
+          // The base with this request's adapter set applied: its own sessions, batcher and prompt cache.
+          const adapted =
+            adapters !== undefined && set.loras.length + set.embeddings.length > 0
+              ? await this.models.acquireVariant(
+                  spec.model,
+                  "models.base",
+                  adapterVariant(set, { cacheDir: adapters.cacheDir }),
+                )
+              : undefined;
+          if (adapted) releases.push(adapted.release);
           const refiner = spec.refiner
             ? await this.models.acquire(spec.refiner, "models.refiner")
             : undefined;
           if (refiner) releases.push(refiner.release);
-          const model = base.model;
+          const model = adapted?.model ?? base.model;
+          const hashes = usedAdapterHashes(model, set);
           const suite = spec.vae ? await this.vaes?.registry.acquire(spec.vae, model) : undefined;
           if (suite) releases.push(suite.release);
           const vae = await this.requestVae(spec, suite?.vae ?? model.vae);
@@ -187,7 +217,8 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
                 paused: result.paused,
                 model: model.dir.id,
                 sharedSteps: result.sharedSteps,
-                infotext: controlNetInfotext(result.controlUnits),
+                // In A1111's order: scripts (ControlNet) first, then extra networks, then embeddings.
+                infotext: [...controlNetInfotext(result.controlUnits), ...adapterInfotext(hashes)],
                 ...(ran ? { scheduler: ran.scheduler } : {}),
               },
             },

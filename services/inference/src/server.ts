@@ -1,7 +1,9 @@
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SessionSettings } from "@dmesh/onnx";
 import type { ConfigOf, Logger, RunningService } from "@dmesh/runtime";
 import { ClientTls, listenOptions, startGrpcService } from "@dmesh/runtime";
+import { AdapterDirectory } from "./adapters/adapter-directory.js";
 import { AdapterCatalog } from "./adapters/index.js";
 import { createDeviceMemoryReader } from "./clients/device-memory.js";
 import { resolveProviderChain } from "./clients/provider-chain.js";
@@ -71,16 +73,14 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
   const control = new ControlMapper();
   const vaes = new VaeRegistry(config.modelsDir, () => sessionSettings, config.maxLoadedModels, logger);
   // What ListAdapters shows: the directories the pipeline reads adapters from.
-  const adapters = new AdapterCatalog(
-    {
-      loras: config.lorasDir || join(config.modelsDir, "loras"),
-      embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
-      controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
-    },
-    logger,
-  );
+  const dirs = {
+    loras: config.lorasDir || join(config.modelsDir, "loras"),
+    embeddings: config.embeddingsDir || join(config.modelsDir, "embeddings"),
+    controlnets: config.controlNetDir || join(config.modelsDir, "controlnet"),
+  };
+  const adapters = new AdapterCatalog(dirs, logger);
   const controlNets = new ControlNetRegistry(
-    config.controlNetDir || join(config.modelsDir, "controlnet"),
+    dirs.controlnets,
     sessionSettings,
     config.maxLoadedModels,
     logger,
@@ -100,6 +100,10 @@ export async function startInference(config: InferenceConfig, logger: Logger): P
         {
           registry: vaes,
           tiling: { tileAbovePixels: config.vaeTileAbove, tileSize: config.vaeTileSize },
+        },
+        {
+          directory: new AdapterDirectory(dirs.loras, dirs.embeddings),
+          cacheDir: join(tmpdir(), "dmesh-adapters"),
         },
       ),
       models: new ModelHandler(models, adapters),

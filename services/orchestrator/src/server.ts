@@ -17,6 +17,7 @@ import {
   UnavailableError,
 } from "@dmesh/runtime";
 import { ArtifactHandler } from "./artifact-handler.js";
+import { ArtifactDeletion } from "./artifacts/artifact-deletion.js";
 import { BatchManager } from "./batches/batch-manager.js";
 import { MAX_BATCH_ITEMS } from "./batches/expand-batch.js";
 import { inferenceTelemetry } from "./clients/inference-telemetry.js";
@@ -214,7 +215,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       logger,
       meshEvents,
     ),
-    artifacts: new ArtifactHandler(artifacts),
+    artifacts: new ArtifactHandler(artifacts, new ArtifactDeletion(artifacts, sessions), logger),
     models: new PublicModelHandler(inference, logger),
     conditioning: new PublicConditioningHandler(inference, logger),
   };

@@ -115,3 +115,37 @@ describe("expandBatch", () => {
     expect(unknown.message).toContain("colour");
   });
 });
+
+describe("an axis over a LoRA's weight", () => {
+  it("sets adapters.<name>.weight, adding the entry or keeping the base's other fields", () => {
+    const withLora = create(GenerationSpecSchema, {
+      conditioning: { prompt: "a harbour" },
+      adapters: [
+        { name: "other", weight: 0.5 },
+        { name: "ink.v1", weight: 1, textEncoderWeight: 0.25 },
+      ],
+    });
+    const specs = expandBatch(withLora, [], [axis("adapters.ink.v1.weight", "0", "0.5", "-1")]);
+    expect(specs.map((s) => s.adapters.map((a) => [a.name, a.weight, a.textEncoderWeight]))).toEqual([
+      [
+        ["other", 0.5, undefined],
+        ["ink.v1", 0, 0.25],
+      ],
+      [
+        ["other", 0.5, undefined],
+        ["ink.v1", 0.5, 0.25],
+      ],
+      [
+        ["other", 0.5, undefined],
+        ["ink.v1", -1, 0.25],
+      ],
+    ]);
+    const added = expandBatch(base, [], [axis("adapters.style.textEncoderWeight", "2")]);
+    expect(added[0]?.adapters.map((a) => [a.name, a.weight, a.textEncoderWeight])).toEqual([
+      ["style", undefined, 2],
+    ]);
+    expect(fieldError(() => expandBatch(base, [], [axis("adapters.style.weight", '"heavy"')])).field).toBe(
+      "axes[0].values_json[0]",
+    );
+  });
+});

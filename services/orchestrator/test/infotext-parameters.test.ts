@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   AlgorithmType,
   GenerationSpecSchema,
@@ -53,5 +53,29 @@ describe("the infotext names the scheduler that ran", () => {
     });
     const sdxl = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, [], karras);
     expect([sdxl.sampler, sdxl.scheduleType]).toEqual(["Euler", "Karras"]);
+  });
+});
+
+describe("infotext of adapters", () => {
+  it("keeps the prompt's tags, writes spec.adapters as tags, and adds what inference reported", () => {
+    const spec = create(GenerationSpecSchema, { conditioning: { prompt: "a cat <lora:ink:0.5>, shiny" } });
+    const params = infotextParameters(spec, 1n, { width: 64, height: 64 }, "tiny", undefined, [
+      { key: "Lora hashes", value: "ink: 0123456789ab" },
+      { key: "TI hashes", value: "shiny: aaaabbbbcccc" },
+    ]);
+    expect(params.prompt).toBe("a cat <lora:ink:0.5>, shiny");
+    expect(params.extra).toEqual({ "Lora hashes": "ink: 0123456789ab", "TI hashes": "shiny: aaaabbbbcccc" });
+    const listed = create(GenerationSpecSchema, {
+      conditioning: { prompt: "a cat" },
+      adapters: [
+        { name: "ink", weight: 0.7 },
+        { name: "style", weight: 1, textEncoderWeight: 0.25 },
+      ],
+    });
+    // Weights as they travel (float32) are written as given.
+    const wire = fromBinary(GenerationSpecSchema, toBinary(GenerationSpecSchema, listed));
+    expect(infotextParameters(wire, 1n, { width: 64, height: 64 }, "tiny").prompt).toBe(
+      "a cat <lora:ink:0.7> <lora:style:0.25:1>",
+    );
   });
 });

@@ -52,3 +52,26 @@ describe("which batch items denoise together", () => {
     ).toHaveLength(1);
   });
 });
+
+describe("LoRA sets in UNet groups", () => {
+  const withLoras = (prompt: string, adapters: { name: string; weight?: number }[] = []) =>
+    validateGenerationSpec(
+      create(GenerationSpecSchema, {
+        conditioning: { prompt },
+        size: { width: 128, height: 128 },
+        scheduler: { kind: SchedulerKind.EULER, steps: 8 },
+        adapters,
+      }),
+    );
+
+  it("never groups items with different LoRA sets or weights; a tag and the list are one set", () => {
+    const plain = unetGroupKey(withLoras("a fox"));
+    const styled = unetGroupKey(withLoras("a fox <lora:style:0.7>"));
+    expect(styled).not.toBe(plain);
+    expect(styled).not.toBe(unetGroupKey(withLoras("a fox <lora:style:0.8>")));
+    expect(styled).toBe(unetGroupKey(withLoras("an owl", [{ name: "style", weight: 0.7 }])));
+    expect(unetGroupKey(withLoras("a <lora:a:1> <lora:b:-1>"))).toBe(
+      unetGroupKey(withLoras("b <lora:b:-1> <lora:a>")),
+    );
+  });
+});

@@ -2,10 +2,12 @@ import { parseArgs } from "node:util";
 import { BatchState } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
+import { adaptersFromFlag, LORA_FLAG } from "../lora-flag.js";
 import { ProgressBar } from "../progress-bar.js";
 import { SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
-export const BATCH_HELP = `dmesh batch "prompt" [--prompts "a|b|c"] [--seeds 1,2,3] [--guidances 5,7] [generation flags] [--url URL]
+export const BATCH_HELP = `dmesh batch "prompt" [--prompts "a|b|c"] [--seeds 1,2,3] [--guidances 5,7] [--lora NAME:WEIGHT ...]
+    [--lora-weights NAME=0,0.5,1] [generation flags] [--url URL]
   Creates a batch from the product of the axes given and runs it, showing per-item progress.
 dmesh batch-status ID      items and their states`;
 
@@ -15,6 +17,8 @@ export async function batch(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       ...SPEC_FLAGS,
+      ...LORA_FLAG,
+      "lora-weights": { type: "string" },
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
       prompts: { type: "string" },
@@ -24,12 +28,27 @@ export async function batch(argv: string[]): Promise<number> {
     },
   });
   const clients = orchestratorClients(values.url, values["api-key"]);
-  const base = specFromFlags(positionals.join(" ") || (values.prompts?.split("|")[0] ?? ""), values, {
-    width: 512,
-    height: 512,
-    steps: 20,
-  });
+  const base = {
+    ...specFromFlags(positionals.join(" ") || (values.prompts?.split("|")[0] ?? ""), values, {
+      width: 512,
+      height: 512,
+      steps: 20,
+    }),
+    adapters: adaptersFromFlag(values.lora),
+  };
   const axes = [];
+  const loraWeights = values["lora-weights"];
+  if (loraWeights) {
+    const at = loraWeights.indexOf("=");
+    if (at < 1) throw new Error(`--lora-weights expects NAME=W1,W2,…, got "${loraWeights.slice(0, 60)}"`);
+    axes.push({
+      field: `adapters.${loraWeights.slice(0, at)}.weight`,
+      valuesJson: loraWeights
+        .slice(at + 1)
+        .split(",")
+        .map((w) => w.trim()),
+    });
+  }
   if (values.prompts)
     axes.push({
       field: "conditioning.prompt",

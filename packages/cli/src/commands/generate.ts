@@ -2,23 +2,26 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
-import { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import { AdapterRefSchema, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { API_KEY_OPTION, DEFAULT_URL, orchestratorClients } from "../clients.js";
 import { CONTROL_FLAG_HELP, CONTROL_FLAGS, controlNetsFromFlags } from "../control-options.js";
 import { encodingOf } from "../image-file.js";
+import { adaptersFromFlag, LORA_FLAG, LORA_FLAG_HELP } from "../lora-flag.js";
 import { describeEnd, runWorkflow } from "../run-workflow.js";
 import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.js";
 
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
-    [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--out FILE|DIR]
+    [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--lora NAME:WEIGHT ...]
+    [--out FILE|DIR]
     [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--image FILE] [--mask FILE] [--strength S]
     [--control NAME:IMAGE[:SCALE[:START:END]]] [--control-preprocess canny|none]
     [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
   Runs a workflow through the orchestrator, shows its progress and saves the images.
   ${SCHEDULER_FLAG_HELP}.
-  ${CONTROL_FLAG_HELP}.`;
+  ${CONTROL_FLAG_HELP}.
+  ${LORA_FLAG_HELP}.`;
 
 export async function generate(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -27,6 +30,7 @@ export async function generate(argv: string[]): Promise<number> {
     options: {
       ...SPEC_FLAGS,
       ...CONTROL_FLAGS,
+      ...LORA_FLAG,
       out: { type: "string", default: ".dmesh/out" },
       url: { type: "string", default: DEFAULT_URL },
       ...API_KEY_OPTION,
@@ -43,6 +47,7 @@ export async function generate(argv: string[]): Promise<number> {
     specFromFlags(prompt, values, { width: 512, height: 512, steps: 20 }),
   );
   spec.controlNets = controlNetsFromFlags(values).map((unit) => create(ControlNetUnitSchema, unit));
+  spec.adapters = adaptersFromFlag(values.lora).map((ref) => create(AdapterRefSchema, ref));
   const images: Record<
     string,
     { source: { case: "image"; value: { encoding: ImageEncoding; data: Uint8Array } } }

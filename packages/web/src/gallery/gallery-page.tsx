@@ -20,7 +20,10 @@ interface Entry {
   readonly index: number;
 }
 
-/** Gallery: the images of completed sessions, newest first, with their infotext; delete removes the session. */
+/**
+ * Gallery: the images of completed sessions, newest first, with their infotext; delete removes that one image
+ * (the session and its other images stay).
+ */
 export function GalleryPage(props: { active: boolean }) {
   const { authEpoch } = useContext(AppContext);
   const [entries, setEntries] = useState<Entry[]>();
@@ -28,6 +31,8 @@ export function GalleryPage(props: { active: boolean }) {
   const [shown, setShown] = useState(PAGE);
   const [selected, setSelected] = useState<Entry>();
   const [deleteError, setDeleteError] = useState<string>();
+  /** What the last delete did: the detail it was pressed in closes, so it is said here. */
+  const [notice, setNotice] = useState("");
   const detail = useRef<HTMLElement>(null);
 
   const load = async (signal: AbortSignal) => {
@@ -47,13 +52,16 @@ export function GalleryPage(props: { active: boolean }) {
 
   useEffect(() => {
     setDeleteError(undefined);
-    if (selected) detail.current?.focus();
+    if (!selected) return;
+    setNotice("");
+    detail.current?.focus();
   }, [selected]);
 
   const remove = async (entry: Entry) => {
     try {
-      await api.processing.deleteSession({ sessionId: entry.session.id }, { timeoutMs: 30_000 });
-      for (const id of entry.session.artifactIds) forgetArtifact(id);
+      await api.artifacts.deleteArtifact({ artifactId: entry.artifactId }, { timeoutMs: 30_000 });
+      forgetArtifact(entry.artifactId);
+      setNotice(`Deleted image ${entry.index + 1} of session ${shortId(entry.session.id)}`);
       setSelected(undefined);
       await load(new AbortController().signal);
     } catch (err) {
@@ -65,6 +73,9 @@ export function GalleryPage(props: { active: boolean }) {
   return (
     <Page title="Gallery">
       <Alert text={loadError} />
+      <p class="status" role="status">
+        {notice}
+      </p>
       {entries?.length === 0 ? <p>No images yet: make one on Generate.</p> : null}
       {entries === undefined && !loadError ? <p class="loading">Loading images…</p> : null}
       <div class="split gallery-split">
@@ -88,14 +99,10 @@ export function GalleryPage(props: { active: boolean }) {
               spec={selected.session.spec}
             >
               <ConfirmDelete
-                what={`session ${shortId(selected.session.id)} and its ${plural(selected.session.artifactIds.length, "image")}`}
+                what={`image ${selected.index + 1} of session ${shortId(selected.session.id)}`}
                 onDelete={() => void remove(selected)}
               />
             </ArtifactView>
-            <p class="hint">
-              Delete removes the session that made this image, with its{" "}
-              {plural(selected.session.artifactIds.length, "image")}.
-            </p>
             <Alert text={deleteError} />
           </section>
         ) : null}
@@ -149,8 +156,4 @@ function Thumbnail(props: { entry: Entry; selected: boolean; onOpen: () => void 
       {url ? <img src={url} alt="" /> : <span class="placeholder">{failed ? "unavailable" : "…"}</span>}
     </button>
   );
-}
-
-function plural(n: number, noun: string): string {
-  return n === 1 ? `1 ${noun}` : `${n} ${noun}s`;
 }

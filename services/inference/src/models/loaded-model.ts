@@ -7,7 +7,7 @@ import {
   type TensorSpec,
 } from "@dmesh/onnx";
 import { type ResidualLayout, unetResidualLayout } from "../control/residual-layout.js";
-import { type ClipTokenizer, loadClipTokenizer } from "../tokenizer/index.js";
+import { type ClipTokenizer, type EmbeddingLookup, loadClipTokenizer } from "../tokenizer/index.js";
 import { type PreviewDecoder, previewDecoderContract } from "../vae/preview-decoder.js";
 import { LATENT_CHANNELS, type Vae, vaeContract } from "../vae/vae.js";
 import { type ComponentName, isSdxlFamily, type ModelDirectory } from "./pipeline-directory.js";
@@ -61,6 +61,8 @@ export interface LoadedModel {
   readonly providers: string[];
   /** Configured providers this model could not use, and why (logged once by the registry). */
   readonly fallbacks: readonly ProviderFallback[];
+  /** Textual-inversion embeddings its text encoders hold as extra token ids (an adapted model's). */
+  readonly embeddings?: EmbeddingLookup;
   release(): Promise<void>;
 }
 

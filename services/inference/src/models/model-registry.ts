@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { ModelCache, ModelContractError, type SessionSettings } from "@dmesh/onnx";
 import { FailedPreconditionError, NotFoundError } from "@dmesh/runtime/errors";
 import type { Logger } from "@dmesh/runtime/logger";
-import { modelUnloads, observeModelLoad } from "../inference-metrics.js";
+import { modelUnloads, observeModelLoad, recordAdapterSetLookup } from "../inference-metrics.js";
 import { type LoadedModel, loadModel } from "./loaded-model.js";
 import { type ModelDirectory, readModelDirectory } from "./pipeline-directory.js";
 
@@ -19,7 +19,22 @@ interface Entry {
 interface Resident {
   readonly model: LoadedModel;
   readonly memoryBytes: number;
+  /** Run after the model is released: a variant lets go of its base here. */
+  readonly dispose?: () => void;
 }
+
+/** A model derived from a loaded base (its adapter set applied), cached beside the suites. */
+export interface ModelVariant {
+  /** Tells variants of one base apart. */
+  readonly key: string;
+  build(
+    base: LoadedModel,
+    settings: SessionSettings,
+  ): Promise<LoadedModel & { readonly patchedBytes?: number }>;
+}
+
+/** Separates a base's id from its variant's key in cache keys; ids never hold it. */
+const VARIANT = "\u0000";
 
 export interface ModelInfo {
   id: string;
@@ -41,6 +56,8 @@ export class ModelRegistry {
   private readonly resident: ModelCache<Resident>;
   /** Models whose provider fallback was logged: once per model, however often it is reloaded. */
   private readonly fallbackLogged = new Set<string>();
+  /** Builders of variants about to be loaded by the cache, by cache key. */
+  private readonly variants = new Map<string, () => Promise<Resident>>();
 
   constructor(
     private readonly modelsDir: string,
@@ -51,11 +68,12 @@ export class ModelRegistry {
   ) {
     this.resident = new ModelCache({
       capacity: maxLoaded,
-      load: (id) => this.loadSuite(id),
-      release: async ({ model }, id) => {
+      load: (key) => this.variants.get(key)?.() ?? this.loadSuite(key),
+      release: async ({ model, dispose }, key) => {
         await model.release();
+        dispose?.();
         modelUnloads.inc();
-        this.logger.info({ model: id }, "model unloaded");
+        this.logger.info({ model: key.replace(VARIANT, " + ") }, "model unloaded");
       },
       bytes: (r) => r.memoryBytes,
     });
@@ -111,8 +129,51 @@ export class ModelRegistry {
     };
   }
 
+  /** Suites loaded (variants aside). */
   loadedIds(): string[] {
-    return this.resident.keys().filter((id) => this.resident.info(id)?.loaded);
+    return this.resident.keys().filter((id) => !id.includes(VARIANT) && this.resident.info(id)?.loaded);
+  }
+
+  /**
+   * A variant of a model (its adapter set applied), built on first use from the loaded base and cached with
+   * the suites, least recently used first under MAX_LOADED_MODELS; it holds its base loaded while cached.
+   * A failed build leaves no entry.
+   */
+  async acquireVariant(
+    id: string,
+    field: string,
+    variant: ModelVariant,
+  ): Promise<{ model: LoadedModel; release: () => void }> {
+    const entry = this.entry(id, field);
+    const key = `${this.resolveId(id)}${VARIANT}${variant.key}`;
+    const cached = this.resident.info(key) !== undefined;
+    recordAdapterSetLookup(cached);
+    if (!cached) {
+      this.variants.set(key, async () => {
+        const base = await this.acquire(id, field);
+        try {
+          const before = process.memoryUsage().rss;
+          const started = performance.now();
+          const model = await variant.build(base.model, this.settings);
+          const memoryBytes = Math.max(process.memoryUsage().rss - before, model.patchedBytes ?? 0);
+          this.logger.info(
+            { model: id, variant: variant.key, ms: Math.round(performance.now() - started), memoryBytes },
+            "model variant built",
+          );
+          return { model, memoryBytes, dispose: base.release };
+        } catch (err) {
+          base.release();
+          throw err;
+        }
+      });
+    }
+    try {
+      const lease = await this.resident.acquire(key);
+      entry.lastUsed = Date.now();
+      return { model: lease.value.model, release: lease.release };
+    } finally {
+      this.variants.delete(key);
+    }
   }
 
   /**
@@ -146,6 +207,9 @@ export class ModelRegistry {
   async unload(id: string): Promise<ModelInfo> {
     this.entry(id, "id");
     const resolved = this.resolveId(id);
+    // Idle adapter-set variants hold their base: they go first (ones in use keep it loaded).
+    for (const key of this.resident.keys())
+      if (key.startsWith(`${resolved}${VARIANT}`)) await this.resident.delete(key);
     const users = this.resident.info(resolved)?.users ?? 0;
     if (users > 0 || !(await this.resident.delete(resolved)))
       throw new FailedPreconditionError(`model "${id}" is in use by ${users} request(s)`, "id");

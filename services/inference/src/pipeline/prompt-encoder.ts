@@ -55,8 +55,11 @@ export async function encodePrompts(
     const [pos, neg] = textsFor(enc);
     const tokenize = (text: string, field: string) => {
       try {
-        return tokenizeWeightedPrompt(first.tokenizer, prepare(text), { padId: enc.tokenizer.padId, field })
-          .chunks;
+        return tokenizeWeightedPrompt(first.tokenizer, prepare(text), {
+          padId: enc.tokenizer.padId,
+          field,
+          ...(model.embeddings === undefined ? {} : { embeddings: model.embeddings }),
+        }).chunks;
       } catch (err) {
         if (err instanceof PromptSyntaxError)
           throw new InvalidArgumentError(`spec.conditioning.${err.field}`, err.message);

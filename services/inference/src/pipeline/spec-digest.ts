@@ -14,6 +14,9 @@ export function specDigest(spec: ResolvedSpec, seed: bigint): string {
         // Left out when empty, so a checkpoint made before ControlNets existed still resumes.
         controlNets:
           spec.controlNets.length > 0 ? spec.controlNets.map((u) => ({ ...u, image: undefined })) : undefined,
+        // Likewise LoRAs (the request field that named one is no part of the result).
+        adapters:
+          spec.adapters.length > 0 ? spec.adapters.map((a) => ({ ...a, field: undefined })) : undefined,
       },
       (_k, v) => (typeof v === "bigint" ? v.toString() : v),
     ),

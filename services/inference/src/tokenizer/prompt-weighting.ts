@@ -31,14 +31,22 @@ export interface WeightedPromptOptions {
   padId?: number;
   /** Request field named in syntax errors. */
   field?: string;
+  /** Textual-inversion embeddings: names found in the tokens become their own token ids. */
+  embeddings?: EmbeddingLookup;
+}
+
+/** Where a prompt's tokens name an embedding (see the adapters domain's embedding matcher). */
+export interface EmbeddingLookup {
+  /** The ids that replace the name whose tokens start at `tokens[offset]`, and how many tokens it takes. */
+  at(tokens: ArrayLike<number>, offset: number): { value: readonly number[]; length: number } | undefined;
 }
 
 export const DEFAULT_COMMA_PADDING_BACKTRACK = 20;
 
 /**
- * A1111's `tokenize_line` (modules/sd_hijack_clip.py) without textual-inversion embeddings: the prompt
- * is parsed for attention, each run tokenized on its own, and the tokens dealt into chunks of
- * `modelMaxLength - 2` with BOS/EOS around them. BREAK closes the current chunk; an empty prompt gives
+ * A1111's `tokenize_line` (modules/sd_hijack_clip.py): the prompt is parsed for attention, each run
+ * tokenized on its own, and the tokens dealt into chunks of `modelMaxLength - 2` with BOS/EOS around
+ * them. An embedding's name becomes its ids, all in one chunk (a new chunk when they do not fit). BREAK closes the current chunk; an empty prompt gives
  * one chunk of BOS and EOS.
  */
 export function tokenizeWeightedPrompt(
@@ -74,7 +82,9 @@ export function tokenizeWeightedPrompt(
       continue;
     }
     const [runText, weight] = run;
-    for (const token of tokenizer.encode(runText)) {
+    const runTokens = tokenizer.encode(runText);
+    for (let position = 0; position < runTokens.length; position++) {
+      const token = runTokens[position] as number;
       if (token === commaId) {
         lastComma = tokens.length;
       } else if (
@@ -93,6 +103,16 @@ export function tokenizeWeightedPrompt(
         multipliers = relocatedMultipliers;
       }
       if (tokens.length === chunkLength) nextChunk();
+      const embedding = options.embeddings?.at(runTokens, position);
+      if (embedding !== undefined) {
+        if (tokens.length + embedding.value.length > chunkLength) nextChunk();
+        for (const id of embedding.value) {
+          tokens.push(id);
+          multipliers.push(weight);
+        }
+        position += embedding.length - 1;
+        continue;
+      }
       tokens.push(token);
       multipliers.push(weight);
     }

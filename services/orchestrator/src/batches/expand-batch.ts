@@ -17,7 +17,9 @@ export const MAX_BATCH_ITEMS = 1000;
 
 /**
  * The specs of a batch: explicit items merged over `base` (protobuf merge: set fields win), or the
- * cartesian product of `axes` applied to `base`, e.g. prompts x seeds x guidance scales.
+ * cartesian product of `axes` applied to `base`, e.g. prompts x seeds x guidance scales. An axis over a
+ * LoRA's weight is `adapters.<name>.weight` (or `.textEncoderWeight`): it sets that entry of `adapters`,
+ * adding it when the base has none, so one batch compares a LoRA at several strengths.
  */
 export function expandBatch(
   base: GenerationSpec | undefined,
@@ -87,7 +89,25 @@ export function expandBatch(
   return out;
 }
 
+/** `adapters.<name>.weight`: the LoRA name may itself hold dots; the last key is the weight field. */
+const ADAPTER_WEIGHT = /^adapters\.(.+)\.(weight|textEncoderWeight|text_encoder_weight)$/;
+
+function setAdapterWeight(target: JsonObject, name: string, key: string, value: JsonValue): void {
+  const list = Array.isArray(target.adapters) ? [...target.adapters] : [];
+  const at = list.findIndex((a) => typeof a === "object" && a !== null && (a as JsonObject).name === name);
+  const entry = { ...((at >= 0 ? list[at] : { name }) as JsonObject) };
+  entry[key === "weight" ? "weight" : "textEncoderWeight"] = value;
+  if (at >= 0) list[at] = entry;
+  else list.push(entry);
+  target.adapters = list;
+}
+
 function setPath(target: JsonObject, path: string, value: JsonValue): void {
+  const adapter = ADAPTER_WEIGHT.exec(path);
+  if (adapter) {
+    setAdapterWeight(target, adapter[1] as string, adapter[2] as string, value);
+    return;
+  }
   const keys = path.split(".");
   let node = target;
   for (const key of keys.slice(0, -1)) {

@@ -1,4 +1,4 @@
-import { estimateActivationBytes, type ResolvedSpec } from "@dmesh/spec";
+import { adapterSetKey, estimateActivationBytes, type ResolvedSpec } from "@dmesh/spec";
 import type { GroupPlacement } from "../clients/replica-pool.js";
 
 /** What grouping needs to know of one batch item's generation. */
@@ -16,7 +16,9 @@ export interface UnetProfile {
  * The key under which generations can share UNet runs on one replica, as its UNet batcher merges them: the
  * same model (one UNet), latent size and schedule (scheduler, steps, strength, refiner hand-over), so their
  * steps stay in step and have one timestep even for exports that take a single one per run; and guidance on
- * or off, since it doubles an image's rows and a merged run is capped in rows. Prompt length also shapes the
+ * or off, since it doubles an image's rows and a merged run is capped in rows; and the LoRA set with its weights,
+ * since each set runs its own merged UNet (embeddings, which only inference can find in a prompt, keep sets
+ * apart there too). Prompt length also shapes the
  * UNet input (75-token chunks) but cannot be told without the model's tokenizer: prompts of a different
  * number of chunks run side by side unmerged.
  */
@@ -35,6 +37,7 @@ export function unetGroupKey(spec: ResolvedSpec): string {
     spec.mode === "txt2img" ? 1 : spec.strength,
     spec.denoisingEnd,
     spec.guidanceScale > 1,
+    adapterSetKey(spec.adapters),
   ]);
 }
 

@@ -501,6 +501,17 @@ export class SessionManager {
     return this.deps.artifacts.removeUnreferenced(artifactIds);
   }
 
+  /**
+   * Drops a deleted artifact from the session's list (the rest of the session stays), stored and told to
+   * watchers once on disk. A session deleted meanwhile is left alone.
+   */
+  async forgetArtifact(sessionId: string, artifactId: string): Promise<void> {
+    const session = await this.find(sessionId);
+    if (!session?.artifactIds.includes(artifactId)) return;
+    session.artifactIds = session.artifactIds.filter((id) => id !== artifactId);
+    this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+  }
+
   async list(
     tenant: string,
     states: SessionState[],

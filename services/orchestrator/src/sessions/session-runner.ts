@@ -117,7 +117,7 @@ export async function runSession(
   const steps = new Map(template.steps.map((s) => [s.id, s]));
   // The model the inference replica actually used (the default when the spec names none), for the infotext.
   let modelUsed = session.spec?.models?.base ?? "";
-  /** Infotext fields the last generate step reported (its ControlNet units). */
+  /** Infotext fields the last generate step reported (its ControlNet units, LoRA and embedding hashes). */
   let infotextFields: readonly { key: string; value: string }[] = [];
   // Likewise the scheduler it ran (the model's own when the spec names no kind); unset = the spec's.
   let schedulerUsed: SchedulerSpec | undefined;

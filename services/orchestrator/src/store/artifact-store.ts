@@ -54,6 +54,8 @@ export interface ArtifactIndex {
   byId(id: string, tenant: string): Promise<Uint8Array | undefined>;
   bySession(sessionId: string, tenant: string): Promise<Uint8Array[]>;
   idsOfSession(sessionId: string): Promise<string[]>;
+  /** Deletes the tenant's rows of these bytes; answers the sessions they were in. */
+  removeOfTenant(id: string, tenant: string): Promise<string[]>;
 }
 
 /**
@@ -179,6 +181,15 @@ export class ArtifactStore {
       unlinkSync(path);
     }
     return freed;
+  }
+
+  /**
+   * Deletes the tenant's references to these bytes (one per session and image that made them) and returns
+   * the sessions they were in, none when the tenant has none. Other tenants' references stay; the file is
+   * left for `removeUnreferenced`, once the deletion is on disk.
+   */
+  async removeReferences(id: string, tenant: string): Promise<string[]> {
+    return [...new Set(await this.rows.removeOfTenant(id, tenant))];
   }
 
   async idsOfSession(sessionId: string): Promise<string[]> {

@@ -17,6 +17,7 @@ export class SqliteArtifactIndex implements ArtifactIndex {
       refs: db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE id = ?"),
       idsOfSession: db.prepare("SELECT DISTINCT id FROM artifacts WHERE session_id = ?"),
       idAt: db.prepare("SELECT id FROM artifacts WHERE session_id = ? AND image_index = ?"),
+      removeOfTenant: db.prepare("DELETE FROM artifacts WHERE id = ? AND tenant = ? RETURNING session_id"),
     };
   }
 
@@ -44,6 +45,10 @@ export class SqliteArtifactIndex implements ArtifactIndex {
 
   async bySession(sessionId: string, tenant: string): Promise<Uint8Array[]> {
     return (this.stmts.bySession.all(sessionId, tenant) as { data: Buffer }[]).map((r) => r.data);
+  }
+
+  async removeOfTenant(id: string, tenant: string): Promise<string[]> {
+    return (this.stmts.removeOfTenant.all(id, tenant) as { session_id: string }[]).map((r) => r.session_id);
   }
 
   async idsOfSession(sessionId: string): Promise<string[]> {

@@ -60,6 +60,14 @@ export class PgArtifactIndex implements ArtifactIndex {
     return rows.map((r) => r.data);
   }
 
+  async removeOfTenant(id: string, tenant: string): Promise<string[]> {
+    const { rows } = await this.db.pool.query<{ session_id: string }>(
+      "DELETE FROM artifacts WHERE id = $1 AND tenant = $2 RETURNING session_id",
+      [id, tenant],
+    );
+    return rows.map((r) => r.session_id);
+  }
+
   async idsOfSession(sessionId: string): Promise<string[]> {
     const rows = await this.db.read<{ id: string }>(
       [sessionId],

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/processing/v1/artifact.proto.
  */
 export const file_dmesh_processing_v1_artifact: GenFile = /*@__PURE__*/
-  fileDesc("CiJkbWVzaC9wcm9jZXNzaW5nL3YxL2FydGlmYWN0LnByb3RvEhNkbWVzaC5wcm9jZXNzaW5nLnYxIsQBCghBcnRpZmFjdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEhIKCm1lZGlhX3R5cGUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBBINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUSEwoLaW1hZ2VfaW5kZXgYByABKAUSDAoEc2VlZBgIIAEoBBIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChJHZXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkSEwoLY2h1bmtfYnl0ZXMYAiABKAUiVQoTR2V0QXJ0aWZhY3RSZXNwb25zZRIvCghhcnRpZmFjdBgBIAEoCzIdLmRtZXNoLnByb2Nlc3NpbmcudjEuQXJ0aWZhY3QSDQoFY2h1bmsYAiABKAwiKgoUTGlzdEFydGlmYWN0c1JlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJJChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USMAoJYXJ0aWZhY3RzGAEgAygLMh0uZG1lc2gucHJvY2Vzc2luZy52MS5BcnRpZmFjdDLnAQoPQXJ0aWZhY3RTZXJ2aWNlEmcKC0dldEFydGlmYWN0EicuZG1lc2gucHJvY2Vzc2luZy52MS5HZXRBcnRpZmFjdFJlcXVlc3QaKC5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldEFydGlmYWN0UmVzcG9uc2UiA5ACATABEmsKDUxpc3RBcnRpZmFjdHMSKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiouZG1lc2gucHJvY2Vzc2luZy52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiJkbWVzaC9wcm9jZXNzaW5nL3YxL2FydGlmYWN0LnByb3RvEhNkbWVzaC5wcm9jZXNzaW5nLnYxIsQBCghBcnRpZmFjdBIKCgJpZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEhIKCm1lZGlhX3R5cGUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBBINCgV3aWR0aBgFIAEoBRIOCgZoZWlnaHQYBiABKAUSEwoLaW1hZ2VfaW5kZXgYByABKAUSDAoEc2VlZBgIIAEoBBIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI+ChJHZXRBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkSEwoLY2h1bmtfYnl0ZXMYAiABKAUiVQoTR2V0QXJ0aWZhY3RSZXNwb25zZRIvCghhcnRpZmFjdBgBIAEoCzIdLmRtZXNoLnByb2Nlc3NpbmcudjEuQXJ0aWZhY3QSDQoFY2h1bmsYAiABKAwiKgoUTGlzdEFydGlmYWN0c1JlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJJChVMaXN0QXJ0aWZhY3RzUmVzcG9uc2USMAoJYXJ0aWZhY3RzGAEgAygLMh0uZG1lc2gucHJvY2Vzc2luZy52MS5BcnRpZmFjdCIsChVEZWxldGVBcnRpZmFjdFJlcXVlc3QSEwoLYXJ0aWZhY3RfaWQYASABKAkiGAoWRGVsZXRlQXJ0aWZhY3RSZXNwb25zZTLSAgoPQXJ0aWZhY3RTZXJ2aWNlEmcKC0dldEFydGlmYWN0EicuZG1lc2gucHJvY2Vzc2luZy52MS5HZXRBcnRpZmFjdFJlcXVlc3QaKC5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldEFydGlmYWN0UmVzcG9uc2UiA5ACATABEmsKDUxpc3RBcnRpZmFjdHMSKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkxpc3RBcnRpZmFjdHNSZXF1ZXN0GiouZG1lc2gucHJvY2Vzc2luZy52MS5MaXN0QXJ0aWZhY3RzUmVzcG9uc2UiA5ACARJpCg5EZWxldGVBcnRpZmFjdBIqLmRtZXNoLnByb2Nlc3NpbmcudjEuRGVsZXRlQXJ0aWZhY3RSZXF1ZXN0GisuZG1lc2gucHJvY2Vzc2luZy52MS5EZWxldGVBcnRpZmFjdFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message dmesh.processing.v1.Artifact
@@ -258,6 +258,52 @@ export const ListArtifactsResponseSchema: GenMessage<ListArtifactsResponse, {jso
   messageDesc(file_dmesh_processing_v1_artifact, 4);
 
 /**
+ * @generated from message dmesh.processing.v1.DeleteArtifactRequest
+ */
+export type DeleteArtifactRequest = Message<"dmesh.processing.v1.DeleteArtifactRequest"> & {
+  /**
+   * @generated from field: string artifact_id = 1;
+   */
+  artifactId: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteArtifactRequest
+ */
+export type DeleteArtifactRequestJson = {
+  /**
+   * @generated from field: string artifact_id = 1;
+   */
+  artifactId?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.DeleteArtifactRequest.
+ * Use `create(DeleteArtifactRequestSchema)` to create a new message.
+ */
+export const DeleteArtifactRequestSchema: GenMessage<DeleteArtifactRequest, {jsonType: DeleteArtifactRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_artifact, 5);
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteArtifactResponse
+ */
+export type DeleteArtifactResponse = Message<"dmesh.processing.v1.DeleteArtifactResponse"> & {
+};
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteArtifactResponse
+ */
+export type DeleteArtifactResponseJson = {
+};
+
+/**
+ * Describes the message dmesh.processing.v1.DeleteArtifactResponse.
+ * Use `create(DeleteArtifactResponseSchema)` to create a new message.
+ */
+export const DeleteArtifactResponseSchema: GenMessage<DeleteArtifactResponse, {jsonType: DeleteArtifactResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_artifact, 6);
+
+/**
  * Stored images, content-addressed.
  *
  * @generated from service dmesh.processing.v1.ArtifactService
@@ -280,6 +326,18 @@ export const ArtifactService: GenService<{
     methodKind: "unary";
     input: typeof ListArtifactsRequestSchema;
     output: typeof ListArtifactsResponseSchema;
+  },
+  /**
+   * Deletes the caller's reference to the image: the sessions that listed it no longer do, the rest of them
+   * stays. The bytes go once no reference (another tenant's included) remains. Another tenant's artifact
+   * answers NOT_FOUND, as a missing one does.
+   *
+   * @generated from rpc dmesh.processing.v1.ArtifactService.DeleteArtifact
+   */
+  deleteArtifact: {
+    methodKind: "unary";
+    input: typeof DeleteArtifactRequestSchema;
+    output: typeof DeleteArtifactResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_dmesh_processing_v1_artifact, 0);

@@ -25,7 +25,8 @@ export const file_dmesh_processing_v1_batch: GenFile = /*@__PURE__*/
  */
 export type BatchAxis = Message<"dmesh.processing.v1.BatchAxis"> & {
   /**
-   * Dotted GenerationSpec path in proto JSON names, e.g. "conditioning.prompt", "params.seed".
+   * Dotted GenerationSpec path in proto JSON names, e.g. "conditioning.prompt", "params.seed"; a LoRA's
+   * weight is "adapters.<name>.weight" (or ".textEncoderWeight"), which adds the LoRA when the base lacks it.
    *
    * @generated from field: string field = 1;
    */
@@ -46,7 +47,8 @@ export type BatchAxis = Message<"dmesh.processing.v1.BatchAxis"> & {
  */
 export type BatchAxisJson = {
   /**
-   * Dotted GenerationSpec path in proto JSON names, e.g. "conditioning.prompt", "params.seed".
+   * Dotted GenerationSpec path in proto JSON names, e.g. "conditioning.prompt", "params.seed"; a LoRA's
+   * weight is "adapters.<name>.weight" (or ".textEncoderWeight"), which adds the LoRA when the base lacks it.
    *
    * @generated from field: string field = 1;
    */
