@@ -97,6 +97,17 @@ const PLANS: Record<string, Plan> = {
         expect(body.workflows.map((w) => w.id)).toContain("txt2img");
       },
     },
+  // Workflows as data: the example file from the checkout (the commands run in a directory inside it).
+  "npx dmesh workflow create examples/workflows/hires-sharpen.yaml": {
+    scale: [["examples/", "../../examples/"]],
+  },
+  'npx dmesh generate "a lighthouse at dusk" --workflow hires-sharpen --input scale=2 --seed 3 --steps 12 --width 256 --height 256 --out lighthouse.webp':
+    {
+      scale: [["--steps 12 --width 256 --height 256", "--steps 4 --width 64 --height 64"]],
+    },
+  "npx dmesh workflow show hires-sharpen --width 256 --height 256 --steps 12": {
+    scale: [["--width 256 --height 256 --steps 12", "--width 64 --height 64 --steps 4"]],
+  },
   // Keys, TLS and CORS: a key and its file are made here; the meshes they need run in test/door.
   "key=dmesh_acme_$(openssl rand -hex 16)": {},
   'echo "acme $(printf %s "$key" | sha256sum | cut -d\' \' -f1)" >> api-keys.txt': {},

@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { BatchAction } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import { MeshEventKind } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
 import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import type { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -45,7 +47,13 @@ beforeAll(async () => {
   const safetyDir = `${scratch.dir}/safety`;
   await writeTinySafetyClassifier(safetyDir, { seed: 9 });
   mesh = await TestMesh.start({
-    orchestratorEnv: { API_KEYS_FILE: keys, CORS_ORIGINS: ALLOWED_ORIGIN, MAX_CONCURRENT_SESSIONS: "2" },
+    orchestratorEnv: {
+      API_KEYS_FILE: keys,
+      CORS_ORIGINS: ALLOWED_ORIGIN,
+      MAX_CONCURRENT_SESSIONS: "2",
+      // Callbacks allowed there, but no tenant has a webhook secret.
+      WEBHOOK_ALLOWED_URLS: "http://127.0.0.1:9/",
+    },
     postprocessEnv: {
       SAFETY_MODEL_DIR: safetyDir,
       SAFETY_POLICY: "pass,initech=reject",
@@ -144,6 +152,64 @@ describe("API keys", () => {
     ).toBe("ok");
     // Status is every tenant's to read.
     expect(await outcome(() => as(acme).mesh.getMeshStatus({}))).toBe("ok");
+  });
+
+  it("lets only an admin key define workflows, which every tenant then runs", async () => {
+    const workflow: MessageInitShape<typeof WorkflowSchema> = {
+      id: "door-chain",
+      inputs: [{ name: "spec", type: "spec", required: true }],
+      steps: [
+        { id: "generate", kind: "generate", inputs: { spec: "input.spec" } },
+        { id: "encode", kind: "encode", inputs: { image: "generate.images" } },
+      ],
+    };
+    expect(await outcome(() => as(acme).processing.createWorkflow({ workflow }))).toEqual({
+      code: "PermissionDenied",
+      message: "CreateWorkflow needs an admin API key",
+      field: null,
+    });
+    expect(await outcome(() => as(ops).processing.createWorkflow({ workflow }))).toBe("ok");
+    expect(await outcome(() => as(acme).processing.updateWorkflow({ workflow }))).toMatchObject({
+      code: "PermissionDenied",
+    });
+    expect(
+      await outcome(() => as(globex).processing.deleteWorkflow({ workflowId: "door-chain" })),
+    ).toMatchObject({
+      code: "PermissionDenied",
+    });
+    const events = await collect(
+      as(acme).processing.executeWorkflow({ workflowId: "door-chain", spec: tinySpec({ steps: 2 }) }),
+    );
+    expect(events.at(-1)?.session?.state).toBe(SessionState.COMPLETED);
+    // With keys on, a callback needs its tenant's webhook secret (none is configured here); outside the
+    // allow-list it is refused before that.
+    expect(
+      await outcome(() =>
+        collect(
+          as(acme).processing.executeWorkflow({
+            workflowId: "door-chain",
+            spec: tinySpec({ steps: 2 }),
+            callbackUrl: "http://127.0.0.1:9/hooks",
+          }),
+        ),
+      ),
+    ).toEqual({
+      code: "FailedPrecondition",
+      message: 'callback_url: tenant "acme" has no webhook secret (WEBHOOK_TENANT_SECRETS)',
+      field: "callback_url",
+    });
+    expect(
+      await outcome(() =>
+        collect(
+          as(acme).processing.executeWorkflow({
+            workflowId: "door-chain",
+            spec: tinySpec({ steps: 2 }),
+            callbackUrl: "http://10.0.0.1/hooks",
+          }),
+        ),
+      ),
+    ).toMatchObject({ code: "InvalidArgument", field: "callback_url" });
+    expect(await outcome(() => as(ops).processing.deleteWorkflow({ workflowId: "door-chain" }))).toBe("ok");
   });
 
   it("answers /metrics on the public port to an admin key only (its tenant labels are everyone's)", async () => {

@@ -177,7 +177,10 @@ describe("every service answers plain gRPC", () => {
     expect(models.models.map((m) => m.id)).toContain("tiny-sdxl");
     const schedulers = await unary(inference, SchedulerService.method.listSchedulers, {});
     expect(schedulers.schedulers.map((s) => s.kind)).toContain(SchedulerKind.DPMPP_2M);
-    const tokens = await unary(inference, ConditioningService.method.tokenize, { text: "a photo of a cat" });
+    const tokens = await unary(inference, ConditioningService.method.tokenize, {
+      model: "tiny-sdxl",
+      text: "a photo of a cat",
+    });
     expect(tokens.tokenizers.map((t) => t.tokenizer)).toEqual(["tokenizer", "tokenizer_2"]);
     const queue = await unary(inference, InferenceService.method.getQueue, {});
     expect(queue.maxConcurrent).toBeGreaterThan(0);

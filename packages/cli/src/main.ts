@@ -7,6 +7,7 @@ import { MODELS_HELP, models } from "./commands/models.js";
 import { SESSIONS_HELP, sessions } from "./commands/sessions.js";
 import { STATUS_HELP, status } from "./commands/status.js";
 import { UP_HELP, up } from "./commands/up.js";
+import { WORKFLOW_HELP, workflow } from "./commands/workflow.js";
 import { WORKFLOWS_HELP, workflows } from "./commands/workflows.js";
 
 const HELP = `dmesh: diffusion mesh command line
@@ -20,6 +21,8 @@ ${GENERATE_HELP}
 ${STATUS_HELP}
 
 ${WORKFLOWS_HELP}
+
+${WORKFLOW_HELP}
 
 ${MODELS_HELP}
 
@@ -41,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return status(rest);
     case "workflows":
       return workflows(rest);
+    case "workflow":
+      return workflow(rest);
     case "models":
       return models(rest);
     case "sessions":

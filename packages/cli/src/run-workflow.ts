@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, extname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { Value } from "@bufbuild/protobuf/wkt";
 import type { GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
@@ -18,6 +19,8 @@ export interface RunWorkflowOptions {
     string,
     MessageInitShape<typeof import("@dmesh/contracts/dmesh/processing/v1/processing_pb.js").ImageInputSchema>
   >;
+  /** The workflow's scalar inputs. */
+  inputs?: Record<string, Value>;
   /** A file path (image i > 0 gets "-i" before the extension) or a directory. */
   out: string;
   requestId?: string;
@@ -39,6 +42,7 @@ export async function runWorkflow(
       workflowId: options.workflowId,
       spec: options.spec,
       images: (options.images ?? {}) as Record<string, ImageInput>,
+      inputs: options.inputs ?? {},
       requestId: options.requestId ?? "",
       detach: options.detach ?? false,
     },

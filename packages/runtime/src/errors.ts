@@ -47,6 +47,12 @@ export class NotFoundError extends DomainError {
   }
 }
 
+export class AlreadyExistsError extends DomainError {
+  constructor(field: string, message: string) {
+    super(ErrorCode.AlreadyExists, message, field);
+  }
+}
+
 export class FailedPreconditionError extends DomainError {
   constructor(message: string, field?: string) {
     super(ErrorCode.FailedPrecondition, message, field);

@@ -200,8 +200,10 @@ class GrpcHandlerContext implements HandlerContext {
   // closes, finished ones included (those have ended, and their listener is gone by then).
   private readonly onCancelled = () => this.controller?.abort(this.cancelReason());
 
+  // The client's own deadline timer started before the request reached us, so its cancel (RST_STREAM) can
+  // arrive just before our copy of the deadline passes: a cancel that close to it is the deadline.
   private cancelReason(): Error {
-    return this.deadlineMs !== undefined && Date.now() >= this.deadlineMs
+    return this.deadlineMs !== undefined && Date.now() >= this.deadlineMs - DEADLINE_SKEW_MS
       ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
       : new Error("client cancelled");
   }
@@ -404,6 +406,9 @@ function createMethodHandler(
     }
   }) as grpc.UntypedHandleCall;
 }
+
+/** How early a client's cancel may come and still be its deadline (its timer started before ours). */
+const DEADLINE_SKEW_MS = 250;
 
 /** Waits until the stream takes more messages or is cancelled, and leaves no listener behind. */
 function drainedOrCancelled(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {

@@ -1,5 +1,6 @@
 import { commonSettings, parse, parseOrigin } from "@dmesh/runtime";
 import { parseTenantQuotas } from "./sessions/tenant-quotas.js";
+import { parseTenantSecrets } from "./webhooks/webhook-policy.js";
 
 /** Every setting of the orchestrator; the README's table is `configTable(orchestratorSettings)`. */
 export const orchestratorSettings = {
@@ -151,5 +152,59 @@ export const orchestratorSettings = {
     description: "unfinished sessions one batch keeps in the queue",
     default: 8,
     parse: parse.int(1, 10_000),
+  },
+  webhookAllowedUrls: {
+    env: "WEBHOOK_ALLOWED_URLS",
+    description:
+      "comma-separated URL prefixes a session's or batch's callback_url must start with (end each with `/` or a port); empty = webhooks off",
+    default: [] as string[],
+    parse: (raw: string) =>
+      raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((prefix) => {
+          const url = new URL(prefix);
+          if (url.protocol !== "http:" && url.protocol !== "https:")
+            throw new Error(`"${prefix}" is not http(s)`);
+          return prefix;
+        }),
+  },
+  webhookSecret: {
+    env: "WEBHOOK_SECRET",
+    description: "HMAC-SHA256 key of webhook signatures while API keys are off (16+ characters)",
+    default: "",
+    parse: (raw: string) => {
+      if (raw && raw.length < 16) throw new Error("needs at least 16 characters");
+      return raw;
+    },
+  },
+  webhookTenantSecrets: {
+    env: "WEBHOOK_TENANT_SECRETS",
+    description:
+      "each tenant's webhook signing key while API keys are on: `tenant=secret,...` (16+ characters each)",
+    default: "",
+    parse: (raw: string) => {
+      parseTenantSecrets(raw);
+      return raw;
+    },
+  },
+  webhookMaxAttempts: {
+    env: "WEBHOOK_MAX_ATTEMPTS",
+    description: "POSTs per webhook delivery before it is given up",
+    default: 8,
+    parse: parse.int(1, 100),
+  },
+  webhookRetryMs: {
+    env: "WEBHOOK_RETRY_MS",
+    description: "wait before a failed webhook's second POST; doubles per attempt, at most 5 minutes",
+    default: 1000,
+    parse: parse.int(1, 300_000),
+  },
+  webhookTimeoutMs: {
+    env: "WEBHOOK_TIMEOUT_MS",
+    description: "one webhook POST's deadline",
+    default: 10_000,
+    parse: parse.int(100, 120_000),
   },
 };

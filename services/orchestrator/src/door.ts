@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { MeshService } from "@dmesh/contracts/dmesh/processing/v1/mesh_pb.js";
+import { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import { Health } from "@dmesh/contracts/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "@dmesh/contracts/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionAlpha } from "@dmesh/contracts/grpc/reflection/v1alpha/reflection_pb.js";
@@ -14,8 +15,15 @@ import {
 
 /** Open to anyone, for probes and discovery. */
 const OPEN_SERVICES = [Health.typeName, ServerReflection.typeName, ServerReflectionAlpha.typeName];
-/** Mesh-wide operations: an admin key only. */
-const ADMIN_METHODS = [`${MeshService.typeName}/${MeshService.method.cleanup.name}`];
+/** Mesh-wide operations (cleanup, workflow definitions, which every tenant runs): an admin key only. */
+const ADMIN_METHODS = [
+  `${MeshService.typeName}/${MeshService.method.cleanup.name}`,
+  ...[
+    ProcessingService.method.createWorkflow,
+    ProcessingService.method.updateWorkflow,
+    ProcessingService.method.deleteWorkflow,
+  ].map((m) => `${ProcessingService.typeName}/${m.name}`),
+];
 
 export interface Door {
   /** Who calls (API keys), and whether they may. */

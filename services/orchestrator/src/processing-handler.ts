@@ -1,5 +1,6 @@
-import { clone, create } from "@bufbuild/protobuf";
+import { clone } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { BatchAction } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { ProcessingService } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
@@ -7,12 +8,14 @@ import {
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
+import type { Workflow } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
 import { InvalidArgumentError, type Logger, scopeFrom, tenantOf } from "@dmesh/runtime";
 import { checkId, checkName, requiredId } from "@dmesh/spec";
 import { audit } from "./audit-log.js";
 import type { BatchManager } from "./batches/batch-manager.js";
 import { isTerminal, type SessionManager } from "./sessions/session-manager.js";
+import type { WebhookPolicy } from "./webhooks/webhook-policy.js";
+import { definitionFromProto, workflowToProto } from "./workflows/definition-proto.js";
 import type { CatalogEntry, WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import type { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 
@@ -26,6 +29,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     private readonly estimator: WorkflowEstimator,
     private readonly sessions: SessionManager,
     private readonly batches: BatchManager,
+    private readonly webhooks: WebhookPolicy,
     private readonly logger: Logger,
   ) {}
 
@@ -35,11 +39,37 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   }
 
   async getWorkflow(
-    req: { workflowId: string; size?: { width: number; height: number } },
+    req: {
+      workflowId: string;
+      size?: { width: number; height: number };
+      version: number;
+      spec?: GenerationSpec;
+    },
     ctx: HandlerContext,
   ) {
     const id = checkId(req.workflowId, "workflow_id");
-    return { workflow: await this.describe(this.workflows.get(id), req.size, ctx) };
+    if (req.version < 0) throw new InvalidArgumentError("version", "must be 0 (the newest) or a version");
+    return { workflow: await this.describe(this.workflows.get(id, req.version), req.size, ctx, req.spec) };
+  }
+
+  // Workflow definitions are mesh-wide: the door lets only admin keys call these when API keys are on.
+  async createWorkflow(req: { workflow?: Workflow }, ctx: HandlerContext) {
+    const entry = await this.workflows.create(definitionFromProto(req.workflow));
+    audit(scopeFrom(ctx, this.logger).logger, tenantOf(ctx), "workflow.create", entry.definition.id);
+    return { workflow: await this.describe(entry, undefined, ctx) };
+  }
+
+  async updateWorkflow(req: { workflow?: Workflow }, ctx: HandlerContext) {
+    const entry = await this.workflows.update(definitionFromProto(req.workflow));
+    audit(scopeFrom(ctx, this.logger).logger, tenantOf(ctx), "workflow.update", entry.definition.id);
+    return { workflow: await this.describe(entry, undefined, ctx) };
+  }
+
+  async deleteWorkflow(req: { workflowId: string }, ctx: HandlerContext) {
+    const id = requiredId(req.workflowId, "workflow_id");
+    await this.workflows.remove(id);
+    audit(scopeFrom(ctx, this.logger).logger, tenantOf(ctx), "workflow.delete", id);
+    return {};
   }
 
   async *executeWorkflow(
@@ -50,6 +80,7 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     checkId(req.workflowId, "workflow_id");
     checkId(req.requestId, "request_id");
     for (const name of Object.keys(req.images)) checkName(name, "images");
+    for (const name of Object.keys(req.inputs)) checkName(name, "inputs");
     // Without an explicit request_id the call's x-request-id is the session's: one id in every hop's logs.
     const { session } = await this.sessions.submit({
       tenant,
@@ -58,6 +89,8 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
       images: req.images,
       requestId: req.requestId || scopeFrom(ctx, this.logger).requestId,
       priority: req.priority,
+      inputs: req.inputs,
+      callbackUrl: this.webhooks.check(req.callbackUrl, tenant),
     });
     let ended = false;
     try {
@@ -137,7 +170,9 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
   ) {
     checkId(req.workflowId, "workflow_id");
     checkId(req.requestId, "request_id");
-    const batch = await this.batches.create(req, tenantOf(ctx));
+    const tenant = tenantOf(ctx);
+    req.callbackUrl = this.webhooks.check(req.callbackUrl, tenant);
+    const batch = await this.batches.create(req, tenant);
     await this.sessions.durable();
     return { batch };
   }
@@ -172,23 +207,11 @@ export class ProcessingHandler implements ServiceImpl<typeof ProcessingService> 
     entry: CatalogEntry,
     size: { width: number; height: number } | undefined,
     ctx: HandlerContext,
+    spec?: GenerationSpec,
   ) {
-    const t = entry.template;
-    return create(WorkflowSchema, {
-      id: t.id,
-      name: t.name,
-      description: t.description,
-      inputs: t.inputs.map((i) => ({ ...i })),
-      requiredModels: [...t.requiredModels],
-      steps: t.steps.map((s) => ({
-        id: s.id,
-        domain: s.domain,
-        operation: s.mode ? `${s.operation}:${s.mode}` : s.operation,
-        dependsOn: [...s.dependsOn],
-        inputs: { ...s.inputs },
-      })),
-      estimate: await this.estimator.estimate(t, size, ctx.signal),
-    });
+    const workflow = workflowToProto(entry, this.workflows.usageOf(entry.definition.id));
+    workflow.estimate = await this.estimator.estimate(entry.definition, size, ctx.signal, spec);
+    return workflow;
   }
 }
 

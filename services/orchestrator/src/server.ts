@@ -44,7 +44,10 @@ import { BatchFeeders } from "./store/postgres/batch-feeders.js";
 import type { PgSessionStore } from "./store/postgres/pg-session-store.js";
 import { ReplicaLeases } from "./store/postgres/replica-leases.js";
 import { SessionEventBus } from "./store/postgres/session-event-bus.js";
-import { BUILTIN_WORKFLOWS } from "./workflows/templates.js";
+import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
+import { parseTenantSecrets, WebhookPolicy } from "./webhooks/webhook-policy.js";
+import { webhookTriggers } from "./webhooks/webhook-triggers.js";
+import { BUILTIN_WORKFLOWS } from "./workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "./workflows/workflow-catalog.js";
 import { WorkflowEstimator } from "./workflows/workflow-estimator.js";
 
@@ -120,7 +123,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const inference = await pool("inference", InferenceService, config.inferenceUrls, inferenceTelemetry);
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
-  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS);
+  const stepTimings = stores.stepTimings;
+  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS, stores.workflows);
+  await workflows.load();
   const quotas = parseTenantQuotas(config.tenantQuotas);
   const mesh = {
     running: config.maxConcurrentSessions,
@@ -140,6 +145,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       retryBackoffMs: config.retryBackoffMs,
       callTimeoutMs: config.callTimeoutMs,
       streamIdleTimeoutMs: config.streamIdleTimeoutMs,
+      timings: stepTimings,
     },
     events,
     commits,
@@ -177,6 +183,27 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const lifecycle = new LifecycleEvents(meshEvents);
   events.onStateChange(lifecycle.onSession);
   batches.onSave(lifecycle.onBatch);
+  const webhookPolicy = new WebhookPolicy({
+    allowedUrls: config.webhookAllowedUrls,
+    meshSecret: config.webhookSecret,
+    tenantSecrets: parseTenantSecrets(config.webhookTenantSecrets),
+    keysOn: config.apiKeysFile !== "",
+  });
+  const webhooks = new WebhookDispatcher(
+    stores.webhooks,
+    webhookPolicy,
+    {
+      maxAttempts: config.webhookMaxAttempts,
+      initialBackoffMs: config.webhookRetryMs,
+      maxBackoffMs: 300_000,
+      timeoutMs: config.webhookTimeoutMs,
+    },
+    logger,
+  );
+  const triggers = webhookTriggers(webhooks, logger);
+  events.onStateChange(triggers.onSession);
+  batches.onSave(triggers.onBatch);
+  webhooks.start();
   countSessionsWith(() => sessionStore.countsByTenant());
   countInFlightWith(() => {
     const { queued, running } = sessions.counts();
@@ -204,7 +231,14 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   }
 
   const handlers = {
-    processing: new ProcessingHandler(workflows, new WorkflowEstimator(inference), sessions, batches, logger),
+    processing: new ProcessingHandler(
+      workflows,
+      new WorkflowEstimator(inference, stepTimings),
+      sessions,
+      batches,
+      webhookPolicy,
+      logger,
+    ),
     mesh: new MeshHandler(
       inference,
       postprocess,
@@ -266,6 +300,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await server.close();
       await metrics?.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
+      await webhooks.close();
       await stores.close();
       door.close();
     },

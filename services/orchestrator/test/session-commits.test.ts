@@ -25,7 +25,7 @@ import { GroupCommit } from "../src/store/group-commit.js";
 import type { SessionStore } from "../src/store/session-store.js";
 import { SqliteArtifactIndex } from "../src/store/sqlite-artifact-index.js";
 import { SqliteSessionStore } from "../src/store/sqlite-session-store.js";
-import { BUILTIN_WORKFLOWS } from "../src/workflows/templates.js";
+import { BUILTIN_WORKFLOWS } from "../src/workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "../src/workflows/workflow-catalog.js";
 
 // A session manager over a real SQLite file, a real inference service (the tiny model) and a real

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { create } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { ControlNetUnitSchema } from "@dmesh/contracts/dmesh/common/v1/control_pb.js";
 import { AdapterRefSchema, GenerationSpecSchema } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import type { ImageEncoding } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
@@ -15,10 +16,12 @@ import { SCHEDULER_FLAG_HELP, SPEC_FLAGS, specFromFlags } from "../spec-options.
 export const GENERATE_HELP = `dmesh generate "prompt" [--negative TEXT] [--seed N] [--steps N] [--width W] [--height H]
     [--guidance G] [--scheduler NAME | --sampler NAME [--schedule TYPE]] [--count N] [--lora NAME:WEIGHT ...]
     [--out FILE|DIR]
-    [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--image FILE] [--mask FILE] [--strength S]
+    [--workflow txt2img|img2img|inpaint|txt2img-hires|...] [--input NAME=VALUE ...] [--image FILE]
+    [--mask FILE] [--strength S]
     [--control NAME:IMAGE[:SCALE[:START:END]]] [--control-preprocess canny|none]
     [--request-id ID] [--detach] [--url ${DEFAULT_URL}]
-  Runs a workflow through the orchestrator, shows its progress and saves the images.
+  Runs a workflow through the orchestrator, shows its progress and saves the images. --input sets one of
+  the workflow's scalar inputs (a number, true/false, or text).
   ${SCHEDULER_FLAG_HELP}.
   ${CONTROL_FLAG_HELP}.
   ${LORA_FLAG_HELP}.`;
@@ -37,6 +40,7 @@ export async function generate(argv: string[]): Promise<number> {
       workflow: { type: "string", default: "txt2img" },
       image: { type: "string" },
       mask: { type: "string" },
+      input: { type: "string", multiple: true, default: [] },
       "request-id": { type: "string" },
       detach: { type: "boolean", default: false },
     },
@@ -65,6 +69,7 @@ export async function generate(argv: string[]): Promise<number> {
     workflowId: values.workflow,
     spec,
     images,
+    inputs: workflowInputs(values.input),
     out: values.out,
     requestId: values["request-id"],
     detach: values.detach,
@@ -78,4 +83,23 @@ export async function generate(argv: string[]): Promise<number> {
   for (const file of files) process.stdout.write(`${file}\n`);
   process.stderr.write(`session ${session?.id ?? "?"}: ${describeEnd(session)}\n`);
   return session?.state === SessionState.COMPLETED || session?.state === SessionState.PAUSED ? 0 : 1;
+}
+
+/** `--input scale=2 --input label=cat`: a JSON scalar where the value reads as one, else the text. */
+export function workflowInputs(pairs: readonly string[]): Record<string, Value> {
+  const inputs: Record<string, Value> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new Error(`--input ${JSON.stringify(pair)} is not NAME=VALUE`);
+    const raw = pair.slice(eq + 1);
+    let value: JsonValue = raw;
+    try {
+      const parsed = JSON.parse(raw) as JsonValue;
+      if (typeof parsed === "number" || typeof parsed === "boolean") value = parsed;
+    } catch {
+      // Text.
+    }
+    inputs[pair.slice(0, eq)] = fromJson(ValueSchema, value);
+  }
+  return inputs;
 }

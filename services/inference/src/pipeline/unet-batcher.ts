@@ -46,6 +46,8 @@ export class UnetBatcher {
   private solo = 0;
   /** UNet batches (requests' phases) currently using this model. */
   private users = 0;
+  /** Runs on their way through the model (on its worker thread). */
+  private running = 0;
 
   constructor(
     private readonly model: LoadedModel,
@@ -64,19 +66,27 @@ export class UnetBatcher {
   run(job: UnetJob): Promise<UnetResult> {
     return new Promise((resolve, reject) => {
       this.pending.push({ job, key: this.keyOf(job), resolve, reject });
-      if (this.users <= 1) {
+      if (this.users <= 1 && this.running === 0) {
         // Alone on the model: nothing to wait for.
         this.flush();
         return;
       }
-      if (this.scheduled) return;
-      this.scheduled = true;
-      // Calls made in the same turn of the event loop join this run: generations whose previous runs ended in
-      // one turn resume together, and from then on keep in step.
-      setImmediate(() => {
-        this.scheduled = false;
-        this.flush();
-      });
+      this.scheduleFlush();
+    });
+  }
+
+  /**
+   * Calls made in the same turn of the event loop join one run: generations whose previous runs ended in one
+   * turn resume together, and from then on keep in step. While a run is in flight the model is busy anyway
+   * (one run at a time per process), so what arrives meanwhile waits for it to end and then joins the jobs of
+   * the generations it resumes: a request that starts while another runs falls in step with it.
+   */
+  private scheduleFlush(): void {
+    if (this.scheduled || this.running > 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
     });
   }
 
@@ -104,6 +114,7 @@ export class UnetBatcher {
     const only = group.length === 1 ? group[0] : undefined;
     const rows = group.reduce((n, p) => n + p.job.rows, 0);
     const merged: Float32Array[] = [];
+    this.running++;
     try {
       const first = (group[0] as Pending).job;
       let feeds = first.feeds;
@@ -147,6 +158,8 @@ export class UnetBatcher {
       for (const p of group) p.reject(err);
     } finally {
       this.buffers.give(merged);
+      this.running--;
+      if (this.running === 0 && this.pending.length > 0) this.scheduleFlush();
     }
   }
 }

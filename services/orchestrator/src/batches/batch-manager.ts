@@ -33,6 +33,7 @@ import type { ReplicaPool } from "../clients/replica-pool.js";
 import { checkItemsOwnSchedulerOptions } from "../sessions/own-scheduler-check.js";
 import type { SessionEvents } from "../sessions/session-events.js";
 import { isTerminal, type SessionManager } from "../sessions/session-manager.js";
+import { firstGenerationMode } from "../sessions/submit-check.js";
 import type { BatchStore } from "../store/batch-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
@@ -152,9 +153,12 @@ export class BatchManager {
       id: randomUUID(),
       tenant,
       workflowId: req.workflowId,
+      workflowVersion: this.workflows.get(req.workflowId).version,
       state: BatchState.CREATED,
       priority: req.priority,
       requestId: req.requestId,
+      // Checked by the handler against the allow-list.
+      callbackUrl: req.callbackUrl,
       createdAt: timestampNow(),
       updatedAt: timestampNow(),
       items: specs.map((spec, index) =>
@@ -372,6 +376,7 @@ export class BatchManager {
           const { session } = await this.sessions.submit({
             tenant: batch.tenant,
             workflowId: batch.workflowId,
+            workflowVersion: batch.workflowVersion,
             spec: item.spec,
             images: {},
             requestId,
@@ -422,9 +427,7 @@ export class BatchManager {
 
   /** The mode of the workflow's generate step, or undefined when it has none. */
   private generateMode(workflowId: string): GenerationModeName | undefined {
-    const steps = this.workflows.get(workflowId).template.steps;
-    const generate = steps.find((s) => s.operation === "generate");
-    return generate && (generate.mode ?? "txt2img");
+    return firstGenerationMode(this.workflows.get(workflowId).definition);
   }
 
   private async onItemChanged(

@@ -1,51 +1,37 @@
-import { randomInt, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
-import { timestampNow } from "@bufbuild/protobuf/wkt";
-import {
-  type GenerationSpec,
-  GenerationSpecSchema,
-  HyperparametersSchema,
-} from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
-import { type Image, ImageSchema } from "@dmesh/contracts/dmesh/common/v1/image_pb.js";
-import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { timestampNow, type Value } from "@bufbuild/protobuf/wkt";
+import type { GenerationSpec } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
+import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
-  SessionAction,
+  type SessionAction,
   type SessionEvent,
   SessionEventKind,
   SessionEventSchema,
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import {
-  FailedPreconditionError,
-  InvalidArgumentError,
-  NotFoundError,
-  quote,
-  ResourceExhaustedError,
-  UnavailableError,
-} from "@dmesh/runtime/errors";
+import { NotFoundError, quote, ResourceExhaustedError, UnavailableError } from "@dmesh/runtime/errors";
 import type { Logger } from "@dmesh/runtime/logger";
-import { validateGenerationSpec } from "@dmesh/spec";
 import type { GroupCommit } from "../store/group-commit.js";
 import { FencedError } from "../store/postgres/pg-session-store.js";
 import { newSession } from "../store/session-store.js";
-import type { WorkflowTemplate } from "../workflows/templates.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
-import { encodingOf } from "./media-type.js";
-import { checkOwnSchedulerOptions } from "./own-scheduler-check.js";
 import type { Ownership } from "./ownership.js";
+import { SessionCommitter } from "./session-committer.js";
+import { decideControl } from "./session-control.js";
 import type { SessionEvents } from "./session-events.js";
 import {
   type CommitOptions,
   markFinished,
-  type Persistence,
   type RunControl,
   type RunnerDeps,
   runSession,
 } from "./session-runner.js";
 import { SessionTraces } from "./session-traces.js";
+import { checkSubmit } from "./submit-check.js";
 import type { TenantQuota } from "./tenant-quotas.js";
 
 export interface SessionLimits {
@@ -66,15 +52,14 @@ export interface SubmitRequest {
   requestId: string;
   priority: number;
   batchId?: string;
+  /** The workflow's scalar inputs. */
+  inputs?: Record<string, Value>;
+  /** A version to run (a batch's); 0 or unset = the newest. */
+  workflowVersion?: number;
+  callbackUrl?: string;
   /** Any orchestrator replica may run it (batch items spread this way); without replicas, ignored. */
   offer?: boolean;
 }
-
-/** Spec fields that carry a workflow's image inputs. */
-const SPEC_IMAGES = [
-  { input: "image", field: "initImage", protoName: "init_image" },
-  { input: "mask", field: "maskImage", protoName: "mask_image" },
-] as const;
 
 // See `adopt`.
 const ADOPTED_SEQUENCE_GAP = 1000n;
@@ -86,25 +71,24 @@ export function isTerminal(state: SessionState): boolean {
 }
 
 /**
- * The session lifecycle: submit (idempotent by request id), a bounded queue fair across tenants, bounded
- * concurrency and per-tenant quotas, pause/resume/cancel/restart, and recovery of whatever a crash
- * interrupted. All state changes go through `commit`, which stores them and tells watchers what a restart
- * must find only once it is on disk. Every session belongs to a tenant; asked for by another, it answers as
- * one that does not exist.
+ * The session lifecycle: submit (idempotent by request id; its checks in submit-check.ts), a bounded queue
+ * fair across tenants (fair-queue.ts), bounded concurrency and per-tenant quotas, pause/resume/cancel/restart,
+ * and recovery of whatever a crash interrupted. All state changes go through `commit` (session-committer.ts),
+ * which stores them and tells watchers what a restart must find only once it is on disk. Every session
+ * belongs to a tenant; asked for by another, it answers as one that does not exist.
  */
 export class SessionManager {
   private readonly queue = new FairQueue();
   private readonly running = new Map<string, RunControl>();
   private readonly runningPerTenant = new Map<string, number>();
   private readonly live = new Map<string, Session>();
-  /** Sessions with a cached state change not yet stored or told (see `commit`). */
-  private readonly held = new Set<Session>();
   /** Submits between their checks and their enqueue, by tenant: they count against the queue's limits. */
   private readonly admitting = new Map<string, number>();
   /** Submits under way by tenant and request id: a second one with the same id joins the first. */
   private readonly submitting = new Map<string, Promise<{ session: Session; existing: boolean }>>();
   /** Sessions this replica is taking over from another (one take per session at a time). */
   private readonly taking = new Map<string, Promise<boolean>>();
+  private readonly committer: SessionCommitter;
   private closed = false;
   private readonly traces = new SessionTraces();
 
@@ -117,7 +101,9 @@ export class SessionManager {
     private readonly logger: Logger,
     /** Several replicas on one database: which sessions are this one's to run (all of them without). */
     private readonly ownership?: Ownership,
-  ) {}
+  ) {
+    this.committer = new SessionCommitter(deps.store, commits, events, this.live);
+  }
 
   /** Resolves once every change made so far is on disk: await it before acknowledging one to a client. */
   durable(): Promise<void> {
@@ -174,8 +160,13 @@ export class SessionManager {
   }
 
   private async submitNew(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
-    const workflow = this.workflows.get(req.workflowId);
-    const { spec, images } = await this.checkRequest(workflow.template, req);
+    const workflow = this.workflows.get(req.workflowId, req.workflowVersion ?? 0);
+    const { spec, images, values } = await checkSubmit(
+      workflow.definition,
+      req,
+      this.deps.artifacts,
+      this.deps.inference.all(),
+    );
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, submit again once it is back");
     const admitting = this.admittingOf(req.tenant);
@@ -201,6 +192,9 @@ export class SessionManager {
       createdAt: timestampNow(),
       updatedAt: timestampNow(),
       sequence: 1n,
+      workflowVersion: workflow.version,
+      inputs: values,
+      callbackUrl: req.callbackUrl ?? "",
     });
     const offered = req.offer === true && this.ownership !== undefined;
     this.admit(req.tenant, 1);
@@ -209,6 +203,7 @@ export class SessionManager {
     } finally {
       this.admit(req.tenant, -1);
     }
+    this.workflows.recordUse(req.workflowId);
     if (offered) {
       // Whichever replica has room claims it (this one included), and tells its events from there.
       const told = create(SessionEventSchema, {
@@ -242,81 +237,6 @@ export class SessionManager {
       if (left > 0) this.admitting.set(key, left);
       else this.admitting.delete(key);
     }
-  }
-
-  /**
-   * The request's spec and named images, checked against the workflow. An image may come in `images` or
-   * inside the spec (init_image is "image", mask_image is "mask": a batch item carries its image that way);
-   * it is kept once, as an input, and the spec is validated as the generate step will send it.
-   */
-  private async checkRequest(
-    template: WorkflowTemplate,
-    req: SubmitRequest,
-  ): Promise<{ spec: GenerationSpec | undefined; images: Record<string, ImageInput> }> {
-    const generates = template.steps.find((s) => s.operation === "generate");
-    const declared = new Set(template.inputs.map((i) => i.name));
-    const images = { ...req.images };
-    const spec = req.spec ? clone(GenerationSpecSchema, req.spec) : undefined;
-    for (const { input, field } of SPEC_IMAGES) {
-      if (!spec || !declared.has(input)) continue;
-      const image = spec[field];
-      if (image && image.data.length > 0 && !images[input])
-        images[input] = create(ImageInputSchema, { source: { case: "image", value: image } });
-      spec[field] = undefined;
-    }
-    for (const input of template.inputs) {
-      if (input.name === "spec") continue;
-      const given = images[input.name];
-      if (input.required && !given)
-        throw new InvalidArgumentError(`images.${input.name}`, "is required by this workflow");
-      if (
-        given?.source.case === "artifactId" &&
-        !(await this.deps.artifacts.get(given.source.value, req.tenant))
-      ) {
-        throw new NotFoundError(
-          `images.${input.name}.artifact_id`,
-          `no artifact ${quote(given.source.value)}`,
-        );
-      }
-      if (given?.source.case === undefined && given)
-        throw new InvalidArgumentError(`images.${input.name}`, "needs image or artifact_id");
-    }
-    if (!generates && !spec) return { spec, images };
-    const view = spec ? clone(GenerationSpecSchema, spec) : undefined;
-    if (view)
-      for (const { input, field } of SPEC_IMAGES) view[field] = await this.imageOf(images[input], req.tenant);
-    try {
-      validateGenerationSpec(view, "spec", generates?.mode ?? "txt2img");
-    } catch (err) {
-      // The spec's image fields were filled from `images`: name the field the client actually sent.
-      const sent =
-        err instanceof InvalidArgumentError && SPEC_IMAGES.find((s) => err.field === `spec.${s.protoName}`);
-      if (!sent || !images[sent.input]) throw err;
-      throw new InvalidArgumentError(
-        `images.${sent.input}`,
-        (err as InvalidArgumentError).message.slice(`spec.${sent.protoName}: `.length),
-      );
-    }
-    await checkOwnSchedulerOptions(view, this.deps.inference.all());
-    if (spec) {
-      // The seed is fixed at submit so that a resumed, retried or restarted session makes the same image.
-      spec.params = create(HyperparametersSchema, spec.params ?? {});
-      spec.params.seed ??= BigInt(randomInt(0, 2 ** 32));
-    }
-    return { spec, images };
-  }
-
-  private async imageOf(input: ImageInput | undefined, tenant: string): Promise<Image | undefined> {
-    if (input?.source.case === "image") return input.source.value;
-    if (input?.source.case !== "artifactId") return undefined;
-    const artifact = await this.deps.artifacts.get(input.source.value, tenant);
-    return (
-      artifact &&
-      create(ImageSchema, {
-        encoding: encodingOf(artifact.mediaType),
-        data: await this.deps.artifacts.read(artifact.id),
-      })
-    );
   }
 
   /** The tenant's session; another tenant's answers exactly as a missing one. */
@@ -420,48 +340,39 @@ export class SessionManager {
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
     const control = this.running.get(id);
-    const refuse = (what: string) => {
-      throw new FailedPreconditionError(
-        `cannot ${what} a session that is ${SessionState[session.state].toLowerCase()}`,
-        "action",
-      );
-    };
-    switch (action) {
-      case SessionAction.PAUSE:
-        if (session.state === SessionState.QUEUED) {
-          this.dequeue(id);
-          session.state = SessionState.PAUSED;
-          this.commit(session, SessionEventKind.STATE, { persist: "durable" });
-        } else if (control) {
-          control.pauseRequested = true;
-          if (control.replica) {
-            const replica = this.deps.inference.all().find((r) => r.address === control.replica);
-            void replica?.client.pauseGeneration({ generationId: id }).catch((err: unknown) => {
-              this.logger.warn({ sessionId: id, err: String(err) }, "pause request failed");
-            });
-          }
-        } else refuse("pause");
-        return session;
-      case SessionAction.RESUME:
-        if (session.state !== SessionState.PAUSED) refuse("resume");
+    switch (decideControl(session.state, action, control !== undefined)) {
+      case "pause-queued":
+        this.dequeue(id);
+        session.state = SessionState.PAUSED;
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+        break;
+      case "pause-running":
+        if (!control) break;
+        control.pauseRequested = true;
+        if (control.replica) {
+          const replica = this.deps.inference.all().find((r) => r.address === control.replica);
+          void replica?.client.pauseGeneration({ generationId: id }).catch((err: unknown) => {
+            this.logger.warn({ sessionId: id, err: String(err) }, "pause request failed");
+          });
+        }
+        break;
+      case "resume":
         session.state = SessionState.QUEUED;
         this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         this.pump();
-        return session;
-      case SessionAction.CANCEL:
-        if (isTerminal(session.state)) refuse("cancel");
-        if (control) {
-          control.cancelRequested = true;
-          control.abort.abort(new Error("cancelled by request"));
-        } else {
-          this.dequeue(id);
-          markFinished(session, SessionState.CANCELLED);
-          this.commit(session, SessionEventKind.STATE, { persist: "durable" });
-        }
-        return session;
-      case SessionAction.RESTART:
-        if (control) refuse("restart (cancel it first)");
+        break;
+      case "cancel-running":
+        if (!control) break;
+        control.cancelRequested = true;
+        control.abort.abort(new Error("cancelled by request"));
+        break;
+      case "cancel-idle":
+        this.dequeue(id);
+        markFinished(session, SessionState.CANCELLED);
+        this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+        break;
+      case "restart":
         this.dequeue(id);
         // Marked QUEUED before the reset is awaited, so that a second RESTART meanwhile is not a second run.
         session.state = SessionState.QUEUED;
@@ -472,13 +383,13 @@ export class SessionManager {
         session.attempts = 0;
         session.artifactIds = [];
         session.timings = [];
+        session.rejections = [];
         this.commit(session, SessionEventKind.STATE, { persist: "durable" });
         this.enqueue(session);
         this.pump();
-        return session;
-      default:
-        throw new InvalidArgumentError("action", "must be PAUSE, RESUME, CANCEL or RESTART");
+        break;
     }
+    return session;
   }
 
   /** Deletes the session, its inputs, checkpoint and artifacts (files no other session shares). */
@@ -542,42 +453,7 @@ export class SessionManager {
   }
 
   private commit(session: Session, kind: SessionEventKind, options: CommitOptions = {}): void {
-    const persist = options.persist ?? "durable";
-    if (isTerminal(session.state)) this.live.delete(session.id);
-    else this.live.set(session.id, session);
-    // A state change that a restart redoes is held to the end of the turn (its microtasks included: the store
-    // answers reads by promise): when the session changes again in the same turn (RUNNING, then its step,
-    // then its replica), one save and one event carry it all.
-    if (this.held.delete(session) && kind !== SessionEventKind.STATE)
-      this.record(session, SessionEventKind.STATE, "cached");
-    if (kind === SessionEventKind.STATE && persist === "cached") {
-      this.held.add(session);
-      setImmediate(() => {
-        if (this.held.delete(session)) this.record(session, SessionEventKind.STATE, "cached");
-      });
-    } else this.record(session, kind, persist, options);
-  }
-
-  /** Bumps the sequence, stores (unless "none") and tells watchers, durable changes once they are on disk. */
-  private record(
-    session: Session,
-    kind: SessionEventKind,
-    persist: Persistence,
-    options: CommitOptions = {},
-  ) {
-    session.sequence += 1n;
-    session.updatedAt = timestampNow();
-    // The write is applied in call order; the group commit waits for it before it tells anyone.
-    if (persist !== "none") this.commits.track(this.deps.store.save(session));
-    // Watchers get a copy: the live session keeps changing while their events wait to be sent.
-    const event = create(SessionEventSchema, {
-      kind,
-      session: clone(SessionSchema, session),
-      artifactId: options.artifactId ?? "",
-      ...(options.preview ? { preview: options.preview } : {}),
-    });
-    if (persist === "durable") this.commits.afterSync(() => this.events.publish(event));
-    else this.commits.inOrder(() => this.events.publish(event));
+    this.committer.commit(session, kind, options);
   }
 
   private enqueue(session: Session): void {
@@ -630,9 +506,10 @@ export class SessionManager {
     // Cached: after a crash RUNNING and QUEUED recover the same way.
     this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
-      const workflow = this.workflows.get(session.workflowId);
+      // The version it was submitted with, even after an update (0: a session from before versions).
+      const workflow = this.workflows.get(session.workflowId, session.workflowVersion);
       const outcome = await this.traces.run(session.id, session.workflowId, () =>
-        runSession(session, workflow.template, workflow.order, control, {
+        runSession(session, workflow, control, {
           ...this.deps,
           commit: (s, kind, options) => this.commit(s, kind, options),
         }),

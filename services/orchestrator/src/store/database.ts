@@ -88,8 +88,39 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX batches_tenant ON batches(tenant, id);
    ALTER TABLE artifacts ADD COLUMN tenant TEXT NOT NULL DEFAULT '${DEFAULT_TENANT}';
    CREATE INDEX artifacts_id_tenant ON artifacts(id, tenant);`,
+  // Workflows as data: every version of every user-defined workflow (JSON definitions; a deleted workflow's
+  // versions stay for the sessions that still run them), how many sessions each workflow ran, measured step
+  // timings (by step kind, model, size, steps and scheduler) for estimates, and webhook deliveries not yet
+  // made (a restart loses none).
+  `CREATE TABLE workflows (
+     id TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     deleted INTEGER NOT NULL DEFAULT 0,
+     definition TEXT NOT NULL,
+     PRIMARY KEY (id, version)
+   );
+   CREATE TABLE workflow_usage (
+     id TEXT PRIMARY KEY,
+     sessions INTEGER NOT NULL
+   );
+   CREATE TABLE step_timings (
+     key TEXT NOT NULL,
+     recorded_at INTEGER NOT NULL,
+     seconds REAL NOT NULL
+   );
+   CREATE INDEX step_timings_key ON step_timings(key, recorded_at);
+   CREATE TABLE webhook_deliveries (
+     id TEXT PRIMARY KEY,
+     tenant TEXT NOT NULL,
+     url TEXT NOT NULL,
+     body TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_at INTEGER NOT NULL,
+     last_error TEXT NOT NULL DEFAULT ''
+   );`,
   // Replicas on a server database own sessions under a lease; the columns exist here too (one replica, always
-  // the owner) so that version 4 is the same schema in both.
+  // the owner) so that version 5 is the same schema in both.
   `ALTER TABLE sessions ADD COLUMN owner TEXT;
    ALTER TABLE sessions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
    CREATE INDEX sessions_owner ON sessions(owner);

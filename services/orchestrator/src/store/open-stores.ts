@@ -8,17 +8,32 @@ import { PgArtifactIndex } from "./postgres/pg-artifact-index.js";
 import { PgBatchStore } from "./postgres/pg-batch-store.js";
 import { PgDatabase } from "./postgres/pg-database.js";
 import { PgSessionStore } from "./postgres/pg-session-store.js";
+import { PgStepTimingStore } from "./postgres/pg-step-timing-store.js";
+import { PgWebhookStore } from "./postgres/pg-webhook-store.js";
+import { PgWorkflowStore } from "./postgres/pg-workflow-store.js";
 import type { SessionStore } from "./session-store.js";
 import { SqliteArtifactIndex } from "./sqlite-artifact-index.js";
 import { SqliteBatchStore } from "./sqlite-batch-store.js";
 import { SqliteSessionStore } from "./sqlite-session-store.js";
+import { SqliteStepTimingStore } from "./sqlite-step-timing-store.js";
+import { SqliteWebhookStore } from "./sqlite-webhook-store.js";
+import { SqliteWorkflowStore } from "./sqlite-workflow-store.js";
+import type { StepTimingStore } from "./step-timing-store.js";
+import type { WebhookStore } from "./webhook-store.js";
+import type { WorkflowStore } from "./workflow-store.js";
 
-/** The orchestrator's state: sessions, batches and artifacts, and when what was written is durable. */
+/**
+ * The orchestrator's state: sessions, batches, artifacts, workflows, step timings and webhook deliveries, and
+ * when what was written is durable.
+ */
 export interface Stores {
   readonly kind: "sqlite" | "postgres";
   readonly sessions: SessionStore;
   readonly batches: BatchStore;
   readonly artifacts: ArtifactStore;
+  readonly workflows: WorkflowStore;
+  readonly stepTimings: StepTimingStore;
+  readonly webhooks: WebhookStore;
   /** What is told waits for it (see GroupCommit): on disk, for either database. */
   readonly commits: GroupCommit;
   /** The PostgreSQL database, for the replica primitives; undefined on SQLite. */
@@ -52,6 +67,9 @@ export async function openStores(options: StoreOptions, logger: Logger): Promise
       sessions: new PgSessionStore(db, options.replicaId),
       batches: new PgBatchStore(db),
       artifacts: new ArtifactStore(new PgArtifactIndex(db), artifactDir),
+      workflows: new PgWorkflowStore(db),
+      stepTimings: new PgStepTimingStore(db),
+      webhooks: new PgWebhookStore(db),
       commits,
       postgres: db,
       async close() {
@@ -69,6 +87,9 @@ export async function openStores(options: StoreOptions, logger: Logger): Promise
     sessions: new SqliteSessionStore(db),
     batches: new SqliteBatchStore(db),
     artifacts: new ArtifactStore(new SqliteArtifactIndex(db), artifactDir),
+    workflows: new SqliteWorkflowStore(db),
+    stepTimings: new SqliteStepTimingStore(db),
+    webhooks: new SqliteWebhookStore(db),
     commits,
     postgres: undefined,
     async close() {

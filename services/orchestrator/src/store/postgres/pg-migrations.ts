@@ -67,6 +67,37 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
   },
   {
     version: 4,
+    name: "workflows: definitions, usage, step timings, webhook deliveries",
+    sql: `CREATE TABLE workflows (
+       id TEXT NOT NULL,
+       version INTEGER NOT NULL,
+       created_at BIGINT NOT NULL,
+       deleted BOOLEAN NOT NULL DEFAULT FALSE,
+       definition TEXT NOT NULL,
+       PRIMARY KEY (id, version)
+     );
+     CREATE TABLE workflow_usage (
+       id TEXT PRIMARY KEY,
+       sessions BIGINT NOT NULL
+     );
+     CREATE TABLE step_timings (
+       key TEXT NOT NULL,
+       recorded_at BIGINT NOT NULL,
+       seconds DOUBLE PRECISION NOT NULL
+     );
+     CREATE INDEX step_timings_key ON step_timings(key, recorded_at);
+     CREATE TABLE webhook_deliveries (
+       id TEXT PRIMARY KEY,
+       tenant TEXT NOT NULL,
+       url TEXT NOT NULL,
+       body TEXT NOT NULL,
+       attempts INTEGER NOT NULL DEFAULT 0,
+       next_at BIGINT NOT NULL,
+       last_error TEXT NOT NULL DEFAULT ''
+     );`,
+  },
+  {
+    version: 5,
     name: "replicas: session owners, lease epochs, replica leases",
     sql: `ALTER TABLE sessions ADD COLUMN owner TEXT;
      ALTER TABLE sessions ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
@@ -78,7 +109,7 @@ export const PG_MIGRATIONS: readonly { version: number; name: string; sql: strin
      );`,
   },
   {
-    version: 5,
+    version: 6,
     name: "batch feeders: the one replica that feeds each running batch",
     sql: `CREATE TABLE batch_feeders (
        batch_id TEXT PRIMARY KEY REFERENCES batches(id) ON DELETE CASCADE,

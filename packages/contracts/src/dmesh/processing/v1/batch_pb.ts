@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file dmesh/processing/v1/batch.proto.
  */
 export const file_dmesh_processing_v1_batch: GenFile = /*@__PURE__*/
-  fileDesc("Ch9kbWVzaC9wcm9jZXNzaW5nL3YxL2JhdGNoLnByb3RvEhNkbWVzaC5wcm9jZXNzaW5nLnYxIi8KCUJhdGNoQXhpcxINCgVmaWVsZBgBIAEoCRITCgt2YWx1ZXNfanNvbhgCIAMoCSKtAQoJQmF0Y2hJdGVtEg0KBWluZGV4GAEgASgFEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSEgoKc2Vzc2lvbl9pZBgDIAEoCRIwCgVzdGF0ZRgEIAEoDjIhLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvblN0YXRlEg0KBWVycm9yGAUgASgJEg0KBWdyb3VwGAYgASgFItMCCgVCYXRjaBIKCgJpZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIuCgVzdGF0ZRgDIAEoDjIfLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hTdGF0ZRIQCghwcmlvcml0eRgEIAEoBRItCgVpdGVtcxgFIAMoCzIeLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hJdGVtEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSEQoJY2FuY2VsbGVkGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYCyABKAkSDgoGdGVuYW50GAwgASgJIksKCkJhdGNoRXZlbnQSKQoFYmF0Y2gYASABKAsyGi5kbWVzaC5wcm9jZXNzaW5nLnYxLkJhdGNoEhIKCml0ZW1faW5kZXgYAiABKAUqqQEKCkJhdGNoU3RhdGUSGwoXQkFUQ0hfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNCQVRDSF9TVEFURV9DUkVBVEVEEAESFwoTQkFUQ0hfU1RBVEVfUlVOTklORxACEhkKFUJBVENIX1NUQVRFX0NPTVBMRVRFRBADEhYKEkJBVENIX1NUQVRFX0ZBSUxFRBAEEhkKFUJBVENIX1NUQVRFX0NBTkNFTExFRBAFKmMKC0JhdGNoQWN0aW9uEhwKGEJBVENIX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE0JBVENIX0FDVElPTl9DQU5DRUwQARIdChlCQVRDSF9BQ1RJT05fUkVUUllfRkFJTEVEEAJiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_processing_v1_session, file_google_protobuf_timestamp]);
+  fileDesc("Ch9kbWVzaC9wcm9jZXNzaW5nL3YxL2JhdGNoLnByb3RvEhNkbWVzaC5wcm9jZXNzaW5nLnYxIi8KCUJhdGNoQXhpcxINCgVmaWVsZBgBIAEoCRITCgt2YWx1ZXNfanNvbhgCIAMoCSKtAQoJQmF0Y2hJdGVtEg0KBWluZGV4GAEgASgFEi0KBHNwZWMYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSEgoKc2Vzc2lvbl9pZBgDIAEoCRIwCgVzdGF0ZRgEIAEoDjIhLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvblN0YXRlEg0KBWVycm9yGAUgASgJEg0KBWdyb3VwGAYgASgFIoMDCgVCYXRjaBIKCgJpZBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIuCgVzdGF0ZRgDIAEoDjIfLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hTdGF0ZRIQCghwcmlvcml0eRgEIAEoBRItCgVpdGVtcxgFIAMoCzIeLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hJdGVtEhEKCWNvbXBsZXRlZBgGIAEoBRIOCgZmYWlsZWQYByABKAUSEQoJY2FuY2VsbGVkGAggASgFEi4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnVwZGF0ZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCnJlcXVlc3RfaWQYCyABKAkSDgoGdGVuYW50GAwgASgJEhQKDGNhbGxiYWNrX3VybBgNIAEoCRIYChB3b3JrZmxvd192ZXJzaW9uGA4gASgFIksKCkJhdGNoRXZlbnQSKQoFYmF0Y2gYASABKAsyGi5kbWVzaC5wcm9jZXNzaW5nLnYxLkJhdGNoEhIKCml0ZW1faW5kZXgYAiABKAUqqQEKCkJhdGNoU3RhdGUSGwoXQkFUQ0hfU1RBVEVfVU5TUEVDSUZJRUQQABIXChNCQVRDSF9TVEFURV9DUkVBVEVEEAESFwoTQkFUQ0hfU1RBVEVfUlVOTklORxACEhkKFUJBVENIX1NUQVRFX0NPTVBMRVRFRBADEhYKEkJBVENIX1NUQVRFX0ZBSUxFRBAEEhkKFUJBVENIX1NUQVRFX0NBTkNFTExFRBAFKmMKC0JhdGNoQWN0aW9uEhwKGEJBVENIX0FDVElPTl9VTlNQRUNJRklFRBAAEhcKE0JBVENIX0FDVElPTl9DQU5DRUwQARIdChlCQVRDSF9BQ1RJT05fUkVUUllfRkFJTEVEEAJiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_processing_v1_session, file_google_protobuf_timestamp]);
 
 /**
  * One axis of a product batch: a spec field path and the values it takes.
@@ -219,6 +219,20 @@ export type Batch = Message<"dmesh.processing.v1.Batch"> & {
    * @generated from field: string tenant = 12;
    */
   tenant: string;
+
+  /**
+   * POSTed the batch's final state (this message as proto JSON) when it ends.
+   *
+   * @generated from field: string callback_url = 13;
+   */
+  callbackUrl: string;
+
+  /**
+   * The version of the workflow its items run, fixed when it is created.
+   *
+   * @generated from field: int32 workflow_version = 14;
+   */
+  workflowVersion: number;
 };
 
 /**
@@ -286,6 +300,20 @@ export type BatchJson = {
    * @generated from field: string tenant = 12;
    */
   tenant?: string;
+
+  /**
+   * POSTed the batch's final state (this message as proto JSON) when it ends.
+   *
+   * @generated from field: string callback_url = 13;
+   */
+  callbackUrl?: string;
+
+  /**
+   * The version of the workflow its items run, fixed when it is created.
+   *
+   * @generated from field: int32 workflow_version = 14;
+   */
+  workflowVersion?: number;
 };
 
 /**

@@ -14,13 +14,15 @@ import type { Session, SessionAction, SessionActionJson, SessionEvent, SessionEv
 import { file_dmesh_processing_v1_session } from "./session_pb.js";
 import type { Workflow, WorkflowJson } from "./workflow_pb.js";
 import { file_dmesh_processing_v1_workflow } from "./workflow_pb.js";
+import type { Value, ValueJson } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dmesh/processing/v1/processing.proto.
  */
 export const file_dmesh_processing_v1_processing: GenFile = /*@__PURE__*/
-  fileDesc("CiRkbWVzaC9wcm9jZXNzaW5nL3YxL3Byb2Nlc3NpbmcucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEiFgoUTGlzdFdvcmtmbG93c1JlcXVlc3QiSQoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjAKCXdvcmtmbG93cxgBIAMoCzIdLmRtZXNoLnByb2Nlc3NpbmcudjEuV29ya2Zsb3ciVAoSR2V0V29ya2Zsb3dSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEikKBHNpemUYAiABKAsyGy5kbWVzaC5jb21tb24udjEuRGltZW5zaW9ucyJGChNHZXRXb3JrZmxvd1Jlc3BvbnNlEi8KCHdvcmtmbG93GAEgASgLMh0uZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvdyJWCgpJbWFnZUlucHV0EicKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlSAASFQoLYXJ0aWZhY3RfaWQYAiABKAlIAEIICgZzb3VyY2UiqwIKFkV4ZWN1dGVXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSLQoEc3BlYxgCIAEoCzIfLmRtZXNoLmNvbW1vbi52MS5HZW5lcmF0aW9uU3BlYxJHCgZpbWFnZXMYAyADKAsyNy5kbWVzaC5wcm9jZXNzaW5nLnYxLkV4ZWN1dGVXb3JrZmxvd1JlcXVlc3QuSW1hZ2VzRW50cnkSEgoKcmVxdWVzdF9pZBgEIAEoCRIQCghwcmlvcml0eRgFIAEoBRIOCgZkZXRhY2gYBiABKAgaTgoLSW1hZ2VzRW50cnkSCwoDa2V5GAEgASgJEi4KBXZhbHVlGAIgASgLMh8uZG1lc2gucHJvY2Vzc2luZy52MS5JbWFnZUlucHV0OgI4ASJLChdFeGVjdXRlV29ya2Zsb3dSZXNwb25zZRIwCgVldmVudBgBIAEoCzIhLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbkV2ZW50IoEBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EjEKBnN0YXRlcxgBIAMoDjIhLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvblN0YXRlEhAKCGJhdGNoX2lkGAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIl8KFExpc3RTZXNzaW9uc1Jlc3BvbnNlEi4KCHNlc3Npb25zGAEgAygLMhwuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChFHZXRTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIkMKEkdldFNlc3Npb25SZXNwb25zZRItCgdzZXNzaW9uGAEgASgLMhwuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uIl8KFUNvbnRyb2xTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJEjIKBmFjdGlvbhgCIAEoDjIiLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbkFjdGlvbiJHChZDb250cm9sU2Vzc2lvblJlc3BvbnNlEi0KB3Nlc3Npb24YASABKAsyHC5kbWVzaC5wcm9jZXNzaW5nLnYxLlNlc3Npb24iKgoURGVsZXRlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVEZWxldGVTZXNzaW9uUmVzcG9uc2UiKQoTV2F0Y2hTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIkgKFFdhdGNoU2Vzc2lvblJlc3BvbnNlEjAKBWV2ZW50GAEgASgLMiEuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uRXZlbnQiOwoSTGlzdEJhdGNoZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlsKE0xpc3RCYXRjaGVzUmVzcG9uc2USKwoHYmF0Y2hlcxgBIAMoCzIaLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2gSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiMKD0dldEJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSI9ChBHZXRCYXRjaFJlc3BvbnNlEikKBWJhdGNoGAEgASgLMhouZG1lc2gucHJvY2Vzc2luZy52MS5CYXRjaCLcAQoSQ3JlYXRlQmF0Y2hSZXF1ZXN0EhMKC3dvcmtmbG93X2lkGAEgASgJEi0KBGJhc2UYAiABKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSLgoFaXRlbXMYAyADKAsyHy5kbWVzaC5jb21tb24udjEuR2VuZXJhdGlvblNwZWMSLAoEYXhlcxgEIAMoCzIeLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hBeGlzEhAKCHByaW9yaXR5GAUgASgFEhIKCnJlcXVlc3RfaWQYBiABKAkiQAoTQ3JlYXRlQmF0Y2hSZXNwb25zZRIpCgViYXRjaBgBIAEoCzIaLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2giJwoTRXhlY3V0ZUJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSJGChRFeGVjdXRlQmF0Y2hSZXNwb25zZRIuCgVldmVudBgBIAEoCzIfLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hFdmVudCJZChNDb250cm9sQmF0Y2hSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJEjAKBmFjdGlvbhgCIAEoDjIgLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2hBY3Rpb24iQQoUQ29udHJvbEJhdGNoUmVzcG9uc2USKQoFYmF0Y2gYASABKAsyGi5kbWVzaC5wcm9jZXNzaW5nLnYxLkJhdGNoIiYKEkRlbGV0ZUJhdGNoUmVxdWVzdBIQCghiYXRjaF9pZBgBIAEoCSIVChNEZWxldGVCYXRjaFJlc3BvbnNlMrkLChFQcm9jZXNzaW5nU2VydmljZRJrCg1MaXN0V29ya2Zsb3dzEikuZG1lc2gucHJvY2Vzc2luZy52MS5MaXN0V29ya2Zsb3dzUmVxdWVzdBoqLmRtZXNoLnByb2Nlc3NpbmcudjEuTGlzdFdvcmtmbG93c1Jlc3BvbnNlIgOQAgESZQoLR2V0V29ya2Zsb3cSJy5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldFdvcmtmbG93UmVxdWVzdBooLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0V29ya2Zsb3dSZXNwb25zZSIDkAIBEm4KD0V4ZWN1dGVXb3JrZmxvdxIrLmRtZXNoLnByb2Nlc3NpbmcudjEuRXhlY3V0ZVdvcmtmbG93UmVxdWVzdBosLmRtZXNoLnByb2Nlc3NpbmcudjEuRXhlY3V0ZVdvcmtmbG93UmVzcG9uc2UwARJoCgxMaXN0U2Vzc2lvbnMSKC5kbWVzaC5wcm9jZXNzaW5nLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlIgOQAgESYgoKR2V0U2Vzc2lvbhImLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0U2Vzc2lvblJlcXVlc3QaJy5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldFNlc3Npb25SZXNwb25zZSIDkAIBEmkKDkNvbnRyb2xTZXNzaW9uEiouZG1lc2gucHJvY2Vzc2luZy52MS5Db250cm9sU2Vzc2lvblJlcXVlc3QaKy5kbWVzaC5wcm9jZXNzaW5nLnYxLkNvbnRyb2xTZXNzaW9uUmVzcG9uc2USZgoNRGVsZXRlU2Vzc2lvbhIpLmRtZXNoLnByb2Nlc3NpbmcudjEuRGVsZXRlU2Vzc2lvblJlcXVlc3QaKi5kbWVzaC5wcm9jZXNzaW5nLnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZRJqCgxXYXRjaFNlc3Npb24SKC5kbWVzaC5wcm9jZXNzaW5nLnYxLldhdGNoU2Vzc2lvblJlcXVlc3QaKS5kbWVzaC5wcm9jZXNzaW5nLnYxLldhdGNoU2Vzc2lvblJlc3BvbnNlIgOQAgEwARJlCgtMaXN0QmF0Y2hlcxInLmRtZXNoLnByb2Nlc3NpbmcudjEuTGlzdEJhdGNoZXNSZXF1ZXN0GiguZG1lc2gucHJvY2Vzc2luZy52MS5MaXN0QmF0Y2hlc1Jlc3BvbnNlIgOQAgESXAoIR2V0QmF0Y2gSJC5kbWVzaC5wcm9jZXNzaW5nLnYxLkdldEJhdGNoUmVxdWVzdBolLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0QmF0Y2hSZXNwb25zZSIDkAIBEmAKC0NyZWF0ZUJhdGNoEicuZG1lc2gucHJvY2Vzc2luZy52MS5DcmVhdGVCYXRjaFJlcXVlc3QaKC5kbWVzaC5wcm9jZXNzaW5nLnYxLkNyZWF0ZUJhdGNoUmVzcG9uc2USZQoMRXhlY3V0ZUJhdGNoEiguZG1lc2gucHJvY2Vzc2luZy52MS5FeGVjdXRlQmF0Y2hSZXF1ZXN0GikuZG1lc2gucHJvY2Vzc2luZy52MS5FeGVjdXRlQmF0Y2hSZXNwb25zZTABEmMKDENvbnRyb2xCYXRjaBIoLmRtZXNoLnByb2Nlc3NpbmcudjEuQ29udHJvbEJhdGNoUmVxdWVzdBopLmRtZXNoLnByb2Nlc3NpbmcudjEuQ29udHJvbEJhdGNoUmVzcG9uc2USYAoLRGVsZXRlQmF0Y2gSJy5kbWVzaC5wcm9jZXNzaW5nLnYxLkRlbGV0ZUJhdGNoUmVxdWVzdBooLmRtZXNoLnByb2Nlc3NpbmcudjEuRGVsZXRlQmF0Y2hSZXNwb25zZWIGcHJvdG8z", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_processing_v1_batch, file_dmesh_processing_v1_session, file_dmesh_processing_v1_workflow]);
+  fileDesc("CiRkbWVzaC9wcm9jZXNzaW5nL3YxL3Byb2Nlc3NpbmcucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEiFgoUTGlzdFdvcmtmbG93c1JlcXVlc3QiSQoVTGlzdFdvcmtmbG93c1Jlc3BvbnNlEjAKCXdvcmtmbG93cxgBIAMoCzIdLmRtZXNoLnByb2Nlc3NpbmcudjEuV29ya2Zsb3cilAEKEkdldFdvcmtmbG93UmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRIpCgRzaXplGAIgASgLMhsuZG1lc2guY29tbW9uLnYxLkRpbWVuc2lvbnMSDwoHdmVyc2lvbhgDIAEoBRItCgRzcGVjGAQgASgLMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25TcGVjIkYKE0dldFdvcmtmbG93UmVzcG9uc2USLwoId29ya2Zsb3cYASABKAsyHS5kbWVzaC5wcm9jZXNzaW5nLnYxLldvcmtmbG93IkgKFUNyZWF0ZVdvcmtmbG93UmVxdWVzdBIvCgh3b3JrZmxvdxgBIAEoCzIdLmRtZXNoLnByb2Nlc3NpbmcudjEuV29ya2Zsb3ciSQoWQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRIvCgh3b3JrZmxvdxgBIAEoCzIdLmRtZXNoLnByb2Nlc3NpbmcudjEuV29ya2Zsb3ciSAoVVXBkYXRlV29ya2Zsb3dSZXF1ZXN0Ei8KCHdvcmtmbG93GAEgASgLMh0uZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvdyJJChZVcGRhdGVXb3JrZmxvd1Jlc3BvbnNlEi8KCHdvcmtmbG93GAEgASgLMh0uZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvdyIsChVEZWxldGVXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkiGAoWRGVsZXRlV29ya2Zsb3dSZXNwb25zZSJWCgpJbWFnZUlucHV0EicKBWltYWdlGAEgASgLMhYuZG1lc2guY29tbW9uLnYxLkltYWdlSAASFQoLYXJ0aWZhY3RfaWQYAiABKAlIAEIICgZzb3VyY2Ui0QMKFkV4ZWN1dGVXb3JrZmxvd1JlcXVlc3QSEwoLd29ya2Zsb3dfaWQYASABKAkSLQoEc3BlYxgCIAEoCzIfLmRtZXNoLmNvbW1vbi52MS5HZW5lcmF0aW9uU3BlYxJHCgZpbWFnZXMYAyADKAsyNy5kbWVzaC5wcm9jZXNzaW5nLnYxLkV4ZWN1dGVXb3JrZmxvd1JlcXVlc3QuSW1hZ2VzRW50cnkSEgoKcmVxdWVzdF9pZBgEIAEoCRIQCghwcmlvcml0eRgFIAEoBRIOCgZkZXRhY2gYBiABKAgSRwoGaW5wdXRzGAcgAygLMjcuZG1lc2gucHJvY2Vzc2luZy52MS5FeGVjdXRlV29ya2Zsb3dSZXF1ZXN0LklucHV0c0VudHJ5EhQKDGNhbGxiYWNrX3VybBgIIAEoCRpOCgtJbWFnZXNFbnRyeRILCgNrZXkYASABKAkSLgoFdmFsdWUYAiABKAsyHy5kbWVzaC5wcm9jZXNzaW5nLnYxLkltYWdlSW5wdXQ6AjgBGkUKC0lucHV0c0VudHJ5EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZToCOAEiSwoXRXhlY3V0ZVdvcmtmbG93UmVzcG9uc2USMAoFZXZlbnQYASABKAsyIS5kbWVzaC5wcm9jZXNzaW5nLnYxLlNlc3Npb25FdmVudCKBAQoTTGlzdFNlc3Npb25zUmVxdWVzdBIxCgZzdGF0ZXMYASADKA4yIS5kbWVzaC5wcm9jZXNzaW5nLnYxLlNlc3Npb25TdGF0ZRIQCghiYXRjaF9pZBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCSJfChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIuCghzZXNzaW9ucxgBIAMoCzIcLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiJwoRR2V0U2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJDChJHZXRTZXNzaW9uUmVzcG9uc2USLQoHc2Vzc2lvbhgBIAEoCzIcLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbiJfChVDb250cm9sU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCRIyCgZhY3Rpb24YAiABKA4yIi5kbWVzaC5wcm9jZXNzaW5nLnYxLlNlc3Npb25BY3Rpb24iRwoWQ29udHJvbFNlc3Npb25SZXNwb25zZRItCgdzZXNzaW9uGAEgASgLMhwuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uIioKFERlbGV0ZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVRGVsZXRlU2Vzc2lvblJlc3BvbnNlIikKE1dhdGNoU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJIChRXYXRjaFNlc3Npb25SZXNwb25zZRIwCgVldmVudBgBIAEoCzIhLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbkV2ZW50IjsKEkxpc3RCYXRjaGVzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJbChNMaXN0QmF0Y2hlc1Jlc3BvbnNlEisKB2JhdGNoZXMYASADKAsyGi5kbWVzaC5wcm9jZXNzaW5nLnYxLkJhdGNoEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIjCg9HZXRCYXRjaFJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkiPQoQR2V0QmF0Y2hSZXNwb25zZRIpCgViYXRjaBgBIAEoCzIaLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2gi8gEKEkNyZWF0ZUJhdGNoUmVxdWVzdBITCgt3b3JrZmxvd19pZBgBIAEoCRItCgRiYXNlGAIgASgLMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25TcGVjEi4KBWl0ZW1zGAMgAygLMh8uZG1lc2guY29tbW9uLnYxLkdlbmVyYXRpb25TcGVjEiwKBGF4ZXMYBCADKAsyHi5kbWVzaC5wcm9jZXNzaW5nLnYxLkJhdGNoQXhpcxIQCghwcmlvcml0eRgFIAEoBRISCgpyZXF1ZXN0X2lkGAYgASgJEhQKDGNhbGxiYWNrX3VybBgHIAEoCSJAChNDcmVhdGVCYXRjaFJlc3BvbnNlEikKBWJhdGNoGAEgASgLMhouZG1lc2gucHJvY2Vzc2luZy52MS5CYXRjaCInChNFeGVjdXRlQmF0Y2hSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJIkYKFEV4ZWN1dGVCYXRjaFJlc3BvbnNlEi4KBWV2ZW50GAEgASgLMh8uZG1lc2gucHJvY2Vzc2luZy52MS5CYXRjaEV2ZW50IlkKE0NvbnRyb2xCYXRjaFJlcXVlc3QSEAoIYmF0Y2hfaWQYASABKAkSMAoGYWN0aW9uGAIgASgOMiAuZG1lc2gucHJvY2Vzc2luZy52MS5CYXRjaEFjdGlvbiJBChRDb250cm9sQmF0Y2hSZXNwb25zZRIpCgViYXRjaBgBIAEoCzIaLmRtZXNoLnByb2Nlc3NpbmcudjEuQmF0Y2giJgoSRGVsZXRlQmF0Y2hSZXF1ZXN0EhAKCGJhdGNoX2lkGAEgASgJIhUKE0RlbGV0ZUJhdGNoUmVzcG9uc2Uy+g0KEVByb2Nlc3NpbmdTZXJ2aWNlEmsKDUxpc3RXb3JrZmxvd3MSKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkxpc3RXb3JrZmxvd3NSZXF1ZXN0GiouZG1lc2gucHJvY2Vzc2luZy52MS5MaXN0V29ya2Zsb3dzUmVzcG9uc2UiA5ACARJlCgtHZXRXb3JrZmxvdxInLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0V29ya2Zsb3dSZXF1ZXN0GiguZG1lc2gucHJvY2Vzc2luZy52MS5HZXRXb3JrZmxvd1Jlc3BvbnNlIgOQAgESaQoOQ3JlYXRlV29ya2Zsb3cSKi5kbWVzaC5wcm9jZXNzaW5nLnYxLkNyZWF0ZVdvcmtmbG93UmVxdWVzdBorLmRtZXNoLnByb2Nlc3NpbmcudjEuQ3JlYXRlV29ya2Zsb3dSZXNwb25zZRJpCg5VcGRhdGVXb3JrZmxvdxIqLmRtZXNoLnByb2Nlc3NpbmcudjEuVXBkYXRlV29ya2Zsb3dSZXF1ZXN0GisuZG1lc2gucHJvY2Vzc2luZy52MS5VcGRhdGVXb3JrZmxvd1Jlc3BvbnNlEmkKDkRlbGV0ZVdvcmtmbG93EiouZG1lc2gucHJvY2Vzc2luZy52MS5EZWxldGVXb3JrZmxvd1JlcXVlc3QaKy5kbWVzaC5wcm9jZXNzaW5nLnYxLkRlbGV0ZVdvcmtmbG93UmVzcG9uc2USbgoPRXhlY3V0ZVdvcmtmbG93EisuZG1lc2gucHJvY2Vzc2luZy52MS5FeGVjdXRlV29ya2Zsb3dSZXF1ZXN0GiwuZG1lc2gucHJvY2Vzc2luZy52MS5FeGVjdXRlV29ya2Zsb3dSZXNwb25zZTABEmgKDExpc3RTZXNzaW9ucxIoLmRtZXNoLnByb2Nlc3NpbmcudjEuTGlzdFNlc3Npb25zUmVxdWVzdBopLmRtZXNoLnByb2Nlc3NpbmcudjEuTGlzdFNlc3Npb25zUmVzcG9uc2UiA5ACARJiCgpHZXRTZXNzaW9uEiYuZG1lc2gucHJvY2Vzc2luZy52MS5HZXRTZXNzaW9uUmVxdWVzdBonLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0U2Vzc2lvblJlc3BvbnNlIgOQAgESaQoOQ29udHJvbFNlc3Npb24SKi5kbWVzaC5wcm9jZXNzaW5nLnYxLkNvbnRyb2xTZXNzaW9uUmVxdWVzdBorLmRtZXNoLnByb2Nlc3NpbmcudjEuQ29udHJvbFNlc3Npb25SZXNwb25zZRJmCg1EZWxldGVTZXNzaW9uEikuZG1lc2gucHJvY2Vzc2luZy52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBoqLmRtZXNoLnByb2Nlc3NpbmcudjEuRGVsZXRlU2Vzc2lvblJlc3BvbnNlEmoKDFdhdGNoU2Vzc2lvbhIoLmRtZXNoLnByb2Nlc3NpbmcudjEuV2F0Y2hTZXNzaW9uUmVxdWVzdBopLmRtZXNoLnByb2Nlc3NpbmcudjEuV2F0Y2hTZXNzaW9uUmVzcG9uc2UiA5ACATABEmUKC0xpc3RCYXRjaGVzEicuZG1lc2gucHJvY2Vzc2luZy52MS5MaXN0QmF0Y2hlc1JlcXVlc3QaKC5kbWVzaC5wcm9jZXNzaW5nLnYxLkxpc3RCYXRjaGVzUmVzcG9uc2UiA5ACARJcCghHZXRCYXRjaBIkLmRtZXNoLnByb2Nlc3NpbmcudjEuR2V0QmF0Y2hSZXF1ZXN0GiUuZG1lc2gucHJvY2Vzc2luZy52MS5HZXRCYXRjaFJlc3BvbnNlIgOQAgESYAoLQ3JlYXRlQmF0Y2gSJy5kbWVzaC5wcm9jZXNzaW5nLnYxLkNyZWF0ZUJhdGNoUmVxdWVzdBooLmRtZXNoLnByb2Nlc3NpbmcudjEuQ3JlYXRlQmF0Y2hSZXNwb25zZRJlCgxFeGVjdXRlQmF0Y2gSKC5kbWVzaC5wcm9jZXNzaW5nLnYxLkV4ZWN1dGVCYXRjaFJlcXVlc3QaKS5kbWVzaC5wcm9jZXNzaW5nLnYxLkV4ZWN1dGVCYXRjaFJlc3BvbnNlMAESYwoMQ29udHJvbEJhdGNoEiguZG1lc2gucHJvY2Vzc2luZy52MS5Db250cm9sQmF0Y2hSZXF1ZXN0GikuZG1lc2gucHJvY2Vzc2luZy52MS5Db250cm9sQmF0Y2hSZXNwb25zZRJgCgtEZWxldGVCYXRjaBInLmRtZXNoLnByb2Nlc3NpbmcudjEuRGVsZXRlQmF0Y2hSZXF1ZXN0GiguZG1lc2gucHJvY2Vzc2luZy52MS5EZWxldGVCYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_dmesh_processing_v1_batch, file_dmesh_processing_v1_session, file_dmesh_processing_v1_workflow, file_google_protobuf_struct]);
 
 /**
  * @generated from message dmesh.processing.v1.ListWorkflowsRequest
@@ -83,6 +85,20 @@ export type GetWorkflowRequest = Message<"dmesh.processing.v1.GetWorkflowRequest
    * @generated from field: dmesh.common.v1.Dimensions size = 2;
    */
   size?: Dimensions | undefined;
+
+  /**
+   * 0 = the newest.
+   *
+   * @generated from field: int32 version = 3;
+   */
+  version: number;
+
+  /**
+   * The request to estimate the duration for (model, size, steps, scheduler, count); unset = the defaults.
+   *
+   * @generated from field: dmesh.common.v1.GenerationSpec spec = 4;
+   */
+  spec?: GenerationSpec | undefined;
 };
 
 /**
@@ -100,6 +116,20 @@ export type GetWorkflowRequestJson = {
    * @generated from field: dmesh.common.v1.Dimensions size = 2;
    */
   size?: DimensionsJson;
+
+  /**
+   * 0 = the newest.
+   *
+   * @generated from field: int32 version = 3;
+   */
+  version?: number;
+
+  /**
+   * The request to estimate the duration for (model, size, steps, scheduler, count); unset = the defaults.
+   *
+   * @generated from field: dmesh.common.v1.GenerationSpec spec = 4;
+   */
+  spec?: GenerationSpecJson;
 };
 
 /**
@@ -135,6 +165,164 @@ export type GetWorkflowResponseJson = {
  */
 export const GetWorkflowResponseSchema: GenMessage<GetWorkflowResponse, {jsonType: GetWorkflowResponseJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_processing_v1_processing, 3);
+
+/**
+ * @generated from message dmesh.processing.v1.CreateWorkflowRequest
+ */
+export type CreateWorkflowRequest = Message<"dmesh.processing.v1.CreateWorkflowRequest"> & {
+  /**
+   * The definition: id, steps, inputs (version, builtin, usage and estimate are ignored).
+   *
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: Workflow | undefined;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.CreateWorkflowRequest
+ */
+export type CreateWorkflowRequestJson = {
+  /**
+   * The definition: id, steps, inputs (version, builtin, usage and estimate are ignored).
+   *
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: WorkflowJson;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.CreateWorkflowRequest.
+ * Use `create(CreateWorkflowRequestSchema)` to create a new message.
+ */
+export const CreateWorkflowRequestSchema: GenMessage<CreateWorkflowRequest, {jsonType: CreateWorkflowRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_processing, 4);
+
+/**
+ * @generated from message dmesh.processing.v1.CreateWorkflowResponse
+ */
+export type CreateWorkflowResponse = Message<"dmesh.processing.v1.CreateWorkflowResponse"> & {
+  /**
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: Workflow | undefined;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.CreateWorkflowResponse
+ */
+export type CreateWorkflowResponseJson = {
+  /**
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: WorkflowJson;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.CreateWorkflowResponse.
+ * Use `create(CreateWorkflowResponseSchema)` to create a new message.
+ */
+export const CreateWorkflowResponseSchema: GenMessage<CreateWorkflowResponse, {jsonType: CreateWorkflowResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_processing, 5);
+
+/**
+ * @generated from message dmesh.processing.v1.UpdateWorkflowRequest
+ */
+export type UpdateWorkflowRequest = Message<"dmesh.processing.v1.UpdateWorkflowRequest"> & {
+  /**
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: Workflow | undefined;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.UpdateWorkflowRequest
+ */
+export type UpdateWorkflowRequestJson = {
+  /**
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: WorkflowJson;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.UpdateWorkflowRequest.
+ * Use `create(UpdateWorkflowRequestSchema)` to create a new message.
+ */
+export const UpdateWorkflowRequestSchema: GenMessage<UpdateWorkflowRequest, {jsonType: UpdateWorkflowRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_processing, 6);
+
+/**
+ * @generated from message dmesh.processing.v1.UpdateWorkflowResponse
+ */
+export type UpdateWorkflowResponse = Message<"dmesh.processing.v1.UpdateWorkflowResponse"> & {
+  /**
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: Workflow | undefined;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.UpdateWorkflowResponse
+ */
+export type UpdateWorkflowResponseJson = {
+  /**
+   * @generated from field: dmesh.processing.v1.Workflow workflow = 1;
+   */
+  workflow?: WorkflowJson;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.UpdateWorkflowResponse.
+ * Use `create(UpdateWorkflowResponseSchema)` to create a new message.
+ */
+export const UpdateWorkflowResponseSchema: GenMessage<UpdateWorkflowResponse, {jsonType: UpdateWorkflowResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_processing, 7);
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteWorkflowRequest
+ */
+export type DeleteWorkflowRequest = Message<"dmesh.processing.v1.DeleteWorkflowRequest"> & {
+  /**
+   * @generated from field: string workflow_id = 1;
+   */
+  workflowId: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteWorkflowRequest
+ */
+export type DeleteWorkflowRequestJson = {
+  /**
+   * @generated from field: string workflow_id = 1;
+   */
+  workflowId?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.DeleteWorkflowRequest.
+ * Use `create(DeleteWorkflowRequestSchema)` to create a new message.
+ */
+export const DeleteWorkflowRequestSchema: GenMessage<DeleteWorkflowRequest, {jsonType: DeleteWorkflowRequestJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_processing, 8);
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteWorkflowResponse
+ */
+export type DeleteWorkflowResponse = Message<"dmesh.processing.v1.DeleteWorkflowResponse"> & {
+};
+
+/**
+ * @generated from message dmesh.processing.v1.DeleteWorkflowResponse
+ */
+export type DeleteWorkflowResponseJson = {
+};
+
+/**
+ * Describes the message dmesh.processing.v1.DeleteWorkflowResponse.
+ * Use `create(DeleteWorkflowResponseSchema)` to create a new message.
+ */
+export const DeleteWorkflowResponseSchema: GenMessage<DeleteWorkflowResponse, {jsonType: DeleteWorkflowResponseJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_processing, 9);
 
 /**
  * An input image: sent inline or taken from a stored artifact.
@@ -182,7 +370,7 @@ export type ImageInputJson = {
  * Use `create(ImageInputSchema)` to create a new message.
  */
 export const ImageInputSchema: GenMessage<ImageInput, {jsonType: ImageInputJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 4);
+  messageDesc(file_dmesh_processing_v1_processing, 10);
 
 /**
  * @generated from message dmesh.processing.v1.ExecuteWorkflowRequest
@@ -224,6 +412,20 @@ export type ExecuteWorkflowRequest = Message<"dmesh.processing.v1.ExecuteWorkflo
    * @generated from field: bool detach = 6;
    */
   detach: boolean;
+
+  /**
+   * The workflow's scalar inputs, e.g. {"scale": 2}.
+   *
+   * @generated from field: map<string, google.protobuf.Value> inputs = 7;
+   */
+  inputs: { [key: string]: Value };
+
+  /**
+   * Receives the session's final state (see Session.callback_url); must match WEBHOOK_ALLOWED_URLS.
+   *
+   * @generated from field: string callback_url = 8;
+   */
+  callbackUrl: string;
 };
 
 /**
@@ -266,6 +468,20 @@ export type ExecuteWorkflowRequestJson = {
    * @generated from field: bool detach = 6;
    */
   detach?: boolean;
+
+  /**
+   * The workflow's scalar inputs, e.g. {"scale": 2}.
+   *
+   * @generated from field: map<string, google.protobuf.Value> inputs = 7;
+   */
+  inputs?: { [key: string]: ValueJson };
+
+  /**
+   * Receives the session's final state (see Session.callback_url); must match WEBHOOK_ALLOWED_URLS.
+   *
+   * @generated from field: string callback_url = 8;
+   */
+  callbackUrl?: string;
 };
 
 /**
@@ -273,7 +489,7 @@ export type ExecuteWorkflowRequestJson = {
  * Use `create(ExecuteWorkflowRequestSchema)` to create a new message.
  */
 export const ExecuteWorkflowRequestSchema: GenMessage<ExecuteWorkflowRequest, {jsonType: ExecuteWorkflowRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 5);
+  messageDesc(file_dmesh_processing_v1_processing, 11);
 
 /**
  * @generated from message dmesh.processing.v1.ExecuteWorkflowResponse
@@ -300,7 +516,7 @@ export type ExecuteWorkflowResponseJson = {
  * Use `create(ExecuteWorkflowResponseSchema)` to create a new message.
  */
 export const ExecuteWorkflowResponseSchema: GenMessage<ExecuteWorkflowResponse, {jsonType: ExecuteWorkflowResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 6);
+  messageDesc(file_dmesh_processing_v1_processing, 12);
 
 /**
  * @generated from message dmesh.processing.v1.ListSessionsRequest
@@ -365,7 +581,7 @@ export type ListSessionsRequestJson = {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest, {jsonType: ListSessionsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 7);
+  messageDesc(file_dmesh_processing_v1_processing, 13);
 
 /**
  * @generated from message dmesh.processing.v1.ListSessionsResponse
@@ -402,7 +618,7 @@ export type ListSessionsResponseJson = {
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse, {jsonType: ListSessionsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 8);
+  messageDesc(file_dmesh_processing_v1_processing, 14);
 
 /**
  * @generated from message dmesh.processing.v1.GetSessionRequest
@@ -429,7 +645,7 @@ export type GetSessionRequestJson = {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest, {jsonType: GetSessionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 9);
+  messageDesc(file_dmesh_processing_v1_processing, 15);
 
 /**
  * @generated from message dmesh.processing.v1.GetSessionResponse
@@ -456,7 +672,7 @@ export type GetSessionResponseJson = {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse, {jsonType: GetSessionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 10);
+  messageDesc(file_dmesh_processing_v1_processing, 16);
 
 /**
  * @generated from message dmesh.processing.v1.ControlSessionRequest
@@ -493,7 +709,7 @@ export type ControlSessionRequestJson = {
  * Use `create(ControlSessionRequestSchema)` to create a new message.
  */
 export const ControlSessionRequestSchema: GenMessage<ControlSessionRequest, {jsonType: ControlSessionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 11);
+  messageDesc(file_dmesh_processing_v1_processing, 17);
 
 /**
  * @generated from message dmesh.processing.v1.ControlSessionResponse
@@ -520,7 +736,7 @@ export type ControlSessionResponseJson = {
  * Use `create(ControlSessionResponseSchema)` to create a new message.
  */
 export const ControlSessionResponseSchema: GenMessage<ControlSessionResponse, {jsonType: ControlSessionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 12);
+  messageDesc(file_dmesh_processing_v1_processing, 18);
 
 /**
  * @generated from message dmesh.processing.v1.DeleteSessionRequest
@@ -547,7 +763,7 @@ export type DeleteSessionRequestJson = {
  * Use `create(DeleteSessionRequestSchema)` to create a new message.
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest, {jsonType: DeleteSessionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 13);
+  messageDesc(file_dmesh_processing_v1_processing, 19);
 
 /**
  * @generated from message dmesh.processing.v1.DeleteSessionResponse
@@ -566,7 +782,7 @@ export type DeleteSessionResponseJson = {
  * Use `create(DeleteSessionResponseSchema)` to create a new message.
  */
 export const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse, {jsonType: DeleteSessionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 14);
+  messageDesc(file_dmesh_processing_v1_processing, 20);
 
 /**
  * @generated from message dmesh.processing.v1.WatchSessionRequest
@@ -593,7 +809,7 @@ export type WatchSessionRequestJson = {
  * Use `create(WatchSessionRequestSchema)` to create a new message.
  */
 export const WatchSessionRequestSchema: GenMessage<WatchSessionRequest, {jsonType: WatchSessionRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 15);
+  messageDesc(file_dmesh_processing_v1_processing, 21);
 
 /**
  * @generated from message dmesh.processing.v1.WatchSessionResponse
@@ -620,7 +836,7 @@ export type WatchSessionResponseJson = {
  * Use `create(WatchSessionResponseSchema)` to create a new message.
  */
 export const WatchSessionResponseSchema: GenMessage<WatchSessionResponse, {jsonType: WatchSessionResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 16);
+  messageDesc(file_dmesh_processing_v1_processing, 22);
 
 /**
  * @generated from message dmesh.processing.v1.ListBatchesRequest
@@ -657,7 +873,7 @@ export type ListBatchesRequestJson = {
  * Use `create(ListBatchesRequestSchema)` to create a new message.
  */
 export const ListBatchesRequestSchema: GenMessage<ListBatchesRequest, {jsonType: ListBatchesRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 17);
+  messageDesc(file_dmesh_processing_v1_processing, 23);
 
 /**
  * @generated from message dmesh.processing.v1.ListBatchesResponse
@@ -694,7 +910,7 @@ export type ListBatchesResponseJson = {
  * Use `create(ListBatchesResponseSchema)` to create a new message.
  */
 export const ListBatchesResponseSchema: GenMessage<ListBatchesResponse, {jsonType: ListBatchesResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 18);
+  messageDesc(file_dmesh_processing_v1_processing, 24);
 
 /**
  * @generated from message dmesh.processing.v1.GetBatchRequest
@@ -721,7 +937,7 @@ export type GetBatchRequestJson = {
  * Use `create(GetBatchRequestSchema)` to create a new message.
  */
 export const GetBatchRequestSchema: GenMessage<GetBatchRequest, {jsonType: GetBatchRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 19);
+  messageDesc(file_dmesh_processing_v1_processing, 25);
 
 /**
  * @generated from message dmesh.processing.v1.GetBatchResponse
@@ -748,7 +964,7 @@ export type GetBatchResponseJson = {
  * Use `create(GetBatchResponseSchema)` to create a new message.
  */
 export const GetBatchResponseSchema: GenMessage<GetBatchResponse, {jsonType: GetBatchResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 20);
+  messageDesc(file_dmesh_processing_v1_processing, 26);
 
 /**
  * @generated from message dmesh.processing.v1.CreateBatchRequest
@@ -789,6 +1005,13 @@ export type CreateBatchRequest = Message<"dmesh.processing.v1.CreateBatchRequest
    * @generated from field: string request_id = 6;
    */
   requestId: string;
+
+  /**
+   * Receives the batch's final state (see Batch.callback_url); must match WEBHOOK_ALLOWED_URLS.
+   *
+   * @generated from field: string callback_url = 7;
+   */
+  callbackUrl: string;
 };
 
 /**
@@ -830,6 +1053,13 @@ export type CreateBatchRequestJson = {
    * @generated from field: string request_id = 6;
    */
   requestId?: string;
+
+  /**
+   * Receives the batch's final state (see Batch.callback_url); must match WEBHOOK_ALLOWED_URLS.
+   *
+   * @generated from field: string callback_url = 7;
+   */
+  callbackUrl?: string;
 };
 
 /**
@@ -837,7 +1067,7 @@ export type CreateBatchRequestJson = {
  * Use `create(CreateBatchRequestSchema)` to create a new message.
  */
 export const CreateBatchRequestSchema: GenMessage<CreateBatchRequest, {jsonType: CreateBatchRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 21);
+  messageDesc(file_dmesh_processing_v1_processing, 27);
 
 /**
  * @generated from message dmesh.processing.v1.CreateBatchResponse
@@ -864,7 +1094,7 @@ export type CreateBatchResponseJson = {
  * Use `create(CreateBatchResponseSchema)` to create a new message.
  */
 export const CreateBatchResponseSchema: GenMessage<CreateBatchResponse, {jsonType: CreateBatchResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 22);
+  messageDesc(file_dmesh_processing_v1_processing, 28);
 
 /**
  * @generated from message dmesh.processing.v1.ExecuteBatchRequest
@@ -891,7 +1121,7 @@ export type ExecuteBatchRequestJson = {
  * Use `create(ExecuteBatchRequestSchema)` to create a new message.
  */
 export const ExecuteBatchRequestSchema: GenMessage<ExecuteBatchRequest, {jsonType: ExecuteBatchRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 23);
+  messageDesc(file_dmesh_processing_v1_processing, 29);
 
 /**
  * @generated from message dmesh.processing.v1.ExecuteBatchResponse
@@ -918,7 +1148,7 @@ export type ExecuteBatchResponseJson = {
  * Use `create(ExecuteBatchResponseSchema)` to create a new message.
  */
 export const ExecuteBatchResponseSchema: GenMessage<ExecuteBatchResponse, {jsonType: ExecuteBatchResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 24);
+  messageDesc(file_dmesh_processing_v1_processing, 30);
 
 /**
  * @generated from message dmesh.processing.v1.ControlBatchRequest
@@ -955,7 +1185,7 @@ export type ControlBatchRequestJson = {
  * Use `create(ControlBatchRequestSchema)` to create a new message.
  */
 export const ControlBatchRequestSchema: GenMessage<ControlBatchRequest, {jsonType: ControlBatchRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 25);
+  messageDesc(file_dmesh_processing_v1_processing, 31);
 
 /**
  * @generated from message dmesh.processing.v1.ControlBatchResponse
@@ -982,7 +1212,7 @@ export type ControlBatchResponseJson = {
  * Use `create(ControlBatchResponseSchema)` to create a new message.
  */
 export const ControlBatchResponseSchema: GenMessage<ControlBatchResponse, {jsonType: ControlBatchResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 26);
+  messageDesc(file_dmesh_processing_v1_processing, 32);
 
 /**
  * @generated from message dmesh.processing.v1.DeleteBatchRequest
@@ -1009,7 +1239,7 @@ export type DeleteBatchRequestJson = {
  * Use `create(DeleteBatchRequestSchema)` to create a new message.
  */
 export const DeleteBatchRequestSchema: GenMessage<DeleteBatchRequest, {jsonType: DeleteBatchRequestJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 27);
+  messageDesc(file_dmesh_processing_v1_processing, 33);
 
 /**
  * @generated from message dmesh.processing.v1.DeleteBatchResponse
@@ -1028,7 +1258,7 @@ export type DeleteBatchResponseJson = {
  * Use `create(DeleteBatchResponseSchema)` to create a new message.
  */
 export const DeleteBatchResponseSchema: GenMessage<DeleteBatchResponse, {jsonType: DeleteBatchResponseJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_processing, 28);
+  messageDesc(file_dmesh_processing_v1_processing, 34);
 
 /**
  * The orchestrator's public API: workflows, sessions and batches.
@@ -1051,6 +1281,36 @@ export const ProcessingService: GenService<{
     methodKind: "unary";
     input: typeof GetWorkflowRequestSchema;
     output: typeof GetWorkflowResponseSchema;
+  },
+  /**
+   * Stores a new workflow definition as version 1 (an admin key when API keys are on).
+   *
+   * @generated from rpc dmesh.processing.v1.ProcessingService.CreateWorkflow
+   */
+  createWorkflow: {
+    methodKind: "unary";
+    input: typeof CreateWorkflowRequestSchema;
+    output: typeof CreateWorkflowResponseSchema;
+  },
+  /**
+   * Stores the next version of a workflow; sessions already submitted keep the version they started with.
+   *
+   * @generated from rpc dmesh.processing.v1.ProcessingService.UpdateWorkflow
+   */
+  updateWorkflow: {
+    methodKind: "unary";
+    input: typeof UpdateWorkflowRequestSchema;
+    output: typeof UpdateWorkflowResponseSchema;
+  },
+  /**
+   * Removes a workflow and its versions from new submits; built-ins cannot be deleted.
+   *
+   * @generated from rpc dmesh.processing.v1.ProcessingService.DeleteWorkflow
+   */
+  deleteWorkflow: {
+    methodKind: "unary";
+    input: typeof DeleteWorkflowRequestSchema;
+    output: typeof DeleteWorkflowResponseSchema;
   },
   /**
    * Starts a session and streams its events until it completes, fails, is cancelled or paused.

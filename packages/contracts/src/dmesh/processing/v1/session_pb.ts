@@ -8,15 +8,15 @@ import type { GenerationSpec, GenerationSpecJson } from "../../common/v1/generat
 import { file_dmesh_common_v1_generation } from "../../common/v1/generation_pb.js";
 import type { Image, ImageJson } from "../../common/v1/image_pb.js";
 import { file_dmesh_common_v1_image } from "../../common/v1/image_pb.js";
-import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp, TimestampJson, Value, ValueJson } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dmesh/processing/v1/session.proto.
  */
 export const file_dmesh_processing_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("CiFkbWVzaC9wcm9jZXNzaW5nL3YxL3Nlc3Npb24ucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEiWQoKU3RlcFRpbWluZxIPCgdzdGVwX2lkGAEgASgJEg8KB3NlY29uZHMYAiABKAISDgoGd29ya2VyGAMgASgJEhkKEXNoYXJlZF91bmV0X3N0ZXBzGAQgASgFIrcECgdTZXNzaW9uEgoKAmlkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uU3RhdGUSEAoIc2VxdWVuY2UYBCABKAQSLQoEc3BlYxgFIAEoCzIfLmRtZXNoLmNvbW1vbi52MS5HZW5lcmF0aW9uU3BlYxIUCgxjdXJyZW50X3N0ZXAYBiABKAkSFAoMZGVub2lzZV9zdGVwGAcgASgFEhUKDWRlbm9pc2VfdG90YWwYCCABKAUSEAoIcHJvZ3Jlc3MYCSABKAISEwoLZXRhX3NlY29uZHMYCiABKAISFAoMYXJ0aWZhY3RfaWRzGAsgAygJEg0KBWVycm9yGAwgASgJEjAKB3RpbWluZ3MYDSADKAsyHy5kbWVzaC5wcm9jZXNzaW5nLnYxLlN0ZXBUaW1pbmcSLgoKY3JlYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYmF0Y2hfaWQYECABKAkSEAoIcHJpb3JpdHkYESABKAUSEgoKcmVxdWVzdF9pZBgSIAEoCRIOCgZ3b3JrZXIYEyABKAkSEAoIYXR0ZW1wdHMYFCABKAUSDQoFc2VlZHMYFSADKAQSDgoGdGVuYW50GBYgASgJIrABCgxTZXNzaW9uRXZlbnQSMwoEa2luZBgBIAEoDjIlLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbkV2ZW50S2luZBItCgdzZXNzaW9uGAIgASgLMhwuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uEhMKC2FydGlmYWN0X2lkGAMgASgJEicKB3ByZXZpZXcYBCABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2Uq0AEKDFNlc3Npb25TdGF0ZRIdChlTRVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUU0VTU0lPTl9TVEFURV9RVUVVRUQQARIZChVTRVNTSU9OX1NUQVRFX1JVTk5JTkcQAhIYChRTRVNTSU9OX1NUQVRFX1BBVVNFRBADEhsKF1NFU1NJT05fU1RBVEVfQ09NUExFVEVEEAQSGAoUU0VTU0lPTl9TVEFURV9GQUlMRUQQBRIbChdTRVNTSU9OX1NUQVRFX0NBTkNFTExFRBAGKrcBChBTZXNzaW9uRXZlbnRLaW5kEiIKHlNFU1NJT05fRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEh8KG1NFU1NJT05fRVZFTlRfS0lORF9TTkFQU0hPVBABEhwKGFNFU1NJT05fRVZFTlRfS0lORF9TVEFURRACEh8KG1NFU1NJT05fRVZFTlRfS0lORF9QUk9HUkVTUxADEh8KG1NFU1NJT05fRVZFTlRfS0lORF9BUlRJRkFDVBAEKpsBCg1TZXNzaW9uQWN0aW9uEh4KGlNFU1NJT05fQUNUSU9OX1VOU1BFQ0lGSUVEEAASGAoUU0VTU0lPTl9BQ1RJT05fUEFVU0UQARIZChVTRVNTSU9OX0FDVElPTl9SRVNVTUUQAhIZChVTRVNTSU9OX0FDVElPTl9DQU5DRUwQAxIaChZTRVNTSU9OX0FDVElPTl9SRVNUQVJUEARiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_google_protobuf_timestamp]);
+  fileDesc("CiFkbWVzaC9wcm9jZXNzaW5nL3YxL3Nlc3Npb24ucHJvdG8SE2RtZXNoLnByb2Nlc3NpbmcudjEiWQoKU3RlcFRpbWluZxIPCgdzdGVwX2lkGAEgASgJEg8KB3NlY29uZHMYAiABKAISDgoGd29ya2VyGAMgASgJEhkKEXNoYXJlZF91bmV0X3N0ZXBzGAQgASgFIqEGCgdTZXNzaW9uEgoKAmlkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEjAKBXN0YXRlGAMgASgOMiEuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uU3RhdGUSEAoIc2VxdWVuY2UYBCABKAQSLQoEc3BlYxgFIAEoCzIfLmRtZXNoLmNvbW1vbi52MS5HZW5lcmF0aW9uU3BlYxIUCgxjdXJyZW50X3N0ZXAYBiABKAkSFAoMZGVub2lzZV9zdGVwGAcgASgFEhUKDWRlbm9pc2VfdG90YWwYCCABKAUSEAoIcHJvZ3Jlc3MYCSABKAISEwoLZXRhX3NlY29uZHMYCiABKAISFAoMYXJ0aWZhY3RfaWRzGAsgAygJEg0KBWVycm9yGAwgASgJEjAKB3RpbWluZ3MYDSADKAsyHy5kbWVzaC5wcm9jZXNzaW5nLnYxLlN0ZXBUaW1pbmcSLgoKY3JlYXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIYmF0Y2hfaWQYECABKAkSEAoIcHJpb3JpdHkYESABKAUSEgoKcmVxdWVzdF9pZBgSIAEoCRIOCgZ3b3JrZXIYEyABKAkSEAoIYXR0ZW1wdHMYFCABKAUSDQoFc2VlZHMYFSADKAQSDgoGdGVuYW50GBYgASgJEhgKEHdvcmtmbG93X3ZlcnNpb24YFyABKAUSNwoKcmVqZWN0aW9ucxgYIAMoCzIjLmRtZXNoLnByb2Nlc3NpbmcudjEuSW1hZ2VSZWplY3Rpb24SFAoMY2FsbGJhY2tfdXJsGBkgASgJEjgKBmlucHV0cxgaIAMoCzIoLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbi5JbnB1dHNFbnRyeRpFCgtJbnB1dHNFbnRyeRILCgNrZXkYASABKAkSJQoFdmFsdWUYAiABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWU6AjgBIkYKDkltYWdlUmVqZWN0aW9uEg8KB3N0ZXBfaWQYASABKAkSEwoLaW1hZ2VfaW5kZXgYAiABKAUSDgoGcmVhc29uGAMgASgJIrABCgxTZXNzaW9uRXZlbnQSMwoEa2luZBgBIAEoDjIlLmRtZXNoLnByb2Nlc3NpbmcudjEuU2Vzc2lvbkV2ZW50S2luZBItCgdzZXNzaW9uGAIgASgLMhwuZG1lc2gucHJvY2Vzc2luZy52MS5TZXNzaW9uEhMKC2FydGlmYWN0X2lkGAMgASgJEicKB3ByZXZpZXcYBCABKAsyFi5kbWVzaC5jb21tb24udjEuSW1hZ2Uq0AEKDFNlc3Npb25TdGF0ZRIdChlTRVNTSU9OX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUU0VTU0lPTl9TVEFURV9RVUVVRUQQARIZChVTRVNTSU9OX1NUQVRFX1JVTk5JTkcQAhIYChRTRVNTSU9OX1NUQVRFX1BBVVNFRBADEhsKF1NFU1NJT05fU1RBVEVfQ09NUExFVEVEEAQSGAoUU0VTU0lPTl9TVEFURV9GQUlMRUQQBRIbChdTRVNTSU9OX1NUQVRFX0NBTkNFTExFRBAGKrcBChBTZXNzaW9uRXZlbnRLaW5kEiIKHlNFU1NJT05fRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEh8KG1NFU1NJT05fRVZFTlRfS0lORF9TTkFQU0hPVBABEhwKGFNFU1NJT05fRVZFTlRfS0lORF9TVEFURRACEh8KG1NFU1NJT05fRVZFTlRfS0lORF9QUk9HUkVTUxADEh8KG1NFU1NJT05fRVZFTlRfS0lORF9BUlRJRkFDVBAEKpsBCg1TZXNzaW9uQWN0aW9uEh4KGlNFU1NJT05fQUNUSU9OX1VOU1BFQ0lGSUVEEAASGAoUU0VTU0lPTl9BQ1RJT05fUEFVU0UQARIZChVTRVNTSU9OX0FDVElPTl9SRVNVTUUQAhIZChVTRVNTSU9OX0FDVElPTl9DQU5DRUwQAxIaChZTRVNTSU9OX0FDVElPTl9SRVNUQVJUEARiBnByb3RvMw", [file_dmesh_common_v1_generation, file_dmesh_common_v1_image, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message dmesh.processing.v1.StepTiming
@@ -216,6 +216,34 @@ export type Session = Message<"dmesh.processing.v1.Session"> & {
    * @generated from field: string tenant = 22;
    */
   tenant: string;
+
+  /**
+   * The version of the workflow it runs: kept when the workflow is updated after it started.
+   *
+   * @generated from field: int32 workflow_version = 23;
+   */
+  workflowVersion: number;
+
+  /**
+   * Images a safety step rejected: not stored, not handed back.
+   *
+   * @generated from field: repeated dmesh.processing.v1.ImageRejection rejections = 24;
+   */
+  rejections: ImageRejection[];
+
+  /**
+   * POSTed the session's final state (this message as proto JSON) when it ends.
+   *
+   * @generated from field: string callback_url = 25;
+   */
+  callbackUrl: string;
+
+  /**
+   * The workflow's scalar inputs as given (defaults filled in).
+   *
+   * @generated from field: map<string, google.protobuf.Value> inputs = 26;
+   */
+  inputs: { [key: string]: Value };
 };
 
 /**
@@ -349,6 +377,34 @@ export type SessionJson = {
    * @generated from field: string tenant = 22;
    */
   tenant?: string;
+
+  /**
+   * The version of the workflow it runs: kept when the workflow is updated after it started.
+   *
+   * @generated from field: int32 workflow_version = 23;
+   */
+  workflowVersion?: number;
+
+  /**
+   * Images a safety step rejected: not stored, not handed back.
+   *
+   * @generated from field: repeated dmesh.processing.v1.ImageRejection rejections = 24;
+   */
+  rejections?: ImageRejectionJson[];
+
+  /**
+   * POSTed the session's final state (this message as proto JSON) when it ends.
+   *
+   * @generated from field: string callback_url = 25;
+   */
+  callbackUrl?: string;
+
+  /**
+   * The workflow's scalar inputs as given (defaults filled in).
+   *
+   * @generated from field: map<string, google.protobuf.Value> inputs = 26;
+   */
+  inputs?: { [key: string]: ValueJson };
 };
 
 /**
@@ -357,6 +413,57 @@ export type SessionJson = {
  */
 export const SessionSchema: GenMessage<Session, {jsonType: SessionJson}> = /*@__PURE__*/
   messageDesc(file_dmesh_processing_v1_session, 1);
+
+/**
+ * @generated from message dmesh.processing.v1.ImageRejection
+ */
+export type ImageRejection = Message<"dmesh.processing.v1.ImageRejection"> & {
+  /**
+   * @generated from field: string step_id = 1;
+   */
+  stepId: string;
+
+  /**
+   * @generated from field: int32 image_index = 2;
+   */
+  imageIndex: number;
+
+  /**
+   * e.g. `rejected by the safety policy: classifier "tiny" scored it 0.812 unsafe (threshold 0.5)`.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * @generated from message dmesh.processing.v1.ImageRejection
+ */
+export type ImageRejectionJson = {
+  /**
+   * @generated from field: string step_id = 1;
+   */
+  stepId?: string;
+
+  /**
+   * @generated from field: int32 image_index = 2;
+   */
+  imageIndex?: number;
+
+  /**
+   * e.g. `rejected by the safety policy: classifier "tiny" scored it 0.812 unsafe (threshold 0.5)`.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason?: string;
+};
+
+/**
+ * Describes the message dmesh.processing.v1.ImageRejection.
+ * Use `create(ImageRejectionSchema)` to create a new message.
+ */
+export const ImageRejectionSchema: GenMessage<ImageRejection, {jsonType: ImageRejectionJson}> = /*@__PURE__*/
+  messageDesc(file_dmesh_processing_v1_session, 2);
 
 /**
  * @generated from message dmesh.processing.v1.SessionEvent
@@ -417,7 +524,7 @@ export type SessionEventJson = {
  * Use `create(SessionEventSchema)` to create a new message.
  */
 export const SessionEventSchema: GenMessage<SessionEvent, {jsonType: SessionEventJson}> = /*@__PURE__*/
-  messageDesc(file_dmesh_processing_v1_session, 2);
+  messageDesc(file_dmesh_processing_v1_session, 3);
 
 /**
  * @generated from enum dmesh.processing.v1.SessionState

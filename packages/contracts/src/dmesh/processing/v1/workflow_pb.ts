@@ -4,13 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Message } from "@bufbuild/protobuf";
+import type { StructJson, Value, ValueJson } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dmesh/processing/v1/workflow.proto.
  */
 export const file_dmesh_processing_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("CiJkbWVzaC9wcm9jZXNzaW5nL3YxL3dvcmtmbG93LnByb3RvEhNkbWVzaC5wcm9jZXNzaW5nLnYxIvEBCghXb3JrZmxvdxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjAKBXN0ZXBzGAQgAygLMiEuZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvd1N0ZXASMgoGaW5wdXRzGAUgAygLMiIuZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvd0lucHV0EhcKD3JlcXVpcmVkX21vZGVscxgGIAMoCRI3Cghlc3RpbWF0ZRgHIAEoCzIlLmRtZXNoLnByb2Nlc3NpbmcudjEuUmVzb3VyY2VFc3RpbWF0ZSJECg1Xb3JrZmxvd0lucHV0EgwKBG5hbWUYASABKAkSEAoIcmVxdWlyZWQYAiABKAgSEwoLZGVzY3JpcHRpb24YAyABKAkivwEKDFdvcmtmbG93U3RlcBIKCgJpZBgBIAEoCRIOCgZkb21haW4YAiABKAkSEQoJb3BlcmF0aW9uGAMgASgJEhIKCmRlcGVuZHNfb24YBCADKAkSPQoGaW5wdXRzGAUgAygLMi0uZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvd1N0ZXAuSW5wdXRzRW50cnkaLQoLSW5wdXRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJ2ChBSZXNvdXJjZUVzdGltYXRlEhMKC21vZGVsX2J5dGVzGAEgASgEEhgKEGFjdGl2YXRpb25fYnl0ZXMYAiABKAQSGAoQdW5ldF9ldmFsdWF0aW9ucxgDIAEoBRIZChFlc3RpbWF0ZWRfc2Vjb25kcxgEIAEoAmIGcHJvdG8z");
+  fileDesc("CiJkbWVzaC9wcm9jZXNzaW5nL3YxL3dvcmtmbG93LnByb3RvEhNkbWVzaC5wcm9jZXNzaW5nLnYxIrwCCghXb3JrZmxvdxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjAKBXN0ZXBzGAQgAygLMiEuZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvd1N0ZXASMgoGaW5wdXRzGAUgAygLMiIuZG1lc2gucHJvY2Vzc2luZy52MS5Xb3JrZmxvd0lucHV0EhcKD3JlcXVpcmVkX21vZGVscxgGIAMoCRI3Cghlc3RpbWF0ZRgHIAEoCzIlLmRtZXNoLnByb2Nlc3NpbmcudjEuUmVzb3VyY2VFc3RpbWF0ZRIPCgd2ZXJzaW9uGAggASgFEg8KB2J1aWx0aW4YCSABKAgSEgoKY2F0ZWdvcmllcxgKIAMoCRITCgt1c2FnZV9jb3VudBgLIAEoBSKBAQoNV29ya2Zsb3dJbnB1dBIMCgRuYW1lGAEgASgJEhAKCHJlcXVpcmVkGAIgASgIEhMKC2Rlc2NyaXB0aW9uGAMgASgJEgwKBHR5cGUYBCABKAkSLQoNZGVmYXVsdF92YWx1ZRgFIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZSL2AQoMV29ya2Zsb3dTdGVwEgoKAmlkGAEgASgJEg4KBmRvbWFpbhgCIAEoCRIRCglvcGVyYXRpb24YAyABKAkSEgoKZGVwZW5kc19vbhgEIAMoCRI9CgZpbnB1dHMYBSADKAsyLS5kbWVzaC5wcm9jZXNzaW5nLnYxLldvcmtmbG93U3RlcC5JbnB1dHNFbnRyeRIMCgRraW5kGAYgASgJEicKBnBhcmFtcxgHIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QaLQoLSW5wdXRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKfAQoQUmVzb3VyY2VFc3RpbWF0ZRITCgttb2RlbF9ieXRlcxgBIAEoBBIYChBhY3RpdmF0aW9uX2J5dGVzGAIgASgEEhgKEHVuZXRfZXZhbHVhdGlvbnMYAyABKAUSGQoRZXN0aW1hdGVkX3NlY29uZHMYBCABKAISDgoGbW9kZWxzGAUgAygJEhcKD2VzdGltYXRlX3NvdXJjZRgGIAEoCWIGcHJvdG8z", [file_google_protobuf_struct]);
 
 /**
  * A declarative workflow template: steps across domains wired into a DAG.
@@ -58,6 +60,34 @@ export type Workflow = Message<"dmesh.processing.v1.Workflow"> & {
    * @generated from field: dmesh.processing.v1.ResourceEstimate estimate = 7;
    */
   estimate?: ResourceEstimate | undefined;
+
+  /**
+   * Definition version: built-ins are versioned with the code; every UpdateWorkflow makes the next one.
+   *
+   * @generated from field: int32 version = 8;
+   */
+  version: number;
+
+  /**
+   * Built into the orchestrator: read-only.
+   *
+   * @generated from field: bool builtin = 9;
+   */
+  builtin: boolean;
+
+  /**
+   * e.g. "generation", "upscaling", "editing".
+   *
+   * @generated from field: repeated string categories = 10;
+   */
+  categories: string[];
+
+  /**
+   * Sessions that ran it on this mesh, every version together.
+   *
+   * @generated from field: int32 usage_count = 11;
+   */
+  usageCount: number;
 };
 
 /**
@@ -106,6 +136,34 @@ export type WorkflowJson = {
    * @generated from field: dmesh.processing.v1.ResourceEstimate estimate = 7;
    */
   estimate?: ResourceEstimateJson;
+
+  /**
+   * Definition version: built-ins are versioned with the code; every UpdateWorkflow makes the next one.
+   *
+   * @generated from field: int32 version = 8;
+   */
+  version?: number;
+
+  /**
+   * Built into the orchestrator: read-only.
+   *
+   * @generated from field: bool builtin = 9;
+   */
+  builtin?: boolean;
+
+  /**
+   * e.g. "generation", "upscaling", "editing".
+   *
+   * @generated from field: repeated string categories = 10;
+   */
+  categories?: string[];
+
+  /**
+   * Sessions that ran it on this mesh, every version together.
+   *
+   * @generated from field: int32 usage_count = 11;
+   */
+  usageCount?: number;
 };
 
 /**
@@ -133,6 +191,21 @@ export type WorkflowInput = Message<"dmesh.processing.v1.WorkflowInput"> & {
    * @generated from field: string description = 3;
    */
   description: string;
+
+  /**
+   * "spec", "image", "images", "string", "number", "integer" or "boolean"; unset = "spec" for an input
+   * named "spec", else "image".
+   *
+   * @generated from field: string type = 4;
+   */
+  type: string;
+
+  /**
+   * Used when the caller gives none (scalar types only).
+   *
+   * @generated from field: google.protobuf.Value default_value = 5;
+   */
+  defaultValue?: Value | undefined;
 };
 
 /**
@@ -153,6 +226,21 @@ export type WorkflowInputJson = {
    * @generated from field: string description = 3;
    */
   description?: string;
+
+  /**
+   * "spec", "image", "images", "string", "number", "integer" or "boolean"; unset = "spec" for an input
+   * named "spec", else "image".
+   *
+   * @generated from field: string type = 4;
+   */
+  type?: string;
+
+  /**
+   * Used when the caller gives none (scalar types only).
+   *
+   * @generated from field: google.protobuf.Value default_value = 5;
+   */
+  defaultValue?: ValueJson;
 };
 
 /**
@@ -191,11 +279,27 @@ export type WorkflowStep = Message<"dmesh.processing.v1.WorkflowStep"> & {
   dependsOn: string[];
 
   /**
-   * Step input name -> "input.<name>" or "<step id>.<output>".
+   * Step input name -> "input.<name>" or "<step id>.<output>": the workflow's edges. An input named as one
+   * of the kind's parameters binds that parameter to a declared scalar input ("scale": "input.scale").
    *
    * @generated from field: map<string, string> inputs = 5;
    */
   inputs: { [key: string]: string };
+
+  /**
+   * "generate", "refine", "hires", "upscale", "enhance", "safety", "control", "encode" or "fan_out";
+   * unset in definitions from before kinds = derived from domain and operation.
+   *
+   * @generated from field: string kind = 6;
+   */
+  kind: string;
+
+  /**
+   * The kind's parameters, e.g. {"scale": 2, "upscaler": "tiny-x2", "strength": 0.4}.
+   *
+   * @generated from field: google.protobuf.Struct params = 7;
+   */
+  params?: JsonObject | undefined;
 };
 
 /**
@@ -227,11 +331,27 @@ export type WorkflowStepJson = {
   dependsOn?: string[];
 
   /**
-   * Step input name -> "input.<name>" or "<step id>.<output>".
+   * Step input name -> "input.<name>" or "<step id>.<output>": the workflow's edges. An input named as one
+   * of the kind's parameters binds that parameter to a declared scalar input ("scale": "input.scale").
    *
    * @generated from field: map<string, string> inputs = 5;
    */
   inputs?: { [key: string]: string };
+
+  /**
+   * "generate", "refine", "hires", "upscale", "enhance", "safety", "control", "encode" or "fan_out";
+   * unset in definitions from before kinds = derived from domain and operation.
+   *
+   * @generated from field: string kind = 6;
+   */
+  kind?: string;
+
+  /**
+   * The kind's parameters, e.g. {"scale": 2, "upscaler": "tiny-x2", "strength": 0.4}.
+   *
+   * @generated from field: google.protobuf.Struct params = 7;
+   */
+  params?: StructJson;
 };
 
 /**
@@ -266,6 +386,20 @@ export type ResourceEstimate = Message<"dmesh.processing.v1.ResourceEstimate"> &
    * @generated from field: float estimated_seconds = 4;
    */
   estimatedSeconds: number;
+
+  /**
+   * Models the workflow loads: the spec's (or the default) and any a step names (SR models, refiner).
+   *
+   * @generated from field: repeated string models = 5;
+   */
+  models: string[];
+
+  /**
+   * Where estimated_seconds comes from: "measured" (past sessions' step timings on this mesh) or "static".
+   *
+   * @generated from field: string estimate_source = 6;
+   */
+  estimateSource: string;
 };
 
 /**
@@ -293,6 +427,20 @@ export type ResourceEstimateJson = {
    * @generated from field: float estimated_seconds = 4;
    */
   estimatedSeconds?: number | "NaN" | "Infinity" | "-Infinity";
+
+  /**
+   * Models the workflow loads: the spec's (or the default) and any a step names (SR models, refiner).
+   *
+   * @generated from field: repeated string models = 5;
+   */
+  models?: string[];
+
+  /**
+   * Where estimated_seconds comes from: "measured" (past sessions' step timings on this mesh) or "static".
+   *
+   * @generated from field: string estimate_source = 6;
+   */
+  estimateSource?: string;
 };
 
 /**
