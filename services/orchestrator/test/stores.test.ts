@@ -25,6 +25,8 @@ import { type Db, MIGRATIONS, openDatabase } from "../src/store/database.js";
 import { openStores, type Stores } from "../src/store/open-stores.js";
 import { PG_MIGRATIONS } from "../src/store/postgres/pg-migrations.js";
 import { newSession } from "../src/store/session-store.js";
+import { STEP_TIMINGS_KEPT } from "../src/store/step-timing-store.js";
+import type { WorkflowDefinition } from "../src/workflows/workflow-definition.js";
 
 const logger = createLogger("test", "silent");
 let dir: string;
@@ -98,6 +100,15 @@ function session(
 ) {
   return newSession({ id, workflowId: "txt2img", spec: { conditioning: { prompt: id } }, ...init });
 }
+
+const workflow = (id: string, name: string): WorkflowDefinition => ({
+  id,
+  name,
+  description: "",
+  categories: [],
+  inputs: [{ name: "spec", type: "spec", required: true, description: "" }],
+  steps: [{ id: "generate", kind: "generate", params: {}, inputs: { spec: "input.spec" }, dependsOn: [] }],
+});
 
 const image = (bytes: number[]) =>
   create(ImageInputSchema, {
@@ -340,6 +351,96 @@ for (const backend of [sqliteBackend, postgresBackend]) {
           const after = await artifacts.put(new Uint8Array([2]), meta("a"));
           expect(existsSync(artifacts.pathOf(before.id))).toBe(false);
           expect((await artifacts.listBySession("a", DEFAULT_TENANT)).map((x) => x.id)).toEqual([after.id]);
+        });
+
+        it("removes one tenant's references to an artifact, and names the sessions they were in", async () => {
+          const { sessions, artifacts } = await open();
+          for (const [id, tenant] of [
+            ["a1", "acme"],
+            ["a2", "acme"],
+            ["g1", "globex"],
+          ] as const)
+            await sessions.create(session(id, { tenant }), {});
+          const bytes = new Uint8Array([1, 2, 3]);
+          const { id } = await artifacts.put(bytes, meta("a1", 0, "acme"));
+          await artifacts.put(bytes, meta("a2", 0, "acme"));
+          await artifacts.put(bytes, meta("g1", 0, "globex"));
+          expect(await artifacts.removeReferences(id, "initech")).toEqual([]);
+          expect((await artifacts.removeReferences(id, "acme")).sort()).toEqual(["a1", "a2"]);
+          expect(await artifacts.get(id, "acme")).toBeUndefined();
+          expect(await artifacts.get(id, "globex")).toMatchObject({ sessionId: "g1" });
+          expect(await artifacts.removeUnreferenced([id])).toBe(0);
+          expect(await artifacts.removeReferences(id, "globex")).toEqual(["g1"]);
+          expect(await artifacts.removeUnreferenced([id])).toBe(bytes.length);
+        });
+      });
+
+      describe("WorkflowStore", () => {
+        it("keeps every version, hides a deleted workflow's versions, and counts sessions per workflow", async () => {
+          const { workflows } = await open();
+          await workflows.insert(workflow("mine", "first"), 1);
+          await workflows.insert(workflow("mine", "second"), 2);
+          await workflows.insert(workflow("other", "x"), 1);
+          // (id, version) is unique: a second writer of the same version is refused.
+          await expect(workflows.insert(workflow("mine", "again"), 2)).rejects.toThrow();
+          await workflows.markDeleted("other");
+          expect(
+            (await workflows.all()).map(
+              (w) => `${w.definition.id}@${w.version}:${w.definition.name}:${w.deleted}`,
+            ),
+          ).toEqual(["mine@1:first:false", "mine@2:second:false", "other@1:x:true"]);
+          expect((await workflows.all())[0]?.definition).toEqual(workflow("mine", "first"));
+          await workflows.recordUse("mine");
+          await workflows.recordUse("mine");
+          await workflows.recordUse("txt2img");
+          expect(await workflows.usage()).toEqual(
+            new Map([
+              ["mine", 2],
+              ["txt2img", 1],
+            ]),
+          );
+        });
+      });
+
+      describe("StepTimingStore", () => {
+        it("averages the newest measurements of a key, none for a key never measured", async () => {
+          const { stepTimings } = await open();
+          expect(await stepTimings.average("generate")).toBeUndefined();
+          // Older ones beyond what a key keeps fall out of the average.
+          for (let i = 0; i < STEP_TIMINGS_KEPT; i++) await stepTimings.record("generate", 100);
+          for (let i = 0; i < STEP_TIMINGS_KEPT; i++) await stepTimings.record("generate", 2);
+          await stepTimings.record("upscale", 0.5);
+          expect(await stepTimings.average("generate")).toBe(2);
+          expect(await stepTimings.average("upscale")).toBe(0.5);
+          const rows = await backend.query("SELECT COUNT(*) AS n FROM step_timings WHERE key = 'generate'");
+          expect(Number(rows[0]?.n)).toBe(STEP_TIMINGS_KEPT);
+        });
+      });
+
+      describe("WebhookStore", () => {
+        it("adds a delivery once, lists the earliest first, reschedules and removes", async () => {
+          const { webhooks } = await open();
+          const delivery = (id: string, nextAt: number) => ({
+            id,
+            tenant: "acme",
+            url: "https://hooks.example/x",
+            event: "session",
+            body: `{"id":"${id}"}`,
+            nextAt,
+          });
+          await webhooks.add(delivery("late", 2_000_000_000_000));
+          await webhooks.add(delivery("soon", 1_000));
+          await webhooks.add(delivery("soon", 5));
+          expect(await webhooks.pending()).toEqual([
+            { ...delivery("soon", 1_000), attempts: 0 },
+            { ...delivery("late", 2_000_000_000_000), attempts: 0 },
+          ]);
+          await webhooks.retryLater("soon", 1, 3_000_000_000_000, "x".repeat(2_000));
+          expect((await webhooks.pending(1)).map((d) => d.id)).toEqual(["late"]);
+          const errors = await backend.query("SELECT last_error FROM webhook_deliveries WHERE id = 'soon'");
+          expect(String(errors[0]?.last_error)).toHaveLength(500);
+          await webhooks.remove("late");
+          expect(await webhooks.pending()).toEqual([{ ...delivery("soon", 3_000_000_000_000), attempts: 1 }]);
         });
       });
 
