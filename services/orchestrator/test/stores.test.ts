@@ -26,6 +26,7 @@ import { openStores, type Stores } from "../src/store/open-stores.js";
 import { PG_MIGRATIONS } from "../src/store/postgres/pg-migrations.js";
 import { newSession } from "../src/store/session-store.js";
 import { STEP_TIMINGS_KEPT } from "../src/store/step-timing-store.js";
+import { WorkflowCatalog } from "../src/workflows/workflow-catalog.js";
 import type { WorkflowDefinition } from "../src/workflows/workflow-definition.js";
 
 const logger = createLogger("test", "silent");
@@ -107,7 +108,22 @@ const workflow = (id: string, name: string): WorkflowDefinition => ({
   description: "",
   categories: [],
   inputs: [{ name: "spec", type: "spec", required: true, description: "" }],
-  steps: [{ id: "generate", kind: "generate", params: {}, inputs: { spec: "input.spec" }, dependsOn: [] }],
+  steps: [
+    {
+      id: "generate",
+      kind: "generate",
+      params: { mode: "txt2img" },
+      inputs: { spec: "input.spec" },
+      dependsOn: [],
+    },
+    {
+      id: "encode",
+      kind: "encode",
+      params: {},
+      inputs: { image: "generate.images", spec: "input.spec" },
+      dependsOn: [],
+    },
+  ],
 });
 
 const image = (bytes: number[]) =>
@@ -402,6 +418,22 @@ for (const backend of [sqliteBackend, postgresBackend]) {
         });
       });
 
+      describe("WorkflowCatalog", () => {
+        it("finds on a miss what another replica on the same database made since it loaded", async () => {
+          const a = new WorkflowCatalog([], (await open()).workflows);
+          await a.load();
+          const other = new WorkflowCatalog([], (await open()).workflows);
+          await other.load();
+          await a.create(workflow("mine", "first"));
+          await a.update(workflow("mine", "second"));
+          expect(() => other.get("mine")).toThrow(/no workflow/);
+          expect((await other.resolve("mine", 1)).definition.name).toBe("first");
+          expect((await other.resolve("mine")).definition.name).toBe("second");
+          expect(other.get("mine").version).toBe(2);
+          await expect(other.resolve("missing")).rejects.toThrow(/no workflow/);
+        });
+      });
+
       describe("StepTimingStore", () => {
         it("averages the newest measurements of a key, none for a key never measured", async () => {
           const { stepTimings } = await open();
@@ -439,6 +471,13 @@ for (const backend of [sqliteBackend, postgresBackend]) {
           expect((await webhooks.pending(1)).map((d) => d.id)).toEqual(["late"]);
           const errors = await backend.query("SELECT last_error FROM webhook_deliveries WHERE id = 'soon'");
           expect(String(errors[0]?.last_error)).toHaveLength(500);
+          // One claim of what was seen wins: another replica that saw the same row is refused.
+          expect(await webhooks.claim("late", 2_000_000_000_000, 4_000_000_000_000)).toBe(true);
+          expect(await webhooks.claim("late", 2_000_000_000_000, 4_000_000_000_000)).toBe(false);
+          expect((await webhooks.pending()).map((d) => `${d.id}@${d.nextAt}`)).toEqual([
+            "soon@3000000000000",
+            "late@4000000000000",
+          ]);
           await webhooks.remove("late");
           expect(await webhooks.pending()).toEqual([{ ...delivery("soon", 3_000_000_000_000), attempts: 1 }]);
         });

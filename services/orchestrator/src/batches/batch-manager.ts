@@ -138,7 +138,9 @@ export class BatchManager {
   }
 
   private async createNew(req: CreateBatchRequest, tenant: string): Promise<Batch> {
-    const mode = this.generateMode(req.workflowId) ?? "txt2img";
+    // Another orchestrator replica on the same database may have made the workflow.
+    const workflow = await this.workflows.resolve(req.workflowId);
+    const mode = firstGenerationMode(workflow.definition) ?? "txt2img";
     const specs = expandBatch(req.base, req.items, req.axes);
     const { batchItems } = this.sessions.quotaOf(tenant);
     if (specs.length > batchItems) {
@@ -153,7 +155,7 @@ export class BatchManager {
       id: randomUUID(),
       tenant,
       workflowId: req.workflowId,
-      workflowVersion: this.workflows.get(req.workflowId).version,
+      workflowVersion: workflow.version,
       state: BatchState.CREATED,
       priority: req.priority,
       requestId: req.requestId,

@@ -160,7 +160,7 @@ export class SessionManager {
   }
 
   private async submitNew(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
-    const workflow = this.workflows.get(req.workflowId, req.workflowVersion ?? 0);
+    const workflow = await this.workflows.resolve(req.workflowId, req.workflowVersion ?? 0);
     const { spec, images, values } = await checkSubmit(
       workflow.definition,
       req,
@@ -507,7 +507,7 @@ export class SessionManager {
     this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
       // The version it was submitted with, even after an update (0: a session from before versions).
-      const workflow = this.workflows.get(session.workflowId, session.workflowVersion);
+      const workflow = await this.workflows.resolve(session.workflowId, session.workflowVersion);
       const outcome = await this.traces.run(session.id, session.workflowId, () =>
         runSession(session, workflow, control, {
           ...this.deps,

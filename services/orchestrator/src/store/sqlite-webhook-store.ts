@@ -19,6 +19,7 @@ export class SqliteWebhookStore implements WebhookStore {
       pending: db.prepare(
         "SELECT id, tenant, url, body, attempts, next_at AS nextAt FROM webhook_deliveries ORDER BY next_at LIMIT ?",
       ),
+      claim: db.prepare("UPDATE webhook_deliveries SET next_at = ? WHERE id = ? AND next_at = ?"),
       retry: db.prepare(
         "UPDATE webhook_deliveries SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
       ),
@@ -39,6 +40,10 @@ export class SqliteWebhookStore implements WebhookStore {
   async pending(limit = 100): Promise<PendingDelivery[]> {
     const rows = this.stmts.pending.all(limit) as Omit<PendingDelivery, "event">[];
     return rows.map(deliveryOf);
+  }
+
+  async claim(id: string, seenNextAt: number, until: number): Promise<boolean> {
+    return this.stmts.claim.run(until, id, seenNextAt).changes === 1;
   }
 
   async retryLater(id: string, attempts: number, nextAt: number, error: string): Promise<void> {

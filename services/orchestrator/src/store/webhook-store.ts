@@ -16,6 +16,12 @@ export interface WebhookStore {
   add(delivery: Omit<PendingDelivery, "attempts">): Promise<void>;
   /** The earliest deliveries, due or not. */
   pending(limit?: number): Promise<PendingDelivery[]>;
+  /**
+   * Takes a delivery for one attempt: true when its next attempt was still at `seenNextAt` (no other
+   * orchestrator replica on the same database took it meanwhile). It is then not due again before `until`,
+   * so that a replica dying mid-POST leaves it to another.
+   */
+  claim(id: string, seenNextAt: number, until: number): Promise<boolean>;
   retryLater(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
   remove(id: string): Promise<void>;
 }

@@ -40,6 +40,17 @@ export class PgWebhookStore implements WebhookStore {
     return rows.map((r) => deliveryOf({ ...r, nextAt: Number(r.nextAt) }));
   }
 
+  async claim(id: string, seenNextAt: number, until: number): Promise<boolean> {
+    const claimed = await this.db.write(id, (q) =>
+      q.query("UPDATE webhook_deliveries SET next_at = $1 WHERE id = $2 AND next_at = $3", [
+        until,
+        id,
+        seenNextAt,
+      ]),
+    );
+    return claimed.rowCount === 1;
+  }
+
   async retryLater(id: string, attempts: number, nextAt: number, error: string): Promise<void> {
     const args = [attempts, nextAt, storedError(error), id];
     await this.db.write(id, (q) =>
