@@ -50,7 +50,8 @@ export function selects(selector: Json, labels: Record<string, string>): boolean
 
 /**
  * The environment a container gets from the manifests: `envFrom` ConfigMaps, then `env` entries (which
- * win). Secrets and field references cannot be read here and are refused rather than skipped.
+ * win). A Secret's value cannot be read here: a `secretKeyRef` entry stands as `secret:<name>/<key>` (its
+ * name is still checked); field references are refused rather than skipped.
  */
 export function containerEnv(container: Json, objects: readonly K8sObject[]): Record<string, string> {
   const env: Record<string, string> = {};
@@ -63,6 +64,11 @@ export function containerEnv(container: Json, objects: readonly K8sObject[]): Re
       env[`${source.prefix ?? ""}${key}`] = value;
   }
   for (const entry of container.env ?? []) {
+    const secret = entry.valueFrom?.secretKeyRef;
+    if (secret) {
+      env[entry.name] = `secret:${secret.name}/${secret.key}`;
+      continue;
+    }
     if (entry.valueFrom) throw new Error(`container ${container.name}: ${entry.name} uses valueFrom`);
     env[entry.name] = entry.value ?? "";
   }

@@ -24,9 +24,9 @@ describe.skipIf(!kubectl).each(OVERLAYS)(TITLE, (overlay, gpu) => {
   const workload = (name: string) => workloads.find((w) => w.name === name);
   const namespace = of("Namespace")[0]?.metadata.name;
 
-  it("renders one workload per service, the orchestrator as a StatefulSet and device as a DaemonSet", () => {
+  it("renders one workload per service, device as a DaemonSet and the others as Deployments", () => {
     expect(workloads.map((w) => w.name).sort()).toEqual(MESH_SERVICES.map((s) => s.name).sort());
-    expect(workload("orchestrator")?.kind).toBe("StatefulSet");
+    expect(workload("orchestrator")?.kind).toBe("Deployment");
     expect(workload("inference")?.kind).toBe("Deployment");
     expect(workload("postprocess")?.kind).toBe("Deployment");
     expect(workload("device")?.kind).toBe("DaemonSet");
@@ -218,8 +218,13 @@ describe.skipIf(!kubectl).each(OVERLAYS)(TITLE, (overlay, gpu) => {
       const config = loadConfig(service.settings, containerEnv(c, objects), []);
       if (service.name === "orchestrator") {
         const data = mountAt(String(config.dataDir));
-        const claims = w?.object.spec.volumeClaimTemplates.map((t: K8sObject) => t.metadata.name);
-        expect(claims, "DATA_DIR is a persistent volume claim of the StatefulSet").toContain(data?.name);
+        const claim = spec.volumes.find(
+          (v: { name: string }) => v.name === data?.name,
+        )?.persistentVolumeClaim;
+        expect(
+          of("PersistentVolumeClaim").map((p) => p.metadata.name),
+          "DATA_DIR is a claim",
+        ).toContain(claim?.claimName);
         expect(data?.readOnly ?? false).toBe(false);
       }
       if (service.name === "inference") {
@@ -263,32 +268,88 @@ describe.skipIf(!kubectl).each(OVERLAYS)(TITLE, (overlay, gpu) => {
     },
   );
 
-  it.runIf(gpu)("autoscales inference and postprocess and keeps one of each through disruptions", () => {
-    for (const name of ["inference", "postprocess"]) {
-      const hpa = of("HorizontalPodAutoscaler").find((h) => h.spec.scaleTargetRef.name === name);
-      expect(hpa?.spec.scaleTargetRef.kind, name).toBe(workload(name)?.kind);
-      expect(hpa?.spec.minReplicas, `${name} min replicas`).toBeGreaterThanOrEqual(2);
-      expect(hpa?.spec.maxReplicas).toBeGreaterThan(hpa?.spec.minReplicas);
-      // A replicas field in the Deployment would fight the autoscaler on every apply.
-      expect(workload(name)?.object.spec.replicas, `${name} leaves replicas to the HPA`).toBeUndefined();
-      for (const metric of hpa?.spec.metrics ?? []) {
-        // Custom metrics (inference's queue depth) are checked with the observability component.
-        if (metric.type !== "Resource") continue;
-        const resource = metric.resource?.name;
-        const container = workload(name)?.template.spec.containers[0];
-        expect(
-          container.resources.requests[resource],
-          `${name} requests the ${resource} the HPA measures`,
-        ).toBeDefined();
+  it.runIf(gpu)(
+    "autoscales inference, postprocess and the orchestrator, and keeps them through disruptions",
+    () => {
+      for (const name of ["inference", "postprocess", "orchestrator"]) {
+        const hpa = of("HorizontalPodAutoscaler").find((h) => h.spec.scaleTargetRef.name === name);
+        expect(hpa?.spec.scaleTargetRef.kind, name).toBe(workload(name)?.kind);
+        expect(hpa?.spec.minReplicas, `${name} min replicas`).toBeGreaterThanOrEqual(2);
+        expect(hpa?.spec.maxReplicas).toBeGreaterThan(hpa?.spec.minReplicas);
+        // A replicas field in the Deployment would fight the autoscaler on every apply.
+        expect(workload(name)?.object.spec.replicas, `${name} leaves replicas to the HPA`).toBeUndefined();
+        for (const metric of hpa?.spec.metrics ?? []) {
+          // Custom metrics (inference's queue depth) are checked with the observability component.
+          if (metric.type !== "Resource") continue;
+          const resource = metric.resource?.name;
+          const container = workload(name)?.template.spec.containers[0];
+          expect(
+            container.resources.requests[resource],
+            `${name} requests the ${resource} the HPA measures`,
+          ).toBeDefined();
+        }
+        const pdbs = of("PodDisruptionBudget").filter((p) =>
+          selects(p.spec.selector, workload(name)?.template.metadata.labels),
+        );
+        expect(pdbs, `${name} PDB`).toHaveLength(1);
+        const pdb = pdbs[0]?.spec;
+        const allowsOneDown =
+          pdb?.maxUnavailable === 1 || (pdb?.minAvailable ?? 0) < (hpa?.spec.minReplicas ?? 0);
+        expect(allowsOneDown, `${name}: drains proceed while one replica stays`).toBe(true);
       }
-      const pdbs = of("PodDisruptionBudget").filter((p) =>
-        selects(p.spec.selector, workload(name)?.template.metadata.labels),
+    },
+  );
+
+  it(
+    gpu
+      ? "runs several orchestrator replicas on PostgreSQL (CloudNativePG), artifacts on a shared volume"
+      : "keeps one orchestrator on SQLite, replaced rather than rolled (one writer of the file)",
+    () => {
+      const w = workload("orchestrator");
+      const c = w?.template.spec.containers.find((x: { name: string }) => x.name === "orchestrator");
+      const config = loadConfig(meshService("orchestrator")?.settings ?? {}, containerEnv(c, objects), []);
+      const data = of("PersistentVolumeClaim").find((p) => p.metadata.name === "orchestrator-data");
+      if (!gpu) {
+        expect(config.databaseUrl).toBe("");
+        expect(w?.object.spec.replicas).toBe(1);
+        expect(w?.object.spec.strategy.type).toBe("Recreate");
+        expect(data?.spec.accessModes).toEqual(["ReadWriteOnce"]);
+        expect(of("Cluster")).toEqual([]);
+        return;
+      }
+      // The DSN comes from the Secret the CloudNativePG operator writes for the Cluster's app user.
+      const ref = c.env.find((e: { name: string }) => e.name === "DATABASE_URL")?.valueFrom?.secretKeyRef;
+      expect(ref?.key).toBe("uri");
+      const [cluster, ...more] = of("Cluster");
+      expect(more).toEqual([]);
+      expect(cluster?.apiVersion).toBe("postgresql.cnpg.io/v1");
+      expect(ref?.name).toBe(`${cluster?.metadata.name}-app`);
+      expect(cluster?.spec.instances).toBeGreaterThanOrEqual(3);
+      expect(
+        cluster?.spec.minSyncReplicas,
+        "an acknowledged commit is on two instances",
+      ).toBeGreaterThanOrEqual(1);
+      expect(data?.spec.accessModes, "every replica reads every artifact").toEqual(["ReadWriteMany"]);
+      expect(w?.object.spec.strategy).toEqual({
+        type: "RollingUpdate",
+        rollingUpdate: { maxSurge: 1, maxUnavailable: 0 },
+      });
+      // The orchestrator reaches the database on its port; the database admits the orchestrator.
+      const egress = of("NetworkPolicy")
+        .filter((p) => selects(p.spec.podSelector, w?.template.metadata.labels))
+        .flatMap((p) => p.spec.egress ?? []);
+      expect(egress.some((r) => r.ports?.some((p: { port: number }) => p.port === 5432))).toBe(true);
+      const database = of("NetworkPolicy").filter((p) =>
+        selects(p.spec.podSelector, { "cnpg.io/cluster": cluster?.metadata.name ?? "" }),
       );
-      expect(pdbs, `${name} PDB`).toHaveLength(1);
-      const pdb = pdbs[0]?.spec;
-      const allowsOneDown =
-        pdb?.maxUnavailable === 1 || (pdb?.minAvailable ?? 0) < (hpa?.spec.minReplicas ?? 0);
-      expect(allowsOneDown, `${name}: drains proceed while one replica stays`).toBe(true);
-    }
-  });
+      const admits = database
+        .flatMap((p) => p.spec.ingress ?? [])
+        .some(
+          (r: K8sObject) =>
+            r.ports?.some((p: { port: number }) => p.port === 5432) &&
+            r.from?.some((peer: K8sObject) => selects(peer.podSelector, w?.template.metadata.labels)),
+        );
+      expect(admits, "the database admits the orchestrator").toBe(true);
+    },
+  );
 });

@@ -115,6 +115,19 @@ describe.skipIf(!kubectl)(TITLE, () => {
     expect(series).toBe("dmesh_inference_queue_depth");
   });
 
+  it("scales the orchestrator on each replica's sessions in flight, a metric it reports, served by prometheus-adapter", () => {
+    const hpa = of("HorizontalPodAutoscaler").find((h) => h.spec.scaleTargetRef.name === "orchestrator");
+    const [metric, ...more] = hpa?.spec.metrics ?? [];
+    expect(more).toEqual([]);
+    expect(metric?.type).toBe("Pods");
+    const name = metric?.pods.metric.name as string;
+    expect(name).toBe("dmesh_orchestrator_sessions_in_flight");
+    expect(defined).toContain(name);
+    expect(Number(metric?.pods.target.averageValue)).toBeGreaterThan(0);
+    expect(adapter).toContain(`seriesQuery: '${name}{`);
+    expect(adapter).toContain(`as: "${name}"`);
+  });
+
   it("alerts on a replica down, a growing queue and the error ratio, over metrics the services define", () => {
     const alerts = rules.flatMap((g: { rules: { alert: string; expr: string }[] }) => g.rules);
     expect(alerts.map((a: { alert: string }) => a.alert).sort()).toEqual([

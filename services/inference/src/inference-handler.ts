@@ -13,7 +13,13 @@ import {
   type InferenceService,
   Stage,
 } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { AsyncChannel, InvalidArgumentError, type Logger, scopeFrom } from "@dmesh/runtime";
+import {
+  AsyncChannel,
+  InvalidArgumentError,
+  type Logger,
+  ResourceExhaustedError,
+  scopeFrom,
+} from "@dmesh/runtime";
 import { type ResolvedSpec, validateGenerationSpec } from "@dmesh/spec";
 import type { AdapterDirectory } from "./adapters/adapter-directory.js";
 import {
@@ -90,8 +96,12 @@ export class InferenceHandler implements ServiceImpl<typeof InferenceService> {
       throw new InvalidArgumentError("spec.adapters", "this inference process has no LoRA directory");
     const loras = adapters === undefined ? [] : loraUses(spec, adapters.directory);
     const id = req.generationId || scope.requestId;
+    // A session's new owner (another orchestrator replica, after the old one froze past its lease) asks again
+    // while the old run still ends here: busy, so it retries (RESOURCE_EXHAUSTED), rather than failing.
     if (this.pauses.has(id))
-      throw new InvalidArgumentError("generation_id", `generation "${id}" is already running here`);
+      throw new ResourceExhaustedError(
+        `generation_id: generation "${id}" is already running here (an earlier run of it); try again once it ends`,
+      );
     // Before any work: a scheduler the models cannot run as asked is the caller's INVALID_ARGUMENT.
     const ran = this.checkScheduler(spec);
     if (spec.vae) this.vaes?.registry.check(spec.vae);

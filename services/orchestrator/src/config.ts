@@ -35,6 +35,20 @@ export const orchestratorSettings = {
     default: ".dmesh/data",
     parse: parse.string,
   },
+  databaseUrl: {
+    env: "DATABASE_URL",
+    description:
+      "postgres://user:password@host:port/db: state in PostgreSQL, shared by every replica (artifact files stay in DATA_DIR: a volume every replica mounts); empty = SQLite in DATA_DIR",
+    default: "",
+    parse: parse.string,
+  },
+  orchestratorLeaseMs: {
+    env: "ORCHESTRATOR_LEASE_MS",
+    description:
+      "with DATABASE_URL: how long a replica's sessions stay its own without a heartbeat (renewed every third of it); once it runs out another replica adopts them and resumes them from their checkpoints",
+    default: 10_000,
+    parse: parse.int(500, 600_000),
+  },
   maxConcurrentSessions: {
     env: "MAX_CONCURRENT_SESSIONS",
     description: "sessions executing at once",

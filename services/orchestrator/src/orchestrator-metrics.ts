@@ -64,3 +64,18 @@ export function countSessionsWith(counts: SessionCounts): void {
 function stateName(state: SessionState): string {
   return (SessionState[state] ?? "unspecified").toLowerCase();
 }
+
+let inFlight: (() => number) | undefined;
+
+gauge({
+  name: "dmesh_orchestrator_sessions_in_flight",
+  help: "Sessions this orchestrator replica is running or holds queued (the HPA of several replicas scales on it).",
+  collect() {
+    this.set(inFlight?.() ?? 0);
+  },
+});
+
+/** Where `dmesh_orchestrator_sessions_in_flight` reads this replica's count at each scrape. */
+export function countInFlightWith(count: () => number): void {
+  inFlight = count;
+}

@@ -1,4 +1,5 @@
-import { join } from "node:path";
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import type { DescService } from "@bufbuild/protobuf";
 import { DeviceService } from "@dmesh/contracts/dmesh/device/v1/device_pb.js";
 import { InferenceService } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
@@ -28,23 +29,21 @@ import { LifecycleEvents } from "./mesh-events/lifecycle-events.js";
 import { MeshEventHub } from "./mesh-events/mesh-event-hub.js";
 import { ReplicaWatch } from "./mesh-events/replica-watch.js";
 import { MeshHandler } from "./mesh-handler.js";
-import { countSessionsWith } from "./orchestrator-metrics.js";
+import { countInFlightWith, countSessionsWith } from "./orchestrator-metrics.js";
 import { ProcessingHandler } from "./processing-handler.js";
 import { PublicConditioningHandler } from "./public-conditioning-handler.js";
 import { PublicModelHandler } from "./public-model-handler.js";
 import { PUBLIC_SERVICES, routes } from "./routes.js";
+import { ReplicaCoordinator } from "./sessions/replica-coordinator.js";
 import { SessionEvents } from "./sessions/session-events.js";
 import { SessionManager } from "./sessions/session-manager.js";
 import { parseTenantQuotas, quotaOf } from "./sessions/tenant-quotas.js";
 import { createStaticFiles, playgroundDir } from "./static-files.js";
-import { ArtifactStore } from "./store/artifact-store.js";
-import { BatchStore } from "./store/batch-store.js";
-import { openDatabase } from "./store/database.js";
-import { GroupCommit } from "./store/group-commit.js";
-import { SessionStore } from "./store/session-store.js";
-import { StepTimingStore } from "./store/step-timing-store.js";
-import { WebhookStore } from "./store/webhook-store.js";
-import { WorkflowStore } from "./store/workflow-store.js";
+import { openStores } from "./store/open-stores.js";
+import { BatchFeeders } from "./store/postgres/batch-feeders.js";
+import type { PgSessionStore } from "./store/postgres/pg-session-store.js";
+import { ReplicaLeases } from "./store/postgres/replica-leases.js";
+import { SessionEventBus } from "./store/postgres/session-event-bus.js";
 import { WebhookDispatcher } from "./webhooks/webhook-dispatcher.js";
 import { parseTenantSecrets, WebhookPolicy } from "./webhooks/webhook-policy.js";
 import { webhookTriggers } from "./webhooks/webhook-triggers.js";
@@ -63,9 +62,37 @@ export interface Orchestrator {
 /** Builds the orchestrator's dependencies, recovers interrupted work and starts listening. */
 export async function startOrchestrator(config: OrchestratorConfig, logger: Logger): Promise<Orchestrator> {
   const door = openDoor(config, logger);
-  const db = openDatabase(join(config.dataDir, "dmesh.sqlite"));
-  const sessionStore = new SessionStore(db);
-  const artifacts = new ArtifactStore(db, join(config.dataDir, "artifacts"));
+  // Unique per process: a restarted replica's old sessions are adopted like a dead one's.
+  const replicaId = `${hostname()}-${randomUUID().slice(0, 8)}`;
+  const stores = await openStores(
+    {
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      replicaId,
+      leaseMs: config.orchestratorLeaseMs,
+    },
+    logger,
+  );
+  const { sessions: sessionStore, artifacts, commits } = stores;
+  // Several replicas on PostgreSQL: leases, claims and events between them (SQLite: this one owns all).
+  const coordinator = stores.postgres
+    ? new ReplicaCoordinator(
+        new ReplicaLeases(
+          stores.postgres,
+          replicaId,
+          config.orchestratorLeaseMs,
+          sessionStore as PgSessionStore,
+        ),
+        sessionStore as PgSessionStore,
+        stores.postgres,
+        config.databaseUrl,
+        config.orchestratorLeaseMs,
+        logger,
+      )
+    : undefined;
+  const bus = stores.postgres
+    ? new SessionEventBus(stores.postgres, config.databaseUrl, replicaId, sessionStore, logger)
+    : undefined;
   const max = config.maxMessageBytes;
   // Replica lists may name DNS entries (a headless Service per domain): resolved now, and again periodically.
   const discoveries: AddressDiscovery[] = [];
@@ -96,8 +123,8 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const inference = await pool("inference", InferenceService, config.inferenceUrls, inferenceTelemetry);
   const postprocess = await pool("postprocess", PostprocessService, config.postprocessUrls);
   const device = await pool("device", DeviceService, config.deviceUrls);
-  const stepTimings = new StepTimingStore(db);
-  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS, new WorkflowStore(db));
+  const stepTimings = stores.stepTimings;
+  const workflows = new WorkflowCatalog(BUILTIN_WORKFLOWS, stores.workflows);
   await workflows.load();
   const quotas = parseTenantQuotas(config.tenantQuotas);
   const mesh = {
@@ -106,7 +133,6 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     batchItems: MAX_BATCH_ITEMS,
   };
   const events = new SessionEvents();
-  const commits = new GroupCommit(db, logger);
   const sessions = new SessionManager(
     {
       store: sessionStore,
@@ -130,9 +156,18 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       quotaOf: (tenant) => quotaOf(quotas, mesh, tenant),
     },
     logger,
+    coordinator,
   );
+  if (bus) {
+    events.onPublish((event) => {
+      bus.publish(event).catch((err: unknown) => {
+        logger.warn({ err: String(err) }, "session event not sent to the other replicas");
+      });
+    });
+    await bus.subscribe((event) => events.deliver(event));
+  }
   const batches = new BatchManager(
-    new BatchStore(db),
+    stores.batches,
     sessions,
     events,
     commits,
@@ -140,6 +175,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     config.batchWindow,
     logger,
     { replicas: inference, maxGroupImages: config.batchGroupMax },
+    stores.postgres ? new BatchFeeders(stores.postgres, replicaId) : undefined,
   );
   const health = new HealthRegistry([...PUBLIC_SERVICES.map((s) => s.typeName), Health.typeName]);
   const meshEvents = new MeshEventHub();
@@ -154,7 +190,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
     keysOn: config.apiKeysFile !== "",
   });
   const webhooks = new WebhookDispatcher(
-    new WebhookStore(db),
+    stores.webhooks,
     webhookPolicy,
     {
       maxAttempts: config.webhookMaxAttempts,
@@ -169,6 +205,10 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   batches.onSave(triggers.onBatch);
   webhooks.start();
   countSessionsWith(() => sessionStore.countsByTenant());
+  countInFlightWith(() => {
+    const { queued, running } = sessions.counts();
+    return queued + running;
+  });
 
   // Ready when the work can be done: at least one inference and one postprocess replica answer SERVING.
   const refreshReadiness = async () => {
@@ -180,9 +220,15 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
   const readinessTimer = setInterval(() => void refreshReadiness(), config.healthIntervalMs);
   readinessTimer.unref();
 
-  const recovered = await sessions.recover();
-  await batches.recover();
-  if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
+  if (coordinator) {
+    // What stopped with a replica is claimed once that replica's lease is over, by whichever has room.
+    await coordinator.start(sessions);
+    logger.info({ replicaId }, "orchestrator replica on PostgreSQL");
+  } else {
+    const recovered = await sessions.recover();
+    await batches.recover();
+    if (recovered.requeued > 0) logger.info(recovered, "recovered sessions interrupted by a restart");
+  }
 
   const handlers = {
     processing: new ProcessingHandler(
@@ -245,6 +291,9 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       // Sessions first: running ones stop where a restart resumes them, and their watchers' streams end
       // (UNAVAILABLE, watch again) instead of keeping the server's drain waiting.
       await sessions.close();
+      // Its sessions go to the other replicas at once rather than after the lease.
+      await coordinator?.stop();
+      await bus?.close();
       meshEvents.close(
         new UnavailableError("the orchestrator is shutting down, watch again once it is back"),
       );
@@ -252,8 +301,7 @@ export async function startOrchestrator(config: OrchestratorConfig, logger: Logg
       await metrics?.close();
       for (const replicas of [inference, postprocess, device]) replicas.close();
       await webhooks.close();
-      commits.close();
-      db.close();
+      await stores.close();
       door.close();
     },
   };

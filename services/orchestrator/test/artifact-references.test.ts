@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ArtifactStore } from "../src/store/artifact-store.js";
 import { type Db, openDatabase } from "../src/store/database.js";
-import { newSession, SessionStore } from "../src/store/session-store.js";
+import { newSession } from "../src/store/session-store.js";
+import { SqliteArtifactIndex } from "../src/store/sqlite-artifact-index.js";
+import { SqliteSessionStore } from "../src/store/sqlite-session-store.js";
 
 let dir: string;
 let db: Db;
@@ -30,8 +32,8 @@ const meta = (tenant: string, sessionId: string, imageIndex = 0) => ({
 
 describe("ArtifactStore.removeReferences", () => {
   it("removes one tenant's references, keeps another's and the bytes, which go with the last one", async () => {
-    const sessions = new SessionStore(db);
-    const artifacts = new ArtifactStore(db, join(dir, "artifacts"));
+    const sessions = new SqliteSessionStore(db);
+    const artifacts = new ArtifactStore(new SqliteArtifactIndex(db), join(dir, "artifacts"));
     for (const [id, tenant] of [
       ["a1", "acme"],
       ["a2", "acme"],

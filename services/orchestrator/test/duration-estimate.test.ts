@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { SchedulerKind } from "@dmesh/contracts/dmesh/common/v1/generation_pb.js";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Db, openDatabase } from "../src/store/database.js";
-import { StepTimingStore } from "../src/store/step-timing-store.js";
+import { SqliteStepTimingStore } from "../src/store/sqlite-step-timing-store.js";
 import { BUILTIN_WORKFLOWS } from "../src/workflows/builtin-workflows.js";
 import {
   estimateDuration,
@@ -32,11 +32,11 @@ const shape: RequestShape = {
 
 let dir: string;
 let db: Db;
-let timings: StepTimingStore;
+let timings: SqliteStepTimingStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "dmesh-estimates-"));
   db = openDatabase(join(dir, "db.sqlite"));
-  timings = new StepTimingStore(db, 3);
+  timings = new SqliteStepTimingStore(db, 3);
 });
 afterEach(() => {
   db.close();

@@ -22,7 +22,9 @@ import { SessionManager } from "../src/sessions/session-manager.js";
 import { ArtifactStore } from "../src/store/artifact-store.js";
 import { type Db, openDatabase } from "../src/store/database.js";
 import { GroupCommit } from "../src/store/group-commit.js";
-import { SessionStore } from "../src/store/session-store.js";
+import type { SessionStore } from "../src/store/session-store.js";
+import { SqliteArtifactIndex } from "../src/store/sqlite-artifact-index.js";
+import { SqliteSessionStore } from "../src/store/sqlite-session-store.js";
 import { BUILTIN_WORKFLOWS } from "../src/workflows/builtin-workflows.js";
 import { WorkflowCatalog } from "../src/workflows/workflow-catalog.js";
 
@@ -54,8 +56,8 @@ beforeAll(async () => {
   const deadline = Date.now() + 30_000;
   while (!inference.health.ready && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   db = openDatabase(join(dir, "state", "dmesh.sqlite"));
-  store = new SessionStore(db);
-  artifacts = new ArtifactStore(db, join(dir, "artifacts"));
+  store = new SqliteSessionStore(db);
+  artifacts = new ArtifactStore(new SqliteArtifactIndex(db), join(dir, "artifacts"));
   events = new SessionEvents();
   const inferencePool = new ReplicaPool("inference", InferenceService, [inference.address], logger, 1 << 24);
   const postprocessPool = new ReplicaPool(

@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import { DomainError } from "@dmesh/runtime";
 import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../src/store/database.js";
-import { WorkflowStore } from "../src/store/workflow-store.js";
+import { SqliteWorkflowStore } from "../src/store/sqlite-workflow-store.js";
 import { BUILTIN_WORKFLOWS } from "../src/workflows/builtin-workflows.js";
 import { compileWorkflow, WORKFLOW_LIMITS } from "../src/workflows/validate-definition.js";
 import { WorkflowCatalog } from "../src/workflows/workflow-catalog.js";
@@ -224,7 +224,7 @@ describe("the workflow catalog", () => {
     const dir = mkdtempSync(join(tmpdir(), "dmesh-workflows-"));
     dirs.push(dir);
     const db = openDatabase(join(dir, "db.sqlite"));
-    const catalog = new WorkflowCatalog(BUILTIN_WORKFLOWS, new WorkflowStore(db));
+    const catalog = new WorkflowCatalog(BUILTIN_WORKFLOWS, new SqliteWorkflowStore(db));
     await catalog.load();
     expect((await catalog.create(chain())).version).toBe(1);
     await expect(catalog.create(chain())).rejects.toThrow(/workflow "sr-chain" exists; update it instead/);
@@ -239,7 +239,7 @@ describe("the workflow catalog", () => {
     db.close();
 
     const reopened = openDatabase(join(dir, "db.sqlite"));
-    const again = new WorkflowCatalog(BUILTIN_WORKFLOWS, new WorkflowStore(reopened));
+    const again = new WorkflowCatalog(BUILTIN_WORKFLOWS, new SqliteWorkflowStore(reopened));
     await again.load();
     // A session submitted with version 1 still finds it after the update and the delete.
     expect(again.get("sr-chain", 1).definition.steps[2]?.params).toEqual({ policy: "flag" });

@@ -20,8 +20,10 @@ import { type RunControl, type RunnerDeps, runSession } from "../src/sessions/se
 import type { StepMesh } from "../src/sessions/steps/step-context.js";
 import { ArtifactStore } from "../src/store/artifact-store.js";
 import { type Db, openDatabase } from "../src/store/database.js";
-import { newSession, SessionStore } from "../src/store/session-store.js";
-import { StepTimingStore } from "../src/store/step-timing-store.js";
+import { newSession, type SessionStore } from "../src/store/session-store.js";
+import { SqliteArtifactIndex } from "../src/store/sqlite-artifact-index.js";
+import { SqliteSessionStore } from "../src/store/sqlite-session-store.js";
+import { SqliteStepTimingStore } from "../src/store/sqlite-step-timing-store.js";
 import { estimateDuration, recordTiming } from "../src/workflows/duration-estimate.js";
 import { compileWorkflow } from "../src/workflows/validate-definition.js";
 import type { CatalogEntry } from "../src/workflows/workflow-catalog.js";
@@ -42,8 +44,8 @@ let artifacts: ArtifactStore;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "dmesh-executor-"));
   db = openDatabase(join(dir, "db.sqlite"));
-  store = new SessionStore(db);
-  artifacts = new ArtifactStore(db, join(dir, "artifacts"));
+  store = new SqliteSessionStore(db);
+  artifacts = new ArtifactStore(new SqliteArtifactIndex(db), join(dir, "artifacts"));
 });
 afterEach(() => {
   db.close();
@@ -297,7 +299,7 @@ describe("the workflow executor", () => {
   });
 
   it("gives the session an ETA from the measured estimate before its first step reports, and measures each step", async () => {
-    const timings = new StepTimingStore(db);
+    const timings = new SqliteStepTimingStore(db);
     const workflow = entry([
       step("generate", "generate", { spec: "input.spec" }),
       step("encode", "encode", { image: "generate.images" }),

@@ -64,6 +64,8 @@ export class TestMesh {
   private inferenceEnv: Record<string, string> = {};
   private orchestratorStarts = 0;
   private options: TestMeshOptions = {};
+  private readonly others: ServiceProcess[] = [];
+  private readonly otherClients: OrchestratorClients[] = [];
 
   private constructor(readonly dir: string) {}
 
@@ -138,6 +140,26 @@ export class TestMesh {
   }
 
   /**
+   * Another orchestrator process with the same settings (several replicas on one PostgreSQL database, the
+   * same DATA_DIR for the artifact files), and clients of it. `stop` kills it with the rest.
+   */
+  async startAnotherOrchestrator(
+    label: string,
+    extraEnv: Record<string, string> = {},
+  ): Promise<{ process: ServiceProcess; clients: OrchestratorClients }> {
+    const process = await startService("orchestrator", {
+      label,
+      env: { ...this.orchestratorEnv, ...extraEnv },
+      logDir: this.logDir,
+      ...(this.options.tls ? { readyTls: this.options.tls } : {}),
+    });
+    this.others.push(process);
+    const clients = connectOrchestrator(process.address, this.options);
+    this.otherClients.push(clients);
+    return { process, clients };
+  }
+
+  /**
    * Kills every inference replica and starts `count` new ones; the orchestrator started next uses them
    * (the one running keeps its old list).
    */
@@ -184,7 +206,8 @@ export class TestMesh {
 
   async stop(): Promise<void> {
     this.clients?.close();
-    const all = [...this.inference, this.postprocess, this.orchestrator].filter(Boolean);
+    for (const clients of this.otherClients) clients.close();
+    const all = [...this.inference, this.postprocess, this.orchestrator, ...this.others].filter(Boolean);
     await Promise.all(all.map((p) => p.kill("SIGKILL")));
     // DMESH_KEEP_FAULT_LOGS=1 keeps the directory (logs, database, artifacts) for a look after a failure.
     if (process.env.DMESH_KEEP_FAULT_LOGS) console.log(`[faults] kept ${this.dir}`);

@@ -13,7 +13,11 @@ import {
   BatchState,
 } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
 import type { CreateBatchRequest } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
-import { SessionAction, SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
+import {
+  SessionAction,
+  type SessionEvent,
+  SessionState,
+} from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import { AsyncChannel } from "@dmesh/runtime/async-channel";
 import {
   asDomainError,
@@ -71,17 +75,27 @@ export class BatchManager {
     private readonly window: number,
     private readonly logger: Logger,
     private readonly placement?: BatchPlacement,
+    /** Several replicas on one database: the one replica that feeds each batch (and alone writes it). */
+    private readonly feeders?: {
+      claim(batchId: string): Promise<boolean>;
+      release(batchId: string): Promise<void>;
+    },
   ) {
-    events.onStateChange((event) => {
+    const follow = (event: SessionEvent, remote: boolean) => {
       const session = event.session;
       if (!session?.batchId) return;
+      // Items run on every replica, but only the one feeding the batch writes it (else one replica's save of
+      // the batch would overwrite another's).
+      if ((remote || this.feeders) && !this.active.has(session.batchId)) return;
       // A placement its session never used (cancelled or failed before it reached inference) is dropped.
       if (isTerminal(session.state)) this.placement?.replicas.unpin(session.requestId);
       const { batchId, id, state, error } = session;
       void this.serially(batchId, () => this.onItemChanged(batchId, id, state, error)).catch((err: unknown) =>
         this.logger.error({ batchId, err: String(err) }, "batch item change not stored"),
       );
-    });
+    };
+    events.onStateChange((event) => follow(event, false));
+    events.onRemoteStateChange((event) => follow(event, true));
   }
 
   /**
@@ -124,7 +138,9 @@ export class BatchManager {
   }
 
   private async createNew(req: CreateBatchRequest, tenant: string): Promise<Batch> {
-    const mode = this.generateMode(req.workflowId) ?? "txt2img";
+    // Another orchestrator replica on the same database may have made the workflow.
+    const workflow = await this.workflows.resolve(req.workflowId);
+    const mode = firstGenerationMode(workflow.definition) ?? "txt2img";
     const specs = expandBatch(req.base, req.items, req.axes);
     const { batchItems } = this.sessions.quotaOf(tenant);
     if (specs.length > batchItems) {
@@ -139,7 +155,7 @@ export class BatchManager {
       id: randomUUID(),
       tenant,
       workflowId: req.workflowId,
-      workflowVersion: this.workflows.get(req.workflowId).version,
+      workflowVersion: workflow.version,
       state: BatchState.CREATED,
       priority: req.priority,
       requestId: req.requestId,
@@ -182,15 +198,25 @@ export class BatchManager {
     signal.addEventListener("abort", leave);
     this.events.closed.addEventListener("abort", shutDown);
     try {
-      await this.serially(id, async () => {
-        const now = await this.store.get(id);
-        if (now && !this.active.has(id) && !isBatchDone(now)) await this.start(now);
-      });
+      await this.startIfFree(id);
       // The snapshot is told once on disk; a later change comes as an event, the end included.
       const snapshot = await this.get(id, tenant);
       await this.commits.sync();
       yield create(BatchEventSchema, { batch: snapshot, itemIndex: -1 });
       if (isBatchDone(snapshot) || signal.aborted) return;
+      if (this.events.closed.aborted) throw this.events.closed.reason;
+      // Fed by another replica: followed in the database until it ends, or until that replica's lease is
+      // over and this one takes the feeding over.
+      let last = snapshot;
+      while (!this.active.has(id) && !signal.aborted && !this.events.closed.aborted) {
+        await pause(FOLLOW_MS, signal);
+        if (await this.startIfFree(id)) break;
+        const now = await this.get(id, tenant);
+        if (changed(last, now)) yield create(BatchEventSchema, { batch: now, itemIndex: -1 });
+        last = now;
+        if (isBatchDone(now)) return;
+      }
+      if (signal.aborted) return;
       if (this.events.closed.aborted) throw this.events.closed.reason;
       for await (const event of channel) {
         yield event;
@@ -201,6 +227,20 @@ export class BatchManager {
       this.events.closed.removeEventListener("abort", shutDown);
       set.delete(listener);
     }
+  }
+
+  /** Starts feeding the batch here unless it is done, fed here already, or fed by another live replica. */
+  private startIfFree(id: string): Promise<boolean> {
+    return this.serially(id, async () => {
+      const now = await this.store.get(id);
+      if (!now || this.active.has(id) || isBatchDone(now)) return false;
+      if (this.feeders && !(await this.feeders.claim(id))) return false;
+      // Taken over from a replica that died: its last changes of the items may not have reached the batch.
+      if (this.feeders) await this.reconcile(now);
+      if (isBatchDone(now)) await this.save(now, -1);
+      else await this.start(now);
+      return true;
+    });
   }
 
   control(id: string, tenant: string, action: BatchAction): Promise<Batch> {
@@ -234,7 +274,7 @@ export class BatchManager {
       }
       batch.state = BatchState.CREATED;
       await this.save(batch, -1);
-      await this.start(batch);
+      if (!this.feeders || (await this.feeders.claim(id))) await this.start(batch);
       return this.get(id, tenant);
     }
     throw new FailedPreconditionError("action must be CANCEL or RETRY_FAILED", "action");
@@ -344,6 +384,8 @@ export class BatchManager {
             requestId,
             priority: batch.priority,
             batchId: batch.id,
+            // Several orchestrator replicas: whichever has room runs it (the batch spreads over them).
+            offer: true,
           });
           item.sessionId = session.id;
           item.state = session.state;
@@ -420,6 +462,9 @@ export class BatchManager {
       batch.state = batch.failed > 0 ? BatchState.FAILED : BatchState.COMPLETED;
       this.active.delete(batch.id);
       this.profiles.delete(batch.id);
+      this.feeders?.release(batch.id).catch((err: unknown) => {
+        this.logger.warn({ batchId: batch.id, err: String(err) }, "batch feeder not released");
+      });
     }
   }
 
@@ -435,6 +480,32 @@ export class BatchManager {
     });
     await saved;
   }
+}
+
+// How often a replica that does not feed a batch reads it for its watchers.
+const FOLLOW_MS = 250;
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+function changed(before: Batch, after: Batch): boolean {
+  return (
+    before.state !== after.state ||
+    before.completed !== after.completed ||
+    before.failed !== after.failed ||
+    before.cancelled !== after.cancelled ||
+    before.updatedAt?.seconds !== after.updatedAt?.seconds ||
+    before.updatedAt?.nanos !== after.updatedAt?.nanos
+  );
 }
 
 /** The item index a batch session was made for, from the request id `feed` gives it. */

@@ -11,6 +11,7 @@ import { estimateActivationBytes } from "@dmesh/spec";
 import { replicaFailovers, replicaRetries } from "../orchestrator-metrics.js";
 import type { RunControl, RunnerDeps } from "../sessions/session-runner.js";
 import { type GenerateResult, StepInterrupted, type StepMesh } from "../sessions/steps/step-context.js";
+import { FencedError } from "../store/postgres/pg-session-store.js";
 import type { CallNeed, Replica, ReplicaPool } from "./replica-pool.js";
 import { describeFailure, type RetryPolicy, waitBeforeRetry } from "./retry-policy.js";
 import { StreamWatchdog } from "./stream-watchdog.js";
@@ -148,7 +149,8 @@ export class ReplicaStepMesh implements StepMesh {
         return value;
       } catch (err) {
         if (control.cancelRequested) throw new StepInterrupted("cancelled");
-        if (control.abort.signal.aborted) throw err;
+        // Another orchestrator replica owns the session now: nothing to retry here.
+        if (control.abort.signal.aborted || err instanceof FencedError) throw err;
         const failure = describeFailure(err);
         const where = replica ? ` on ${replica.address}` : "";
         if (!policy.retryable.has(failure.code) || attempt >= policy.maxAttempts) {

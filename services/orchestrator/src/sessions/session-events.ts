@@ -17,6 +17,8 @@ const MAX_BUFFERED = 256;
 export class SessionEvents {
   private readonly watchers = new Map<string, Set<(event: SessionEvent) => void>>();
   private readonly stateListeners = new Set<(event: SessionEvent) => void>();
+  private readonly publishListeners = new Set<(event: SessionEvent) => void>();
+  private readonly remoteStateListeners = new Set<(event: SessionEvent) => void>();
   private readonly shutdown = new AbortController();
 
   constructor() {
@@ -38,6 +40,27 @@ export class SessionEvents {
     const id = event.session?.id ?? "";
     for (const watcher of this.watchers.get(id) ?? []) watcher(event);
     if (event.kind !== SessionEventKind.PROGRESS) for (const listener of this.stateListeners) listener(event);
+    for (const listener of this.publishListeners) listener(event);
+  }
+
+  /**
+   * An event another orchestrator replica told (it owns the session): this replica's watchers of the session
+   * get it; its batches and lifecycle listeners follow only the sessions it runs.
+   */
+  deliver(event: SessionEvent): void {
+    for (const watcher of this.watchers.get(event.session?.id ?? "") ?? []) watcher(event);
+    if (event.kind !== SessionEventKind.PROGRESS)
+      for (const listener of this.remoteStateListeners) listener(event);
+  }
+
+  /** Non-progress events of sessions other replicas run (a batch fed here follows its items there). */
+  onRemoteStateChange(listener: (event: SessionEvent) => void): void {
+    this.remoteStateListeners.add(listener);
+  }
+
+  /** Every event this replica tells (`publish`), for the other replicas' watchers. */
+  onPublish(listener: (event: SessionEvent) => void): void {
+    this.publishListeners.add(listener);
   }
 
   /** Every non-progress event of every session (batches follow their items this way). */

@@ -15,9 +15,11 @@ import {
 import { NotFoundError, quote, ResourceExhaustedError, UnavailableError } from "@dmesh/runtime/errors";
 import type { Logger } from "@dmesh/runtime/logger";
 import type { GroupCommit } from "../store/group-commit.js";
+import { FencedError } from "../store/postgres/pg-session-store.js";
 import { newSession } from "../store/session-store.js";
 import type { WorkflowCatalog } from "../workflows/workflow-catalog.js";
 import { FairQueue } from "./fair-queue.js";
+import type { Ownership } from "./ownership.js";
 import { SessionCommitter } from "./session-committer.js";
 import { decideControl } from "./session-control.js";
 import type { SessionEvents } from "./session-events.js";
@@ -55,7 +57,12 @@ export interface SubmitRequest {
   /** A version to run (a batch's); 0 or unset = the newest. */
   workflowVersion?: number;
   callbackUrl?: string;
+  /** Any orchestrator replica may run it (batch items spread this way); without replicas, ignored. */
+  offer?: boolean;
 }
+
+// See `adopt`.
+const ADOPTED_SEQUENCE_GAP = 1000n;
 
 const TERMINAL = new Set([SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED]);
 
@@ -79,6 +86,8 @@ export class SessionManager {
   private readonly admitting = new Map<string, number>();
   /** Submits under way by tenant and request id: a second one with the same id joins the first. */
   private readonly submitting = new Map<string, Promise<{ session: Session; existing: boolean }>>();
+  /** Sessions this replica is taking over from another (one take per session at a time). */
+  private readonly taking = new Map<string, Promise<boolean>>();
   private readonly committer: SessionCommitter;
   private closed = false;
   private readonly traces = new SessionTraces();
@@ -90,6 +99,8 @@ export class SessionManager {
     private readonly workflows: WorkflowCatalog,
     private readonly limits: SessionLimits,
     private readonly logger: Logger,
+    /** Several replicas on one database: which sessions are this one's to run (all of them without). */
+    private readonly ownership?: Ownership,
   ) {
     this.committer = new SessionCommitter(deps.store, commits, events, this.live);
   }
@@ -149,7 +160,7 @@ export class SessionManager {
   }
 
   private async submitNew(req: SubmitRequest): Promise<{ session: Session; existing: boolean }> {
-    const workflow = this.workflows.get(req.workflowId, req.workflowVersion ?? 0);
+    const workflow = await this.workflows.resolve(req.workflowId, req.workflowVersion ?? 0);
     const { spec, images, values } = await checkSubmit(
       workflow.definition,
       req,
@@ -185,11 +196,23 @@ export class SessionManager {
       inputs: values,
       callbackUrl: req.callbackUrl ?? "",
     });
+    const offered = req.offer === true && this.ownership !== undefined;
     this.admit(req.tenant, 1);
     try {
-      await this.deps.store.create(session, images);
+      await this.deps.store.create(session, images, { offered });
     } finally {
       this.admit(req.tenant, -1);
+    }
+    this.workflows.recordUse(req.workflowId);
+    if (offered) {
+      // Whichever replica has room claims it (this one included), and tells its events from there.
+      const told = create(SessionEventSchema, {
+        kind: SessionEventKind.STATE,
+        session: clone(SessionSchema, session),
+      });
+      this.commits.afterSync(() => this.events.publish(told));
+      this.ownership?.offered();
+      return { session, existing: false };
     }
     this.live.set(session.id, session);
     const event = create(SessionEventSchema, {
@@ -197,7 +220,6 @@ export class SessionManager {
       session: clone(SessionSchema, session),
     });
     this.commits.afterSync(() => this.events.publish(event));
-    this.workflows.recordUse(req.workflowId);
     this.traces.submitted(session.id);
     this.enqueue(session);
     this.pump();
@@ -235,8 +257,58 @@ export class SessionManager {
     const stored = await this.deps.store.get(id);
     const now = this.live.get(id);
     if (now) return now;
-    if (stored && !isTerminal(stored.state)) this.live.set(id, stored);
+    // Another replica's session is only read here: it runs, changes and tells it there.
+    if (stored && !isTerminal(stored.state) && (this.ownership?.owns(id) ?? true)) this.live.set(id, stored);
     return stored;
+  }
+
+  /**
+   * A session this replica claimed after its owner's lease ran out: queued here, to resume from its stored
+   * steps and checkpoint. Its events are numbered past anything the dead owner may have told without
+   * storing (progress), so that watchers take them as newer.
+   */
+  adopt(session: Session): void {
+    if (this.closed || this.running.has(session.id) || this.live.has(session.id)) return;
+    session.state = SessionState.QUEUED;
+    session.sequence += ADOPTED_SEQUENCE_GAP;
+    this.commit(session, SessionEventKind.STATE, { persist: "durable" });
+    this.enqueue(session);
+    this.pump();
+  }
+
+  /** Another replica owns the session now: stop running or queueing it here, without a word or a write. */
+  abandon(id: string): void {
+    const control = this.running.get(id);
+    if (control) {
+      control.lost = true;
+      control.abort.abort(new Error("another orchestrator replica owns this session now"));
+    }
+    this.dequeue(id);
+    this.live.delete(id);
+  }
+
+  /** How many more sessions this replica could start now (what it may claim from others). */
+  room(): number {
+    if (this.closed) return 0;
+    return Math.max(0, this.limits.maxConcurrent - this.running.size - this.queue.size);
+  }
+
+  /**
+   * The session, made this replica's when another replica left it (paused or finished there, or its lease
+   * over); refused while another live replica runs or queues it.
+   */
+  private async ownedHere(session: Session): Promise<Session | undefined> {
+    const id = session.id;
+    if (!this.ownership || this.ownership.owns(id)) return session;
+    let taking = this.taking.get(id);
+    if (!taking) {
+      taking = this.ownership.take(id).finally(() => this.taking.delete(id));
+      this.taking.set(id, taking);
+    }
+    if (!(await taking)) return undefined;
+    const taken = this.live.get(id) ?? (await this.deps.store.get(id)) ?? session;
+    if (!isTerminal(taken.state)) this.live.set(id, this.live.get(id) ?? taken);
+    return this.live.get(id) ?? taken;
   }
 
   /** Snapshot, then events until the session ends (or pauses, when `untilPaused`), or the signal aborts. */
@@ -257,7 +329,14 @@ export class SessionManager {
 
   async control(id: string, tenant: string, action: SessionAction): Promise<Session> {
     // While shutting down nothing changes: running sessions are left for the next start to resume.
-    const session = await this.get(id, tenant);
+    const found = await this.get(id, tenant);
+    const session = await this.ownedHere(found);
+    if (!session && this.ownership) {
+      // Queued or running on another live replica: the command goes there, and the answer is its outcome.
+      await this.ownership.forward(id, tenant, action);
+      return (await this.deps.store.get(id)) ?? found;
+    }
+    if (!session) throw new UnavailableError("the session's replica is not known; try again in a moment");
     if (this.closed)
       throw new UnavailableError("the orchestrator is shutting down, try again once it is back");
     const control = this.running.get(id);
@@ -428,7 +507,7 @@ export class SessionManager {
     this.commit(session, SessionEventKind.STATE, { persist: "cached" });
     try {
       // The version it was submitted with, even after an update (0: a session from before versions).
-      const workflow = this.workflows.get(session.workflowId, session.workflowVersion);
+      const workflow = await this.workflows.resolve(session.workflowId, session.workflowVersion);
       const outcome = await this.traces.run(session.id, session.workflowId, () =>
         runSession(session, workflow, control, {
           ...this.deps,
@@ -439,6 +518,14 @@ export class SessionManager {
       else if (outcome === "paused") session.state = SessionState.PAUSED;
       else markFinished(session, SessionState.CANCELLED);
     } catch (err) {
+      if (control.lost || err instanceof FencedError) {
+        // Adopted by another replica (this one was cut off or frozen past its lease): it carries on there.
+        this.logger.warn({ sessionId: id, err: String(err) }, "session taken over by another replica");
+        this.stopRunning(session);
+        this.live.delete(id);
+        this.pump();
+        return;
+      }
       if (this.closed && !control.cancelRequested) {
         // Shutting down: leave it RUNNING in the database; recover() resumes it.
         this.stopRunning(session);
@@ -452,7 +539,13 @@ export class SessionManager {
       }
     }
     this.stopRunning(session);
+    if (control.lost) {
+      this.live.delete(id);
+      this.pump();
+      return;
+    }
     this.commit(session, SessionEventKind.STATE, { persist: "durable" });
     this.pump();
+    this.ownership?.freed();
   }
 }

@@ -48,6 +48,8 @@ export interface RunControl {
   cancelRequested: boolean;
   /** Inference replica generating for it now. */
   replica: string | undefined;
+  /** Another orchestrator replica owns the session now: this one stops without a word or a write. */
+  lost?: boolean;
 }
 
 /**

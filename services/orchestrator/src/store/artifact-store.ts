@@ -18,7 +18,6 @@ import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 import { type Artifact, ArtifactSchema } from "@dmesh/contracts/dmesh/processing/v1/artifact_pb.js";
-import type { Db } from "./database.js";
 
 const writeFileInPool = promisify(writeFile);
 const fdatasyncInPool = promisify(fdatasync);
@@ -36,33 +35,43 @@ export interface ArtifactMeta {
 }
 
 /**
+ * An artifact's row: the index of which session made which image, in the orchestrator database (SQLite or
+ * PostgreSQL). The bytes are files beside it (ArtifactStore).
+ */
+export interface ArtifactIndex {
+  /** How many rows, of any session and tenant, reference these bytes. */
+  refs(id: string): Promise<number>;
+  /** The bytes a session's image index references now. */
+  idAt(sessionId: string, imageIndex: number): Promise<string | undefined>;
+  /** Adds the row, or replaces the one of the same session and image index. */
+  put(row: {
+    id: string;
+    tenant: string;
+    sessionId: string;
+    imageIndex: number;
+    data: Uint8Array;
+  }): Promise<void>;
+  byId(id: string, tenant: string): Promise<Uint8Array | undefined>;
+  bySession(sessionId: string, tenant: string): Promise<Uint8Array[]>;
+  idsOfSession(sessionId: string): Promise<string[]>;
+  /** Deletes the tenant's rows of these bytes; answers the sessions they were in. */
+  removeOfTenant(id: string, tenant: string): Promise<string[]>;
+}
+
+/**
  * Images as content-addressed files (`<dir>/<sha256[0:2]>/<sha256>`) plus an index row per session and image.
  * The same bytes are stored once however many sessions made them; a file goes when its last row goes.
  */
 export class ArtifactStore {
-  private readonly stmts;
   private readonly putting = new Map<string, number>();
   /** Subdirectories known to exist. */
   private readonly dirs = new Set<string>();
 
   constructor(
-    db: Db,
+    private readonly rows: ArtifactIndex,
     private readonly dir: string,
   ) {
     mkdirSync(dir, { recursive: true });
-    this.stmts = {
-      insert: db.prepare(
-        "INSERT OR REPLACE INTO artifacts (id, tenant, session_id, image_index, created_at, data) VALUES (?, ?, ?, ?, ?, ?)",
-      ),
-      byId: db.prepare("SELECT data FROM artifacts WHERE id = ? AND tenant = ? LIMIT 1"),
-      bySession: db.prepare(
-        "SELECT data FROM artifacts WHERE session_id = ? AND tenant = ? ORDER BY image_index",
-      ),
-      refs: db.prepare("SELECT COUNT(*) AS n FROM artifacts WHERE id = ?"),
-      idsOfSession: db.prepare("SELECT DISTINCT id FROM artifacts WHERE session_id = ?"),
-      idAt: db.prepare("SELECT id FROM artifacts WHERE session_id = ? AND image_index = ?"),
-      removeOfTenant: db.prepare("DELETE FROM artifacts WHERE id = ? AND tenant = ? RETURNING session_id"),
-    };
   }
 
   /**
@@ -75,7 +84,7 @@ export class ArtifactStore {
     // with the same bytes does not remove the file under this one.
     this.putting.set(id, (this.putting.get(id) ?? 0) + 1);
     try {
-      const { n } = this.stmts.refs.get(id) as { n: number };
+      const n = await this.rows.refs(id);
       if (n === 0 || !existsSync(this.pathOf(id))) await this.writeDurably(id, bytes);
       return await this.index(id, bytes.length, meta);
     } finally {
@@ -123,30 +132,27 @@ export class ArtifactStore {
       createdAt: timestampNow(),
     });
     // A restarted session replaces its image: the bytes it had go when nothing else references them.
-    const replaced = (this.stmts.idAt.get(meta.sessionId, meta.imageIndex) as { id: string } | undefined)?.id;
-    this.stmts.insert.run(
+    const replaced = await this.rows.idAt(meta.sessionId, meta.imageIndex);
+    await this.rows.put({
       id,
       tenant,
-      artifact.sessionId,
-      artifact.imageIndex,
-      Date.now(),
-      toBinary(ArtifactSchema, artifact),
-    );
+      sessionId: artifact.sessionId,
+      imageIndex: artifact.imageIndex,
+      data: toBinary(ArtifactSchema, artifact),
+    });
     if (replaced && replaced !== id) await this.removeUnreferenced([replaced]);
     return artifact;
   }
 
   /** The tenant's reference to these bytes; another tenant's answers as a missing one. */
   async get(id: string, tenant: string): Promise<Artifact | undefined> {
-    const row = this.stmts.byId.get(id, tenant) as { data: Buffer } | undefined;
-    return row ? fromBinary(ArtifactSchema, row.data) : undefined;
+    const data = await this.rows.byId(id, tenant);
+    return data ? fromBinary(ArtifactSchema, data) : undefined;
   }
 
   /** The tenant's artifacts of a session (none for another tenant's session, as for a missing one). */
   async listBySession(sessionId: string, tenant: string): Promise<Artifact[]> {
-    return (this.stmts.bySession.all(sessionId, tenant) as { data: Buffer }[]).map((r) =>
-      fromBinary(ArtifactSchema, r.data),
-    );
+    return (await this.rows.bySession(sessionId, tenant)).map((data) => fromBinary(ArtifactSchema, data));
   }
 
   open(id: string, chunkBytes: number): AsyncIterable<Buffer> {
@@ -168,8 +174,7 @@ export class ArtifactStore {
   async removeUnreferenced(ids: string[]): Promise<number> {
     let freed = 0;
     for (const id of ids) {
-      const { n } = this.stmts.refs.get(id) as { n: number };
-      if (n > 0 || this.putting.has(id)) continue;
+      if (this.putting.has(id) || (await this.rows.refs(id)) > 0) continue;
       const path = this.pathOf(id);
       if (!existsSync(path)) continue;
       freed += statSync(path).size;
@@ -184,11 +189,10 @@ export class ArtifactStore {
    * left for `removeUnreferenced`, once the deletion is on disk.
    */
   async removeReferences(id: string, tenant: string): Promise<string[]> {
-    const rows = this.stmts.removeOfTenant.all(id, tenant) as { session_id: string }[];
-    return [...new Set(rows.map((r) => r.session_id))];
+    return [...new Set(await this.rows.removeOfTenant(id, tenant))];
   }
 
   async idsOfSession(sessionId: string): Promise<string[]> {
-    return (this.stmts.idsOfSession.all(sessionId) as { id: string }[]).map((r) => r.id);
+    return this.rows.idsOfSession(sessionId);
   }
 }

@@ -1,71 +1,21 @@
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
 import { type Batch, BatchSchema } from "@dmesh/contracts/dmesh/processing/v1/batch_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
-import type { Db } from "./database.js";
 
-/** Batches as rows; promises as the session store's, writes applied in call order. */
-export class BatchStore {
-  private readonly stmts;
-
-  constructor(db: Db) {
-    this.stmts = {
-      insert: db.prepare(
-        "INSERT INTO batches (id, tenant, request_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
-      ),
-      update: db.prepare("UPDATE batches SET data = ? WHERE id = ?"),
-      get: db.prepare("SELECT tenant, data FROM batches WHERE id = ?"),
-      byRequest: db.prepare("SELECT tenant, data FROM batches WHERE tenant = ? AND request_id = ?"),
-      list: db.prepare("SELECT tenant, data FROM batches WHERE id > ? ORDER BY id LIMIT ?"),
-      listOf: db.prepare("SELECT tenant, data FROM batches WHERE tenant = ? AND id > ? ORDER BY id LIMIT ?"),
-      delete: db.prepare("DELETE FROM batches WHERE id = ?"),
-    };
-  }
-
-  async create(batch: Batch): Promise<void> {
-    batch.tenant ||= DEFAULT_TENANT;
-    this.stmts.insert.run(
-      batch.id,
-      batch.tenant,
-      batch.requestId || null,
-      Date.now(),
-      toBinary(BatchSchema, batch),
-    );
-  }
-
-  async save(batch: Batch): Promise<void> {
-    this.stmts.update.run(toBinary(BatchSchema, batch), batch.id);
-  }
-
+/** Batches as rows (SQLite or PostgreSQL); promises as the session store's, a batch's writes in call order. */
+export interface BatchStore {
+  create(batch: Batch): Promise<void>;
+  save(batch: Batch): Promise<void>;
   /** Any tenant's batch: its owner is checked by whoever answers a caller. */
-  async get(id: string): Promise<Batch | undefined> {
-    return batchOf(this.stmts.get.get(id) as Row | undefined);
-  }
-
+  get(id: string): Promise<Batch | undefined>;
   /** The tenant's batch made for this request id: request ids are unique per tenant. */
-  async getByRequestId(tenant: string, requestId: string): Promise<Batch | undefined> {
-    return batchOf(this.stmts.byRequest.get(tenant, requestId) as Row | undefined);
-  }
-
+  getByRequestId(tenant: string, requestId: string): Promise<Batch | undefined>;
   /** One tenant's batches by id, after `after`; every tenant's with `tenant` undefined (recovery). */
-  async list(tenant: string | undefined, after: string, limit: number): Promise<Batch[]> {
-    const rows = (
-      tenant === undefined ? this.stmts.list.all(after, limit) : this.stmts.listOf.all(tenant, after, limit)
-    ) as Row[];
-    return rows.map((r) => batchOf(r) as Batch);
-  }
-
-  async delete(id: string): Promise<boolean> {
-    return this.stmts.delete.run(id).changes > 0;
-  }
-}
-
-interface Row {
-  tenant: string;
-  data: Buffer;
+  list(tenant: string | undefined, after: string, limit: number): Promise<Batch[]>;
+  delete(id: string): Promise<boolean>;
 }
 
 /** A stored batch; its owner is the row's (batches stored before tenants existed lack it in `data`). */
-function batchOf(row: Row | undefined): Batch | undefined {
+export function batchOf(row: { tenant: string; data: Uint8Array } | undefined): Batch | undefined {
   if (!row) return undefined;
   const batch = fromBinary(BatchSchema, row.data);
   batch.tenant = row.tenant;

@@ -5,7 +5,10 @@ import Database from "better-sqlite3";
 
 export type Db = Database.Database;
 
-/** Ordered schema changes; a database records how many it has applied and gets the rest on open. */
+/**
+ * Ordered schema changes, numbered from 1 (PostgreSQL's, in postgres/pg-migrations.ts, carry the same
+ * numbers); a database records those applied in schema_migrations and gets the rest on open.
+ */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE sessions (
      id TEXT PRIMARY KEY,
@@ -116,6 +119,21 @@ export const MIGRATIONS: readonly string[] = [
      next_at INTEGER NOT NULL,
      last_error TEXT NOT NULL DEFAULT ''
    );`,
+  // Replicas on a server database own sessions under a lease; the columns exist here too (one replica, always
+  // the owner) so that version 5 is the same schema in both.
+  `ALTER TABLE sessions ADD COLUMN owner TEXT;
+   ALTER TABLE sessions ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX sessions_owner ON sessions(owner);
+   CREATE TABLE replicas (
+     id TEXT PRIMARY KEY,
+     started_at INTEGER NOT NULL,
+     lease_until INTEGER NOT NULL
+   );`,
+  // The replica feeding each running batch (one feeder at a time on a server database; unused here).
+  `CREATE TABLE batch_feeders (
+     batch_id TEXT PRIMARY KEY REFERENCES batches(id) ON DELETE CASCADE,
+     replica TEXT NOT NULL
+   );`,
 ];
 
 /**
@@ -140,7 +158,13 @@ export function openDatabase(path: string): Db {
  * before the migration commits.
  */
 function migrate(db: Db): void {
+  // Databases from before schema_migrations recorded their version in user_version only.
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+  );
   const applied = db.pragma("user_version", { simple: true }) as number;
+  const record = db.prepare("INSERT OR IGNORE INTO schema_migrations (version, applied_at) VALUES (?, ?)");
+  for (let v = 1; v <= applied; v++) record.run(v, Date.now());
   if (applied >= MIGRATIONS.length) return;
   db.pragma("foreign_keys = OFF");
   try {
@@ -149,6 +173,7 @@ function migrate(db: Db): void {
         db.exec(MIGRATIONS[i] ?? "");
         const broken = db.pragma("foreign_key_check") as unknown[];
         if (broken.length > 0) throw new Error(`migration ${i + 1} left ${broken.length} broken references`);
+        record.run(i + 1, Date.now());
         db.pragma(`user_version = ${i + 1}`);
       })();
     }

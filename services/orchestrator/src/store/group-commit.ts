@@ -35,11 +35,15 @@ export class GroupCommit {
   /** Writes made and not yet applied: a sync covers them only once they are. */
   private readonly writes = new Set<Promise<unknown>>();
 
+  /**
+   * `db` undefined: a server database (PostgreSQL), whose writes are on its disk when they are answered;
+   * then a sync only waits for the writes made before it.
+   */
   constructor(
-    private readonly db: Db,
+    private readonly db: Db | undefined,
     private readonly logger: Logger,
   ) {
-    this.wal = db.memory ? undefined : `${db.name}-wal`;
+    this.wal = !db || db.memory ? undefined : `${db.name}-wal`;
   }
 
   /**
@@ -137,6 +141,7 @@ export class GroupCommit {
    * left in a WAL.
    */
   private walFile(): number | undefined {
+    if (!this.db) return undefined;
     if (this.walFd === undefined && this.wal && this.db.open) {
       this.walFd = openSync(this.wal, "r");
       syncDirectory(dirname(this.wal));

@@ -1,202 +1,67 @@
-import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import {
-  type DenoiseCheckpoint,
-  DenoiseCheckpointSchema,
-} from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
-import { type ImageInput, ImageInputSchema } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
+import { create, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import type { DenoiseCheckpoint } from "@dmesh/contracts/dmesh/inference/v1/inference_pb.js";
+import type { ImageInput } from "@dmesh/contracts/dmesh/processing/v1/processing_pb.js";
 import {
   type Session,
   SessionSchema,
   SessionState,
 } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
-import { DEFAULT_TENANT } from "@dmesh/runtime/tenants";
-import type { Db } from "./database.js";
+
+/** Which sessions `list` answers: one tenant's (every tenant's when undefined), by id after `after`. */
+export interface SessionFilter {
+  tenant: string | undefined;
+  states: SessionState[];
+  batchId: string;
+  limit: number;
+  after: string;
+}
 
 /**
- * Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database.
- * Every method answers a promise (a server database answers over the network); a write is applied in call
- * order, with the values the arguments held at the call (here, SQLite, before the call returns).
+ * Sessions, their input images and their denoising checkpoints, as rows of the orchestrator database
+ * (SQLite embedded, PostgreSQL on a server). Every method answers a promise; writes of one session are
+ * applied in call order, with the values the arguments held at the call, and a read of a session sees the
+ * writes of it called before.
  */
-export class SessionStore {
-  private readonly stmts;
-
-  constructor(private readonly db: Db) {
-    this.stmts = {
-      insert: db.prepare(
-        "INSERT INTO sessions (id, tenant, state, request_id, batch_id, priority, created_at, updated_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      ),
-      update: db.prepare("UPDATE sessions SET state = ?, updated_at = ?, data = ? WHERE id = ?"),
-      get: db.prepare("SELECT tenant, data FROM sessions WHERE id = ?"),
-      byRequest: db.prepare("SELECT tenant, data FROM sessions WHERE tenant = ? AND request_id = ?"),
-      byState: db.prepare(
-        "SELECT tenant, data FROM sessions WHERE state = ? ORDER BY priority DESC, created_at, id",
-      ),
-      delete: db.prepare("DELETE FROM sessions WHERE id = ?"),
-      putInput: db.prepare("INSERT OR REPLACE INTO session_inputs (session_id, name, data) VALUES (?, ?, ?)"),
-      inputs: db.prepare("SELECT name, data FROM session_inputs WHERE session_id = ?"),
-      putCheckpoint: db.prepare(
-        "INSERT OR REPLACE INTO checkpoints (session_id, step, data) VALUES (?, ?, ?)",
-      ),
-      checkpoint: db.prepare("SELECT data FROM checkpoints WHERE session_id = ?"),
-      dropCheckpoint: db.prepare("DELETE FROM checkpoints WHERE session_id = ?"),
-      finishedBefore: db.prepare(
-        "SELECT id, tenant FROM sessions WHERE state IN (4, 5, 6) AND updated_at < ?",
-      ),
-      counts: db.prepare("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state"),
-      countsByTenant: db.prepare(
-        "SELECT state, tenant, COUNT(*) AS count FROM sessions GROUP BY state, tenant",
-      ),
-    };
-  }
-
-  /** Inserts the session with its inputs in one transaction: it exists whole or not at all. */
-  async create(session: Session, inputs: Record<string, ImageInput>): Promise<void> {
-    session.tenant ||= DEFAULT_TENANT;
-    this.db.transaction(() => {
-      const now = Date.now();
-      this.stmts.insert.run(
-        session.id,
-        session.tenant,
-        session.state,
-        session.requestId || null,
-        session.batchId || null,
-        session.priority,
-        now,
-        now,
-        toBinary(SessionSchema, session),
-      );
-      for (const [name, input] of Object.entries(inputs)) {
-        this.stmts.putInput.run(session.id, name, toBinary(ImageInputSchema, input));
-      }
-    })();
-  }
-
-  async save(session: Session): Promise<void> {
-    this.saveNow(session);
-  }
-
-  private saveNow(session: Session): void {
-    this.stmts.update.run(session.state, Date.now(), toBinary(SessionSchema, session), session.id);
-  }
-
+export interface SessionStore {
+  /**
+   * Inserts the session with its inputs in one transaction: it exists whole or not at all. `offered`: no
+   * replica owns it yet, whichever has room claims it (several replicas on one database; else ignored).
+   */
+  create(
+    session: Session,
+    inputs: Record<string, ImageInput>,
+    options?: { offered?: boolean },
+  ): Promise<void>;
+  save(session: Session): Promise<void>;
   /** Any tenant's session: its owner is checked by whoever answers a caller. */
-  async get(id: string): Promise<Session | undefined> {
-    return sessionOf(this.stmts.get.get(id) as Row | undefined);
-  }
-
+  get(id: string): Promise<Session | undefined>;
   /** The tenant's session made for this request id: request ids are unique per tenant. */
-  async getByRequestId(tenant: string, requestId: string): Promise<Session | undefined> {
-    return sessionOf(this.stmts.byRequest.get(tenant, requestId) as Row | undefined);
-  }
-
-  async listByState(state: SessionState): Promise<Session[]> {
-    return (this.stmts.byState.all(state) as Row[]).map((r) => sessionOf(r) as Session);
-  }
-
-  /** One tenant's sessions by id, after `after`; all tenants' with `tenant` undefined (recovery, batches). */
-  async list(filter: {
-    tenant: string | undefined;
-    states: SessionState[];
-    batchId: string;
-    limit: number;
-    after: string;
-  }): Promise<Session[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (filter.tenant !== undefined) {
-      where.push("tenant = ?");
-      args.push(filter.tenant);
-    }
-    if (filter.states.length > 0) {
-      where.push(`state IN (${filter.states.map(() => "?").join(",")})`);
-      args.push(...filter.states);
-    }
-    if (filter.batchId) {
-      where.push("batch_id = ?");
-      args.push(filter.batchId);
-    }
-    if (filter.after) {
-      where.push("id > ?");
-      args.push(filter.after);
-    }
-    const sql = `SELECT tenant, data FROM sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`;
-    args.push(filter.limit);
-    return (this.db.prepare(sql).all(...args) as Row[]).map((r) => sessionOf(r) as Session);
-  }
-
+  getByRequestId(tenant: string, requestId: string): Promise<Session | undefined>;
+  /** By priority (higher first), then age. */
+  listByState(state: SessionState): Promise<Session[]>;
+  list(filter: SessionFilter): Promise<Session[]>;
   /** Adds or replaces named inputs (also a step's stored outputs) of an existing session. */
-  async putInputs(id: string, inputs: Record<string, ImageInput>): Promise<void> {
-    this.db.transaction(() => {
-      for (const [name, input] of Object.entries(inputs)) {
-        this.stmts.putInput.run(id, name, toBinary(ImageInputSchema, input));
-      }
-    })();
-  }
-
+  putInputs(id: string, inputs: Record<string, ImageInput>): Promise<void>;
   /** Forgets stored step outputs and the checkpoint: a restart begins from nothing but the request. */
-  async resetProgress(id: string): Promise<void> {
-    this.db.transaction(() => {
-      this.db.prepare("DELETE FROM session_inputs WHERE session_id = ? AND name LIKE 'step.%'").run(id);
-      this.stmts.dropCheckpoint.run(id);
-    })();
-  }
-
-  async inputs(id: string): Promise<Record<string, ImageInput>> {
-    const out: Record<string, ImageInput> = {};
-    for (const row of this.stmts.inputs.all(id) as { name: string; data: Buffer }[]) {
-      out[row.name] = fromBinary(ImageInputSchema, row.data);
-    }
-    return out;
-  }
-
+  resetProgress(id: string): Promise<void>;
+  inputs(id: string): Promise<Record<string, ImageInput>>;
   /** Stores the session's state and its newest checkpoint together, so they never disagree after a crash. */
-  async saveWithCheckpoint(session: Session, checkpoint: DenoiseCheckpoint): Promise<void> {
-    this.db.transaction(() => {
-      this.stmts.putCheckpoint.run(
-        session.id,
-        checkpoint.step,
-        toBinary(DenoiseCheckpointSchema, checkpoint),
-      );
-      this.saveNow(session);
-    })();
-  }
-
-  async checkpoint(id: string): Promise<DenoiseCheckpoint | undefined> {
-    const row = this.stmts.checkpoint.get(id) as { data: Buffer } | undefined;
-    return row ? fromBinary(DenoiseCheckpointSchema, row.data) : undefined;
-  }
-
-  async dropCheckpoint(id: string): Promise<void> {
-    this.stmts.dropCheckpoint.run(id);
-  }
-
-  async delete(id: string): Promise<boolean> {
-    return this.stmts.delete.run(id).changes > 0;
-  }
-
-  /** Finished sessions last changed before `time`, every tenant's. */
-  async finishedBefore(time: number): Promise<{ id: string; tenant: string }[]> {
-    return this.stmts.finishedBefore.all(time) as { id: string; tenant: string }[];
-  }
-
-  async counts(): Promise<Map<SessionState, number>> {
-    const rows = this.stmts.counts.all() as { state: SessionState; n: number }[];
-    return new Map(rows.map((r) => [r.state, r.n]));
-  }
-
+  saveWithCheckpoint(session: Session, checkpoint: DenoiseCheckpoint): Promise<void>;
+  checkpoint(id: string): Promise<DenoiseCheckpoint | undefined>;
+  dropCheckpoint(id: string): Promise<void>;
+  delete(id: string): Promise<boolean>;
+  /** Finished sessions last changed before `time` (ms since the epoch), every tenant's. */
+  finishedBefore(time: number): Promise<{ id: string; tenant: string }[]>;
+  counts(): Promise<Map<SessionState, number>>;
   /** Sessions stored, by state and tenant. */
-  async countsByTenant(): Promise<{ state: SessionState; tenant: string; count: number }[]> {
-    return this.stmts.countsByTenant.all() as { state: SessionState; tenant: string; count: number }[];
-  }
+  countsByTenant(): Promise<{ state: SessionState; tenant: string; count: number }[]>;
 }
 
-interface Row {
-  tenant: string;
-  data: Buffer;
-}
+/** States a session no longer changes from on its own (a finished one). */
+export const FINISHED_STATES = [SessionState.COMPLETED, SessionState.FAILED, SessionState.CANCELLED];
 
 /** A stored session; its owner is the row's (sessions stored before tenants existed lack it in `data`). */
-function sessionOf(row: Row | undefined): Session | undefined {
+export function sessionOf(row: { tenant: string; data: Uint8Array } | undefined): Session | undefined {
   if (!row) return undefined;
   const session = fromBinary(SessionSchema, row.data);
   session.tenant = row.tenant;

@@ -1,31 +1,9 @@
-import type { Db } from "./database.js";
-
 /** Measured step durations, by an estimate key (see workflows/duration-estimate.ts); newest kept per key. */
-export class StepTimingStore {
-  private readonly stmts;
-
-  constructor(
-    db: Db,
-    /** Measurements kept per key: an estimate follows the mesh as it is now. */
-    private readonly keep = 20,
-  ) {
-    this.stmts = {
-      insert: db.prepare("INSERT INTO step_timings (key, recorded_at, seconds) VALUES (?, ?, ?)"),
-      trim: db.prepare(
-        "DELETE FROM step_timings WHERE key = ? AND rowid NOT IN (SELECT rowid FROM step_timings WHERE key = ? ORDER BY recorded_at DESC, rowid DESC LIMIT ?)",
-      ),
-      average: db.prepare("SELECT AVG(seconds) AS seconds, COUNT(*) AS n FROM step_timings WHERE key = ?"),
-    };
-  }
-
-  async record(key: string, seconds: number): Promise<void> {
-    this.stmts.insert.run(key, Date.now(), seconds);
-    this.stmts.trim.run(key, key, this.keep);
-  }
-
+export interface StepTimingStore {
+  record(key: string, seconds: number): Promise<void>;
   /** The mean of the kept measurements, undefined when there is none. */
-  async average(key: string): Promise<number | undefined> {
-    const row = this.stmts.average.get(key) as { seconds: number | null; n: number };
-    return row.n > 0 && row.seconds !== null ? row.seconds : undefined;
-  }
+  average(key: string): Promise<number | undefined>;
 }
+
+/** Measurements kept per key: an estimate follows the mesh as it is now. */
+export const STEP_TIMINGS_KEPT = 20;

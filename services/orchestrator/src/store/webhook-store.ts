@@ -1,5 +1,3 @@
-import type { Db } from "./database.js";
-
 export interface PendingDelivery {
   readonly id: string;
   readonly tenant: string;
@@ -13,50 +11,33 @@ export interface PendingDelivery {
 }
 
 /** Webhook deliveries not yet made: stored before the first attempt, so that a restart loses none. */
-export class WebhookStore {
-  private readonly stmts;
-
-  constructor(db: Db) {
-    this.stmts = {
-      insert: db.prepare(
-        "INSERT OR IGNORE INTO webhook_deliveries (id, tenant, url, body, next_at) VALUES (?, ?, ?, ?, ?)",
-      ),
-      pending: db.prepare(
-        "SELECT id, tenant, url, body, attempts, next_at AS nextAt FROM webhook_deliveries ORDER BY next_at LIMIT ?",
-      ),
-      retry: db.prepare(
-        "UPDATE webhook_deliveries SET attempts = ?, next_at = ?, last_error = ? WHERE id = ?",
-      ),
-      remove: db.prepare("DELETE FROM webhook_deliveries WHERE id = ?"),
-    };
-  }
-
+export interface WebhookStore {
   /** Adds a delivery once: its id names what ended, so a second add of the same end is ignored. */
-  async add(delivery: Omit<PendingDelivery, "attempts">): Promise<void> {
-    // The event travels inside the stored body's envelope: {event, body}.
-    this.stmts.insert.run(
-      delivery.id,
-      delivery.tenant,
-      delivery.url,
-      JSON.stringify({ event: delivery.event, body: delivery.body }),
-      delivery.nextAt,
-    );
-  }
-
+  add(delivery: Omit<PendingDelivery, "attempts">): Promise<void>;
   /** The earliest deliveries, due or not. */
-  async pending(limit = 100): Promise<PendingDelivery[]> {
-    const rows = this.stmts.pending.all(limit) as (Omit<PendingDelivery, "event"> & { body: string })[];
-    return rows.map((r) => {
-      const { event, body } = JSON.parse(r.body) as { event: string; body: string };
-      return { ...r, event, body };
-    });
-  }
+  pending(limit?: number): Promise<PendingDelivery[]>;
+  /**
+   * Takes a delivery for one attempt: true when its next attempt was still at `seenNextAt` (no other
+   * orchestrator replica on the same database took it meanwhile). It is then not due again before `until`,
+   * so that a replica dying mid-POST leaves it to another.
+   */
+  claim(id: string, seenNextAt: number, until: number): Promise<boolean>;
+  retryLater(id: string, attempts: number, nextAt: number, error: string): Promise<void>;
+  remove(id: string): Promise<void>;
+}
 
-  async retryLater(id: string, attempts: number, nextAt: number, error: string): Promise<void> {
-    this.stmts.retry.run(attempts, nextAt, error.slice(0, 500), id);
-  }
+/** The stored body: the event travels inside its envelope, {event, body}. */
+export function deliveryBody(delivery: { event: string; body: string }): string {
+  return JSON.stringify({ event: delivery.event, body: delivery.body });
+}
 
-  async remove(id: string): Promise<void> {
-    this.stmts.remove.run(id);
-  }
+/** A stored row back as a delivery. */
+export function deliveryOf(row: Omit<PendingDelivery, "event">): PendingDelivery {
+  const { event, body } = JSON.parse(row.body) as { event: string; body: string };
+  return { ...row, event, body };
+}
+
+/** A failure's message as stored: bounded. */
+export function storedError(error: string): string {
+  return error.slice(0, 500);
 }

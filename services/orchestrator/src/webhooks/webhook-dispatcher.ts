@@ -14,6 +14,8 @@ export interface DeliveryOptions {
 }
 
 const CONCURRENT_POSTS = 8;
+// A claimed delivery is due again this long after its POST's deadline, should the claimer die meanwhile.
+const CLAIM_MARGIN_MS = 5_000;
 
 /**
  * Delivers webhooks: each delivery is stored before its first POST and removed once a receiver answers 2xx
@@ -99,6 +101,9 @@ export class WebhookDispatcher {
     this.inFlight.add(d.id);
     const attempt = d.attempts + 1;
     try {
+      // Another orchestrator replica on the same database sees it pending too: one claim wins.
+      const until = Date.now() + this.options.timeoutMs + CLAIM_MARGIN_MS;
+      if (!(await this.store.claim(d.id, d.nextAt, until))) return;
       const response = await fetch(d.url, {
         method: "POST",
         body: d.body,

@@ -33,12 +33,16 @@ export class WorkflowCatalog {
     }
   }
 
-  /** Reads the stored workflows and usage counts. */
+  /** Reads the stored workflows and usage counts; again, adds only the versions not known yet. */
   async load(): Promise<void> {
     if (!this.store) return;
     for (const row of await this.store.all()) {
       if (this.histories.get(row.definition.id)?.versions[0]?.builtin) continue;
       const history = this.historyOf(row.definition.id);
+      if (history.versions.some((v) => v.version === row.version)) {
+        history.deleted = row.deleted;
+        continue;
+      }
       history.versions.push({
         definition: row.definition,
         version: row.version,
@@ -67,6 +71,20 @@ export class WorkflowCatalog {
           .join(", ")})`,
       );
     return entry;
+  }
+
+  /**
+   * `get`, reading the store again on a miss: another orchestrator replica on the same database may have made
+   * the workflow or version (a batch item it offered runs the batch's version here).
+   */
+  async resolve(id: string, version = 0): Promise<CatalogEntry> {
+    try {
+      return this.get(id, version);
+    } catch (err) {
+      if (!(err instanceof NotFoundError) || !this.store) throw err;
+      await this.load();
+      return this.get(id, version);
+    }
   }
 
   /** The newest version of every workflow not deleted, built-ins first. */
