@@ -252,14 +252,18 @@ describe.skipIf(unavailable !== undefined)(
       await eventually(() => (completed >= 2 ? true : undefined), 60_000, "two items completed");
       await mesh.orchestrator.kill("SIGKILL");
       await feeding;
-      let last: import("@dmesh/contracts/dmesh/processing/v1/batch_pb.js").Batch | undefined;
-      for await (const res of b.clients.processing.executeBatch({ batchId }, { timeoutMs: 90_000 }))
-        last = res.event?.batch ?? last;
-      expect(last?.completed).toBe(12);
-      const items = (await b.clients.processing.listSessions({ batchId, pageSize: 100 })).sessions;
-      expect(items).toHaveLength(12);
-      expect(new Set(items.map((s) => s.spec?.params?.seed)).size).toBe(12);
-      await mesh.startOrchestrator();
+      try {
+        let last: import("@dmesh/contracts/dmesh/processing/v1/batch_pb.js").Batch | undefined;
+        for await (const res of b.clients.processing.executeBatch({ batchId }, { timeoutMs: 90_000 }))
+          last = res.event?.batch ?? last;
+        expect(last?.completed).toBe(12);
+        const items = (await b.clients.processing.listSessions({ batchId, pageSize: 100 })).sessions;
+        expect(items).toHaveLength(12);
+        expect(new Set(items.map((s) => s.spec?.params?.seed)).size).toBe(12);
+      } finally {
+        // The next tests need both replicas, whatever this one found.
+        await mesh.startOrchestrator();
+      }
     });
 
     it("after a kill -9 of the owner mid-session, the other replica adopts it within the lease and completes it to the same bytes", async () => {

@@ -311,17 +311,22 @@ export class BatchManager {
   }
 
   /**
-   * Items take the state of their sessions; an item without one adopts an unfinished session of this batch
-   * made for its index (submitted just before a crash, its batch save lost) instead of getting a second one.
+   * Items take the state of their sessions; an item without one adopts a session of this batch made for its
+   * index (submitted just before a crash, its batch save lost) instead of getting a second one: an unfinished
+   * one, else a completed one (another replica may have run it to the end meanwhile). A failed or cancelled
+   * one is what a retry leaves behind, and is not adopted.
    */
   private async reconcile(batch: Batch): Promise<void> {
     const claimed = new Set(batch.items.map((i) => i.sessionId).filter(Boolean));
     const orphans = new Map<number, string>();
+    const completed = new Map<number, string>();
     for (const session of await this.sessions.list(batch.tenant, [], batch.id, MAX_BATCH_ITEMS * 10, "")) {
       const index = itemIndexOf(batch.id, session.requestId);
-      if (index !== undefined && !claimed.has(session.id) && !isTerminal(session.state))
-        orphans.set(index, session.id);
+      if (index === undefined || claimed.has(session.id)) continue;
+      if (!isTerminal(session.state)) orphans.set(index, session.id);
+      else if (session.state === SessionState.COMPLETED) completed.set(index, session.id);
     }
+    for (const [index, id] of completed) if (!orphans.has(index)) orphans.set(index, id);
     for (const item of batch.items) {
       item.sessionId ||= orphans.get(item.index) ?? "";
       if (!item.sessionId) continue;
