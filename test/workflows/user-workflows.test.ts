@@ -5,7 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SessionState } from "@dmesh/contracts/dmesh/processing/v1/session_pb.js";
 import type { WorkflowSchema } from "@dmesh/contracts/dmesh/processing/v1/workflow_pb.js";
-import { writeTinySafetyClassifier, writeTinyUpscaler } from "@dmesh/tiny-model";
+import { ensureTinyModel, writeTinySafetyClassifier, writeTinyUpscaler } from "@dmesh/tiny-model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { artifactBytes, collect, tinySpec, waitFinished } from "../faults/support/sessions.js";
 import { TestMesh } from "../faults/support/test-mesh.js";
@@ -61,6 +61,7 @@ beforeAll(async () => {
       SAFETY_THRESHOLD: "0",
     },
   });
+  await ensureTinyModel(join(mesh.modelsDir, "tiny-sdxl-refiner"), { kind: "sdxl-refiner", seed: 7 });
 }, 120_000);
 afterAll(async () => {
   await mesh?.stop();
@@ -89,7 +90,50 @@ async function submitDetached(workflowId: string, seed: number, steps: number) {
   return first.value?.event?.session;
 }
 
+/** generate → (refine with the tiny refiner) → safety (flag: this mesh rejects every image otherwise) → encode. */
+function refineChain(refine: boolean): WorkflowInit {
+  const source = refine ? "refine" : "generate";
+  return {
+    id: refine ? "refine-chain" : "plain-chain",
+    name: refine ? "Generate, refine, encode" : "Generate, encode",
+    inputs: [{ name: "spec", type: "spec", required: true }],
+    steps: [
+      { id: "generate", kind: "generate", inputs: { spec: "input.spec" } },
+      ...(refine
+        ? [
+            {
+              id: "refine",
+              kind: "refine",
+              inputs: { spec: "input.spec", image: "generate.images" },
+              params: { model: "tiny-sdxl-refiner", strength: 0.5, steps: 4 },
+            },
+          ]
+        : []),
+      { id: "safety", kind: "safety", inputs: { image: `${source}.images` }, params: { policy: "flag" } },
+      { id: "encode", kind: "encode", inputs: { image: "safety.images", spec: "input.spec" } },
+    ],
+  };
+}
+
 describe("a user-defined workflow", () => {
+  it("runs a refine step with the refiner model named in its parameters, over the generated image", async () => {
+    await mesh.clients.processing.createWorkflow({ workflow: refineChain(true) });
+    await mesh.clients.processing.createWorkflow({ workflow: refineChain(false) });
+    const refined = await run("refine-chain", 31);
+    const plain = await run("plain-chain", 31);
+    for (const session of [refined, plain]) {
+      expect(session.error).toBe("");
+      expect(SessionState[session.state]).toBe("COMPLETED");
+      expect(session.artifactIds).toHaveLength(1);
+    }
+    expect(refined.timings.map((t) => t.stepId)).toEqual(["generate", "refine", "safety", "encode"]);
+    const a = await artifactBytes(mesh.clients, refined.artifactIds[0] ?? "");
+    const b = await artifactBytes(mesh.clients, plain.artifactIds[0] ?? "");
+    expect(pngInfo(a).width).toBe(64);
+    // The refiner's img2img pass changed the generated image.
+    expect(a.equals(b)).toBe(false);
+  });
+
   it("chains generate → hires with an SR model → safety → encode through the mesh, and records each in the image", async () => {
     const { workflow } = await mesh.clients.processing.createWorkflow({ workflow: srChain("flag") });
     expect([workflow?.version, workflow?.builtin, workflow?.requiredModels]).toEqual([
