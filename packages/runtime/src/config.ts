@@ -104,12 +104,18 @@ export const parse = {
       if (!values.includes(raw as T)) throw new Error(`must be one of ${values.join(", ")}`);
       return raw as T;
     },
+  /** Comma-separated entries, trimmed, empty ones dropped, each checked (or turned into a value) by `item`. */
+  list:
+    <T>(item: (entry: string) => T) =>
+    (raw: string): T[] =>
+      raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map(item),
   /** Comma-separated host:port addresses (a `dns:///name:port` entry is resolved to every address). */
   addresses: (raw: string): string[] => {
-    const list = raw
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean);
+    const list = parse.list((a) => a)(raw);
     for (const a of list) {
       if (!/^(dns:\/\/\/)?[\w.-]+:\d{1,5}$|^\[[\da-f:]+\]:\d{1,5}$/i.test(a))
         throw new Error(`"${a}" is not host:port`);

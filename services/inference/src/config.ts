@@ -50,10 +50,7 @@ export const inferenceSettings = {
       "onnxruntime provider chain, most preferred first (cuda, tensorrt, dml, coreml, webgpu, cpu); empty = as the device service recommends, else cpu",
     default: [] as string[],
     parse: (raw: string) => {
-      const list = raw
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean);
+      const list = parse.list((p) => p)(raw);
       const known = ["cuda", "tensorrt", "dml", "coreml", "webgpu", "cpu"];
       for (const p of list)
         if (!known.includes(p)) throw new Error(`unknown provider "${p}"; known: ${known.join(", ")}`);

@@ -140,12 +140,7 @@ export const orchestratorSettings = {
     description:
       "comma-separated origins (`https://app.example.com`, or `*`) whose browser pages may call the Connect/gRPC-Web port",
     default: [] as string[],
-    parse: (raw: string) =>
-      raw
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .map(parseOrigin),
+    parse: parse.list(parseOrigin),
   },
   batchWindow: {
     env: "BATCH_WINDOW",
@@ -158,17 +153,12 @@ export const orchestratorSettings = {
     description:
       "comma-separated URL prefixes a session's or batch's callback_url must start with (end each with `/` or a port); empty = webhooks off",
     default: [] as string[],
-    parse: (raw: string) =>
-      raw
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .map((prefix) => {
-          const url = new URL(prefix);
-          if (url.protocol !== "http:" && url.protocol !== "https:")
-            throw new Error(`"${prefix}" is not http(s)`);
-          return prefix;
-        }),
+    parse: parse.list((prefix) => {
+      const url = new URL(prefix);
+      if (url.protocol !== "http:" && url.protocol !== "https:")
+        throw new Error(`"${prefix}" is not http(s)`);
+      return prefix;
+    }),
   },
   webhookSecret: {
     env: "WEBHOOK_SECRET",
