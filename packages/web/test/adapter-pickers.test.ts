@@ -1,10 +1,9 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeTinyEmbedding, writeTinyLora } from "@dmesh/tiny-model";
+import { writeTinyControlNet, writeTinyEmbedding, writeTinyLora } from "@dmesh/tiny-model";
 import type { Page } from "playwright-core";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeControlNetSignature } from "../../../services/inference/test/adapters/support.js";
 import { startTestMesh, type TestMesh } from "../../../test/support/test-mesh.js";
 import { type Chromium, chromiumMissing, launchChromium, poll, SCREENSHOTS } from "./support/chromium.js";
 
@@ -38,7 +37,7 @@ describe.skipIf(missing !== undefined)(
       for (const dir of ["loras", "embeddings"]) mkdirSync(join(mesh.dir, "models", dir));
       await writeTinyLora(join(mesh.dir, "models", "loras", "ink.safetensors"), { layout: "kohya-sdxl" });
       await writeTinyEmbedding(join(mesh.dir, "models", "embeddings", "easy.safetensors"), { kind: "sdxl" });
-      await writeControlNetSignature(join(mesh.dir, "models", "controlnet", "canny-xl"), 2048);
+      await writeTinyControlNet(join(mesh.dir, "models", "controlnet", "canny-xl"), { kind: "sdxl" });
       browser = await launchChromium();
       page = await browser.context.newPage();
     }, 180_000);
